@@ -1,0 +1,29 @@
+"""The `firewall` command: a root Typer app with one sub-app per command group.
+
+Each group lives in its own module and exports `app`; register it here.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="firewall",
+    help="A policy-as-code egress firewall for AI agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    from firewall.cli import policy_cmd
+
+    app.add_typer(policy_cmd.app, name="policy")
+
+
+_register()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,184 @@
+"""What goes into the decision engine and what comes out of it.
+
+Plain frozen data: the proxy builds a `Request`, `decide()` returns a
+`Decision`, the audit log stores the decision's fields as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+
+class Verdict(StrEnum):
+    ALLOW = "allow"
+    BLOCK = "block"
+    APPROVE = "approve"
+
+
+class Mode(StrEnum):
+    ENFORCE = "enforce"
+    REPORT = "report"
+
+
+class Reason(StrEnum):
+    """The fixed reason of every branch of `decide()`; logged and asserted as is."""
+
+    RULE = "rule"  # a rule of the request's host block decided
+    DEFAULT_NO_HOST = "default_no_host"  # no host block names the destination
+    DEFAULT_NO_RULE = "default_no_rule"  # the host block has no rule for the request
+    AMBIGUOUS_PATH = "ambiguous_path"  # the path has no single meaning (encoded '/', '..' above root, ...)
+    INVALID_HOST = "invalid_host"  # the destination is not a well-formed host name or address
+    PLAIN_HTTP_CREDENTIAL = "plain_http_credential"  # plain HTTP to a block that injects a credential
+    MALFORMED_REQUEST = "malformed_request"  # method or target the engine cannot read
+
+
+@dataclass(frozen=True)
+class Request:
+    """One outgoing request, as the proxy saw it.
+
+    `target` is the request target as sent: path plus optional `?query`.
+    `body` is at most the inspection limit; `body_size` is the real size and
+    `body_complete` says whether `body` holds all of it.
+    """
+
+    method: str
+    scheme: str
+    host: str
+    port: int
+    target: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    body_size: int = 0
+    body_complete: bool = True
+    agent: str | None = None
+
+    @classmethod
+    def from_url(
+        cls,
+        method: str,
+        url: str,
+        *,
+        agent: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        body: bytes = b"",
+    ) -> Request:
+        """A request for tests and `policy explain`: `https://host[:port]/path?query`."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https", "ws", "wss"):
+            raise ValueError(f"unsupported URL scheme {parts.scheme!r} in {url!r}; use http:// or https://")
+        if not parts.hostname:
+            raise ValueError(f"URL {url!r} has no host")
+        port = parts.port or (443 if scheme in ("https", "wss") else 80)
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        return cls(
+            method=method.upper(),
+            scheme="https" if scheme in ("https", "wss") else "http",
+            host=parts.hostname,
+            port=port,
+            target=target,
+            headers=headers,
+            body=body,
+            body_size=len(body),
+            agent=agent,
+        )
+
+    @classmethod
+    def with_json(cls, method: str, url: str, payload: object, **kwargs) -> Request:
+        body = json.dumps(payload).encode()
+        headers = tuple(kwargs.pop("headers", ())) + (("content-type", "application/json"),)
+        return cls.from_url(method, url, headers=headers, body=body, **kwargs)
+
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (case-insensitive), or None."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class RuleRef:
+    """Where a rule, limit or line of policy source is: for logs and explanations."""
+
+    file: str
+    line: int
+    text: str
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class LimitRef:
+    """A limit the proxy must count this request against.
+
+    `key` identifies the counter (stable across policy versions as long as the
+    limit keeps its host block and text); `agent` is set when the limit counts
+    per agent, so the counter key is (key, agent).
+    """
+
+    key: str
+    amount: int
+    period: str  # "second" | "minute" | "hour" | "day"
+    agent: str | None
+    source: RuleRef
+
+    @property
+    def period_seconds(self) -> int:
+        return PERIOD_SECONDS[self.period]
+
+
+PERIOD_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True)
+class Injection:
+    """One credential to add: where it goes and the template its value fills.
+
+    `kind` is "header", "query" or "oauth"; for oauth the proxy sets the
+    Authorization and account headers from the refreshed token.
+    """
+
+    credential: str
+    secret: str  # vault entry name
+    kind: str
+    name: str  # header or query parameter name ("" for oauth)
+    template: str  # contains "{secret}" ("" for oauth)
+    settings: tuple[tuple[str, str], ...] = ()  # oauth: token_url, client_id, ...
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the engine decided, and why.
+
+    `verdict` is what the proxy enforces. Under `mode report`, `verdict` is
+    ALLOW and `would` holds what an enforcing policy would have done.
+    """
+
+    verdict: Verdict
+    reason: Reason
+    rule: RuleRef | None = None
+    rule_reason: str | None = None  # the rule's own `reason "..."`
+    message: str = ""
+    limits: tuple[LimitRef, ...] = ()
+    inject: tuple[Injection, ...] = ()
+    would: Verdict | None = None
+    mode: Mode = Mode.ENFORCE
+    canonical_path: str = ""
+    query: str = ""
+    host: str = ""
+    policy_sha256: str = ""
+    approval_timeout: float = 120.0
+    host_block: RuleRef | None = field(default=None)
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict is Verdict.ALLOW

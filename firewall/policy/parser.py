@@ -1,0 +1,489 @@
+"""Policy text → syntax tree (`firewall.policy.syntax`).
+
+The only module that imports Lark. The parser is built once, lazily; syntax
+errors are collected (all of them, not only the first) and re-raised as
+`PolicySyntaxError`, so no Lark type leaks out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from importlib import resources
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from firewall.policy import syntax as s
+from firewall.policy.errors import Diagnostic, PolicySyntaxError, Severity, Span, diagnostic
+
+# What a person calls each terminal, for "expected ..." messages.
+TERMINAL_NAMES = {
+    "VERDICT": "allow, block or approve",
+    "MODE": "enforce or report",
+    "UNIT": "second, minute, hour or day",
+    "OAUTH_KEY": "token_url, client_id or account_header",
+    "COMPARE_OP": "a comparison (==, !=, <, <=, >, >=)",
+    "BOOLEAN": "true or false",
+    "NULL": "null",
+    "DURATION": "a duration such as 120s or 5m",
+    "NUMBER": "a number",
+    "STRING": 'a "quoted string"',
+    "NAME": "a name",
+    "METHOD": "an HTTP method such as GET",
+    "FIELD": "a field such as json.model",
+    "HEADER_NAME": "a header name",
+    "PARAM_NAME": "a query parameter name",
+    "HOST_PATTERN": "a host such as api.example.com",
+    "PATH_GLOB": "a path starting with /",
+    "URL": "a URL such as https://api.example.com/v1",
+    "LBRACE": '"{"',
+    "RBRACE": '"}"',
+    "LPAR": '"("',
+    "RPAR": '")"',
+    "LSQB": '"["',
+    "RSQB": '"]"',
+    "COMMA": '","',
+    "COLON": '":"',
+    "EQUAL": '"="',
+    "$END": "the end of the file",
+}
+
+# Statements a file may start a line with, for the top-level "expected" message.
+TOP_LEVEL = "default, mode, approval timeout, credential, host or test"
+
+
+@cache
+def _parser() -> Lark:
+    grammar = resources.files("firewall.grammar").joinpath("policy.lark").read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+MAX_SYNTAX_ERRORS = 20
+
+
+def parse_policy(source: str, path: str) -> s.PolicyFile:
+    """Parse one policy file; raise `PolicySyntaxError` listing every syntax error."""
+    errors: list[Diagnostic] = []
+    text = source
+    while True:
+        try:
+            tree = _parser().parse(text)
+            break
+        except UnexpectedInput as error:
+            errors.append(_syntax_diagnostic(error, source, path))
+            text = _blank_statement(text, error.line)
+            if text is None or len(errors) >= MAX_SYNTAX_ERRORS:
+                break
+    if errors:
+        raise PolicySyntaxError(_first_per_line(errors))
+    try:
+        statements = _ToSyntax(path).transform(tree)
+    except VisitError as error:  # a bug in the transformer, not in the policy
+        raise RuntimeError(f"{path}: internal error while reading the policy: {error.orig_exc}") from error
+    return s.PolicyFile(path, source, tuple(statements), tuple(_comments(source)))
+
+
+def _blank_statement(text: str, line: int) -> str | None:
+    """`text` with the erroneous line blanked out, to look for further errors after it.
+
+    Policies are written one statement per line, so dropping the bad line lets the
+    parser resynchronise. A dropped line that opens a block takes the block with it.
+    Offsets are kept (characters become spaces), so later positions stay exact.
+    None when there is nothing left to blank (the error is at the end of the file).
+    """
+    lines = text.split("\n")
+    if not 0 < line <= len(lines) or not lines[line - 1].strip():
+        return None
+    depth = 0
+    index = line - 1
+    while index < len(lines):
+        code = _STRING_OR_COMMENT.sub(lambda m: "" if m.group().startswith("#") else '""', lines[index])
+        depth += code.count("{") - code.count("}")
+        lines[index] = " " * len(lines[index])
+        index += 1
+        if depth <= 0:
+            break
+    return "\n".join(lines)
+
+
+# Strings cannot span lines, so a line-by-line scan that skips strings finds comments exactly.
+_STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
+
+
+def _comments(source: str):
+    """Every comment, with its position; the grammar ignores them, `policy fmt` keeps them."""
+    for lineno, line in enumerate(source.split("\n"), start=1):
+        for match in _STRING_OR_COMMENT.finditer(line):
+            if match.group().startswith("#"):
+                yield s.Comment(match.group().rstrip(), lineno, match.start() + 1)
+
+
+def _first_per_line(errors: list[Diagnostic]) -> list[Diagnostic]:
+    """After a syntax error the parser resynchronises; keep one error per line."""
+    seen: set[int] = set()
+    kept = []
+    for error in errors:
+        if error.span.line not in seen:
+            seen.add(error.span.line)
+            kept.append(error)
+    return kept
+
+
+def _syntax_diagnostic(error: UnexpectedInput, source: str, path: str) -> Diagnostic:
+    line, column = max(error.line, 1), max(error.column, 1)
+    offset = getattr(error, "pos_in_stream", None) or 0
+    span = Span(path, line, column, line, column + 1, offset, offset + 1)
+    if isinstance(error, UnexpectedCharacters):
+        char = source[error.pos_in_stream] if error.pos_in_stream < len(source) else ""
+        message, hint = f"unexpected character {char!r}", _expected(error.allowed)
+        if char == "'":
+            hint = 'strings use double quotes: "like this"'
+    elif isinstance(error, UnexpectedEOF):
+        message, hint = "unexpected end of file", _expected(error.expected)
+        span = _end_span(source, path)
+    elif isinstance(error, UnexpectedToken):
+        token = error.token
+        if token.type == "$END":
+            message = "unexpected end of file"
+            span = _end_span(source, path)
+            if "RBRACE" in error.expected:
+                message += ": a block is not closed"
+        else:
+            message = f"unexpected {_describe_token(token)}"
+        hint = _hint_for(token, error.expected)
+    else:
+        message, hint = "syntax error", None
+    return diagnostic(Severity.ERROR, message, span, source, hint)
+
+
+def _end_span(source: str, path: str) -> Span:
+    """The end of the last line that has something on it."""
+    lines = source.rstrip().split("\n")
+    line, column = len(lines), len(lines[-1]) + 1
+    return Span(path, line, column, line, column, len(source), len(source))
+
+
+def _describe_token(token: Token) -> str:
+    text = str(token)
+    if token.type in ("STRING",):
+        return f"string {text}"
+    return f'"{text}"'
+
+
+def _hint_for(token: Token, expected: set[str]) -> str | None:
+    text = str(token)
+    if text.startswith("'"):
+        return 'strings use double quotes: "like this"'
+    if text == "=" and "COMPARE_OP" in expected:
+        return "to compare, write == instead of ="
+    if "VERDICT" in expected and "RBRACE" in expected and text.lower() in ("allow", "block", "approve"):
+        return "verdicts are lower-case: allow, block or approve"
+    if "METHOD" in expected and text.upper() in _HTTP_METHODS and text != text.upper():
+        return f"HTTP methods are upper-case: {text.upper()}"
+    if "PATH_GLOB" in expected and not text.startswith("/") and "/" in text:
+        return "paths start with /"
+    if expected >= {"HOST", "DEFAULT"} or expected >= {"DEFAULT", "CREDENTIAL"}:
+        return f"expected {TOP_LEVEL}"
+    return _expected(expected)
+
+
+_HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"}
+
+
+def _expected(expected) -> str | None:
+    if not expected:
+        return None
+    names = sorted({TERMINAL_NAMES.get(name, _keyword(name)) for name in expected})
+    if len(names) > 6:
+        return None
+    return "expected " + " or ".join(names)
+
+
+def _keyword(terminal: str) -> str:
+    # Anonymous keyword terminals are named after their text in upper case ("HOST").
+    return f'"{terminal.lower()}"' if terminal.isalpha() else terminal
+
+
+def _span(path: str, meta_or_token) -> Span:
+    m = meta_or_token
+    start = getattr(m, "start_pos", 0)
+    end = getattr(m, "end_pos", start)
+    return Span(path, m.line, m.column, m.end_line, m.end_column, start, end)
+
+
+def _string(token: Token) -> str:
+    return json.loads(str(token))
+
+
+def _number(token: Token) -> int | float:
+    text = str(token)
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+@v_args(meta=True)
+class _ToSyntax(Transformer):
+    """Lark tree → `syntax` dataclasses. Only shapes change here."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def _span(self, meta) -> Span:
+        return _span(self.path, meta)
+
+    def _word(self, token: Token) -> s.Word:
+        return s.Word(str(token), _span(self.path, token))
+
+    def _value(self, token: Token, value) -> s.Value:
+        return s.Value(value, _span(self.path, token))
+
+    def start(self, meta, children):
+        return children
+
+    def default_stmt(self, meta, children):
+        return s.DefaultStmt(str(children[0]), self._span(meta))
+
+    def mode_stmt(self, meta, children):
+        return s.ModeStmt(str(children[0]), self._span(meta))
+
+    def approval_timeout_stmt(self, meta, children):
+        return s.ApprovalTimeoutStmt(self._word(children[0]), self._span(meta))
+
+    # credentials
+
+    def credential(self, meta, children):
+        name, *lines = children
+        return s.Credential(self._word(name), tuple(lines), self._span(meta))
+
+    def secret_line(self, meta, children):
+        return s.SecretLine(self._value(children[0], _string(children[0])), self._span(meta))
+
+    def header_line(self, meta, children):
+        header, template = children
+        return s.HeaderLine(self._word(header), self._value(template, _string(template)), self._span(meta))
+
+    def query_line(self, meta, children):
+        parameter, template = children
+        return s.QueryLine(self._word(parameter), self._value(template, _string(template)), self._span(meta))
+
+    def oauth_line(self, meta, children):
+        return s.OAuthLine(self._span(meta))
+
+    def oauth_setting(self, meta, children):
+        key, value = children
+        return s.OAuthSetting(str(key), self._value(value, _string(value)), self._span(meta))
+
+    # host blocks
+
+    def host_block(self, meta, children):
+        patterns, *items = children
+        return s.HostBlock(patterns, tuple(items), self._span(meta))
+
+    def host_patterns(self, meta, children):
+        return tuple(self._word(token) for token in children)
+
+    def inject(self, meta, children):
+        when = children[1] if len(children) > 1 else None
+        return s.Inject(self._word(children[0]), when, self._span(meta))
+
+    def limit(self, meta, children):
+        amount, unit, *rest = children
+        parts = _Parts(rest)
+        return s.Limit(
+            amount=self._word(amount),
+            unit=str(unit),
+            per_agent=parts.per_agent,
+            methods=parts.methods,
+            paths=parts.paths,
+            when=parts.when,
+            span=self._span(meta),
+        )
+
+    def per_agent(self, meta, children):
+        return _PerAgent()
+
+    def rule(self, meta, children):
+        verdict, *rest = children
+        parts = _Parts(rest)
+        return s.Rule(str(verdict), parts.methods, parts.paths, parts.when, parts.reason, self._span(meta))
+
+    def methods(self, meta, children):
+        return _Methods(tuple(self._word(token) for token in children))
+
+    def paths(self, meta, children):
+        return _Paths(tuple(self._word(token) for token in children))
+
+    def when(self, meta, children):
+        return _When(children[0])
+
+    def reason(self, meta, children):
+        return _Reason(self._value(children[0], _string(children[0])))
+
+    # conditions
+
+    def compare(self, meta, children):
+        field, op, value = children
+        return s.Compare(self._word(field), str(op), value, self._span(meta))
+
+    def in_list(self, meta, children):
+        field, values = children
+        return s.InList(self._word(field), values, False, self._span(meta))
+
+    def not_in_list(self, meta, children):
+        field, values = children
+        return s.InList(self._word(field), values, True, self._span(meta))
+
+    def matches(self, meta, children):
+        field, pattern = children
+        return s.Matches(self._word(field), self._value(pattern, _string(pattern)), self._span(meta))
+
+    def and_(self, meta, children):
+        return s.And(children[0], children[1], self._span(meta))
+
+    def or_(self, meta, children):
+        return s.Or(children[0], children[1], self._span(meta))
+
+    def not_(self, meta, children):
+        return s.Not(children[0], self._span(meta))
+
+    def list(self, meta, children):
+        return tuple(children)
+
+    def scalar(self, meta, children):
+        token = children[0]
+        if token.type == "STRING":
+            return self._value(token, _string(token))
+        if token.type == "NUMBER":
+            return self._value(token, _number(token))
+        if token.type == "BOOLEAN":
+            return self._value(token, str(token) == "true")
+        return self._value(token, None)
+
+    # tests
+
+    def test_block(self, meta, children):
+        name, *expects = children
+        return s.TestBlock(self._value(name, _string(name)), tuple(expects), self._span(meta))
+
+    def expect(self, meta, children):
+        expected, method, url, *options = children
+        agent = json_body = after = None
+        has_json = False
+        headers: list[s.Value] = []
+        for option in options:
+            if isinstance(option, _Agent):
+                agent = option.value
+            elif isinstance(option, _Json):
+                json_body, has_json = option.value, True
+            elif isinstance(option, _Header):
+                headers.append(option.value)
+            elif isinstance(option, _After):
+                after = option.value
+        return s.Expect(
+            expected=expected,
+            method=self._word(method),
+            url=self._word(url),
+            agent=agent,
+            json_body=json_body,
+            has_json=has_json,
+            headers=tuple(headers),
+            after=after,
+            span=self._span(meta),
+        )
+
+    def expected_decision(self, meta, children):
+        return str(children[0])
+
+    def as_agent(self, meta, children):
+        return _Agent(self._value(children[0], _string(children[0])))
+
+    def json_body(self, meta, children):
+        return _Json(children[0])
+
+    def header_option(self, meta, children):
+        return _Header(self._value(children[0], _string(children[0])))
+
+    def after_requests(self, meta, children):
+        return _After(self._word(children[0]))
+
+    def json_object(self, meta, children):
+        return dict(children)
+
+    def json_pair(self, meta, children):
+        key, value = children
+        return _string(key), value
+
+    def json_array(self, meta, children):
+        return list(children)
+
+    def json_string(self, meta, children):
+        return _string(children[0])
+
+    def json_number(self, meta, children):
+        return _number(children[0])
+
+    def json_bool(self, meta, children):
+        return str(children[0]) == "true"
+
+    def json_null(self, meta, children):
+        return None
+
+
+# Small carriers for optional parts, so the transformer can tell them apart.
+
+
+class _PerAgent:
+    pass
+
+
+class _Carrier:
+    def __init__(self, value):
+        self.value = value
+
+
+class _Methods(_Carrier):
+    pass
+
+
+class _Paths(_Carrier):
+    pass
+
+
+class _When(_Carrier):
+    pass
+
+
+class _Reason(_Carrier):
+    pass
+
+
+class _Agent(_Carrier):
+    pass
+
+
+class _Json(_Carrier):
+    pass
+
+
+class _Header(_Carrier):
+    pass
+
+
+class _After(_Carrier):
+    pass
+
+
+class _Parts:
+    """The optional parts of a rule or limit line, sorted by kind."""
+
+    def __init__(self, parts):
+        self.per_agent = any(isinstance(p, _PerAgent) for p in parts)
+        self.methods: tuple[s.Word, ...] = next((p.value for p in parts if isinstance(p, _Methods)), ())
+        self.paths: tuple[s.Word, ...] = next((p.value for p in parts if isinstance(p, _Paths)), ())
+        self.when = next((p.value for p in parts if isinstance(p, _When)), None)
+        self.reason = next((p.value for p in parts if isinstance(p, _Reason)), None)

@@ -1,0 +1,217 @@
+"""The syntax tree of a policy file: frozen dataclasses named after the grammar rules.
+
+These only carry shape and source spans. What the nodes mean, and whether
+that meaning is valid, is the compiler's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from firewall.policy.errors import Span
+
+JsonValue = Union[dict, list, str, int, float, bool, None]
+Scalar = Union[str, int, float, bool, None]
+
+
+@dataclass(frozen=True)
+class Word:
+    """A token whose text matters (a method, a path glob, a host pattern, a name)."""
+
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Value:
+    value: Scalar
+    span: Span
+
+
+# ---- conditions -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Compare:
+    field: Word
+    op: str  # == != < <= > >=
+    value: Value
+    span: Span
+
+
+@dataclass(frozen=True)
+class InList:
+    field: Word
+    values: tuple[Value, ...]
+    negated: bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class Matches:
+    field: Word
+    pattern: Value
+    span: Span
+
+
+@dataclass(frozen=True)
+class And:
+    left: Condition
+    right: Condition
+    span: Span
+
+
+@dataclass(frozen=True)
+class Or:
+    left: Condition
+    right: Condition
+    span: Span
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Condition
+    span: Span
+
+
+Condition = Union[Compare, InList, Matches, And, Or, Not]
+
+
+# ---- top-level statements ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DefaultStmt:
+    verdict: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class ModeStmt:
+    mode: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class ApprovalTimeoutStmt:
+    duration: Word
+    span: Span
+
+
+@dataclass(frozen=True)
+class SecretLine:
+    entry: Value
+    span: Span
+
+
+@dataclass(frozen=True)
+class HeaderLine:
+    header: Word
+    template: Value
+    span: Span
+
+
+@dataclass(frozen=True)
+class QueryLine:
+    parameter: Word
+    template: Value
+    span: Span
+
+
+@dataclass(frozen=True)
+class OAuthLine:
+    span: Span
+
+
+@dataclass(frozen=True)
+class OAuthSetting:
+    key: str
+    value: Value
+    span: Span
+
+
+CredentialLine = Union[SecretLine, HeaderLine, QueryLine, OAuthLine, OAuthSetting]
+
+
+@dataclass(frozen=True)
+class Credential:
+    name: Word
+    lines: tuple[CredentialLine, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Inject:
+    credential: Word
+    when: Condition | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Limit:
+    amount: Word
+    unit: str
+    per_agent: bool
+    methods: tuple[Word, ...]
+    paths: tuple[Word, ...]
+    when: Condition | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Rule:
+    verdict: str
+    methods: tuple[Word, ...]
+    paths: tuple[Word, ...]
+    when: Condition | None
+    reason: Value | None
+    span: Span
+
+
+HostItem = Union[Inject, Limit, Rule]
+
+
+@dataclass(frozen=True)
+class HostBlock:
+    patterns: tuple[Word, ...]
+    items: tuple[HostItem, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Expect:
+    expected: str  # allow | block | approve | limit
+    method: Word
+    url: Word
+    agent: Value | None
+    json_body: JsonValue
+    has_json: bool
+    headers: tuple[Value, ...]
+    after: Word | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class TestBlock:
+    name: Value
+    expects: tuple[Expect, ...]
+    span: Span
+
+
+Statement = Union[DefaultStmt, ModeStmt, ApprovalTimeoutStmt, Credential, HostBlock, TestBlock]
+
+
+@dataclass(frozen=True)
+class Comment:
+    text: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class PolicyFile:
+    path: str
+    source: str
+    statements: tuple[Statement, ...]
+    comments: tuple[Comment, ...]

@@ -1,0 +1,1 @@
+"""On-disk state: the state folder, its SQLite database, the vault."""

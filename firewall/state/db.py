@@ -1,0 +1,46 @@
+"""The state folder's SQLite database: one file, WAL, schema by registered migrations.
+
+Each module that owns tables declares its own `sqlite_utils.migrations.Migrations`
+set and lists it in MIGRATION_SETS; `open_database` applies every pending one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from firewall.state.home import SECRET_FILE_MODE
+
+# "module:attribute" of every Migrations set, applied in this order.
+MIGRATION_SETS: tuple[str, ...] = ()
+
+
+def _migration_sets() -> list[Migrations]:
+    sets = []
+    for ref in MIGRATION_SETS:
+        module_name, attribute = ref.split(":")
+        sets.append(getattr(importlib.import_module(module_name), attribute))
+    return sets
+
+
+def connect(path: Path) -> sqlite_utils.Database:
+    """A connection with the settings every user of the database needs."""
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, SECRET_FILE_MODE))
+    db = sqlite_utils.Database(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA busy_timeout=5000")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
+def open_database(path: Path) -> sqlite_utils.Database:
+    """Connect and bring the schema up to date."""
+    db = connect(path)
+    for migrations in _migration_sets():
+        migrations.apply(db)
+    return db

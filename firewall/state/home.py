@@ -1,0 +1,101 @@
+"""The state folder: where every file the firewall keeps lives.
+
+`$FIREWALL_HOME` if set, else the platform's user data folder. The folder is
+owner-only (0700) and every file in it that holds a secret or a key is 0600.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+HOME_ENV = "FIREWALL_HOME"
+DIR_MODE = 0o700
+SECRET_FILE_MODE = 0o600
+
+
+class StateError(Exception):
+    """A problem with the state folder, worded so the user can fix it."""
+
+
+@dataclass(frozen=True)
+class Home:
+    """Paths of everything inside one state folder."""
+
+    root: Path
+
+    @property
+    def database(self) -> Path:
+        return self.root / "firewall.db"
+
+    @property
+    def vault(self) -> Path:
+        return self.root / "vault.json"
+
+    @property
+    def master_key(self) -> Path:
+        return self.root / "master.key"
+
+    @property
+    def ca_dir(self) -> Path:
+        """mitmproxy's confdir: its CA private key lives here and never leaves."""
+        return self.root / "ca"
+
+    @property
+    def run_dir(self) -> Path:
+        """Runtime files of a running proxy (pid, port, bundles for agents)."""
+        return self.root / "run"
+
+
+def default_root() -> Path:
+    configured = os.environ.get(HOME_ENV)
+    if configured:
+        return Path(configured).expanduser().absolute()
+    return Path(platformdirs.user_data_dir("agent-firewall", appauthor=False))
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create `path` (and parents) owner-only; tighten it if it already exists."""
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) != DIR_MODE:
+        os.chmod(path, DIR_MODE)
+
+
+def open_home(root: Path | None = None) -> Home:
+    """The state folder, created owner-only if it does not exist yet."""
+    home = Home(root if root is not None else default_root())
+    try:
+        ensure_private_dir(home.root)
+        ensure_private_dir(home.run_dir)
+    except OSError as exc:
+        raise StateError(f"{home.root}: cannot create the state folder: {exc.strerror}") from exc
+    return home
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically, 0600 from the first byte."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SECRET_FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def check_private_file(path: Path) -> None:
+    """Refuse a secret file that group or others can read or write."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise StateError(
+            f"{path}: permissions {mode:04o} let other users read it; "
+            f"fix with: chmod 600 {path}"
+        )

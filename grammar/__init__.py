@@ -1,0 +1,1 @@
+"""The policy grammar, shipped inside the wheel as firewall.grammar."""
