@@ -7,7 +7,7 @@ Plain frozen data: the proxy builds a `Request`, `decide()` returns a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
@@ -177,7 +177,8 @@ class Decision:
     host: str = ""
     policy_sha256: str = ""
     approval_timeout: float = 120.0
-    host_block: RuleRef | None = field(default=None)
+    host_block: RuleRef | None = None
+    decided_at: float = 0.0
 
     @property
     def allowed(self) -> bool:

@@ -1,0 +1,213 @@
+"""`firewall policy check | test | explain | fmt`: working with policy files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from firewall.cli.errors import fail
+from firewall.policy import CompileResult, Decision, PolicyError, Request, decide, load_policy
+from firewall.policy.formatter import format_policy
+from firewall.policy.loader import policy_paths, read_policy_file
+from firewall.policy.testing import run_tests
+
+app = typer.Typer(help="Check, test, explain, format and apply policies.", no_args_is_help=True)
+
+EXIT_INVALID_POLICY = 2
+
+PathsArg = Annotated[list[Path], typer.Argument(help="Policy files, or folders of *.policy files.")]
+
+
+def compile_or_exit(paths: list[Path]) -> CompileResult:
+    """Compile, printing warnings; on errors print them all and exit 2."""
+    try:
+        result = load_policy(paths)
+    except PolicyError as exc:
+        typer.echo(exc.render(), err=True)
+        count = len(exc.diagnostics)
+        typer.echo(f"{count} error{'s' if count != 1 else ''}; the policy was not compiled", err=True)
+        raise typer.Exit(EXIT_INVALID_POLICY) from None
+    for warning in result.warnings:
+        typer.echo(warning.render(), err=True)
+    return result
+
+
+@app.command()
+def check(paths: PathsArg) -> None:
+    """Compile policy files and report every error and warning.
+
+    Exit 0 when the policy is valid (warnings go to stderr), 2 when it is not.
+
+    Example: firewall policy check policies/
+    """
+    result = compile_or_exit(paths)
+    policy = result.policy
+    rules = sum(len(b.rules) for b in policy.blocks)
+    typer.echo(
+        f"ok: {len(policy.sources)} file(s), {len(policy.blocks)} host block(s), {rules} rule(s), "
+        f"{len(result.tests)} expectation(s); sha256 {policy.sha256[:16]}"
+    )
+
+
+@app.command("test")
+def test_command(paths: PathsArg) -> None:
+    """Run every `test` block of the policy and print each expectation's result.
+
+    Exit 1 naming the file:line of each failing expect, 2 if the policy does not compile.
+
+    Example: firewall policy test policies/openai.policy
+    """
+    result = compile_or_exit(paths)
+    outcomes = run_tests(result.policy, result.tests)
+    for outcome in outcomes:
+        case = outcome.case
+        status = "PASS" if outcome.passed else "FAIL"
+        line = f"{status}  {case.source.location}  {case.source.text}"
+        if not outcome.passed:
+            line += f"\n      {outcome.describe()}"
+        typer.echo(line)
+    failed = [o for o in outcomes if not o.passed]
+    if not outcomes:
+        typer.echo("no test blocks found", err=True)
+    typer.echo(f"{len(outcomes) - len(failed)} expectation(s) hold, {len(failed)} do not")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def explain(
+    method: Annotated[str, typer.Argument(help="HTTP method, e.g. POST.")],
+    url: Annotated[str, typer.Argument(help="Full URL, e.g. https://api.openai.com/v1/models.")],
+    policy: Annotated[
+        Optional[list[Path]], typer.Option("--policy", "-p", help="Policy file or folder (default: the applied policy).")
+    ] = None,
+    agent: Annotated[Optional[str], typer.Option(help="The agent sending the request.")] = None,
+    data: Annotated[Optional[str], typer.Option(help="Request body (JSON for json.* conditions).")] = None,
+    header: Annotated[Optional[list[str]], typer.Option(help='A request header, "Name: value"; repeatable.')] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show what the policy decides for one request, and why.
+
+    Example: firewall policy explain POST https://api.openai.com/v1/chat/completions
+    --policy policies/openai.policy --agent ci --data '{"model": "gpt-4o-mini"}'
+    """
+    compiled = compile_or_exit(policy).policy if policy else _applied_policy()
+    headers = tuple(_parse_header(h) for h in header or ())
+    body = (data or "").encode()
+    if data is not None and not any(k.lower() == "content-type" for k, _ in headers):
+        headers += (("content-type", "application/json"),)
+    try:
+        request = Request.from_url(method, url, agent=agent, headers=headers, body=body)
+    except ValueError as exc:
+        fail(str(exc))
+    decision = decide(compiled, request, 0.0)
+    if as_json:
+        typer.echo(json.dumps(decision_json(decision), indent=2))
+    else:
+        typer.echo(_describe(method.upper(), url, agent, decision))
+
+
+def _applied_policy():
+    from firewall.cli.state import applied_policy_or_exit
+
+    return applied_policy_or_exit()
+
+
+def _parse_header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        fail(f'--header {text!r} is not "Name: value"')
+    return name.strip(), value.strip()
+
+
+def decision_json(decision: Decision) -> dict:
+    """The JSON form of a decision (credential names only, never values)."""
+    return {
+        "decision": decision.verdict.value,
+        "would": decision.would.value if decision.would else None,
+        "reason": decision.reason.value,
+        "message": decision.message,
+        "rule": (
+            {"file": decision.rule.file, "line": decision.rule.line, "text": decision.rule.text}
+            if decision.rule else None
+        ),
+        "rule_reason": decision.rule_reason,
+        "limits": [
+            {"amount": l.amount, "per": l.period, "per_agent": l.agent is not None, "rule": l.source.location,
+             "text": l.source.text}
+            for l in decision.limits
+        ],
+        "inject": [i.credential for i in decision.inject],
+        "host": decision.host,
+        "path": decision.canonical_path,
+        "mode": decision.mode.value,
+        "policy_sha256": decision.policy_sha256,
+    }
+
+
+def _describe(method: str, url: str, agent: str | None, decision: Decision) -> str:
+    lines = [f"{method} {url}" + (f"  (agent {agent})" if agent else "")]
+    verdict = decision.verdict.value
+    if decision.would:
+        verdict += f" (mode report: would {decision.would.value})"
+    lines.append(f"  decision  {verdict}")
+    lines.append(f"  reason    {decision.reason.value}: {decision.message}")
+    if decision.rule:
+        lines.append(f"  rule      {decision.rule.location}  {decision.rule.text}")
+    else:
+        lines.append("  rule      none (built-in default: block)")
+    if decision.rule_reason:
+        lines.append(f"  note      {decision.rule_reason}")
+    if decision.canonical_path:
+        lines.append(f"  path      {decision.canonical_path}")
+    for limit in decision.limits:
+        lines.append(f"  limit     {limit.source.text}  ({limit.source.location})")
+    for injection in decision.inject:
+        where = f"header {injection.name}" if injection.kind == "header" else injection.kind
+        if injection.kind == "query":
+            where = f"query parameter {injection.name}"
+        lines.append(f"  inject    {injection.credential} ({where})")
+    return "\n".join(lines)
+
+
+@app.command("fmt")
+def fmt_command(
+    paths: PathsArg,
+    check_only: Annotated[bool, typer.Option("--check", help="Only report files that are not formatted.")] = False,
+) -> None:
+    """Rewrite policy files in the canonical layout (comments are kept).
+
+    With --check, change nothing: list unformatted files and exit 1 if there are any.
+
+    Example: firewall policy fmt policies/
+    """
+    try:
+        files = [read_policy_file(path) for path in policy_paths(paths)]
+    except PolicyError as exc:
+        typer.echo(exc.render(), err=True)
+        raise typer.Exit(EXIT_INVALID_POLICY) from None
+    changed = []
+    for file in files:
+        formatted = format_policy(file)
+        if formatted == file.source:
+            continue
+        changed.append(file.path)
+        if not check_only:
+            _replace_file(Path(file.path), formatted)
+    for path in changed:
+        typer.echo(f"{'would reformat' if check_only else 'reformatted'} {path}")
+    if not changed:
+        typer.echo(f"{len(files)} file(s) already formatted")
+    if changed and check_only:
+        raise typer.Exit(1)
+
+
+def _replace_file(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.fmt.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.chmod(tmp, path.stat().st_mode & 0o777)
+    os.replace(tmp, path)

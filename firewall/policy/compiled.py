@@ -1,0 +1,256 @@
+"""The compiled policy: immutable, serialisable to canonical JSON, content-addressed.
+
+Everything `decide()` needs and nothing else. Fields marked `derived` (compiled
+regexes, lookup indexes) are rebuilt from the others and never serialised, so
+the JSON — and its sha256 — says exactly what the policy decides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, fields, is_dataclass
+from enum import Enum
+from fnmatch import translate
+import re
+from typing import Union
+
+from firewall.policy.decision import Mode, RuleRef, Verdict
+from firewall.policy.hosts import HostIndex, parse_host_pattern
+from firewall.policy.paths import PathGlob, compile_glob
+
+FORMAT_VERSION = 1
+Scalar = Union[str, int, float, bool, None]
+
+
+def derived():
+    """A field computed in __post_init__: not an argument, not compared, not serialised."""
+    return field(init=False, repr=False, compare=False, metadata={"derived": True})
+
+
+# ---- conditions -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldRef:
+    """A request field a condition reads: kind is agent, method, path, host,
+    query, header, json or body.size; key is the rest of the dotted name."""
+
+    kind: str
+    key: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return ".".join((self.kind, *self.key)) if self.key else self.kind
+
+
+@dataclass(frozen=True)
+class CompareCond:
+    field: FieldRef
+    op: str
+    value: Scalar
+
+
+@dataclass(frozen=True)
+class InCond:
+    field: FieldRef
+    values: tuple[Scalar, ...]
+    negated: bool
+
+
+@dataclass(frozen=True)
+class MatchCond:
+    field: FieldRef
+    pattern: str
+    regex: re.Pattern = derived()
+
+    def __post_init__(self):
+        object.__setattr__(self, "regex", re.compile(translate(self.pattern), re.DOTALL))
+
+
+@dataclass(frozen=True)
+class AllCond:
+    items: tuple[Cond, ...]
+
+
+@dataclass(frozen=True)
+class AnyCond:
+    items: tuple[Cond, ...]
+
+
+@dataclass(frozen=True)
+class NotCond:
+    item: Cond
+
+
+Cond = Union[CompareCond, InCond, MatchCond, AllCond, AnyCond, NotCond]
+
+
+def needs_body(cond: Cond | None) -> bool:
+    """Whether evaluating `cond` reads the JSON body."""
+    if cond is None:
+        return False
+    if isinstance(cond, (CompareCond, InCond, MatchCond)):
+        return cond.field.kind == "json"
+    if isinstance(cond, NotCond):
+        return needs_body(cond.item)
+    return any(needs_body(item) for item in cond.items)
+
+
+# ---- host blocks ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestMatcher:
+    """Methods (empty: any), path globs (empty: any) and an optional condition."""
+
+    methods: tuple[str, ...]
+    paths: tuple[str, ...]
+    when: Cond | None
+    method_set: frozenset[str] = derived()
+    globs: tuple[PathGlob, ...] = derived()
+
+    def __post_init__(self):
+        object.__setattr__(self, "method_set", frozenset(self.methods))
+        object.__setattr__(self, "globs", tuple(compile_glob(p) for p in self.paths))
+
+    def matches_method_and_path(self, method: str, path: str) -> bool:
+        if self.method_set and method not in self.method_set:
+            return False
+        return not self.globs or any(glob.matches(path) for glob in self.globs)
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    verdict: Verdict
+    match: RequestMatcher
+    reason: str | None
+    source: RuleRef
+
+
+@dataclass(frozen=True)
+class CompiledLimit:
+    key: str
+    amount: int
+    period: str
+    per_agent: bool
+    match: RequestMatcher
+    source: RuleRef
+
+
+@dataclass(frozen=True)
+class CompiledInject:
+    credential: str
+    when: Cond | None
+    source: RuleRef
+
+
+@dataclass(frozen=True)
+class CredentialSpec:
+    """How a vault entry travels: kind is header, query or oauth."""
+
+    name: str
+    secret: str
+    kind: str
+    target: str  # header or query parameter name; "" for oauth
+    template: str  # with "{secret}"; "" for oauth
+    settings: tuple[tuple[str, str], ...]
+    source: RuleRef
+
+
+@dataclass(frozen=True)
+class CompiledBlock:
+    patterns: tuple[str, ...]
+    rules: tuple[CompiledRule, ...]
+    limits: tuple[CompiledLimit, ...]
+    injects: tuple[CompiledInject, ...]
+    source: RuleRef
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    default: Verdict
+    default_source: RuleRef | None
+    mode: Mode
+    approval_timeout: float
+    credentials: tuple[CredentialSpec, ...]
+    blocks: tuple[CompiledBlock, ...]
+    sources: tuple[SourceFile, ...]
+    host_index: HostIndex = derived()
+    credential_map: dict = derived()
+    sha256: str = derived()
+
+    def __post_init__(self):
+        entries = [(parse_host_pattern(p), block) for block in self.blocks for p in block.patterns]
+        object.__setattr__(self, "host_index", HostIndex(entries))
+        object.__setattr__(self, "credential_map", {c.name: c for c in self.credentials})
+        object.__setattr__(self, "sha256", hashlib.sha256(self.to_json().encode()).hexdigest())
+
+    def block_for(self, host: str, port: int) -> CompiledBlock | None:
+        return self.host_index.lookup(host, port)
+
+    def to_json(self) -> str:
+        """Canonical JSON: sorted keys, no whitespace; equal policies give equal text."""
+        data = {"format": FORMAT_VERSION, "policy": _to_data(self)}
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> CompiledPolicy:
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+            raise ValueError(f"compiled policy format {data.get('format')!r} is not {FORMAT_VERSION}")
+        policy = _from_data(data["policy"])
+        if not isinstance(policy, cls):
+            raise ValueError("compiled policy JSON does not hold a policy")
+        return policy
+
+    def secrets(self) -> tuple[str, ...]:
+        """Vault entries this policy needs, in order of first use."""
+        return tuple(dict.fromkeys(c.secret for c in self.credentials))
+
+
+# ---- serialisation ----------------------------------------------------------
+
+_TYPES = {
+    cls.__name__: cls
+    for cls in (
+        FieldRef, CompareCond, InCond, MatchCond, AllCond, AnyCond, NotCond, RequestMatcher,
+        CompiledRule, CompiledLimit, CompiledInject, CredentialSpec, CompiledBlock, SourceFile,
+        CompiledPolicy, RuleRef,
+    )
+}
+_ENUMS = {"verdict": Verdict, "default": Verdict, "mode": Mode}
+
+
+def _to_data(obj):
+    if is_dataclass(obj):
+        out = {"type": type(obj).__name__}
+        for f in fields(obj):
+            if not f.metadata.get("derived"):
+                out[f.name] = _to_data(getattr(obj, f.name))
+        return out
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, (tuple, list)):
+        return [_to_data(item) for item in obj]
+    return obj
+
+
+def _from_data(data, name: str = ""):
+    if isinstance(data, dict):
+        cls = _TYPES[data["type"]]
+        kwargs = {
+            f.name: _from_data(data[f.name], f.name) for f in fields(cls) if not f.metadata.get("derived")
+        }
+        return cls(**kwargs)
+    if isinstance(data, list):
+        return tuple(_from_data(item) for item in data)
+    if name in _ENUMS and data is not None:
+        return _ENUMS[name](data)
+    return data

@@ -1,0 +1,132 @@
+"""The decision engine: `decide(policy, request, now) -> Decision`.
+
+Pure: every input is passed in, nothing is read from the clock, the network,
+the disk or the environment. Counting limits is the caller's job; the engine
+says which limits apply.
+
+Precedence, coded in this order with early returns:
+ 1. A method that is not an HTTP token → block (malformed_request).
+ 2. A destination that is not a well-formed host or address → block (invalid_host).
+ 3. A path with no single meaning (encoded '/', '\\' or NUL, '..' above the root,
+    bad percent-encoding, ...) → block (ambiguous_path), whatever the rules say.
+ 4. No host block names the destination → the default (default_no_host).
+ 5. Plain HTTP to a block that injects a credential → block (plain_http_credential).
+ 6. The first rule of the block whose methods, paths and condition match decides
+    (rule). A condition that cannot be read (a body that is not JSON or is over
+    the inspection limit) does not match an allow rule and does match a block or
+    approve rule.
+ 7. No rule matched → the default (default_no_rule).
+ 8. Allow and approve carry the block's limits that match and the credentials
+    its inject lines add (first inject wins per header or parameter).
+ 9. Under `mode report`, a block or approve of steps 4, 6 or 7 becomes allow and
+    is recorded in `would`; the safety checks of steps 1, 2, 3 and 5 still block.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from firewall.policy.compiled import CompiledBlock, CompiledPolicy, RequestMatcher
+from firewall.policy.conditions import RequestView, evaluate
+from firewall.policy.decision import Decision, Injection, LimitRef, Mode, Reason, Request, RuleRef, Verdict
+from firewall.policy.hosts import InvalidHost, normalize_host
+from firewall.policy.paths import AmbiguousPath, canonicalize
+
+_METHOD = re.compile(r"[A-Z][A-Z0-9_-]{0,31}")
+
+
+def decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
+    base = {"policy_sha256": policy.sha256, "approval_timeout": policy.approval_timeout, "mode": policy.mode}
+
+    # 1
+    if not _METHOD.fullmatch(request.method):
+        return Decision(Verdict.BLOCK, Reason.MALFORMED_REQUEST, message="the method is not an HTTP method", **base)
+    # 2
+    try:
+        host = normalize_host(request.host)
+    except InvalidHost as exc:
+        return Decision(Verdict.BLOCK, Reason.INVALID_HOST, message=str(exc), **base)
+    base["host"] = host
+    # 3
+    try:
+        canonical = canonicalize(request.target)
+    except AmbiguousPath as exc:
+        return Decision(Verdict.BLOCK, Reason.AMBIGUOUS_PATH, message=str(exc), **base)
+    base["canonical_path"], base["query"] = canonical.path, canonical.query
+    view = RequestView(request, host, canonical.path, canonical.query)
+
+    # 4
+    block = policy.block_for(host, request.port)
+    if block is None:
+        return _report(
+            Decision(policy.default, Reason.DEFAULT_NO_HOST, rule=policy.default_source,
+                     message=f"no host block names {host}:{request.port}", **base)
+        )
+    base["host_block"] = block.source
+    # 5
+    if request.scheme == "http" and block.injects:
+        return Decision(
+            Verdict.BLOCK, Reason.PLAIN_HTTP_CREDENTIAL, rule=block.source,
+            message=f"{host} gets a credential, which is never sent over plain HTTP; use https://", **base,
+        )
+    # 6, 7
+    verdict, reason, rule, rule_reason = policy.default, Reason.DEFAULT_NO_RULE, policy.default_source, None
+    for candidate in block.rules:
+        if _matches(candidate.match, request.method, view, lenient=candidate.verdict is not Verdict.ALLOW):
+            verdict, reason, rule, rule_reason = candidate.verdict, Reason.RULE, candidate.source, candidate.reason
+            break
+    # 8
+    limits, inject = (), ()
+    if verdict is not Verdict.BLOCK or policy.mode is Mode.REPORT:
+        limits = _limits(block, request, view)
+        inject = _injections(policy, block, view)
+    # 9
+    return _report(
+        Decision(verdict, reason, rule=rule, rule_reason=rule_reason, message=_message(verdict, reason, rule),
+                 limits=limits, inject=inject, decided_at=now, **base)
+    )
+
+
+def _matches(match: RequestMatcher, method: str, view: RequestView, *, lenient: bool) -> bool:
+    if not match.matches_method_and_path(method, view.path):
+        return False
+    if match.when is None:
+        return True
+    result = evaluate(match.when, view)
+    return result is True or (result is None and lenient)
+
+
+def _limits(block: CompiledBlock, request: Request, view: RequestView) -> tuple[LimitRef, ...]:
+    # An unreadable condition counts the request (fails closed).
+    return tuple(
+        LimitRef(limit.key, limit.amount, limit.period, request.agent or "-" if limit.per_agent else None,
+                 limit.source)
+        for limit in block.limits
+        if _matches(limit.match, request.method, view, lenient=True)
+    )
+
+
+def _injections(policy: CompiledPolicy, block: CompiledBlock, view: RequestView) -> tuple[Injection, ...]:
+    chosen: dict[tuple[str, str], Injection] = {}
+    for line in block.injects:
+        if line.when is not None and evaluate(line.when, view) is not True:
+            continue
+        spec = policy.credential_map[line.credential]
+        slot = (spec.kind, spec.target)
+        if slot not in chosen:
+            chosen[slot] = Injection(spec.name, spec.secret, spec.kind, spec.target, spec.template, spec.settings)
+    return tuple(chosen.values())
+
+
+def _report(decision: Decision) -> Decision:
+    if decision.mode is not Mode.REPORT or decision.verdict is Verdict.ALLOW:
+        return decision
+    return replace(decision, verdict=Verdict.ALLOW, would=decision.verdict)
+
+
+def _message(verdict: Verdict, reason: Reason, rule: RuleRef | None) -> str:
+    where = f" at {rule.location}" if rule else ""
+    if reason is Reason.RULE:
+        return f"{verdict.value} by the rule{where}: {rule.text}"
+    return f"no rule of the host block decides this request: the default is {verdict.value}{where}"

@@ -1,0 +1,59 @@
+"""Policy files on disk → a compiled policy: read, parse every file, compile them as one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from firewall.policy.compiler import CompileResult, compile_files
+from firewall.policy.errors import Diagnostic, PolicyError, PolicyFileError, PolicySyntaxError
+from firewall.policy.parser import parse_policy
+from firewall.policy.syntax import PolicyFile
+
+
+def policy_paths(paths: list[str | Path]) -> list[Path]:
+    """Expand folders to the `*.policy` files in them (sorted); keep files as given."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(path.glob("*.policy"))
+            if not files:
+                raise PolicyFileError(str(path), "folder holds no *.policy file")
+            found.extend(files)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise PolicyFileError(str(path), "no such file or folder")
+    return list(dict.fromkeys(found))
+
+
+def read_policy_file(path: Path) -> PolicyFile:
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PolicyFileError(str(path), "not UTF-8 text") from None
+    except OSError as exc:
+        raise PolicyFileError(str(path), f"cannot read: {exc.strerror}") from None
+    return parse_policy(source, str(path))
+
+
+def load_policy(paths: list[str | Path]) -> CompileResult:
+    """Parse and compile; raise `PolicyError` listing every error of every file."""
+    files: list[PolicyFile] = []
+    errors: list[Diagnostic] = []
+    for path in policy_paths(paths):
+        try:
+            files.append(read_policy_file(path))
+        except PolicySyntaxError as exc:
+            errors.extend(exc.diagnostics)
+    if errors:
+        raise PolicySyntaxError(errors)
+    return compile_files(files)
+
+
+def compile_source(source: str, path: str = "<policy>") -> CompileResult:
+    """Compile policy text held in memory (tests, `policy explain --policy -`)."""
+    return compile_files([parse_policy(source, path)])
+
+
+__all__ = ["PolicyError", "compile_source", "load_policy", "policy_paths", "read_policy_file"]
