@@ -21,6 +21,11 @@ def _register() -> None:
 
     app.add_typer(policy_cmd.app, name="policy")
 
+    from firewall.cli import init_cmd, secrets_cmd
+
+    app.command("init")(init_cmd.init)
+    app.add_typer(secrets_cmd.app, name="secrets")
+
 
 _register()
 
