@@ -17,14 +17,23 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from firewall.cli import policy_cmd
+    from firewall.cli import policy_cmd, policy_versions_cmd  # noqa: F401  (adds apply/show/history/rollback)
 
     app.add_typer(policy_cmd.app, name="policy")
+
+    from firewall.cli import proxy_cmd, run_cmd
+
+    app.add_typer(proxy_cmd.app, name="proxy")
+    app.command("run", context_settings={"ignore_unknown_options": True})(run_cmd.run)
 
     from firewall.cli import init_cmd, secrets_cmd
 
     app.command("init")(init_cmd.init)
     app.add_typer(secrets_cmd.app, name="secrets")
+
+    from firewall.cli import audit_cmd
+
+    app.add_typer(audit_cmd.app, name="audit")
 
 
 _register()

@@ -183,17 +183,23 @@ class CompiledPolicy:
     blocks: tuple[CompiledBlock, ...]
     sources: tuple[SourceFile, ...]
     host_index: HostIndex = derived()
+    exact_hosts: frozenset = derived()  # (name, port) named by a pattern without a wildcard
     credential_map: dict = derived()
     sha256: str = derived()
 
     def __post_init__(self):
         entries = [(parse_host_pattern(p), block) for block in self.blocks for p in block.patterns]
         object.__setattr__(self, "host_index", HostIndex(entries))
+        exact = {(p.name, port) for p, _ in entries if not p.wildcard for port in p.ports()}
+        object.__setattr__(self, "exact_hosts", frozenset(exact))
         object.__setattr__(self, "credential_map", {c.name: c for c in self.credentials})
         object.__setattr__(self, "sha256", hashlib.sha256(self.to_json().encode()).hexdigest())
 
     def block_for(self, host: str, port: int) -> CompiledBlock | None:
         return self.host_index.lookup(host, port)
+
+    def names_exactly(self, host: str, port: int) -> bool:
+        return (host, port) in self.exact_hosts
 
     def to_json(self) -> str:
         """Canonical JSON: sorted keys, no whitespace; equal policies give equal text."""

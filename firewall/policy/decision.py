@@ -31,6 +31,8 @@ class Reason(StrEnum):
     DEFAULT_NO_RULE = "default_no_rule"  # the host block has no rule for the request
     AMBIGUOUS_PATH = "ambiguous_path"  # the path has no single meaning (encoded '/', '..' above root, ...)
     INVALID_HOST = "invalid_host"  # the destination is not a well-formed host name or address
+    DESTINATION_MISMATCH = "destination_mismatch"  # Host header, SNI or :authority names another destination
+    PRIVATE_ADDRESS = "private_address"  # resolves to a non-public address no host block names exactly
     PLAIN_HTTP_CREDENTIAL = "plain_http_credential"  # plain HTTP to a block that injects a credential
     MALFORMED_REQUEST = "malformed_request"  # method or target the engine cannot read
 
@@ -42,6 +44,11 @@ class Request:
     `target` is the request target as sent: path plus optional `?query`.
     `body` is at most the inspection limit; `body_size` is the real size and
     `body_complete` says whether `body` holds all of it.
+
+    `host`/`port` are where the connection really goes (the CONNECT target, or
+    the URL of a plain-HTTP proxy request). `claimed` lists what else named a
+    destination (the Host header, `:authority`, the TLS SNI) as "host[:port]";
+    `addresses` are the IPs the proxy resolved `host` to and will connect to.
     """
 
     method: str
@@ -54,6 +61,8 @@ class Request:
     body_size: int = 0
     body_complete: bool = True
     agent: str | None = None
+    claimed: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
 
     @classmethod
     def from_url(

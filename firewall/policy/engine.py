@@ -7,6 +7,10 @@ says which limits apply.
 Precedence, coded in this order with early returns:
  1. A method that is not an HTTP token → block (malformed_request).
  2. A destination that is not a well-formed host or address → block (invalid_host).
+    A Host header, `:authority` or TLS SNI naming another host or port than where
+    the connection goes → block (destination_mismatch). A destination that is or
+    resolves to a loopback, private, link-local or metadata address → block
+    (private_address), unless a host block names that host and port exactly.
  3. A path with no single meaning (encoded '/', '\\' or NUL, '..' above the root,
     bad percent-encoding, ...) → block (ambiguous_path), whatever the rules say.
  4. No host block names the destination → the default (default_no_host).
@@ -24,6 +28,7 @@ Precedence, coded in this order with early returns:
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import replace
 
@@ -48,6 +53,16 @@ def decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
     except InvalidHost as exc:
         return Decision(Verdict.BLOCK, Reason.INVALID_HOST, message=str(exc), **base)
     base["host"] = host
+    for claim in request.claimed:
+        if not _same_destination(claim, host, request.port):
+            return Decision(Verdict.BLOCK, Reason.DESTINATION_MISMATCH,
+                            message=f"{claim!r} does not name the destination {host}:{request.port}", **base)
+    private = _first_private(host, request.addresses)
+    if private is not None and not _exempt(policy, host, request.port, private):
+        return Decision(Verdict.BLOCK, Reason.PRIVATE_ADDRESS,
+                        message=f"{host} is or resolves to the non-public address {private}; a host block must "
+                                f"name {host}:{request.port} exactly (a link-local address: as the address itself)",
+                        **base)
     # 3
     try:
         canonical = canonicalize(request.target)
@@ -86,6 +101,47 @@ def decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
         Decision(verdict, reason, rule=rule, rule_reason=rule_reason, message=_message(verdict, reason, rule),
                  limits=limits, inject=inject, decided_at=now, **base)
     )
+
+
+def _same_destination(claim: str, host: str, port: int) -> bool:
+    """Whether "host[:port]" (a Host header, :authority or SNI) names host:port."""
+    name, claimed_port = claim, None
+    bracket = claim.rfind("]")
+    colon = claim.rfind(":")
+    if colon > bracket and claim.count(":") == 1 or (colon > bracket and claim.startswith("[")):
+        name, port_text = claim[:colon], claim[colon + 1 :]
+        if not port_text.isdigit():
+            return False
+        claimed_port = int(port_text)
+    try:
+        if normalize_host(name) != host:
+            return False
+    except InvalidHost:
+        return False
+    return claimed_port is None or claimed_port == port
+
+
+def _first_private(host: str, addresses: tuple[str, ...]):
+    """The first of the destination's addresses (or the host, if it is one) that is not public."""
+    for text in (host, *addresses):
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            continue
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if not address.is_global or address.is_multicast:
+            return address
+    return None
+
+
+def _exempt(policy: CompiledPolicy, host: str, port: int, address) -> bool:
+    """A host block naming host:port exactly allows its private address. Link-local
+    addresses (cloud metadata at 169.254.169.254, fe80::/10) must be named as the
+    address itself: a name that resolves there is a rebinding attack, not a service."""
+    if not policy.names_exactly(host, port):
+        return False
+    return not address.is_link_local or host == str(address)
 
 
 def _matches(match: RequestMatcher, method: str, view: RequestView, *, lenient: bool) -> bool:

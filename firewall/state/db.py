@@ -16,7 +16,11 @@ from sqlite_utils.migrations import Migrations
 from firewall.state.home import SECRET_FILE_MODE
 
 # "module:attribute" of every Migrations set, applied in this order.
-MIGRATION_SETS: tuple[str, ...] = ()
+MIGRATION_SETS: tuple[str, ...] = (
+    "firewall.audit.schema:MIGRATIONS",
+    "firewall.policy_store:MIGRATIONS",
+    "firewall.agents:MIGRATIONS",
+)
 
 
 def _migration_sets() -> list[Migrations]:

@@ -1,0 +1,141 @@
+"""`firewall policy apply | show | history | rollback`: the policy in force and its history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from firewall import policy_store
+from firewall.cli.errors import fail
+from firewall.cli.policy_cmd import PathsArg, app, compile_or_exit
+from firewall.cli.state import database_or_exit, home_or_exit
+from firewall.policy.diff import diff_policies
+from firewall.policy.loader import policy_paths
+
+
+@app.command()
+def apply(
+    paths: PathsArg,
+    note: Annotated[str, typer.Option(help="Why this change, kept in the history.")] = "",
+) -> None:
+    """Compile the policy and make it the one in force, in every running proxy within a second.
+
+    Refuses a policy that does not compile (exit 2) or whose credentials name vault
+    entries that do not exist (exit 1); the policy in force stays in force.
+
+    Example: firewall policy apply policies/openai.policy
+    """
+    result = compile_or_exit(paths)
+    home = home_or_exit()
+    missing = _missing_secrets(home, result.policy.secrets())
+    if missing:
+        fail(
+            "the policy injects credentials whose vault entries do not exist: "
+            + ", ".join(missing)
+            + "; add them with `firewall secrets add NAME` first"
+        )
+    sources = [(str(p), p.read_text(encoding="utf-8")) for p in policy_paths(paths)]
+    db = database_or_exit(home)
+    try:
+        previous = policy_store.active_version(db)
+        if previous is not None and previous.sha256 == result.policy.sha256:
+            typer.echo(f"unchanged: version {previous.version} (sha256 {previous.sha256[:16]}) is already in force")
+            return
+        changes = diff_policies(previous.load() if previous else None, result.policy)
+        version = policy_store.store_version(db, result.policy, sources, note=note)
+    finally:
+        db.close()
+    for line in changes:
+        typer.echo(line)
+    typer.echo(f"applied: version {version.version} (sha256 {version.sha256[:16]}) is now in force")
+
+
+def _missing_secrets(home, names: tuple[str, ...]) -> list[str]:
+    if not names:
+        return []
+    from firewall.vault import Vault, VaultError
+
+    if not home.vault.exists():
+        return list(names)
+    try:
+        present = set(Vault.open(home).names())
+    except VaultError as exc:
+        fail(str(exc))
+    return [name for name in names if name not in present]
+
+
+@app.command()
+def show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Show the policy in force: version, hash, who applied it and when, and its source.
+
+    Example: firewall policy show
+    """
+    db = database_or_exit(home_or_exit())
+    try:
+        version = policy_store.active_version(db)
+    finally:
+        db.close()
+    if version is None:
+        fail("no policy has been applied yet; apply one with `firewall policy apply PATH`")
+    if as_json:
+        typer.echo(json.dumps({**version.summary(), "sources": [{"path": p, "text": t} for p, t in version.sources]},
+                              indent=2))
+        return
+    typer.echo(_summary_line(version))
+    for path, text in version.sources:
+        typer.echo(f"\n# --- {path}\n{text.rstrip()}")
+
+
+@app.command("history")
+def history_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List every policy version ever applied, oldest first; the one in force is marked.
+
+    Example: firewall policy history
+    """
+    db = database_or_exit(home_or_exit())
+    try:
+        versions = policy_store.history(db)
+        active = policy_store.active_marker(db)
+    finally:
+        db.close()
+    if as_json:
+        typer.echo(json.dumps([{**v.summary(), "active": bool(active and active[0] == v.version)} for v in versions],
+                              indent=2))
+        return
+    if not versions:
+        typer.echo("no policy has been applied yet")
+    for v in versions:
+        marker = "*" if active and active[0] == v.version else " "
+        typer.echo(f"{marker} {_summary_line(v)}")
+
+
+@app.command("rollback")
+def rollback_command(
+    version: Annotated[Optional[int], typer.Argument(help="Version to bring back (default: the previous one).")] = None,
+) -> None:
+    """Put an earlier policy version back in force (recorded as a new version).
+
+    Example: firewall policy rollback 3
+    """
+    db = database_or_exit(home_or_exit())
+    try:
+        current = policy_store.active_version(db)
+        restored = policy_store.rollback(db, version)
+    except policy_store.PolicyStoreError as exc:
+        fail(str(exc))
+    finally:
+        db.close()
+    for line in diff_policies(current.load() if current else None, restored.load()):
+        typer.echo(line)
+    typer.echo(f"rolled back: version {restored.version} ({restored.note}) is now in force")
+
+
+def _summary_line(v: policy_store.PolicyVersion) -> str:
+    when = dt.datetime.fromtimestamp(v.applied_at).strftime("%Y-%m-%d %H:%M:%S")
+    files = ", ".join(Path(p).name for p, _ in v.sources)
+    note = f"  ({v.note})" if v.note else ""
+    return f"version {v.version}  {v.sha256[:16]}  {when}  by {v.applied_by}  [{files}]{note}"

@@ -1,0 +1,111 @@
+"""`firewall proxy start | stop | status`: the shared proxy every `firewall run` uses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from firewall.cli.errors import fail
+from firewall.cli.state import home_or_exit
+from firewall.proxy import process
+
+app = typer.Typer(help="Start, stop and inspect the proxy.", no_args_is_help=True)
+DEFAULT_PORT = 8877
+
+
+@app.command()
+def start(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = DEFAULT_PORT,
+    upstream_ca: Annotated[
+        Optional[Path], typer.Option(help="Extra CA (PEM) to trust for upstream servers, e.g. a corporate CA.")
+    ] = None,
+    limits_storage: Annotated[
+        str, typer.Option(help="Where limits are counted: memory:// or redis://HOST:PORT (shared by proxies).")
+    ] = "memory://",
+    foreground: Annotated[bool, typer.Option(help="Run in this terminal instead of in the background.")] = False,
+    state_file: Annotated[Optional[Path], typer.Option(hidden=True)] = None,
+    pinned_policy: Annotated[Optional[Path], typer.Option(hidden=True)] = None,
+    log_file: Annotated[Optional[Path], typer.Option(hidden=True)] = None,
+) -> None:
+    """Start the proxy on 127.0.0.1, in the background unless --foreground.
+
+    Example: firewall proxy start --port 8877 --limits-storage redis://127.0.0.1:6379
+    """
+    home = home_or_exit()
+    shared = state_file is None
+    state_file = state_file or process.shared_state_file(home)
+    if shared:
+        running = process.running_proxy(home)
+        if running is not None:
+            fail(f"a proxy is already running on 127.0.0.1:{running.port} (pid {running.pid}); "
+                 "stop it with `firewall proxy stop`")
+    if foreground:
+        _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, log_file)
+        return
+    try:
+        info, _ = process.start_background(
+            home, state_file=state_file, port=port, upstream_ca=upstream_ca, limits_storage=limits_storage
+        )
+    except process.ProxyProcessError as exc:
+        fail(str(exc))
+    typer.echo(f"proxy listening on 127.0.0.1:{info.port} (pid {info.pid})")
+
+
+def _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, log_file) -> None:
+    from firewall.proxy.limiter import LimiterConfigError
+    from firewall.proxy.server import ProxySettings, ProxyStartError, configure_logging, serve
+    from firewall.state.home import StateError
+    from firewall.vault import VaultError
+
+    configure_logging(log_file)
+    settings = ProxySettings(
+        home=home, port=port, state_file=state_file, upstream_ca=upstream_ca,
+        limits_storage=limits_storage, pinned_policy=pinned_policy,
+    )
+    try:
+        asyncio.run(serve(settings))
+    except (ProxyStartError, LimiterConfigError, StateError, VaultError, ValueError, OSError) as exc:
+        fail(str(exc))
+
+
+@app.command()
+def stop() -> None:
+    """Stop the shared proxy; it finishes writing its audit log first.
+
+    Example: firewall proxy stop
+    """
+    home = home_or_exit()
+    info = process.running_proxy(home)
+    if info is None:
+        fail("no proxy is running")
+    if not process.stop(info):
+        fail(f"the proxy (pid {info.pid}) did not stop within {process.STOP_TIMEOUT:.0f}s")
+    typer.echo(f"proxy stopped (pid {info.pid})")
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Say whether the shared proxy runs, where, and since when (exit 1 if it does not).
+
+    Example: firewall proxy status --json
+    """
+    home = home_or_exit()
+    info = process.running_proxy(home)
+    data = {"running": info is not None}
+    if info is not None:
+        data.update(pid=info.pid, port=info.port, started=info.started, limits_storage=info.limits_storage,
+                    uptime_s=round(time.time() - info.started, 1))
+    if as_json:
+        typer.echo(json.dumps(data))
+    elif info is None:
+        typer.echo("no proxy is running; start one with `firewall proxy start`")
+    else:
+        typer.echo(f"running on 127.0.0.1:{info.port} (pid {info.pid}, up {data['uptime_s']}s, "
+                   f"limits in {info.limits_storage})")
+    if info is None:
+        raise typer.Exit(1)

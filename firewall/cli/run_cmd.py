@@ -1,0 +1,164 @@
+"""`firewall run`: run an agent with all its HTTP(S) going through the firewall."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from firewall import agents, run_env
+from firewall.cli.errors import fail
+from firewall.cli.state import database_or_exit, home_or_exit
+from firewall.proxy import process
+from firewall.state.home import Home, write_private_file
+
+
+def run(
+    command: Annotated[list[str], typer.Argument(help="The agent's command and its arguments, after --.")],
+    agent: Annotated[str, typer.Option(help="The agent's name, as policies and the audit log see it.")] = "default",
+    policy: Annotated[
+        Optional[list[Path]], typer.Option(help="Run under this policy without applying it for everyone.")
+    ] = None,
+    upstream_ca: Annotated[
+        Optional[Path], typer.Option(help="Extra CA for upstream servers (only when a proxy is started for this run).")
+    ] = None,
+) -> None:
+    """Run CMD with its HTTP(S) sent through the firewall; exit with CMD's exit code.
+
+    Uses the running proxy, or starts one for the command's lifetime. The agent gets
+    proxy credentials of its own, trusts the firewall's CA, and sees placeholder API
+    keys only: the real ones are added by the proxy, after the policy allows a request.
+
+    Example: firewall run --agent ci -- python agent.py
+    """
+    try:
+        agents.check_agent_name(agent)
+    except agents.AgentError as exc:
+        fail(str(exc))
+    home = home_or_exit()
+    private_proxy = None
+    policy_file = None
+    compiled = None
+    try:
+        if policy:
+            compiled, policy_file = _pinned_policy(home, policy)
+        proxy = None if policy else process.running_proxy(home)
+        if proxy is None:
+            if compiled is None:
+                compiled = _applied_policy(home)
+            private_proxy = _start_private_proxy(home, policy_file, upstream_ca)
+            proxy = private_proxy[0]
+        elif compiled is None:
+            compiled = _applied_policy(home)
+        code = _run_agent(home, proxy, agent, command, compiled)
+    finally:
+        if private_proxy is not None:
+            process.stop(private_proxy[0])
+            private_proxy[1].wait(timeout=process.STOP_TIMEOUT)
+        if policy_file is not None:
+            policy_file.unlink(missing_ok=True)
+    raise typer.Exit(code)
+
+
+def _pinned_policy(home: Home, paths: list[Path]):
+    from firewall.cli.policy_cmd import compile_or_exit
+    from firewall.cli.policy_versions_cmd import _missing_secrets
+
+    compiled = compile_or_exit(paths).policy
+    missing = _missing_secrets(home, compiled.secrets())
+    if missing:
+        fail("the policy injects credentials whose vault entries do not exist: " + ", ".join(missing)
+             + "; add them with `firewall secrets add NAME` first")
+    path = home.run_dir / f"policy-{os.getpid()}.json"
+    write_private_file(path, compiled.to_json().encode())
+    return compiled, path
+
+
+def _applied_policy(home: Home):
+    from firewall.cli.state import applied_policy_or_exit
+
+    return applied_policy_or_exit()
+
+
+def _start_private_proxy(home: Home, policy_file: Path | None, upstream_ca: Path | None):
+    state_file = home.run_dir / f"proxy-run-{os.getpid()}.json"
+    try:
+        return process.start_background(
+            home, state_file=state_file, pinned_policy=policy_file, upstream_ca=upstream_ca
+        )
+    except process.ProxyProcessError as exc:
+        fail(str(exc))
+
+
+def _run_agent(home: Home, proxy: process.ProxyInfo, agent: str, command: list[str], compiled) -> int:
+    from firewall.proxy.ca import agent_bundle_path, agent_ca_path
+
+    if not command:
+        fail("no command given; put it after --, e.g. firewall run -- curl https://api.openai.com/v1/models")
+    bundle, ca_cert = agent_bundle_path(home), agent_ca_path(home)
+    if not bundle.exists() or not ca_cert.exists():
+        fail(f"{bundle} is missing; restart the proxy (`firewall proxy stop; firewall proxy start`)")
+    placeholders, secret_values = _placeholders_and_secrets(home, compiled)
+    db = database_or_exit(home)
+    token = agents.mint_token(db, agent)
+    try:
+        env = run_env.child_environment(
+            os.environ,
+            proxy=run_env.proxy_url(proxy.port, agent, token),
+            bundle=bundle,
+            ca_cert=ca_cert,
+            placeholders=placeholders,
+            secret_values=secret_values,
+        )
+        return _spawn(command, env)
+    finally:
+        agents.revoke_token(db, token)
+        db.close()
+
+
+def _placeholders_and_secrets(home: Home, compiled) -> tuple[dict[str, str], list[str]]:
+    """Placeholder keys for the SDKs of the policy's credentials, and the vault's values
+    (to keep them out of the child's environment)."""
+    from firewall.vault import PROVIDERS, Vault, VaultError
+
+    placeholders: dict[str, str] = {}
+    providers: dict[str, str] = {}
+    values: list[str] = []
+    if home.vault.exists():
+        try:
+            vault = Vault.open(home)
+            providers = {entry.name: entry.provider for entry in vault.entries()}
+            values = list(vault.values().values())
+        except VaultError as exc:
+            fail(str(exc))
+    for secret in compiled.secrets() if compiled else ():
+        provider = PROVIDERS.get(providers.get(secret, secret))
+        if provider is not None and provider.env_var:
+            placeholders[provider.env_var] = provider.placeholder
+    return placeholders, values
+
+
+def _spawn(command: list[str], env: dict[str, str]) -> int:
+    try:
+        child = subprocess.Popen(command, env=env)
+    except FileNotFoundError:
+        fail(f"command not found: {command[0]}")
+    except PermissionError:
+        fail(f"command not executable: {command[0]}")
+    forwarded = {}
+
+    def forward(signum, _frame):
+        child.send_signal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        forwarded[sig] = signal.signal(sig, forward)
+    try:
+        code = child.wait()
+        return code if code >= 0 else 128 - code  # killed by a signal: the shell's convention
+    finally:
+        for sig, previous in forwarded.items():
+            signal.signal(sig, previous)

@@ -1,0 +1,40 @@
+"""Opening the state folder and its database from a command, with errors turned into exits."""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+from firewall.cli.errors import fail
+from firewall.policy import CompiledPolicy
+from firewall.state.db import open_database
+from firewall.state.home import Home, StateError, open_home
+
+
+def home_or_exit() -> Home:
+    try:
+        return open_home()
+    except StateError as exc:
+        fail(str(exc))
+
+
+def database_or_exit(home: Home) -> sqlite_utils.Database:
+    try:
+        return open_database(home.database)
+    except Exception as exc:  # sqlite3.DatabaseError and friends: a corrupt or locked file
+        fail(f"{home.database}: cannot open the state database: {exc}")
+
+
+def applied_policy_or_exit() -> CompiledPolicy:
+    from firewall import policy_store
+
+    home = home_or_exit()
+    db = database_or_exit(home)
+    try:
+        version = policy_store.active_version(db)
+        if version is None:
+            fail("no policy has been applied yet; apply one with `firewall policy apply PATH`, or pass --policy PATH")
+        return version.load()
+    except policy_store.PolicyStoreError as exc:
+        fail(str(exc))
+    finally:
+        db.close()

@@ -1,0 +1,160 @@
+"""Applied policy versions: history in SQLite, one of them active.
+
+`apply` stores a compiled policy as a new version and makes it active in one
+transaction; a running proxy polls the active version and swaps it in.
+History is append-only: a rollback re-activates an old version by storing it
+again as a new version, so every change has its own row (who, when, what).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+from dataclasses import dataclass
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from firewall.policy import CompiledPolicy
+
+MIGRATIONS = Migrations("policy")
+
+
+@MIGRATIONS()
+def create_policy_tables(db: sqlite_utils.Database) -> None:
+    db["policy_versions"].create(
+        {
+            "version": int,
+            "sha256": str,
+            "applied_at": float,
+            "applied_by": str,
+            "note": str,
+            "sources": str,  # JSON: [{"path": ..., "text": ...}]
+            "compiled": str,  # canonical JSON of the compiled policy
+        },
+        pk="version",
+    )
+    db["policy_active"].create({"id": int, "version": int}, pk="id")
+
+
+class PolicyStoreError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class PolicyVersion:
+    version: int
+    sha256: str
+    applied_at: float
+    applied_by: str
+    note: str
+    sources: tuple[tuple[str, str], ...]  # (path, text)
+    compiled: str
+
+    def load(self) -> CompiledPolicy:
+        policy = CompiledPolicy.from_json(self.compiled)
+        if policy.sha256 != self.sha256:
+            raise PolicyStoreError(
+                f"policy version {self.version}: stored sha256 {self.sha256[:12]} does not match its content "
+                f"{policy.sha256[:12]}; the database was modified"
+            )
+        return policy
+
+    def summary(self) -> dict:
+        return {
+            "version": self.version,
+            "sha256": self.sha256,
+            "applied_at": self.applied_at,
+            "applied_by": self.applied_by,
+            "note": self.note,
+            "files": [path for path, _ in self.sources],
+        }
+
+
+def _version(row: dict) -> PolicyVersion:
+    return PolicyVersion(
+        version=row["version"],
+        sha256=row["sha256"],
+        applied_at=row["applied_at"],
+        applied_by=row["applied_by"],
+        note=row["note"],
+        sources=tuple((s["path"], s["text"]) for s in json.loads(row["sources"])),
+        compiled=row["compiled"],
+    )
+
+
+def store_version(
+    db: sqlite_utils.Database,
+    policy: CompiledPolicy,
+    sources: list[tuple[str, str]],
+    note: str = "",
+    now: float | None = None,
+) -> PolicyVersion:
+    """Store `policy` as the next version and make it active, atomically."""
+    with db.conn:  # one transaction: the new row and the active pointer change together
+        db.execute("BEGIN IMMEDIATE")
+        latest = db.execute("SELECT max(version) FROM policy_versions").fetchone()[0] or 0
+        row = {
+            "version": latest + 1,
+            "sha256": policy.sha256,
+            "applied_at": now if now is not None else time.time(),
+            "applied_by": _os_user(),
+            "note": note,
+            "sources": json.dumps([{"path": p, "text": t} for p, t in sources]),
+            "compiled": policy.to_json(),
+        }
+        db["policy_versions"].insert(row)
+        db["policy_active"].upsert({"id": 1, "version": row["version"]}, pk="id")
+    return _version(row)
+
+
+def active_version(db: sqlite_utils.Database) -> PolicyVersion | None:
+    rows = list(
+        db.query(
+            "SELECT v.* FROM policy_active a JOIN policy_versions v ON v.version = a.version WHERE a.id = 1"
+        )
+    )
+    return _version(rows[0]) if rows else None
+
+
+def active_marker(db: sqlite_utils.Database) -> tuple[int, str] | None:
+    """(version, sha256) of the active policy: cheap, for pollers."""
+    row = db.execute(
+        "SELECT v.version, v.sha256 FROM policy_active a JOIN policy_versions v ON v.version = a.version"
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def get_version(db: sqlite_utils.Database, version: int) -> PolicyVersion | None:
+    rows = list(db.query("SELECT * FROM policy_versions WHERE version = ?", [version]))
+    return _version(rows[0]) if rows else None
+
+
+def history(db: sqlite_utils.Database) -> list[PolicyVersion]:
+    return [_version(row) for row in db.query("SELECT * FROM policy_versions ORDER BY version")]
+
+
+def rollback(db: sqlite_utils.Database, version: int | None = None) -> PolicyVersion:
+    """Re-activate `version` (default: the one before the active version) as a new version."""
+    active = active_version(db)
+    if active is None:
+        raise PolicyStoreError("no policy has been applied yet; nothing to roll back")
+    if version is None:
+        previous = [v for v in history(db) if v.version < active.version and v.sha256 != active.sha256]
+        if not previous:
+            raise PolicyStoreError(f"version {active.version} is the first policy applied; nothing to roll back to")
+        target = previous[-1]
+    else:
+        target = get_version(db, version)
+        if target is None:
+            raise PolicyStoreError(f"no policy version {version}; see `firewall policy history`")
+    policy = target.load()
+    return store_version(db, policy, list(target.sources), note=f"rollback to version {target.version}")
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

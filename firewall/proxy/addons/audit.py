@@ -1,0 +1,99 @@
+"""One audit row per request, handed to the batched writer when the flow ends.
+
+Runs last, so it sees what every other addon decided. Refused CONNECTs and
+raw TCP tunnels (which the firewall never carries) get a row too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from mitmproxy import http, tcp
+
+from firewall.audit import AuditRecord, AuditWriter
+from firewall.proxy.notes import notes_of
+from firewall.proxy.runtime import Runtime
+from firewall.redact import mask_query, scrub
+
+log = logging.getLogger("firewall.proxy")
+
+# Outcomes whose request went upstream: their response status is the upstream's.
+FORWARDED = frozenset({"allow", "would_block", "would_limit", "would_approve"})
+
+
+class Auditor:
+    def __init__(self, runtime: Runtime, writer: AuditWriter):
+        self.runtime = runtime
+        self.writer = writer
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None and flow.response.status_code >= 300:
+            self._record(flow)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def tcp_start(self, flow: tcp.TCPFlow) -> None:
+        flow.kill()
+        host, port = flow.server_conn.address or ("unknown", 0)
+        notes = notes_of(flow)
+        self.writer.submit(AuditRecord(
+            time=notes.started, request_id=notes.request_id, agent=None, method="TCP", scheme="tcp",
+            host=str(host), port=int(port) or 1, path="", query="", decision="block", reason="not_http",
+            rule=None, policy_sha256=self.runtime.policy.sha256, credentials="", upstream_status=None,
+            duration_ms=0.0, bytes_out=0, bytes_in=0, approval_id=None, scrubbed=0,
+            detail="a tunnel that does not carry HTTP(S) is never passed through",
+        ))
+
+    def _record(self, flow: http.HTTPFlow) -> None:
+        notes = notes_of(flow)
+        if notes.recorded:
+            return
+        notes.recorded = True
+        try:
+            self.writer.submit(self._row(flow, notes))
+        except Exception:
+            log.exception("writing the audit row of %s failed", notes.request_id)
+
+    def _row(self, flow: http.HTTPFlow, notes) -> AuditRecord:
+        decision = notes.decision
+        secrets = tuple(self.runtime.secrets.values())
+        outcome = notes.outcome
+        if not outcome:  # nothing decided: mitmproxy refused or lost the flow before our hooks ran
+            outcome, notes.reason = "error", notes.reason or "not_decided"
+        if flow.error and outcome in FORWARDED:
+            notes.detail = notes.detail or flow.error.msg
+        response = flow.response
+        bytes_in = notes.bytes_in if notes.bytes_in else len(response.raw_content or b"") if response else 0
+        detail = scrub(notes.detail, secrets) if notes.detail else None
+        if decision is not None:
+            host, path, query = decision.host or flow.request.host, decision.canonical_path, decision.query
+        else:
+            host, path, query = flow.request.host, flow.request.path.split("?")[0], ""
+        return AuditRecord(
+            time=notes.started,
+            request_id=notes.request_id,
+            agent=notes.agent,
+            method=flow.request.method,
+            scheme=flow.request.scheme or "tunnel",
+            host=host or "unknown",
+            port=flow.request.port or 1,
+            path=scrub(path, secrets),
+            query=scrub(mask_query(query, secrets), secrets),
+            decision=outcome,
+            reason=notes.reason,
+            rule=notes.rule,
+            policy_sha256=decision.policy_sha256 if decision else self.runtime.policy.sha256,
+            credentials=",".join(notes.credentials),
+            upstream_status=response.status_code if response is not None and outcome in FORWARDED else None,
+            duration_ms=max(0.0, (time.time() - notes.started) * 1000),
+            bytes_out=len(flow.request.raw_content or b""),
+            bytes_in=bytes_in,
+            approval_id=None,
+            scrubbed=0,
+            detail=detail,
+        )

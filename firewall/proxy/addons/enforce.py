@@ -1,0 +1,163 @@
+"""Asking the decision engine about each request and doing what it says.
+
+No policy logic lives here: this addon turns a mitmproxy flow into a
+`Request`, calls `decide()`, and maps the `Decision` onto the flow — a local
+403 or 429, or the credentials injected and the canonical path sent on.
+Anything that goes wrong in here refuses the request (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from dataclasses import replace
+from urllib.parse import quote
+
+from mitmproxy import http
+
+from firewall.policy import Decision, Mode, Request, Verdict, decide
+from firewall.proxy.inject import CredentialUnavailable, apply_injections
+from firewall.proxy.limiter import Limiter
+from firewall.proxy.notes import FlowNotes, notes_of
+from firewall.proxy.resolver import Resolver
+from firewall.proxy.responses import error_response
+from firewall.proxy.runtime import Runtime
+
+log = logging.getLogger("firewall.proxy")
+
+INSPECTION_LIMIT = 1024 * 1024  # bytes of a request body that conditions can read
+_PATH_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
+def raw_target(flow: http.HTTPFlow) -> str:
+    """The request target exactly as the agent sent it; non-ASCII bytes percent-encoded."""
+    return quote(flow.request.data.path, safe=_PATH_SAFE)
+
+
+class Enforcer:
+    def __init__(self, runtime: Runtime, limiter: Limiter, resolver: Resolver):
+        self.runtime = runtime
+        self.limiter = limiter
+        self.resolver = resolver
+        self.tunnels: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client conn -> (host, port)
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        if not flow.response:
+            self.tunnels[flow.client_conn] = (flow.request.host, flow.request.port)
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        notes = notes_of(flow)
+        try:
+            decision = await self._decide(flow, notes)
+            if decision is None:
+                return
+            notes.decision = decision
+            notes.rule = decision.rule.location if decision.rule else None
+            await self._apply(flow, notes, decision)
+        except Exception as exc:  # fail closed: a request we could not decide goes nowhere
+            log.exception("deciding %s failed", notes.request_id)
+            notes.refuse("error", "internal_error", f"{type(exc).__name__}: {exc}")
+            flow.response = error_response(
+                500, "firewall_error", "the firewall could not decide this request, so it was refused",
+                notes.request_id,
+            )
+
+    async def _decide(self, flow: http.HTTPFlow, notes: FlowNotes) -> Decision | None:
+        """Decide once without DNS (a refused destination is never even looked up), then,
+        for a request that may go out, again with the addresses it would connect to."""
+        policy = self.runtime.policy  # one version decides the whole request
+        request = self._request(flow, notes)
+        decision = decide(policy, request, time.time())
+        if decision.verdict is Verdict.BLOCK:
+            return decision
+        try:
+            addresses = await self.resolver.lookup(request.host.lower().rstrip("."), request.port)
+        except OSError as exc:
+            notes.refuse("error", "unresolvable", f"{request.host}: {exc}")
+            flow.response = error_response(
+                502, "upstream_unreachable", f"{request.host} could not be resolved", notes.request_id
+            )
+            return None
+        decision = decide(policy, replace(request, addresses=addresses), time.time())
+        if decision.verdict is not Verdict.BLOCK:
+            self.resolver.pin(flow.request.host.lower().rstrip("."), flow.request.port, addresses)
+        return decision
+
+    def _request(self, flow: http.HTTPFlow, notes: FlowNotes) -> Request:
+        tunnel = self.tunnels.get(flow.client_conn)
+        host, port = tunnel if tunnel else (flow.request.host, flow.request.port)
+        claimed = []
+        if flow.request.host_header:
+            claimed.append(flow.request.host_header)
+        if (flow.request.host, flow.request.port) != (host, port):
+            claimed.append(f"{flow.request.host}:{flow.request.port}")  # where mitmproxy would route it
+        if flow.client_conn.sni and tunnel:
+            claimed.append(flow.client_conn.sni)
+        raw = flow.request.raw_content or b""
+        # An encoded (gzip, ...) body is not unpacked: conditions on it cannot be read (fail closed).
+        readable = len(raw) <= INSPECTION_LIMIT and "content-encoding" not in flow.request.headers
+        return Request(
+            method=flow.request.method,
+            scheme=flow.request.scheme,
+            host=host,
+            port=port,
+            target=raw_target(flow),
+            headers=tuple(flow.request.headers.items(multi=True)),
+            body=raw[:INSPECTION_LIMIT],
+            body_size=len(raw),
+            body_complete=readable,
+            agent=notes.agent,
+            claimed=tuple(claimed),
+        )
+
+    async def _apply(self, flow: http.HTTPFlow, notes: FlowNotes, decision: Decision) -> None:
+        report = decision.mode is Mode.REPORT
+        if decision.verdict is Verdict.BLOCK:
+            notes.refuse("block", decision.reason.value, decision.message)
+            flow.response = error_response(
+                403, "policy_blocked", _blocked_message(decision), notes.request_id, rule=notes.rule
+            )
+            return
+        if decision.verdict is Verdict.APPROVE:
+            # Human approval is not wired into the proxy yet: an approve decision is refused (fail closed).
+            notes.refuse("approval_required", decision.reason.value, decision.message)
+            flow.response = error_response(
+                403, "approval_required",
+                "this request needs a person's approval, which this proxy cannot ask for; it was refused",
+                notes.request_id, rule=notes.rule,
+            )
+            return
+        outcome = f"would_{decision.would.value}" if decision.would else "allow"
+        limit = await self.limiter.check(decision.limits, time.time())
+        if limit.over is not None:
+            if not report:
+                notes.refuse("limit", "rate_limited", f"over {limit.over.source.text}", limit.over.source.location)
+                flow.response = error_response(
+                    429, "rate_limited",
+                    f"rate limit reached: {limit.over.source.text}; retry after {limit.retry_after}s",
+                    notes.request_id, rule=limit.over.source.location,
+                    headers={"retry-after": str(limit.retry_after)},
+                )
+                return
+            outcome = "would_limit"
+        # Upstream sees exactly the path that was decided on.
+        flow.request.path = decision.canonical_path + (f"?{decision.query}" if decision.query else "")
+        try:
+            notes.credentials = apply_injections(flow.request, decision.inject, self.runtime.secret)
+        except CredentialUnavailable as exc:
+            notes.refuse("error", "credential_unavailable", str(exc))
+            flow.response = error_response(503, "credential_unavailable", str(exc), notes.request_id,
+                                           rule=notes.rule)
+            return
+        self.runtime.note_used(i.secret for i in decision.inject)
+        notes.outcome, notes.reason = outcome, decision.reason.value
+
+
+def _blocked_message(decision: Decision) -> str:
+    message = f"blocked by the firewall policy: {decision.message}"
+    if decision.rule_reason:
+        message += f" ({decision.rule_reason})"
+    return message

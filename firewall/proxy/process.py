@@ -1,0 +1,167 @@
+"""Starting, finding and stopping proxy processes (without importing mitmproxy).
+
+A proxy announces itself with a state file (pid, port) once it listens. The
+shared proxy uses `run/proxy.json`; a proxy that `firewall run` starts for
+one command uses a file of its own, so no other agent finds it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from firewall.state.home import Home
+
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+
+
+class ProxyProcessError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ProxyInfo:
+    pid: int
+    port: int
+    started: float
+    pinned_policy: bool
+    limits_storage: str
+    state_file: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def shared_state_file(home: Home) -> Path:
+    return home.run_dir / "proxy.json"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def read_info(state_file: Path) -> ProxyInfo | None:
+    """The proxy a state file describes, if it is alive; a stale file is removed."""
+    try:
+        data = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return None
+    info = ProxyInfo(
+        pid=int(data["pid"]),
+        port=int(data["port"]),
+        started=float(data["started"]),
+        pinned_policy=bool(data.get("pinned_policy")),
+        limits_storage=str(data.get("limits_storage", "memory://")),
+        state_file=state_file,
+    )
+    if not _alive(info.pid):
+        state_file.unlink(missing_ok=True)
+        return None
+    return info
+
+
+def running_proxy(home: Home) -> ProxyInfo | None:
+    info = read_info(shared_state_file(home))
+    return info if info is not None and _listening(info.port) else None
+
+
+def start_background(
+    home: Home,
+    *,
+    state_file: Path,
+    port: int = 0,
+    upstream_ca: Path | None = None,
+    limits_storage: str = "memory://",
+    pinned_policy: Path | None = None,
+    log_file: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[ProxyInfo, subprocess.Popen]:
+    """Start `firewall proxy start --foreground` detached and wait until it listens."""
+    state_file.unlink(missing_ok=True)
+    log_file = log_file or home.run_dir / "proxy.log"
+    command = [
+        sys.executable, "-m", "firewall", "proxy", "start", "--foreground",
+        "--port", str(port), "--state-file", str(state_file), "--limits-storage", limits_storage,
+        "--log-file", str(log_file),
+    ]
+    if upstream_ca is not None:
+        command += ["--upstream-ca", str(upstream_ca)]
+    if pinned_policy is not None:
+        command += ["--pinned-policy", str(pinned_policy)]
+    child_env = dict(env if env is not None else os.environ)
+    child_env["FIREWALL_HOME"] = str(home.root)
+    log_offset = log_file.stat().st_size if log_file.exists() else 0
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=child_env, start_new_session=True,
+    )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        info = read_info(state_file)
+        if info is not None and info.pid == process.pid:
+            process.stderr.close()
+            return info, process
+        if process.poll() is not None:
+            stderr = process.stderr.read().decode(errors="replace").strip()
+            raise ProxyProcessError(_start_failure(stderr, log_file, log_offset))
+        time.sleep(0.01)
+    process.kill()
+    process.wait(timeout=5)
+    raise ProxyProcessError(f"the proxy did not start listening within {START_TIMEOUT:.0f}s; see {log_file}")
+
+
+def _start_failure(stderr: str, log_file: Path, offset: int) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    if not lines and log_file.exists():
+        with log_file.open("rb") as handle:
+            handle.seek(offset)
+            lines = [line for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
+    detail = lines[-1] if lines else f"no message; see {log_file}"
+    return f"the proxy failed to start: {detail.removeprefix('error: ')}"
+
+
+def stop(info: ProxyInfo, timeout: float = STOP_TIMEOUT) -> bool:
+    """SIGTERM the proxy and wait until it is gone (it flushes its audit log first)."""
+    try:
+        os.kill(info.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        info.state_file.unlink(missing_ok=True)
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(info.pid) or _zombie(info.pid):
+            info.state_file.unlink(missing_ok=True)
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return False

@@ -1,0 +1,159 @@
+"""What a running proxy knows and keeps current: the policy, the vault's values, agents' tokens.
+
+A watcher thread polls the state database and the vault file (every 200 ms)
+and swaps in new values; the event loop only ever reads attributes, so it
+never waits on the disk. A swap replaces a whole object at once: a request
+keeps the policy object it was decided with.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from firewall import agents, policy_store
+from firewall.policy import CompiledPolicy, compile_source
+from firewall.state.db import open_database
+from firewall.state.home import Home
+
+log = logging.getLogger("firewall.proxy")
+POLL_INTERVAL = 0.2
+
+# With nothing applied yet, the proxy refuses everything.
+_EMPTY_POLICY = compile_source("default block\n", "<no policy applied>").policy
+
+
+@dataclass(frozen=True)
+class LivePolicy:
+    policy: CompiledPolicy
+    version: int | None  # None: a policy given to this proxy alone (`run --policy`), or none applied
+
+
+class Runtime:
+    """Shared, read-mostly state of one proxy process."""
+
+    def __init__(self, home: Home, pinned_policy: CompiledPolicy | None = None):
+        self.home = home
+        self.pinned = pinned_policy is not None
+        self.live = LivePolicy(pinned_policy or _EMPTY_POLICY, None)
+        self.secrets: dict[str, str] = {}
+        self.tokens: dict[str, str] = {}  # token sha256 -> agent
+        self.vault = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._used: set[str] = set()
+        self._used_lock = threading.Lock()
+
+    # ---- start-up and the watcher ----
+
+    def load(self) -> None:
+        """Read everything once, before the proxy accepts connections; errors stop the start."""
+        from firewall.vault import Vault
+
+        self.vault = Vault.open(self.home) if self.home.vault.exists() else None
+        self.secrets = self.vault.values() if self.vault else {}
+        db = open_database(self.home.database)
+        try:
+            self._refresh_policy(db)
+            self.tokens = agents.live_tokens(db)
+        finally:
+            db.close()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._watch, name="firewall-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        self._flush_used()
+
+    def _watch(self) -> None:
+        db = open_database(self.home.database)
+        try:
+            while not self._stop.wait(POLL_INTERVAL):
+                try:
+                    self._refresh_policy(db)
+                    self.tokens = agents.live_tokens(db)
+                    self._refresh_vault()
+                    self._flush_used()
+                except Exception:  # keep serving with what we have; say why
+                    log.exception("refreshing policy, tokens or vault failed; keeping the previous state")
+        finally:
+            db.close()
+
+    def _refresh_policy(self, db) -> None:
+        if self.pinned:
+            return
+        marker = policy_store.active_marker(db)
+        if marker is None or marker[0] == self.live.version:
+            return
+        version = policy_store.get_version(db, marker[0])
+        self.live = LivePolicy(version.load(), version.version)
+        log.info("policy version %s (%s) is in force", version.version, version.sha256[:12])
+
+    def _refresh_vault(self) -> None:
+        from firewall.vault import Vault
+
+        if self.vault is None:
+            if self.home.vault.exists():
+                self.vault = Vault.open(self.home)
+                self.secrets = self.vault.values()
+            return
+        if self.vault.reload_if_changed():
+            self.secrets = self.vault.values()
+
+    # ---- used by the addons, on the event loop ----
+
+    @property
+    def policy(self) -> CompiledPolicy:
+        return self.live.policy
+
+    def agent_for_token_hash(self, digest: str) -> str | None:
+        return self.tokens.get(digest)
+
+    def lookup_token_now(self, token: str) -> str | None:
+        """A token minted after the last poll: ask the database (call off the event loop)."""
+        db = open_database(self.home.database)
+        try:
+            agent = agents.agent_for_token(db, token)
+        finally:
+            db.close()
+        if agent is not None:
+            self.tokens = {**self.tokens, agents.token_hash(token): agent}
+        return agent
+
+    def secret(self, name: str) -> str | None:
+        return self.secrets.get(name)
+
+    def note_used(self, names) -> None:
+        with self._used_lock:
+            self._used.update(names)
+
+    def _flush_used(self) -> None:
+        with self._used_lock:
+            used, self._used = self._used, set()
+        if used and self.vault is not None:
+            try:
+                self.vault.mark_used(sorted(used))
+            except Exception:
+                log.exception("recording when secrets were last used failed")
+
+
+def pinned_policy_from(path: Path) -> CompiledPolicy:
+    """A compiled policy handed to this proxy alone (by `firewall run --policy`)."""
+    return CompiledPolicy.from_json(path.read_text(encoding="utf-8"))
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.02) -> bool:
+    """Poll `predicate` until it holds or `timeout` passes (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

@@ -1,0 +1,147 @@
+"""Running the proxy: mitmproxy's master, our addons, the CA, upstream trust, a clean stop.
+
+`serve()` runs in the foreground until SIGTERM/SIGINT. When the proxy is
+listening it writes a state file (pid, port) that `firewall run`,
+`proxy status` and `proxy stop` read; a clean stop flushes the audit log and
+removes the state file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import gc
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mitmproxy import ctx
+from mitmproxy.options import Options
+from mitmproxy.tools.dump import DumpMaster
+
+from firewall.audit import AuditWriter
+from firewall.proxy import ca
+from firewall.proxy.addons.audit import Auditor
+from firewall.proxy.addons.enforce import Enforcer
+from firewall.proxy.addons.identity import Identity
+from firewall.proxy.addons.streaming import Streaming
+from firewall.proxy.limiter import Limiter
+from firewall.proxy.resolver import Resolver
+from firewall.proxy.runtime import Runtime, pinned_policy_from
+from firewall.state.home import Home, write_private_file
+
+log = logging.getLogger("firewall.proxy")
+BODY_SIZE_LIMIT = "64m"
+
+
+class ProxyStartError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    home: Home
+    port: int
+    state_file: Path
+    upstream_ca: Path | None = None
+    limits_storage: str = "memory://"
+    pinned_policy: Path | None = None  # compiled JSON for this proxy alone (`firewall run --policy`)
+
+
+def check_port_free(port: int) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ProxyStartError(f"port {port} on 127.0.0.1 is in use; pick another with --port") from None
+            raise ProxyStartError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+
+
+class _Ready:
+    """Once mitmproxy listens: write the state file, then freeze the start-up heap.
+
+    A full garbage-collection pass stalls every in-flight request for tens of
+    milliseconds; freezing what start-up allocated keeps those passes short.
+    """
+
+    def __init__(self, settings: ProxySettings, runtime: Runtime):
+        self.settings = settings
+        self.runtime = runtime
+
+    def running(self) -> None:
+        addresses = ctx.master.addons.get("proxyserver").listen_addrs()
+        port = addresses[0][1]
+        state = {
+            "pid": os.getpid(),
+            "port": port,
+            "started": time.time(),
+            "pinned_policy": self.runtime.pinned,
+            "limits_storage": self.settings.limits_storage,
+        }
+        write_private_file(self.settings.state_file, json.dumps(state).encode())
+        log.info("listening on 127.0.0.1:%s", port)
+        gc.collect()
+        gc.freeze()
+
+
+async def serve(settings: ProxySettings) -> None:
+    home = settings.home
+    check_port_free(settings.port)
+    ca.write_agent_bundles(home)  # creates the CA on first start; refuses a CA key others can read
+    pinned = pinned_policy_from(settings.pinned_policy) if settings.pinned_policy else None
+    runtime = Runtime(home, pinned)
+    runtime.load()
+    limiter = Limiter(settings.limits_storage)
+    await limiter.check_storage()
+    trust = ca.upstream_trust_bundle(home, settings.upstream_ca)
+
+    loop = asyncio.get_running_loop()
+    resolver = Resolver()
+    resolver.install(loop)
+    writer = AuditWriter(home.database)
+    options = Options(listen_host="127.0.0.1", listen_port=settings.port, confdir=str(home.ca_dir))
+    master = DumpMaster(options, with_termlog=False, with_dumper=False)
+    master.options.update(
+        connection_strategy="lazy",  # connect upstream only after the request was decided
+        ssl_verify_upstream_trusted_ca=str(trust),
+        ssl_insecure=False,
+        upstream_cert=False,
+        http3=False,
+        body_size_limit=BODY_SIZE_LIMIT,
+    )
+    master.addons.add(
+        Identity(runtime),
+        Enforcer(runtime, limiter, resolver),
+        Streaming(),
+        Auditor(runtime, writer),
+        _Ready(settings, runtime),
+    )
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, master.shutdown)
+    runtime.start()
+    try:
+        await master.run()
+    finally:
+        runtime.stop()
+        writer.close()
+        settings.state_file.unlink(missing_ok=True)
+        ca.restrict_ca_files(home)
+
+
+def configure_logging(log_file: Path | None) -> None:
+    handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("firewall").setLevel(logging.INFO)

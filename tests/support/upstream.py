@@ -1,0 +1,142 @@
+"""A local HTTPS stand-in for an API (OpenAI-shaped), for end-to-end tests.
+
+Runs in a thread on 127.0.0.1 with a certificate from a test CA (trustme).
+Every request is recorded (method, path, headers, body) so tests can check
+what really reached the upstream. Endpoints:
+  GET  /v1/models                -> a model list
+  POST /v1/chat/completions      -> a completion (stream=true: SSE, chunks spaced in time)
+  GET  /sse?n=N&gap=S            -> N server-sent events, S seconds apart
+  ANY  /echo...                  -> echoes the request (headers and body) as JSON
+  anything else                  -> 200 {"ok": true, "path": ...}
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Upstream:
+    port: int
+    server: ThreadingHTTPServer
+    seen: list[Seen] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _handler(upstream_ref: list[Upstream]):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):  # keep test output clean
+            pass
+
+        def _read_body(self) -> bytes:
+            length = int(self.headers.get("content-length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def _record(self, body: bytes) -> None:
+            upstream_ref[0].seen.append(
+                Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            )
+
+        def _json(self, status: int, payload) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _sse(self, events: list[str], gap: float) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("cache-control", "no-cache")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for event in events:
+                chunk = f"data: {event}\n\n".encode()
+                self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                self.wfile.flush()
+                time.sleep(gap)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+        def _handle(self) -> None:
+            body = self._read_body()
+            self._record(body)
+            parts = urlsplit(self.path)
+            query = parse_qs(parts.query)
+            if parts.path == "/v1/models":
+                self._json(200, {"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model",
+                                                             "created": 0, "owned_by": "test"}]})
+            elif parts.path == "/v1/chat/completions":
+                request = json.loads(body or b"{}")
+                if request.get("stream"):
+                    events = [json.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 0,
+                                          "model": request.get("model", "x"),
+                                          "choices": [{"index": 0, "delta": {"content": word},
+                                                       "finish_reason": None}]})
+                              for word in ("hello", " from", " upstream")]
+                    self._sse(events + ["[DONE]"], float(query.get("gap", ["0.2"])[0]))
+                else:
+                    self._json(200, {"id": "c1", "object": "chat.completion", "created": 0,
+                                     "model": request.get("model", "x"),
+                                     "choices": [{"index": 0, "finish_reason": "stop",
+                                                  "message": {"role": "assistant", "content": "hello"}}],
+                                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+            elif parts.path == "/sse":
+                n = int(query.get("n", ["3"])[0])
+                self._sse([f"event {i}" for i in range(n)], float(query.get("gap", ["0.3"])[0]))
+            elif parts.path.startswith("/echo"):
+                self._json(200, {"method": self.command, "path": self.path,
+                                 "headers": {k.lower(): v for k, v in self.headers.items()},
+                                 "body": body.decode(errors="replace")})
+            else:
+                self._json(200, {"ok": True, "path": self.path})
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+    return Handler
+
+
+def start_upstream(cert_pem: str, key_pem: str, port: int = 0) -> Upstream:
+    """An HTTPS server on 127.0.0.1 using the given certificate (chain) and key files."""
+    ref: list[Upstream] = []
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(ref))
+    server.daemon_threads = True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_pem, key_pem)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    upstream = Upstream(server.server_address[1], server)
+    ref.append(upstream)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return upstream
+
+
+if __name__ == "__main__":  # manual use: python -m tests.support.upstream CERT KEY PORT
+    import sys
+
+    up = start_upstream(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    print(f"listening on {up.base_url}", flush=True)
+    threading.Event().wait()
