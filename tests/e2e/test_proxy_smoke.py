@@ -1,0 +1,34 @@
+"""The shortest path through the whole firewall: apply, start, run curl, read the audit log."""
+
+from tests.support.fixtures import REAL_KEY
+
+
+def test_curl_through_the_proxy_gets_the_real_key_and_the_audit_row(firewall, upstream, proxy):
+    firewall.add_secret("openai", REAL_KEY, provider="openai")
+    firewall.apply(f"""
+credential openai {{
+    secret "openai"
+    header Authorization = "Bearer {{secret}}"
+}}
+host localhost:{upstream.port} {{
+    inject openai
+    block /v1/files/**
+    allow GET
+}}
+""")
+    result = firewall.run("run", "--agent", "smoke", "--", "curl", "-s", "-w", "\\n%{http_code}",
+                          f"{upstream.base_url}/v1/models")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("200")
+    assert upstream.seen[-1].headers["authorization"] == f"Bearer {REAL_KEY}"
+
+    blocked = firewall.run("run", "--agent", "smoke", "--", "curl", "-s", "-w", "\\n%{http_code}",
+                           f"{upstream.base_url}/v1/files/x")
+    assert blocked.stdout.strip().endswith("403")
+    assert '"policy_blocked"' in blocked.stdout
+    proxy.stop()
+    rows = firewall.audit_rows()
+    assert [(r["decision"], r["path"], r["agent"]) for r in rows] == [
+        ("allow", "/v1/models", "smoke"),
+        ("block", "/v1/files/x", "smoke"),
+    ]

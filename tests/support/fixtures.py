@@ -1,0 +1,106 @@
+"""Fixtures for end-to-end tests: a state folder, a local HTTPS upstream, the real CLI, a real proxy.
+
+Registered for every test by tests/conftest.py. Nothing here touches the
+internet: the upstream is a thread on 127.0.0.1 with a trustme certificate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.support.upstream import Upstream, start_upstream
+
+REAL_KEY = "sk-proj-REALKEY0123456789abcdefghijklmnopqrstuv"
+
+
+@dataclass
+class Firewall:
+    """The real `firewall` CLI bound to one state folder."""
+
+    home: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, input: str | None = None, timeout: float = 60, env: dict | None = None,
+            check: bool = False) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [sys.executable, "-m", "firewall", *args],
+            input=input, capture_output=True, text=True, timeout=timeout, env={**self.env, **(env or {})},
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"firewall {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+        return result
+
+    def add_secret(self, name: str, value: str, provider: str = "generic") -> None:
+        self.run("secrets", "add", name, "--provider", provider, "--stdin", input=value + "\n", check=True)
+
+    def write_policy(self, name: str, text: str) -> Path:
+        path = self.home.parent / name
+        path.write_text(text)
+        return path
+
+    def apply(self, text: str, name: str = "test.policy") -> subprocess.CompletedProcess:
+        return self.run("policy", "apply", str(self.write_policy(name, text)), check=True)
+
+    def audit_rows(self) -> list[dict]:
+        result = self.run("audit", "--json", "--limit", "1000000", check=True)
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def firewall(tmp_path: Path) -> Firewall:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIREWALL_") and "PROXY" not in k.upper()}
+    env["FIREWALL_HOME"] = str(home)
+    fw = Firewall(home, env)
+    fw.run("init", check=True)
+    return fw
+
+
+@pytest.fixture(scope="session")
+def test_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def upstream_ca_file(test_ca: trustme.CA, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("upstream-ca") / "ca.pem"
+    test_ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture
+def upstream(test_ca: trustme.CA, tmp_path: Path) -> Upstream:
+    cert = test_ca.issue_cert("localhost", "127.0.0.1")
+    pem = tmp_path / "upstream.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
+    server = start_upstream(str(pem), str(pem))
+    yield server
+    server.stop()
+
+
+@dataclass
+class RunningProxy:
+    port: int
+    firewall: Firewall
+
+    def stop(self) -> None:
+        self.firewall.run("proxy", "stop", timeout=30)
+
+
+@pytest.fixture
+def proxy(firewall: Firewall, upstream_ca_file: Path) -> RunningProxy:
+    """The shared proxy, started in the background with the test CA trusted upstream."""
+    result = firewall.run("proxy", "start", "--port", "0", "--upstream-ca", str(upstream_ca_file), check=True)
+    status = json.loads(firewall.run("proxy", "status", "--json", check=True).stdout)
+    running = RunningProxy(status["port"], firewall)
+    yield running
+    if json.loads(firewall.run("proxy", "status", "--json").stdout)["running"]:
+        running.stop()
