@@ -114,7 +114,7 @@ class _Compiler:
         self._warn_unused_credentials(credentials, blocks)
         approval_timeout = self._approval_timeout(timeout_stmt)
         if self.errors:
-            raise CompileError(self.errors)
+            raise CompileError(self._in_source_order(self.errors))
 
         policy = CompiledPolicy(
             default=Verdict(default.verdict) if default else Verdict.BLOCK,
@@ -132,8 +132,13 @@ class _Compiler:
             for case in self._test(test)
         )
         if self.errors:
-            raise CompileError(self.errors)
-        return CompileResult(policy, tests, tuple(self.warnings))
+            raise CompileError(self._in_source_order(self.errors))
+        return CompileResult(policy, tests, tuple(self._in_source_order(self.warnings)))
+
+    def _in_source_order(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+        """Diagnostics by file (in the order given), then by position, as a reader meets them."""
+        file_order = {f.path: index for index, f in enumerate(self.files)}
+        return sorted(diagnostics, key=lambda d: (file_order[d.span.file], d.span.start))
 
     def _single(self, statements, kind, name: str):
         found = [x for x in statements if isinstance(x, kind)]

@@ -7,11 +7,16 @@ rule does: the firewall fails closed).
 
 A field the request does not have is MISSING: only `!=`, `not in` and `not …`
 are true of it.
+
+Query parameters and headers are text: compared with a number literal, a
+value written as a number (`?n=2`) is that number; JSON values keep their
+JSON types ("1" is not 1).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from functools import cached_property
 from urllib.parse import parse_qsl
 
@@ -21,12 +26,16 @@ from firewall.policy.decision import Request
 UNKNOWN = None  # the third truth value
 
 
-class _Missing:
+class _FieldState:
+    def __init__(self, name: str):
+        self.name = name
+
     def __repr__(self) -> str:
-        return "MISSING"
+        return self.name
 
 
-MISSING = _Missing()
+MISSING = _FieldState("MISSING")  # the request has no such field
+UNREADABLE = _FieldState("UNREADABLE")  # the field is in a body that cannot be read (not JSON null)
 _NOT_JSON = object()
 
 
@@ -63,7 +72,7 @@ class RequestView:
             return _NOT_JSON
 
     def value(self, field: FieldRef):
-        """The field's value, MISSING, or UNKNOWN."""
+        """The field's value, MISSING, or UNREADABLE."""
         kind = field.kind
         if kind == "agent":
             return self.request.agent if self.request.agent is not None else MISSING
@@ -81,7 +90,7 @@ class RequestView:
             return self.headers.get(field.key[0], MISSING)
         document = self.json
         if document is _NOT_JSON:
-            return UNKNOWN
+            return UNREADABLE
         for key in field.key:
             if isinstance(document, dict) and key in document:
                 document = document[key]
@@ -116,18 +125,33 @@ def evaluate(cond: Cond, view: RequestView) -> bool | None:
         value = evaluate(cond.item, view)
         return UNKNOWN if value is UNKNOWN else not value
     actual = view.value(cond.field)
-    if actual is UNKNOWN:
+    if actual is UNREADABLE:
         return UNKNOWN
     if isinstance(cond, CompareCond):
-        return _compare(actual, cond.op, cond.value)
+        return _compare(_as_literal_type(cond.field, actual, cond.value), cond.op, cond.value)
     if isinstance(cond, InCond):
         if actual is MISSING:
             return cond.negated
-        found = any(_equal(actual, v) for v in cond.values)
+        found = any(_equal(_as_literal_type(cond.field, actual, v), v) for v in cond.values)
         return not found if cond.negated else found
     if isinstance(cond, MatchCond):
         return isinstance(actual, str) and cond.regex.fullmatch(actual) is not None
     raise TypeError(f"not a condition: {cond!r}")
+
+
+# Query parameters and headers are text: compared with a number, text written
+# as a number (in the policy's own number syntax) is that number.
+_TEXT_FIELDS = ("query", "header")
+_INTEGER = re.compile(r"-?\d+")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
+
+
+def _as_literal_type(field: FieldRef, actual, literal):
+    if field.kind not in _TEXT_FIELDS or not isinstance(actual, str) or not _is_number(literal):
+        return actual
+    if _INTEGER.fullmatch(actual):
+        return int(actual)
+    return float(actual) if _NUMBER.fullmatch(actual) else actual
 
 
 def _is_number(value) -> bool:

@@ -152,7 +152,7 @@ def _syntax_diagnostic(error: UnexpectedInput, source: str, path: str) -> Diagno
                 message += ": a block is not closed"
         else:
             message = f"unexpected {_describe_token(token)}"
-        hint = _hint_for(token, error.expected)
+        hint = _hint_for(token, error.expected, source)
     else:
         message, hint = "syntax error", None
     return diagnostic(Severity.ERROR, message, span, source, hint)
@@ -172,8 +172,10 @@ def _describe_token(token: Token) -> str:
     return f'"{text}"'
 
 
-def _hint_for(token: Token, expected: set[str]) -> str | None:
+def _hint_for(token: Token, expected: set[str], source: str) -> str | None:
     text = str(token)
+    # The lexer splits "v1/models" before its "/": look at what follows the token too.
+    text_and_rest = text + source[token.end_pos : token.end_pos + 1] if token.end_pos is not None else text
     if text.startswith("'"):
         return 'strings use double quotes: "like this"'
     if text == "=" and "COMPARE_OP" in expected:
@@ -182,7 +184,9 @@ def _hint_for(token: Token, expected: set[str]) -> str | None:
         return "verdicts are lower-case: allow, block or approve"
     if "METHOD" in expected and text.upper() in _HTTP_METHODS and text != text.upper():
         return f"HTTP methods are upper-case: {text.upper()}"
-    if "PATH_GLOB" in expected and not text.startswith("/") and "/" in text:
+    if "PATH_GLOB" in expected and token.type == "STRING" and text.startswith('"/'):
+        return f"write the path without quotes: {_string(token)}"
+    if "PATH_GLOB" in expected and not text.startswith("/") and "/" in text_and_rest:
         return "paths start with /"
     if expected >= {"HOST", "DEFAULT"} or expected >= {"DEFAULT", "CREDENTIAL"}:
         return f"expected {TOP_LEVEL}"
@@ -288,7 +292,7 @@ class _ToSyntax(Transformer):
         return tuple(self._word(token) for token in children)
 
     def inject(self, meta, children):
-        when = children[1] if len(children) > 1 else None
+        when = children[1].value if len(children) > 1 else None
         return s.Inject(self._word(children[0]), when, self._span(meta))
 
     def limit(self, meta, children):
