@@ -1,0 +1,96 @@
+"""The decision corpus: the policies in corpus/, and in corpus/cases.json the
+requests sent to them with the exact decision each must get.
+
+A case names its `policy`, `method` and `url`, and optionally `agent`,
+`headers` ([[name, value], ...]), a `json` body or a raw text `body`, and
+`body_size`: the real size of a body of which the proxy read only the start
+(the body is then incomplete, so its JSON cannot be read).
+
+What must come out: `expect` (the verdict), `reason`, `line` (of the rule or
+line that decided, null for none); and where they are not empty or default:
+`would` (mode report), `inject` (credential names, in order), `limits`
+([amount, agent counted or null], in policy order), `rule_reason`,
+`approval_timeout` (seconds, 120 by default) and `path` (the canonical path,
+checked when given).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from firewall.policy import CompiledPolicy, Decision, Request, decide, load_policy
+
+CORPUS = Path(__file__).parent / "corpus"
+CASES = json.loads((CORPUS / "cases.json").read_text(encoding="utf-8"))
+OPTIONAL = {"would": None, "inject": [], "limits": [], "rule_reason": None, "approval_timeout": 120}
+
+
+@cache
+def compiled(name: str) -> CompiledPolicy:
+    result = load_policy([CORPUS / name])
+    assert result.warnings == ()
+    return result.policy
+
+
+def request_of(case: dict) -> Request:
+    headers = tuple((name, value) for name, value in case.get("headers", ()))
+    agent = case.get("agent")
+    if "json" in case:
+        request = Request.with_json(case["method"], case["url"], case["json"], agent=agent, headers=headers)
+    else:
+        body = case.get("body", "").encode()
+        request = Request.from_url(case["method"], case["url"], agent=agent, headers=headers, body=body)
+    if "body_size" in case:
+        request = replace(request, body_size=case["body_size"], body_complete=False)
+    return request
+
+
+def outcome(decision: Decision) -> dict:
+    """The decision in the corpus's own terms."""
+    return {
+        "expect": decision.verdict.value,
+        "reason": decision.reason.value,
+        "line": decision.rule.line if decision.rule else None,
+        "would": decision.would.value if decision.would else None,
+        "inject": [injection.credential for injection in decision.inject],
+        "limits": [[limit.amount, limit.agent] for limit in decision.limits],
+        "rule_reason": decision.rule_reason,
+        "approval_timeout": decision.approval_timeout,
+    }
+
+
+def expected_outcome(case: dict) -> dict:
+    return {"expect": case["expect"], "reason": case["reason"], "line": case["line"]} | {
+        key: case.get(key, default) for key, default in OPTIONAL.items()
+    }
+
+
+def case_id(case: dict) -> str:
+    decided_by = case["line"] if case["line"] is not None else case["reason"]
+    agent = f" as {case['agent']}" if case.get("agent") else ""
+    return f"{case['policy']}:{decided_by} {case['method']} {case['url']}{agent}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_decision(case):
+    decision = decide(compiled(case["policy"]), request_of(case), now=0.0)
+    assert outcome(decision) == expected_outcome(case)
+    if decision.rule is not None:
+        assert decision.rule.file == str(CORPUS / case["policy"])
+    if "path" in case:
+        assert decision.canonical_path == case["path"]
+
+
+def test_every_corpus_policy_has_cases():
+    assert {path.name for path in CORPUS.glob("*.policy")} == {case["policy"] for case in CASES}
+
+
+def test_every_case_spells_its_keys_right():
+    known = {"policy", "method", "url", "agent", "headers", "json", "body", "body_size", "expect", "reason", "line",
+             "path", *OPTIONAL}
+    assert [sorted(set(case) - known) for case in CASES if set(case) - known] == []
