@@ -1,0 +1,120 @@
+"""One audit row: what the proxy did with one request, as it is stored."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from operator import attrgetter
+
+
+class AuditRecordError(ValueError):
+    """A record field has a value the audit table cannot store as given."""
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """The fields of one request's audit row, in table column order.
+
+    The proxy fills it from the request and its `Decision`; `query` must
+    already have credential-looking values masked. Construction checks every
+    field, so a bad record fails here, in the caller, rather than in the
+    writer thread where it would fail its whole batch.
+    """
+
+    time: float  # epoch seconds
+    request_id: str
+    agent: str | None
+    method: str
+    scheme: str
+    host: str
+    port: int
+    path: str  # canonical path
+    query: str
+    decision: str
+    reason: str
+    rule: str | None  # "file:line"
+    policy_sha256: str
+    credentials: str  # comma-joined names of the credentials injected, "" for none
+    upstream_status: int | None
+    duration_ms: float
+    bytes_out: int
+    bytes_in: int
+    approval_id: str | None
+    scrubbed: int  # 0 or 1
+    detail: str | None
+
+    def __post_init__(self) -> None:
+        for name, check, optional in _CHECKS:
+            value = getattr(self, name)
+            if value is None:
+                if not optional:
+                    raise AuditRecordError(f"AuditRecord.{name}: must not be None")
+                continue
+            checked = check(value, name)
+            if checked is not value:
+                object.__setattr__(self, name, checked)
+        if not 0 <= self.time < _YEAR_10000:
+            raise AuditRecordError(f"AuditRecord.time: {self.time} is not an epoch time between 1970 and 9999")
+        if not 0 < self.port < 65536:
+            raise AuditRecordError(f"AuditRecord.port: {self.port} is not a TCP port")
+        if self.scrubbed not in (0, 1):
+            raise AuditRecordError(f"AuditRecord.scrubbed: expected 0 or 1, got {self.scrubbed}")
+
+    def values(self, seq: int) -> tuple[object, ...]:
+        """The row's values in COLUMNS order, for `seq`."""
+        return (seq, self.time, iso_utc(self.time), *_AFTER_TIME(self))
+
+
+def iso_utc(epoch: float) -> str:
+    """`2025-01-31T12:00:00.123Z`: the form of `time_iso`."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _text(value: object, name: str) -> str:
+    if type(value) is not str:
+        if not isinstance(value, str):
+            raise AuditRecordError(f"AuditRecord.{name}: expected str, got {type(value).__name__}")
+        value = str(value)  # a str subclass (an enum member) is stored as its plain value
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise AuditRecordError(f"AuditRecord.{name}: not valid text ({exc.reason} at {exc.start})") from None
+    return value
+
+
+def _integer(value: object, name: str) -> int:
+    if type(value) is not int:
+        # bool is an int subclass: store it as 0/1 so the row reads back as it was hashed.
+        if not isinstance(value, int):
+            raise AuditRecordError(f"AuditRecord.{name}: expected int, got {type(value).__name__}")
+        value = int(value)
+    if not 0 <= value < 2**63:
+        raise AuditRecordError(f"AuditRecord.{name}: {value} is outside 0..2**63-1")
+    return value
+
+
+def _real(value: object, name: str) -> float:
+    # SQLite stores NaN as NULL, and an int in a REAL column reads back as a float:
+    # either way the row would no longer match its hash.
+    if type(value) is not float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise AuditRecordError(f"AuditRecord.{name}: expected float, got {type(value).__name__}")
+        value = float(value)
+    if not math.isfinite(value):
+        raise AuditRecordError(f"AuditRecord.{name}: {value} is not a finite number")
+    return value
+
+
+_YEAR_10000 = 253402300800.0
+_CHECKERS = {"str": _text, "int": _integer, "float": _real}
+_CHECKS = tuple(
+    (f.name, _CHECKERS[str(f.type).removesuffix(" | None")], str(f.type).endswith(" | None"))
+    for f in fields(AuditRecord)
+)
+_NAMES = tuple(f.name for f in fields(AuditRecord))
+_AFTER_TIME = attrgetter(*_NAMES[1:])  # `time` is the first field; `time_iso` follows it in the table
+
+# The stored columns the hash chain covers, in table order: everything but prev_hash and hash.
+COLUMNS: tuple[str, ...] = ("seq", "time", "time_iso", *_NAMES[1:])

@@ -1,0 +1,123 @@
+"""Audit rows and counts as text: an aligned table, CSV, JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
+
+from firewall.audit.query import ALL_COLUMNS, Group, Row
+
+TABLE_HEADER = ("SEQ", "TIME (UTC)", "AGENT", "DECISION", "METHOD", "URL", "STATUS", "RULE", "REASON")
+# Fixed widths for `tail`, which prints rows before it has seen them all.
+TAIL_WIDTHS = (6, 19, 12, 13, 7, 50, 6, 20)
+URL_WIDTH = 80
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def printable(value: object) -> str:
+    """`value` as one line of text; control characters shown escaped.
+
+    Audit fields come from agents' requests, so a host or path may carry
+    newlines or terminal escape sequences meant to garble the table.
+    """
+    text = "-" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def url(row: Row) -> str:
+    scheme, port = row["scheme"], row["port"]
+    netloc = row["host"] if _DEFAULT_PORTS.get(scheme) == port else f"{row['host']}:{port}"
+    query = f"?{row['query']}" if row["query"] else ""
+    return f"{scheme}://{netloc}{row['path']}{query}"
+
+
+def table_cells(row: Row) -> tuple[str, ...]:
+    link = printable(url(row))
+    if len(link) > URL_WIDTH:
+        link = link[: URL_WIDTH - 1] + "…"
+    time_text = str(row["time_iso"])[:19].replace("T", " ")
+    return (
+        str(row["seq"]),
+        printable(time_text),
+        printable(row["agent"]),
+        printable(row["decision"]),
+        printable(row["method"]),
+        link,
+        printable(row["upstream_status"]),
+        printable(row["rule"]),
+        printable(row["reason"]),
+    )
+
+
+def align(lines: Sequence[Sequence[str]], widths: Sequence[int] | None = None) -> list[str]:
+    """Left-aligned columns two spaces apart; the last column is not padded."""
+    if widths is None:
+        widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
+    return [
+        "  ".join([cell.ljust(width) for cell, width in zip(line, widths, strict=False)] + [line[-1]]).rstrip()
+        for line in lines
+    ]
+
+
+def table(rows: Iterable[Row]) -> list[str]:
+    return align([TABLE_HEADER, *(table_cells(row) for row in rows)])
+
+
+def _json_value(value: object) -> object:
+    # Only a hand-edited row holds a BLOB.
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"cannot write a value of type {type(value).__name__} as JSON")
+
+
+def json_line(row: Row) -> str:
+    return json.dumps(row, ensure_ascii=False, default=_json_value)
+
+
+def json_array(rows: Sequence[Row]) -> str:
+    """A JSON array with one row object per line."""
+    if not rows:
+        return "[]"
+    return "[\n" + ",\n".join(json_line(row) for row in rows) + "\n]"
+
+
+def csv_text(rows: Iterable[Row]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(ALL_COLUMNS)
+    writer.writerows([row[column] for column in ALL_COLUMNS] for row in rows)
+    return out.getvalue()
+
+
+def stats_table(groups: Sequence[Group], by: str) -> list[str]:
+    if by == "decision":
+        return align([("DECISION", "COUNT"), *((printable(g.value), str(g.total)) for g in groups)])
+    decisions = _decision_order(groups)
+    header = (by.upper(), "TOTAL", *(printable(d) for d in decisions))
+    lines = [
+        (printable(g.value), str(g.total), *(str(dict(g.decisions).get(d, 0)) for d in decisions))
+        for g in groups
+    ]
+    return align([header, *lines])
+
+
+def stats_json(groups: Sequence[Group], by: str) -> str:
+    return json.dumps(
+        [{by: g.value, "total": g.total, "decisions": dict(g.decisions)} for g in groups],
+        ensure_ascii=False,
+        indent=2,
+        default=_json_value,
+    )
+
+
+def _decision_order(groups: Sequence[Group]) -> list[str]:
+    """Every decision that occurs, most frequent overall first."""
+    totals: dict[str, int] = {}
+    for group in groups:
+        for decision, count in group.decisions:
+            totals[decision] = totals.get(decision, 0) + count
+    return sorted(totals, key=lambda decision: (-totals[decision], decision))

@@ -1,0 +1,212 @@
+"""`firewall audit`: list, follow, count, prune and verify the audit log."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import sqlite_utils
+import typer
+
+from firewall.audit import render
+from firewall.audit.chain import verify as verify_chain
+from firewall.audit.prune import PruneError
+from firewall.audit.prune import prune as prune_rows
+from firewall.audit.query import GROUPS, AuditFilter, Row, between, last_seq, newest
+from firewall.audit.query import stats as count_groups
+from firewall.audit.record import iso_utc
+from firewall.audit.times import ACCEPTED, TimeSpecError, parse_time
+from firewall.cli.errors import fail
+from firewall.state.db import open_database
+from firewall.state.home import StateError, open_home
+
+POLL_INTERVAL = 0.2  # seconds between `tail` looks for new rows
+
+app = typer.Typer(no_args_is_help=False, add_completion=False)
+
+Since = Annotated[str | None, typer.Option("--since", help=f"Rows at or after this: {ACCEPTED}.")]
+Until = Annotated[str | None, typer.Option("--until", help="Rows before this; same forms as --since.")]
+Agent = Annotated[str | None, typer.Option("--agent", help="Only this agent.")]
+Host = Annotated[str | None, typer.Option("--host", help="Only this destination host (exact).")]
+Decision = Annotated[str | None, typer.Option("--decision", help="Only this decision, e.g. block.")]
+Rule = Annotated[str | None, typer.Option("--rule", help="Only rows decided by this rule, FILE:LINE.")]
+Json = Annotated[bool, typer.Option("--json", help="Output JSON.")]
+
+
+@app.callback(invoke_without_command=True)
+def list_rows(
+    ctx: typer.Context,
+    since: Since = None,
+    until: Until = None,
+    agent: Agent = None,
+    host: Host = None,
+    decision: Decision = None,
+    rule: Rule = None,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Show the newest N rows; 0 shows all.")] = 50,
+    as_json: Json = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Output CSV with a header row.")] = False,
+) -> None:
+    """List audit rows, newest last; subcommands follow, count, prune and verify them.
+
+    Example: firewall audit --since 1h --agent coder --decision block
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if as_json and as_csv:
+        fail("--json and --csv: choose one output format", code=2)
+    filters = _filter(since, until, agent, host, decision, rule)
+    with _database() as db:
+        rows = newest(db, filters, limit or None)
+    if as_json:
+        typer.echo(render.json_array(rows))
+    elif as_csv:
+        typer.echo(render.csv_text(rows), nl=False)
+    elif rows:
+        typer.echo("\n".join(render.table(rows)))
+    else:
+        typer.echo("no audit rows match", err=True)
+
+
+@app.command()
+def tail(
+    since: Since = None,
+    until: Until = None,
+    agent: Agent = None,
+    host: Host = None,
+    decision: Decision = None,
+    rule: Rule = None,
+    count: Annotated[int | None, typer.Option("--count", min=1, help="Exit after N rows.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Follow new audit rows as they are written, until Ctrl-C or --count rows.
+
+    Example: firewall audit tail --decision block
+    """
+    filters = _filter(since, until, agent, host, decision, rule)
+    shown = 0
+    try:
+        with _database() as db:
+            after = last_seq(db)
+            if not as_json:
+                typer.echo(render.align([render.TABLE_HEADER], render.TAIL_WIDTHS)[0])
+            while count is None or shown < count:
+                upto = last_seq(db)
+                rows = between(db, filters, after, upto)
+                if count is not None:
+                    rows = rows[: count - shown]
+                for row in rows:
+                    typer.echo(_tail_line(row, as_json))
+                shown += len(rows)
+                if upto == after:
+                    time.sleep(POLL_INTERVAL)
+                after = upto
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how tail is meant to end
+
+
+@app.command()
+def stats(
+    since: Since = None,
+    until: Until = None,
+    agent: Agent = None,
+    host: Host = None,
+    decision: Decision = None,
+    rule: Rule = None,
+    by: Annotated[str, typer.Option("--by", help=f"Group by: {', '.join(GROUPS)}.")] = "decision",
+    as_json: Json = False,
+) -> None:
+    """Count decisions, overall or per agent, host or rule.
+
+    Example: firewall audit stats --since 1d --by agent
+    """
+    if by not in GROUPS:
+        fail(f"--by: expected one of {', '.join(GROUPS)}, got {by!r}", code=2)
+    filters = _filter(since, until, agent, host, decision, rule)
+    with _database() as db:
+        groups = count_groups(db, filters, by)
+    if as_json:
+        typer.echo(render.stats_json(groups, by))
+    elif groups:
+        typer.echo("\n".join(render.stats_table(groups, by)))
+    else:
+        typer.echo("no audit rows match", err=True)
+
+
+@app.command()
+def prune(
+    older_than: Annotated[str, typer.Option("--older-than", help=f"Delete rows before this: {ACCEPTED}.")],
+) -> None:
+    """Delete old audit rows; the rest of the chain stays verifiable.
+
+    Example: firewall audit prune --older-than 30d
+    """
+    now = time.time()
+    cutoff = _time("--older-than", older_than, now)
+    with _database() as db:
+        try:
+            result = prune_rows(db, cutoff, now)
+        except PruneError as exc:
+            fail(str(exc))
+    typer.echo(f"deleted {result.deleted} rows older than {older_than} ({iso_utc(cutoff)})")
+
+
+@app.command()
+def verify() -> None:
+    """Check the hash chain: exit 0 if intact, 1 naming the first tampered row.
+
+    Example: firewall audit verify
+    """
+    with _database() as db:
+        report = verify_chain(db)
+    typer.echo(report.describe())
+    if not report.intact:
+        raise typer.Exit(1)
+
+
+def _tail_line(row: Row, as_json: bool) -> str:
+    if as_json:
+        return render.json_line(row)
+    return render.align([render.table_cells(row)], render.TAIL_WIDTHS)[0]
+
+
+def _filter(
+    since: str | None, until: str | None, agent: str | None, host: str | None, decision: str | None, rule: str | None
+) -> AuditFilter:
+    now = time.time()
+    return AuditFilter(
+        since=None if since is None else _time("--since", since, now),
+        until=None if until is None else _time("--until", until, now),
+        agent=agent,
+        host=host,
+        decision=decision,
+        rule=rule,
+    )
+
+
+def _time(option: str, text: str, now: float) -> float:
+    try:
+        return parse_time(text, now)
+    except TimeSpecError as exc:
+        fail(f"{option}: {exc}", code=2)
+
+
+@contextmanager
+def _database() -> Iterator[sqlite_utils.Database]:
+    """The state folder's database; a state or SQLite problem ends the command with its message."""
+    try:
+        path = open_home().database
+    except StateError as exc:
+        fail(str(exc))
+    try:
+        db = open_database(path)
+    except sqlite3.Error as exc:
+        fail(f"{path}: {exc}")
+    try:
+        yield db
+    except sqlite3.Error as exc:
+        fail(f"{path}: {exc}")
+    finally:
+        db.conn.close()
