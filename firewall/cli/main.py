@@ -26,6 +26,10 @@ def _register() -> None:
     app.add_typer(proxy_cmd.app, name="proxy")
     app.command("run", context_settings={"ignore_unknown_options": True})(run_cmd.run)
 
+    from firewall.cli import demo_cmd
+
+    app.command("demo")(demo_cmd.demo)
+
     from firewall.cli import init_cmd, secrets_cmd
 
     app.command("init")(init_cmd.init)

@@ -1,0 +1,1 @@
+"""`firewall demo`: the whole firewall, offline, in a temporary state folder."""
