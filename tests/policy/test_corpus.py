@@ -16,17 +16,13 @@ checked when given).
 
 from __future__ import annotations
 
-import json
-from dataclasses import replace
 from functools import cache
-from pathlib import Path
 
 import pytest
 
-from firewall.policy import CompiledPolicy, Decision, Request, decide, load_policy
+from firewall.policy import CompiledPolicy, Decision, decide, load_policy
+from tests.policy.corpus_cases import CASES, CORPUS, case_id, request_of
 
-CORPUS = Path(__file__).parent / "corpus"
-CASES = json.loads((CORPUS / "cases.json").read_text(encoding="utf-8"))
 OPTIONAL = {"would": None, "inject": [], "limits": [], "rule_reason": None, "approval_timeout": 120}
 
 
@@ -35,19 +31,6 @@ def compiled(name: str) -> CompiledPolicy:
     result = load_policy([CORPUS / name])
     assert result.warnings == ()
     return result.policy
-
-
-def request_of(case: dict) -> Request:
-    headers = tuple((name, value) for name, value in case.get("headers", ()))
-    agent = case.get("agent")
-    if "json" in case:
-        request = Request.with_json(case["method"], case["url"], case["json"], agent=agent, headers=headers)
-    else:
-        body = case.get("body", "").encode()
-        request = Request.from_url(case["method"], case["url"], agent=agent, headers=headers, body=body)
-    if "body_size" in case:
-        request = replace(request, body_size=case["body_size"], body_complete=False)
-    return request
 
 
 def outcome(decision: Decision) -> dict:
@@ -68,12 +51,6 @@ def expected_outcome(case: dict) -> dict:
     return {"expect": case["expect"], "reason": case["reason"], "line": case["line"]} | {
         key: case.get(key, default) for key, default in OPTIONAL.items()
     }
-
-
-def case_id(case: dict) -> str:
-    decided_by = case["line"] if case["line"] is not None else case["reason"]
-    agent = f" as {case['agent']}" if case.get("agent") else ""
-    return f"{case['policy']}:{decided_by} {case['method']} {case['url']}{agent}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
