@@ -10,6 +10,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,14 +56,24 @@ class Firewall:
         return json.loads(result.stdout)
 
 
-@pytest.fixture
-def firewall(tmp_path: Path) -> Firewall:
-    home = tmp_path / "home"
+def make_firewall(home: Path) -> Firewall:
+    """A fresh, initialised state folder at `home`, driven through the real CLI."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIREWALL_") and "PROXY" not in k.upper()}
     env["FIREWALL_HOME"] = str(home)
     fw = Firewall(home, env)
     fw.run("init", check=True)
     return fw
+
+
+@pytest.fixture
+def firewall(tmp_path: Path) -> Firewall:
+    return make_firewall(tmp_path / "home")
+
+
+@pytest.fixture(scope="module")
+def module_firewall(tmp_path_factory) -> Firewall:
+    """One state folder for a whole test module (with `module_upstream` and `module_proxy`)."""
+    return make_firewall(tmp_path_factory.mktemp("module") / "home")
 
 
 @pytest.fixture(scope="session")
@@ -76,14 +88,36 @@ def upstream_ca_file(test_ca: trustme.CA, tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def upstream(test_ca: trustme.CA, tmp_path: Path) -> Upstream:
-    cert = test_ca.issue_cert("localhost", "127.0.0.1")
-    pem = tmp_path / "upstream.pem"
+@contextmanager
+def serving_upstream(ca: trustme.CA, directory: Path) -> Iterator[Upstream]:
+    """A local HTTPS upstream for localhost/127.0.0.1 with a certificate issued by `ca`."""
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    pem = directory / f"upstream-{id(ca)}.pem"
     cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
     server = start_upstream(str(pem), str(pem))
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def upstream(test_ca: trustme.CA, tmp_path: Path) -> Upstream:
+    with serving_upstream(test_ca, tmp_path) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def module_upstream(test_ca: trustme.CA, tmp_path_factory) -> Upstream:
+    with serving_upstream(test_ca, tmp_path_factory.mktemp("upstream")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def untrusted_upstream(tmp_path_factory) -> Upstream:
+    """An upstream whose certificate comes from a CA the proxy was never told about."""
+    with serving_upstream(trustme.CA(), tmp_path_factory.mktemp("untrusted")) as server:
+        yield server
 
 
 @dataclass
@@ -95,12 +129,27 @@ class RunningProxy:
         self.firewall.run("proxy", "stop", timeout=30)
 
 
-@pytest.fixture
-def proxy(firewall: Firewall, upstream_ca_file: Path) -> RunningProxy:
-    """The shared proxy, started in the background with the test CA trusted upstream."""
-    result = firewall.run("proxy", "start", "--port", "0", "--upstream-ca", str(upstream_ca_file), check=True)
+@contextmanager
+def running_proxy(firewall: Firewall, upstream_ca_file: Path) -> Iterator[RunningProxy]:
+    """The shared proxy, started in the background with the test CA trusted upstream; stopped after."""
+    firewall.run("proxy", "start", "--port", "0", "--upstream-ca", str(upstream_ca_file), check=True)
     status = json.loads(firewall.run("proxy", "status", "--json", check=True).stdout)
     running = RunningProxy(status["port"], firewall)
-    yield running
-    if json.loads(firewall.run("proxy", "status", "--json").stdout)["running"]:
-        running.stop()
+    try:
+        yield running
+    finally:
+        if json.loads(firewall.run("proxy", "status", "--json").stdout)["running"]:
+            running.stop()
+
+
+@pytest.fixture
+def proxy(firewall: Firewall, upstream_ca_file: Path) -> RunningProxy:
+    with running_proxy(firewall, upstream_ca_file) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def module_proxy(module_firewall: Firewall, upstream_ca_file: Path) -> RunningProxy:
+    """One shared proxy for a whole test module: keeps the number of proxy starts low."""
+    with running_proxy(module_firewall, upstream_ca_file) as running:
+        yield running

@@ -6,19 +6,62 @@ what really reached the upstream. Endpoints:
   GET  /v1/models                -> a model list
   POST /v1/chat/completions      -> a completion (stream=true: SSE, chunks spaced in time)
   GET  /sse?n=N&gap=S            -> N server-sent events, S seconds apart
+  GET  /ws... (Upgrade: websocket) -> WebSocket handshake, then echoes one text frame and closes
   ANY  /echo...                  -> echoes the request (headers and body) as JSON
   anything else                  -> 200 {"ok": true, "path": ...}
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import ssl
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_accept(key: str) -> str:
+    """The Sec-WebSocket-Accept value for a Sec-WebSocket-Key (RFC 6455, 4.2.2)."""
+    return base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+
+
+def ws_frame(opcode: int, payload: bytes, mask: bytes | None = None) -> bytes:
+    """One final WebSocket frame; masked when `mask` (4 bytes) is given, as clients must."""
+    head = bytes([0x80 | opcode])
+    mask_bit = 0x80 if mask else 0
+    if len(payload) < 126:
+        head += bytes([mask_bit | len(payload)])
+    elif len(payload) < 1 << 16:
+        head += bytes([mask_bit | 126]) + struct.pack("!H", len(payload))
+    else:
+        head += bytes([mask_bit | 127]) + struct.pack("!Q", len(payload))
+    if mask:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        head += mask
+    return head + payload
+
+
+def ws_read_frame(read) -> tuple[int, bytes]:
+    """(opcode, payload) of the next frame; `read(n)` returns exactly n bytes."""
+    first, second = read(2)
+    length = second & 0x7F
+    if length == 126:
+        length = struct.unpack("!H", read(2))[0]
+    elif length == 127:
+        length = struct.unpack("!Q", read(8))[0]
+    mask = read(4) if second & 0x80 else None
+    payload = read(length)
+    if mask:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return first & 0x0F, payload
 
 
 @dataclass
@@ -82,12 +125,27 @@ def _handler(upstream_ref: list[Upstream]):
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
 
+        def _websocket(self) -> None:
+            self.send_response(101)
+            self.send_header("upgrade", "websocket")
+            self.send_header("connection", "Upgrade")
+            self.send_header("sec-websocket-accept", ws_accept(self.headers["sec-websocket-key"]))
+            self.end_headers()
+            self.wfile.flush()
+            _, payload = ws_read_frame(self.rfile.read)
+            self.wfile.write(ws_frame(0x1, b"echo: " + payload))
+            self.wfile.write(ws_frame(0x8, struct.pack("!H", 1000)))
+            self.wfile.flush()
+            self.close_connection = True
+
         def _handle(self) -> None:
             body = self._read_body()
             self._record(body)
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
-            if parts.path == "/v1/models":
+            if parts.path.startswith("/ws") and self.headers.get("upgrade", "").lower() == "websocket":
+                self._websocket()
+            elif parts.path == "/v1/models":
                 self._json(200, {"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model",
                                                              "created": 0, "owned_by": "test"}]})
             elif parts.path == "/v1/chat/completions":
