@@ -1,0 +1,90 @@
+"""What a person sees of a held request: its URL with credentials masked, a short body preview,
+and the fingerprint that binds an approval to exactly that request.
+
+Everything here comes from the agent, so it is masked (the same rules as the
+audit log's queries: `firewall.redact`) and cut short before it is stored or shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from urllib.parse import urlencode
+
+from firewall.redact import MASK, mask_query, scrub
+
+PREVIEW_LIMIT = 240  # characters of a preview
+PARSE_LIMIT = 1024 * 1024  # bytes of a body that are parsed for a preview
+_STRING_LIMIT = 40
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# JSON fields that say what a request will cost or do, shown first when present.
+KEY_FIELDS = (
+    "model", "max_tokens", "max_completion_tokens", "max_output_tokens", "n", "stream", "temperature",
+    "training_file", "validation_file", "purpose", "input_file_id", "endpoint", "size", "quality",
+)
+
+
+def display_url(scheme: str, host: str, port: int, path: str, query: str, secrets: tuple[str, ...] = ()) -> str:
+    """`scheme://host[:port]/path[?query]`, credential-looking query values masked."""
+    netloc = host if _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
+    masked = mask_query(query, secrets)
+    return scrub(f"{scheme}://{netloc}{path}" + (f"?{masked}" if masked else ""), secrets)
+
+
+def fingerprint(agent: str, method: str, scheme: str, host: str, port: int, path: str, query: str,
+                body: bytes) -> str:
+    """sha256 over the agent, method, full (unmasked) URL and the body's sha256: equal only
+    for the same agent sending the same request with the same body."""
+    parts = [agent, method.upper(), f"{scheme}://{host.lower()}:{port}{path}?{query}", hashlib.sha256(body).hexdigest()]
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def body_preview(body: bytes, content_type: str | None, secrets: tuple[str, ...] = ()) -> str:
+    """One line about the body: the fields that matter of a JSON object, the start of a text
+    body, or the size and type of anything else."""
+    size = len(body)
+    if not size:
+        return "(no body)"
+    kind = (content_type or "").split(";")[0].strip().lower() or "no content-type"
+    if size > PARSE_LIMIT:
+        return f"{size} bytes of {kind} (too large to preview)"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"{size} bytes of {kind}"
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return _cut(f"{size} bytes of {kind}: {json.dumps(scrub(text, secrets)[: PREVIEW_LIMIT])}")
+    if isinstance(value, dict):
+        return _cut(_json_object(value, secrets) + f" ({size} bytes)")
+    return _cut(f"{_json_value('', value, secrets)} ({size} bytes)")
+
+
+def _json_object(value: dict, secrets: tuple[str, ...]) -> str:
+    names = [name for name in KEY_FIELDS if name in value]
+    names += [name for name in value if name not in KEY_FIELDS]
+    return "{" + ", ".join(f"{json.dumps(name)}: {_json_value(name, value[name], secrets)}" for name in names) + "}"
+
+
+def _json_value(name: str, value: object, secrets: tuple[str, ...]) -> str:
+    if isinstance(value, list):
+        return f"[{len(value)} item{'' if len(value) == 1 else 's'}]"
+    if isinstance(value, dict):
+        return f"{{{len(value)} field{'' if len(value) == 1 else 's'}}}"
+    if isinstance(value, str):
+        if _looks_secret(name, value, secrets):
+            return json.dumps(MASK)
+        text = scrub(value, secrets)
+        return json.dumps(text if len(text) <= _STRING_LIMIT else text[: _STRING_LIMIT - 1] + "…", ensure_ascii=False)
+    return json.dumps(value)
+
+
+def _looks_secret(name: str, value: str, secrets: tuple[str, ...]) -> bool:
+    """Whether `mask_query` would mask `name=value`: one definition of what looks like a credential."""
+    pair = urlencode([(name or "value", value)], safe="*/:")
+    return mask_query(pair, secrets) != pair
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= PREVIEW_LIMIT else text[: PREVIEW_LIMIT - 1] + "…"

@@ -1,0 +1,427 @@
+"""Approval requests, their answers and standing grants, in the state database.
+
+The proxy records a held request as a `pending` row; whoever answers first
+(the prompt, `firewall approvals approve|deny`, in any terminal of the same
+user) changes its state with one `UPDATE ... WHERE state = 'pending'` whose
+row count says who won; the proxy polls the rows it holds and sees the answer.
+
+States of a row: `pending` → `approved` | `denied` | `expired` | `cancelled`.
+Once decided, a row never changes state again; an approved row is *used* once
+(by the held request, or by an identical retry when the agent gave up waiting).
+
+Every function takes the time as `now` (epoch seconds): nothing here reads the
+clock. Writes run in IMMEDIATE transactions, so several proxies and several
+prompts can share one database.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from firewall.audit.record import iso_utc
+from firewall.audit.txn import transaction
+
+MIGRATIONS = Migrations("approvals")
+
+PENDING, APPROVED, DENIED, EXPIRED, CANCELLED = "pending", "approved", "denied", "expired", "cancelled"
+
+
+@MIGRATIONS()
+def create_approval_tables(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE approvals (
+            id TEXT PRIMARY KEY,
+            request_id TEXT NOT NULL,
+            created REAL NOT NULL,
+            expires REAL NOT NULL,
+            timeout REAL NOT NULL,
+            state TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            method TEXT NOT NULL,
+            url TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            rule_text TEXT NOT NULL,
+            reason TEXT,
+            preview TEXT NOT NULL,
+            body_size INTEGER NOT NULL,
+            fingerprint TEXT NOT NULL,
+            policy_sha256 TEXT NOT NULL,
+            proxy_pid INTEGER NOT NULL,
+            held INTEGER NOT NULL,
+            decided_at REAL,
+            decided_by TEXT,
+            detail TEXT,
+            grant_id TEXT,
+            used_at REAL,
+            used_by_request TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX approvals_state ON approvals (state)")
+    db.execute("CREATE INDEX approvals_fingerprint ON approvals (fingerprint)")
+    db.execute(
+        """
+        CREATE TABLE approval_grants (
+            id TEXT PRIMARY KEY,
+            agent TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            rule_text TEXT NOT NULL,
+            created REAL NOT NULL,
+            expires REAL NOT NULL,
+            created_by TEXT NOT NULL,
+            approval_id TEXT,
+            revoked REAL,
+            revoked_by TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX approval_grants_match ON approval_grants (agent, rule)")
+
+
+class ApprovalError(Exception):
+    """An answer or revocation that cannot be done; the message says why and what to do."""
+
+
+class UnknownApproval(ApprovalError):
+    pass
+
+
+class AlreadyDecided(ApprovalError):
+    pass
+
+
+@dataclass(frozen=True)
+class HeldRequest:
+    """What a person needs to judge a held request, and what binds an approval to it.
+
+    `url` has credential-looking query values masked; `fingerprint` is a hash
+    over agent, method, full URL and body, so an approval never fits another request.
+    """
+
+    request_id: str
+    agent: str
+    method: str
+    url: str
+    rule: str  # file:line
+    rule_text: str
+    reason: str | None
+    preview: str
+    body_size: int
+    fingerprint: str
+    policy_sha256: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One row of `approvals`."""
+
+    id: str
+    request_id: str
+    created: float
+    expires: float
+    timeout: float
+    state: str
+    agent: str
+    method: str
+    url: str
+    rule: str
+    rule_text: str
+    reason: str | None
+    preview: str
+    body_size: int
+    fingerprint: str
+    policy_sha256: str
+    proxy_pid: int
+    held: int
+    decided_at: float | None
+    decided_by: str | None
+    detail: str | None
+    grant_id: str | None
+    used_at: float | None
+    used_by_request: str | None
+
+    def as_json(self) -> dict:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        del data["fingerprint"]
+        return data
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One row of `approval_grants`: `agent` may send what `rule` approves, until `expires`."""
+
+    id: str
+    agent: str
+    rule: str
+    rule_text: str
+    created: float
+    expires: float
+    created_by: str
+    approval_id: str | None
+    revoked: float | None
+    revoked_by: str | None
+
+    def as_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What `answer` did: the decided row, and the grant it created, if any."""
+
+    approval: Approval
+    grant: Grant | None
+
+
+_APPROVAL_COLUMNS = ", ".join(f.name for f in fields(Approval))
+_GRANT_COLUMNS = ", ".join(f.name for f in fields(Grant))
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ---- the proxy's side ----
+
+def record_pending(db: sqlite_utils.Database, held: HeldRequest, now: float, proxy_pid: int) -> Approval:
+    approval = Approval(
+        id=new_id("apr"), request_id=held.request_id, created=now, expires=now + held.timeout,
+        timeout=held.timeout, state=PENDING, agent=held.agent, method=held.method, url=held.url,
+        rule=held.rule, rule_text=held.rule_text, reason=held.reason, preview=held.preview,
+        body_size=held.body_size, fingerprint=held.fingerprint, policy_sha256=held.policy_sha256,
+        proxy_pid=proxy_pid, held=1, decided_at=None, decided_by=None, detail=None, grant_id=None,
+        used_at=None, used_by_request=None,
+    )
+    values = [getattr(approval, f.name) for f in fields(Approval)]
+    with transaction(db.conn, immediate=True):
+        db.execute(f"INSERT INTO approvals ({_APPROVAL_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values)
+    return approval
+
+
+def get(db: sqlite_utils.Database, approval_id: str) -> Approval | None:
+    row = db.execute(f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE id = ?", [approval_id]).fetchone()
+    return Approval(*row) if row else None
+
+
+def get_many(db: sqlite_utils.Database, ids: Iterable[str]) -> dict[str, Approval]:
+    ids = list(ids)
+    if not ids:
+        return {}
+    rows = db.execute(
+        f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE id IN ({', '.join('?' * len(ids))})", ids
+    ).fetchall()
+    return {row[0]: Approval(*row) for row in rows}
+
+
+def _update(db: sqlite_utils.Database, sql: str, params: list) -> int:
+    with transaction(db.conn, immediate=True):
+        return db.execute(sql, params).rowcount
+
+
+def expire(db: sqlite_utils.Database, approval_id: str, now: float) -> bool:
+    """The proxy's timeout: pending → expired. False when an answer came first."""
+    return _update(
+        db, "UPDATE approvals SET state = ?, decided_at = ?, held = 0, detail = ? WHERE id = ? AND state = ?",
+        [EXPIRED, now, "no answer within the approval timeout", approval_id, PENDING],
+    ) == 1
+
+
+def cancel(db: sqlite_utils.Database, proxy_pid: int, now: float, detail: str) -> int:
+    """A proxy stopping: every row it still holds pending → cancelled."""
+    return _update(
+        db, "UPDATE approvals SET state = ?, decided_at = ?, held = 0, detail = ? WHERE proxy_pid = ? AND state = ?",
+        [CANCELLED, now, detail, proxy_pid, PENDING],
+    )
+
+
+def release(db: sqlite_utils.Database, approval_id: str) -> None:
+    """The agent gave up waiting: the row stays pending, with nobody holding it."""
+    _update(db, "UPDATE approvals SET held = 0 WHERE id = ? AND state = ?", [approval_id, PENDING])
+
+
+def claim(db: sqlite_utils.Database, approval_id: str, request_id: str, now: float) -> bool:
+    """Use an approved row for one request; False when it was used already."""
+    return _update(
+        db, "UPDATE approvals SET used_at = ?, used_by_request = ?, held = 0 "
+            "WHERE id = ? AND state = ? AND used_at IS NULL",
+        [now, request_id, approval_id, APPROVED],
+    ) == 1
+
+
+def claim_retry(db: sqlite_utils.Database, held: HeldRequest, now: float) -> Approval | None:
+    """An approval its own request never used (the agent had disconnected), claimed by an
+    identical retry: same fingerprint and rule, within `timeout` seconds of the answer."""
+    rows = db.execute(
+        f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE fingerprint = ? AND agent = ? AND rule = ? "
+        "AND state = ? AND used_at IS NULL AND decided_at + timeout > ? ORDER BY decided_at",
+        [held.fingerprint, held.agent, held.rule, APPROVED, now],
+    ).fetchall()
+    for row in rows:
+        approval = Approval(*row)
+        if claim(db, approval.id, held.request_id, now):
+            return get(db, approval.id)
+    return None
+
+
+def adopt_abandoned(db: sqlite_utils.Database, held: HeldRequest, now: float, proxy_pid: int) -> Approval | None:
+    """A pending row of an identical request whose agent disconnected: this retry waits on it
+    instead of asking again."""
+    rows = db.execute(
+        "SELECT id FROM approvals WHERE fingerprint = ? AND agent = ? AND rule = ? AND state = ? AND held = 0 "
+        "AND expires > ? ORDER BY created",
+        [held.fingerprint, held.agent, held.rule, PENDING, now],
+    ).fetchall()
+    for (approval_id,) in rows:
+        if _update(db, "UPDATE approvals SET held = 1, proxy_pid = ? WHERE id = ? AND state = ? AND held = 0",
+                   [proxy_pid, approval_id, PENDING]) == 1:
+            return get(db, approval_id)
+    return None
+
+
+def expire_stale(db: sqlite_utils.Database, now: float, alive: Callable[[int], bool] = pid_alive) -> int:
+    """Pending rows nobody will answer for: past their expiry, or held by a proxy that is gone
+    (crashed). Called when a proxy starts and before pending rows are listed."""
+    stale = db.execute(
+        "SELECT id, proxy_pid, expires FROM approvals WHERE state = ?", [PENDING]
+    ).fetchall()
+    count = 0
+    for approval_id, pid, expires in stale:
+        if expires <= now:
+            detail = "no answer within the approval timeout"
+        elif not alive(pid):
+            detail = f"the proxy that held it (pid {pid}) is gone"
+        else:
+            continue
+        count += _update(
+            db, "UPDATE approvals SET state = ?, decided_at = ?, held = 0, detail = ? WHERE id = ? AND state = ?",
+            [EXPIRED, now, detail, approval_id, PENDING],
+        )
+    return count
+
+
+# ---- the person's side ----
+
+def pending(db: sqlite_utils.Database) -> list[Approval]:
+    """Pending rows, oldest first."""
+    rows = db.execute(
+        f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE state = ? ORDER BY created, id", [PENDING]
+    ).fetchall()
+    return [Approval(*row) for row in rows]
+
+
+def recent(db: sqlite_utils.Database, limit: int) -> list[Approval]:
+    """The newest `limit` rows in any state, oldest first."""
+    rows = db.execute(
+        f"SELECT {_APPROVAL_COLUMNS} FROM approvals ORDER BY created DESC, id DESC LIMIT ?", [limit]
+    ).fetchall()
+    return [Approval(*row) for row in reversed(rows)]
+
+
+def answer(
+    db: sqlite_utils.Database,
+    approval_id: str,
+    *,
+    approve: bool,
+    by: str,
+    now: float,
+    grant_for: float | None = None,
+) -> Answer:
+    """Approve or deny a pending row; with `grant_for` (seconds), also grant its rule to its
+    agent until now + grant_for. The first answer wins: a row decided already raises AlreadyDecided."""
+    if grant_for is not None and (not approve or grant_for <= 0):
+        raise ValueError("grant_for needs approve=True and a positive number of seconds")
+    with transaction(db.conn, immediate=True):
+        changed = db.execute(
+            "UPDATE approvals SET state = ?, decided_at = ?, decided_by = ? WHERE id = ? AND state = ? AND expires > ?",
+            [APPROVED if approve else DENIED, now, by, approval_id, PENDING, now],
+        ).rowcount
+        if changed == 1 and grant_for is not None:
+            row = get(db, approval_id)
+            grant = _insert_grant(db, row, by, now, now + grant_for)
+            db.execute("UPDATE approvals SET grant_id = ? WHERE id = ?", [grant.id, approval_id])
+    if changed == 1:
+        row = get(db, approval_id)
+        return Answer(row, get_grant(db, row.grant_id) if row.grant_id else None)
+    row = get(db, approval_id)
+    if row is None:
+        raise UnknownApproval(f"no approval request {approval_id!r}; `firewall approvals list` shows the pending ones")
+    if row.state == PENDING:  # past its expiry; the proxy has not marked it yet
+        expire(db, approval_id, now)
+        row = get(db, approval_id)
+    raise AlreadyDecided(f"{approval_id} was already decided: {describe_outcome(row)}")
+
+
+def describe_outcome(row: Approval) -> str:
+    when = iso_utc(row.decided_at) if row.decided_at is not None else "?"
+    if row.state in (APPROVED, DENIED):
+        return f"{row.state} by {row.decided_by} at {when}"
+    return f"{row.state} at {when} ({row.detail})" if row.detail else f"{row.state} at {when}"
+
+
+# ---- standing grants ----
+
+def _insert_grant(db: sqlite_utils.Database, row: Approval, by: str, now: float, expires: float) -> Grant:
+    grant = Grant(
+        id=new_id("grt"), agent=row.agent, rule=row.rule, rule_text=row.rule_text, created=now,
+        expires=expires, created_by=by, approval_id=row.id, revoked=None, revoked_by=None,
+    )
+    values = [getattr(grant, f.name) for f in fields(Grant)]
+    db.execute(f"INSERT INTO approval_grants ({_GRANT_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values)
+    return grant
+
+
+def get_grant(db: sqlite_utils.Database, grant_id: str) -> Grant | None:
+    row = db.execute(f"SELECT {_GRANT_COLUMNS} FROM approval_grants WHERE id = ?", [grant_id]).fetchone()
+    return Grant(*row) if row else None
+
+
+def matching_grant(db: sqlite_utils.Database, agent: str, rule: str, rule_text: str, now: float) -> Grant | None:
+    """A live grant of exactly this rule (location and text) to exactly this agent."""
+    row = db.execute(
+        f"SELECT {_GRANT_COLUMNS} FROM approval_grants WHERE agent = ? AND rule = ? AND rule_text = ? "
+        "AND expires > ? AND revoked IS NULL ORDER BY expires DESC LIMIT 1",
+        [agent, rule, rule_text, now],
+    ).fetchone()
+    return Grant(*row) if row else None
+
+
+def live_grants(db: sqlite_utils.Database, now: float) -> list[Grant]:
+    rows = db.execute(
+        f"SELECT {_GRANT_COLUMNS} FROM approval_grants WHERE expires > ? AND revoked IS NULL ORDER BY created, id",
+        [now],
+    ).fetchall()
+    return [Grant(*row) for row in rows]
+
+
+def revoke(db: sqlite_utils.Database, grant_id: str, by: str, now: float) -> Grant:
+    """End a grant now; a grant revoked or expired already raises ApprovalError."""
+    changed = _update(
+        db, "UPDATE approval_grants SET revoked = ?, revoked_by = ? WHERE id = ? AND revoked IS NULL AND expires > ?",
+        [now, by, grant_id, now],
+    )
+    grant = get_grant(db, grant_id)
+    if grant is None:
+        raise UnknownApproval(f"no grant {grant_id!r}; `firewall approvals grants` shows the live ones")
+    if changed != 1:
+        if grant.revoked is not None:
+            raise AlreadyDecided(f"grant {grant_id} was already revoked by {grant.revoked_by} at {iso_utc(grant.revoked)}")
+        raise AlreadyDecided(f"grant {grant_id} already expired at {iso_utc(grant.expires)}")
+    return grant

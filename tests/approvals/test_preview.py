@@ -1,0 +1,58 @@
+"""What a person is shown of a held request: fields that matter first, credentials masked, short."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from firewall.approvals.preview import PREVIEW_LIMIT, body_preview, display_url, fingerprint
+
+VAULT = ("sk-proj-VAULTVALUE0123456789",)
+
+
+@pytest.mark.parametrize(("body", "content_type", "expected"), [
+    (b"", None, "(no body)"),
+    (json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8000, "model": "gpt-4o"}).encode(),
+     "application/json", '{"model": "gpt-4o", "max_tokens": 8000, "messages": [1 item]} (88 bytes)'),
+    (b'{"training_file": "file-abc", "hyperparameters": {"n_epochs": 3}, "suffix": null}', "application/json",
+     '{"training_file": "file-abc", "hyperparameters": {1 field}, "suffix": null} (81 bytes)'),
+    (b'{"api_key": "hunter2", "note": "sk-abcdefghijklmnop", "text": "uses sk-proj-VAULTVALUE0123456789"}', None,
+     '{"api_key": "****", "note": "****", "text": "****"} (98 bytes)'),
+    (b'[1, 2, 3]', "application/json", "[3 items] (9 bytes)"),
+    (b"hello\nworld", "text/plain; charset=utf-8", '11 bytes of text/plain: "hello\\nworld"'),
+    (b"\xff\xfe\x00\x01", "application/octet-stream", "4 bytes of application/octet-stream"),
+])
+def test_body_preview(body, content_type, expected):
+    assert body_preview(body, content_type, VAULT) == expected
+
+
+def test_long_strings_and_long_previews_are_cut():
+    body = json.dumps({"model": "m" * 100, **{f"field{i}": i for i in range(100)}}).encode()
+    text = body_preview(body, "application/json")
+    assert text.startswith('{"model": "' + "m" * 39 + '…", "field0": 0')
+    assert len(text) == PREVIEW_LIMIT and text.endswith("…")
+
+
+def test_a_body_too_large_is_not_parsed():
+    assert body_preview(b"x" * (2 * 1024 * 1024), "application/json") == \
+        "2097152 bytes of application/json (too large to preview)"
+
+
+def test_display_url_masks_credential_looking_query_values_and_default_ports():
+    assert display_url("https", "api.example.com", 443, "/v1/x", "key=abc&q=cats&t=sk-proj-VAULTVALUE0123456789",
+                       VAULT) == "https://api.example.com/v1/x?key=****&q=cats&t=****"
+    assert display_url("https", "localhost", 8443, "/v1/x", "") == "https://localhost:8443/v1/x"
+    assert display_url("http", "example.com", 80, "/", "") == "http://example.com/"
+
+
+def test_fingerprint_changes_with_every_part_of_the_request():
+    base = ("ci", "POST", "https", "api.example.com", 443, "/v1/x", "a=1", b'{"n": 1}')
+    first = fingerprint(*base)
+    assert fingerprint(*base) == first
+    assert fingerprint("ci", "post", "https", "API.example.com", 443, "/v1/x", "a=1", b'{"n": 1}') == first
+    for index, other in [(0, "cd"), (1, "PUT"), (3, "api.example.org"), (4, 8443), (5, "/v1/y"), (6, "a=2"),
+                         (7, b'{"n": 2}')]:
+        changed = list(base)
+        changed[index] = other
+        assert fingerprint(*changed) != first, index
