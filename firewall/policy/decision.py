@@ -35,6 +35,8 @@ class Reason(StrEnum):
     PRIVATE_ADDRESS = "private_address"  # resolves to a non-public address no host block names exactly
     PLAIN_HTTP_CREDENTIAL = "plain_http_credential"  # plain HTTP to a block that injects a credential
     MALFORMED_REQUEST = "malformed_request"  # method or target the engine cannot read
+    UNSAFE_METHOD = "unsafe_method"  # TRACE or TRACK: the server echoes the request, credentials included
+    EXFILTRATION = "exfiltration"  # carries a vault secret the decision does not inject for this request
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Request:
     the URL of a plain-HTTP proxy request). `claimed` lists what else named a
     destination (the Host header, `:authority`, the TLS SNI) as "host[:port]";
     `addresses` are the IPs the proxy resolved `host` to and will connect to.
+    `secrets` names the vault entries whose values the request carries anywhere
+    (target, headers, body), as found by `firewall.secrets_scan`.
     """
 
     method: str
@@ -63,6 +67,7 @@ class Request:
     agent: str | None = None
     claimed: tuple[str, ...] = ()
     addresses: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()
 
     @classmethod
     def from_url(

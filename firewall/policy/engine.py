@@ -5,7 +5,9 @@ the disk or the environment. Counting limits is the caller's job; the engine
 says which limits apply.
 
 Precedence, coded in this order with early returns:
- 1. A method that is not an HTTP token → block (malformed_request).
+ 1. A method that is not an HTTP token → block (malformed_request). TRACE or TRACK
+    → block (unsafe_method), whatever the rules say: the server answers by echoing
+    the request back, credentials included.
  2. A destination that is not a well-formed host or address → block (invalid_host).
     A Host header, `:authority` or TLS SNI naming another host or port than where
     the connection goes → block (destination_mismatch). A destination that is or
@@ -24,6 +26,11 @@ Precedence, coded in this order with early returns:
     its inject lines add (first inject wins per header or parameter).
  9. Under `mode report`, a block or approve of steps 4, 6 or 7 becomes allow and
     is recorded in `would`; the safety checks of steps 1, 2, 3 and 5 still block.
+10. A request that carries a vault secret (`request.secrets`) which the outcome of
+    steps 1-9 does not inject into this very request → block (exfiltration),
+    overriding that outcome, under `mode report` too. It is checked last because it
+    needs to know what would be injected; it wins over every other reason, so an
+    attempt to send a secret away is always logged as such.
 """
 
 from __future__ import annotations
@@ -39,14 +46,34 @@ from firewall.policy.hosts import InvalidHost, normalize_host
 from firewall.policy.paths import AmbiguousPath, canonicalize
 
 _METHOD = re.compile(r"[A-Z][A-Z0-9_-]{0,31}")
+_UNSAFE_METHODS = frozenset({"TRACE", "TRACK"})
 
 
 def decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
+    decision = _decide(policy, request, now)
+    # 10
+    leaked = sorted(set(request.secrets) - {injection.secret for injection in decision.inject})
+    if not leaked:
+        return decision
+    names = ", ".join(f'"{name}"' for name in leaked)
+    return replace(
+        decision, verdict=Verdict.BLOCK, reason=Reason.EXFILTRATION, rule=None, rule_reason=None,
+        limits=(), inject=(), would=None,
+        message=f"the request carries the value of the vault secret {names}, which the policy does not "
+                f"add to this request; a secret never goes anywhere but where the policy injects it",
+    )
+
+
+def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
     base = {"policy_sha256": policy.sha256, "approval_timeout": policy.approval_timeout, "mode": policy.mode}
 
     # 1
     if not _METHOD.fullmatch(request.method):
         return Decision(Verdict.BLOCK, Reason.MALFORMED_REQUEST, message="the method is not an HTTP method", **base)
+    if request.method in _UNSAFE_METHODS:
+        return Decision(Verdict.BLOCK, Reason.UNSAFE_METHOD,
+                        message=f"{request.method} is never forwarded: the server echoes the request back, "
+                                f"credentials included", **base)
     # 2
     try:
         host = normalize_host(request.host)

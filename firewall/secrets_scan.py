@@ -1,0 +1,230 @@
+"""Finding the vault's secret values in what an agent sends, and masking them in what it receives.
+
+Pure: `SecretIndex.build(values)` is called once per vault change with every
+entry's value; `find()` then says which entries a request carries, in any of
+the forms a naive exfiltration uses:
+
+- the value as is, also split by whitespace or line breaks;
+- percent-encoded, wholly or in part, in either hex case, once or twice;
+- JSON-escaped (`\\u0073k-…`, `\\/`);
+- base64, standard or URL-safe alphabet, at each of the 3 byte alignments
+  (so the value is found inside a longer encoded blob such as Basic auth);
+- hex, in either case.
+
+A value shorter than `MIN_SECRET_CHARS` is not indexed: it would match
+ordinary text. A value that is a JSON object (an OAuth login) is indexed by
+its token-like string fields, which are what travels on the wire.
+
+`Masker` replaces the same forms (raw, percent, JSON-escaped, base64, hex)
+with `*` of equal length, so a body's length never changes; its `feed()`
+keeps a tail between chunks so a value split across two chunks is masked.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote_from_bytes, unquote_to_bytes
+
+MIN_SECRET_CHARS = 8
+REDACTED = "****"
+_TOKEN_FIELD = re.compile(r"token|key|secret|password", re.I)
+_WHITESPACE = re.compile(rb"\s+")
+_JSON_ESCAPE = re.compile(rb"\\u([0-9a-fA-F]{4})|\\(/)")
+
+
+def secret_values(value: str) -> tuple[str, ...]:
+    """The strings of one vault value that must never leave except where injected."""
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            document = json.loads(text)
+        except ValueError:
+            document = None
+        if isinstance(document, dict):
+            return tuple(dict.fromkeys(v for v in _token_fields(document) if len(v) >= MIN_SECRET_CHARS))
+    return (value,) if len(value) >= MIN_SECRET_CHARS else ()
+
+
+def _token_fields(node: object, key: str = "") -> Iterable[str]:
+    if isinstance(node, dict):
+        for name, child in node.items():
+            yield from _token_fields(child, str(name))
+    elif isinstance(node, list):
+        for child in node:
+            yield from _token_fields(child, key)
+    elif isinstance(node, str) and _TOKEN_FIELD.search(key):
+        yield node
+
+
+def base64_cores(raw: bytes) -> tuple[bytes, ...]:
+    """The base64 characters that depend on `raw` alone, at each of the 3 alignments,
+    in the standard and the URL-safe alphabet."""
+    cores = []
+    for offset in range(3):
+        encoded = base64.b64encode(bytes(offset) + raw).rstrip(b"=")
+        first = -(-8 * offset // 6)  # the first character no prefix bit reaches
+        last = 8 * (offset + len(raw)) // 6  # characters after this one mix in padding bits
+        core = encoded[first:last]
+        cores.append(core)
+        cores.append(core.translate(_URLSAFE))
+    return tuple(dict.fromkeys(cores))
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+@dataclass(frozen=True)
+class SecretForms:
+    """One secret string of one vault entry, in every form the index looks for."""
+
+    name: str  # the vault entry
+    raw: bytes
+    base64: tuple[bytes, ...]
+    hex: bytes  # lower case
+
+    @classmethod
+    def of(cls, name: str, value: str) -> SecretForms:
+        raw = value.encode("utf-8")
+        return cls(name, raw, base64_cores(raw), raw.hex().encode())
+
+    def masked_forms(self) -> tuple[bytes, ...]:
+        """What a response may echo: every form, percent-encoding in both hex cases."""
+        percent = quote_from_bytes(self.raw, safe="").encode()
+        forms = {self.raw, percent, percent.lower(), self.raw.replace(b"/", b"\\/"), self.hex, self.hex.upper(),
+                 *self.base64}
+        return tuple(sorted(forms, key=len, reverse=True))
+
+
+@dataclass(frozen=True)
+class SecretIndex:
+    """Every secret string of the vault, by entry; build once per vault change."""
+
+    forms: tuple[SecretForms, ...] = ()
+    _redactor: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def build(cls, values: Mapping[str, str]) -> SecretIndex:
+        forms = tuple(
+            SecretForms.of(name, text) for name, value in sorted(values.items()) for text in secret_values(value)
+        )
+        redactor = None
+        if forms:
+            texts = {f.decode("utf-8", "replace") for entry in forms for f in entry.masked_forms()}
+            redactor = re.compile("|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True)))
+        return cls(forms, redactor)
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(entry.name for entry in self.forms)
+
+    def find(self, *parts: bytes) -> tuple[str, ...]:
+        """The names of the entries whose secrets appear in any of `parts` (sorted)."""
+        if not self.forms:
+            return ()
+        haystack = b"\n".join(parts)
+        views = _views(haystack)
+        lowered = [view.lower() for view in views]
+        found = set()
+        for entry in self.forms:
+            if entry.name in found:
+                continue
+            if (
+                any(entry.raw in view for view in views)
+                or any(core in view for view in views for core in entry.base64)
+                or any(entry.hex in view for view in lowered)
+            ):
+                found.add(entry.name)
+        return tuple(sorted(found))
+
+    def masker(self, names: Iterable[str]) -> Masker:
+        """A masker for the secrets of the entries `names` (those injected into one request)."""
+        wanted = set(names)
+        forms = {f for entry in self.forms if entry.name in wanted for f in entry.masked_forms()}
+        return Masker(tuple(sorted(forms, key=len, reverse=True)))
+
+    def redact(self, text: str) -> str:
+        """`text` with every form of every secret replaced by ****: for logs and the audit log."""
+        if self._redactor is None or not text:
+            return text
+        return self._redactor.sub(REDACTED, text)
+
+
+def _views(haystack: bytes) -> list[bytes]:
+    """The haystack and its decodings: percent (twice), JSON escapes, whitespace removed."""
+    views = [haystack]
+    decoded = haystack
+    for _ in range(2):
+        if b"%" not in decoded:
+            break
+        decoded = unquote_to_bytes(decoded)
+        views.append(decoded)
+    for view in list(views):
+        if b"\\" in view:
+            views.append(_JSON_ESCAPE.sub(_unescape, view))
+    if _WHITESPACE.search(haystack):
+        views.append(_WHITESPACE.sub(b"", haystack))
+    return views
+
+
+def _unescape(match: re.Match[bytes]) -> bytes:
+    if match.group(2):
+        return b"/"
+    code = int(match.group(1), 16)
+    return chr(code).encode("utf-8") if code < 0xD800 or code > 0xDFFF else match.group()
+
+
+@dataclass(frozen=True)
+class Masker:
+    """Replaces secret forms with `*` of the same length; `forms` longest first."""
+
+    forms: tuple[bytes, ...]
+    _pattern: re.Pattern[bytes] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.forms:
+            object.__setattr__(self, "_pattern", re.compile(b"|".join(re.escape(f) for f in self.forms)))
+
+    @property
+    def keep(self) -> int:
+        """Bytes to hold back between chunks: a form cut at a chunk boundary is then seen whole."""
+        return max((len(f) for f in self.forms), default=1) - 1
+
+    def mask(self, data: bytes) -> tuple[bytes, int]:
+        """(`data` with every form masked, how many were)."""
+        if self._pattern is None or not data:
+            return data, 0
+        return self._pattern.subn(lambda m: b"*" * len(m.group()), data)
+
+    def stream(self) -> StreamMasker:
+        return StreamMasker(self)
+
+
+class StreamMasker:
+    """Masks a body that arrives in chunks; `feed(b"")` ends it and returns the held tail.
+
+    Mutable by design: it holds the tail of the chunks seen so far.
+    """
+
+    def __init__(self, masker: Masker):
+        self.masker = masker
+        self.tail = b""
+        self.count = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self.tail + chunk
+        if not chunk:  # the end
+            self.tail = b""
+            masked, n = self.masker.mask(data)
+            self.count += n
+            return masked
+        masked, n = self.masker.mask(data)
+        self.count += n
+        # Masking keeps lengths, so the last `keep` bytes are held back as they are now:
+        # masked bytes stay masked, and an unmasked run may begin a form the next chunk ends.
+        cut = len(masked) - min(self.masker.keep, len(masked))
+        self.tail = masked[cut:]
+        return masked[:cut]
