@@ -30,10 +30,13 @@ from firewall.proxy import ca
 from firewall.proxy.addons.audit import Auditor
 from firewall.proxy.addons.enforce import Enforcer
 from firewall.proxy.addons.identity import Identity
+from firewall.proxy.addons.reauthorize import Reauthorize
 from firewall.proxy.addons.streaming import Streaming
 from firewall.proxy.limiter import Limiter
+from firewall.proxy.oauth import TokenKeeper
 from firewall.proxy.resolver import Resolver
 from firewall.proxy.runtime import Runtime, pinned_policy_from
+from firewall.proxy.upstream_client import upstream_client
 from firewall.state.home import Home, write_private_file
 
 log = logging.getLogger("firewall.proxy")
@@ -108,6 +111,8 @@ async def serve(settings: ProxySettings) -> None:
     loop = asyncio.get_running_loop()
     resolver = Resolver()
     resolver.install(loop)
+    client = upstream_client(trust)  # the proxy's own requests: token refreshes, the retry after a 401
+    keeper = TokenKeeper(home, runtime.secret, resolver, client)
     writer = AuditWriter(home.database)
     options = Options(listen_host="127.0.0.1", listen_port=settings.port, confdir=str(home.ca_dir))
     master = DumpMaster(options, with_termlog=False, with_dumper=False)
@@ -121,8 +126,9 @@ async def serve(settings: ProxySettings) -> None:
     )
     master.addons.add(
         Identity(runtime),
-        Enforcer(runtime, limiter, resolver),
+        Enforcer(runtime, limiter, resolver, oauth=keeper),
         Streaming(),
+        Reauthorize(keeper, client),
         Auditor(runtime, writer),
         _Ready(settings, runtime),
     )
@@ -134,6 +140,7 @@ async def serve(settings: ProxySettings) -> None:
     finally:
         runtime.stop()
         writer.close()
+        await client.aclose()
         settings.state_file.unlink(missing_ok=True)
         ca.restrict_ca_files(home)
 

@@ -17,8 +17,10 @@ from urllib.parse import quote
 from mitmproxy import http
 
 from firewall.policy import Decision, Mode, Request, Verdict, decide
+from firewall.proxy.addons.reauthorize import remember_oauth
 from firewall.proxy.inject import CredentialUnavailable, apply_injections
 from firewall.proxy.limiter import Limiter
+from firewall.proxy.oauth import TokenKeeper
 from firewall.proxy.notes import FlowNotes, notes_of
 from firewall.proxy.resolver import Resolver
 from firewall.proxy.responses import error_response
@@ -36,10 +38,12 @@ def raw_target(flow: http.HTTPFlow) -> str:
 
 
 class Enforcer:
-    def __init__(self, runtime: Runtime, limiter: Limiter, resolver: Resolver):
+    def __init__(self, runtime: Runtime, limiter: Limiter, resolver: Resolver,
+                 oauth: TokenKeeper | None = None):
         self.runtime = runtime
         self.limiter = limiter
         self.resolver = resolver
+        self.oauth = oauth
         self.tunnels: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client conn -> (host, port)
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
@@ -146,12 +150,15 @@ class Enforcer:
         # Upstream sees exactly the path that was decided on.
         flow.request.path = decision.canonical_path + (f"?{decision.query}" if decision.query else "")
         try:
-            notes.credentials = apply_injections(flow.request, decision.inject, self.runtime.secret)
+            oauth = await self.oauth.access_all(decision.inject) if self.oauth else {}
+            notes.credentials = apply_injections(flow.request, decision.inject, self.runtime.secret, oauth)
         except CredentialUnavailable as exc:
-            notes.refuse("error", "credential_unavailable", str(exc))
-            flow.response = error_response(503, "credential_unavailable", str(exc), notes.request_id,
-                                           rule=notes.rule)
+            notes.refuse("error", exc.code, str(exc))
+            retry = {"retry-after": str(exc.retry_after)} if exc.retry_after else None
+            flow.response = error_response(503, exc.code, str(exc), notes.request_id, rule=notes.rule,
+                                           headers=retry)
             return
+        remember_oauth(flow, decision.inject, oauth)
         self.runtime.note_used(i.secret for i in decision.inject)
         notes.outcome, notes.reason = outcome, decision.reason.value
 
