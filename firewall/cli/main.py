@@ -39,6 +39,11 @@ def _register() -> None:
 
     app.add_typer(audit_cmd.app, name="audit")
 
+    from firewall.cli import approvals_cmd
+
+    app.add_typer(approvals_cmd.app, name="approvals",
+                  help="Answer requests held for a person's approval; with no subcommand, ask in this terminal.")
+
 
 _register()
 

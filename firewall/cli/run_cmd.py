@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from firewall import agents, run_env
+from firewall.approvals.hint import WaitingHint
 from firewall.cli.errors import fail
 from firewall.cli.state import database_or_exit, home_or_exit
 from firewall.proxy import process
@@ -114,7 +116,8 @@ def _run_agent(home: Home, proxy: process.ProxyInfo, agent: str, command: list[s
             placeholders=placeholders,
             secret_values=secret_values,
         )
-        return _spawn(command, env)
+        with WaitingHint(home.database, agent, time.time()):
+            return _spawn(command, env)
     finally:
         agents.revoke_token(db, token)
         db.close()

@@ -23,6 +23,7 @@ class FlowNotes:
     rule: str | None = None
     detail: str | None = None
     credentials: tuple[str, ...] = ()
+    approval_id: str | None = None  # the approval (apr_...) or standing grant (grt_...) that let it through
     bytes_in: int = 0
     recorded: bool = False
 

@@ -25,6 +25,7 @@ from mitmproxy import ctx
 from mitmproxy.options import Options
 from mitmproxy.tools.dump import DumpMaster
 
+from firewall.approvals.broker import ApprovalBroker
 from firewall.audit import AuditWriter
 from firewall.proxy import ca
 from firewall.proxy.addons.audit import Auditor
@@ -41,6 +42,7 @@ from firewall.state.home import Home, write_private_file
 
 log = logging.getLogger("firewall.proxy")
 BODY_SIZE_LIMIT = "64m"
+SHUTDOWN_GRACE = 0.2  # seconds for mitmproxy to write the 503s of requests held at shutdown
 
 
 class ProxyStartError(Exception):
@@ -114,6 +116,8 @@ async def serve(settings: ProxySettings) -> None:
     client = upstream_client(trust)  # the proxy's own requests: token refreshes, the retry after a 401
     keeper = TokenKeeper(home, runtime.secret, resolver, client)
     writer = AuditWriter(home.database)
+    broker = ApprovalBroker(home.database)
+    await broker.start()  # expires what a crashed proxy left pending
     options = Options(listen_host="127.0.0.1", listen_port=settings.port, confdir=str(home.ca_dir))
     master = DumpMaster(options, with_termlog=False, with_dumper=False)
     master.options.update(
@@ -126,23 +130,32 @@ async def serve(settings: ProxySettings) -> None:
     )
     master.addons.add(
         Identity(runtime),
-        Enforcer(runtime, limiter, resolver, oauth=keeper),
+        Enforcer(runtime, limiter, resolver, broker, oauth=keeper),
         Streaming(),
         Reauthorize(keeper, client),
         Auditor(runtime, writer),
         _Ready(settings, runtime),
     )
+    stopping: list[asyncio.Task] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, master.shutdown)
+        loop.add_signal_handler(sig, lambda: stopping.append(loop.create_task(_stop(master, broker))))
     runtime.start()
     try:
         await master.run()
     finally:
+        await broker.close()
         runtime.stop()
         writer.close()
         await client.aclose()
         settings.state_file.unlink(missing_ok=True)
         ca.restrict_ca_files(home)
+
+
+async def _stop(master: DumpMaster, broker: ApprovalBroker) -> None:
+    """Answer the requests held for approval (503) before the proxy stops listening."""
+    if await broker.close("the proxy stopped"):
+        await asyncio.sleep(SHUTDOWN_GRACE)
+    master.shutdown()
 
 
 def configure_logging(log_file: Path | None) -> None:

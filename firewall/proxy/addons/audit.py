@@ -19,7 +19,7 @@ from firewall.redact import mask_query, scrub
 log = logging.getLogger("firewall.proxy")
 
 # Outcomes whose request went upstream: their response status is the upstream's.
-FORWARDED = frozenset({"allow", "would_block", "would_limit", "would_approve"})
+FORWARDED = frozenset({"allow", "approve", "would_block", "would_limit", "would_approve"})
 
 
 class Auditor:
@@ -93,7 +93,7 @@ class Auditor:
             duration_ms=max(0.0, (time.time() - notes.started) * 1000),
             bytes_out=len(flow.request.raw_content or b""),
             bytes_in=bytes_in,
-            approval_id=None,
+            approval_id=notes.approval_id,
             scrubbed=0,
             detail=detail,
         )

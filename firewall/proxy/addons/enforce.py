@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from mitmproxy import http
 
+from firewall.approvals.broker import REFUSALS, ApprovalBroker, held_request
 from firewall.policy import Decision, Mode, Request, Verdict, decide
 from firewall.proxy.addons.reauthorize import remember_oauth
 from firewall.proxy.inject import CredentialUnavailable, apply_injections
@@ -38,12 +39,13 @@ def raw_target(flow: http.HTTPFlow) -> str:
 
 
 class Enforcer:
-    def __init__(self, runtime: Runtime, limiter: Limiter, resolver: Resolver,
+    def __init__(self, runtime: Runtime, limiter: Limiter, resolver: Resolver, broker: ApprovalBroker,
                  oauth: TokenKeeper | None = None):
         self.runtime = runtime
         self.limiter = limiter
         self.resolver = resolver
         self.oauth = oauth
+        self.broker = broker
         self.tunnels: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client conn -> (host, port)
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
@@ -125,16 +127,10 @@ class Enforcer:
                 403, "policy_blocked", _blocked_message(decision), notes.request_id, rule=notes.rule
             )
             return
-        if decision.verdict is Verdict.APPROVE:
-            # Human approval is not wired into the proxy yet: an approve decision is refused (fail closed).
-            notes.refuse("approval_required", decision.reason.value, decision.message)
-            flow.response = error_response(
-                403, "approval_required",
-                "this request needs a person's approval, which this proxy cannot ask for; it was refused",
-                notes.request_id, rule=notes.rule,
-            )
+        if decision.verdict is Verdict.APPROVE and not await self._approved(flow, notes, decision):
             return
-        outcome = f"would_{decision.would.value}" if decision.would else "allow"
+        # An approved request goes on exactly like an allowed one: limits, path, credentials.
+        outcome = "approve" if notes.approval_id else f"would_{decision.would.value}" if decision.would else "allow"
         limit = await self.limiter.check(decision.limits, time.time())
         if limit.over is not None:
             if not report:
@@ -161,6 +157,33 @@ class Enforcer:
         remember_oauth(flow, decision.inject, oauth)
         self.runtime.note_used(i.secret for i in decision.inject)
         notes.outcome, notes.reason = outcome, decision.reason.value
+
+
+    async def _approved(self, flow: http.HTTPFlow, notes: FlowNotes, decision: Decision) -> bool:
+        """Hold the request until a person answers (or a standing grant answers for them).
+        True: it may go on; False: it was answered with a refusal."""
+        rule, text = (decision.rule.location, decision.rule.text) if decision.rule else ("<default>", "default approve")
+        grant = await self.broker.grant_for(notes.agent, rule, text)
+        if grant is not None:
+            notes.approval_id, notes.detail = grant.id, f"standing grant by {grant.created_by}"
+            return True
+        held = held_request(
+            request_id=notes.request_id, agent=notes.agent, method=flow.request.method, scheme=flow.request.scheme,
+            host=decision.host, port=flow.request.port, path=decision.canonical_path, query=decision.query,
+            body=flow.request.raw_content or b"", content_type=flow.request.headers.get("content-type"),
+            rule=rule, rule_text=text, reason=decision.rule_reason, policy_sha256=decision.policy_sha256,
+            timeout=decision.approval_timeout, secrets=tuple(self.runtime.secrets.values()),
+        )
+        outcome = await self.broker.hold(held, gone=lambda: not flow.client_conn.connected)
+        notes.approval_id = outcome.approval_id
+        if outcome.approved:
+            notes.detail = outcome.detail
+            return True
+        status, error_type, message = REFUSALS[outcome.state]
+        notes.refuse(error_type, decision.reason.value, outcome.detail)
+        flow.response = error_response(status, error_type, f"{message} ({outcome.detail})", notes.request_id,
+                                       rule=notes.rule)
+        return False
 
 
 def _blocked_message(decision: Decision) -> str:

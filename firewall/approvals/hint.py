@@ -1,0 +1,63 @@
+"""`firewall run`'s hint: one line on stderr when its agent waits for a person's approval.
+
+A thread polls the state database while the agent runs (every `interval`
+seconds, on its own connection) and names each new pending request of the
+agent once, with the command that answers it. It stops when the agent exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import TextIO
+
+from firewall.approvals import store
+from firewall.audit.render import printable
+from firewall.state.db import connect
+
+log = logging.getLogger("firewall.run")
+INTERVAL = 0.5
+
+
+class WaitingHint:
+    def __init__(self, database: Path, agent: str, since: float, *, out: TextIO = sys.stderr,
+                 interval: float = INTERVAL):
+        self.database = database
+        self.agent = agent
+        self.since = since  # requests held before the agent started are not its own
+        self.out = out
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="firewall-approval-hint", daemon=True)
+        self._told: set[str] = set()
+
+    def __enter__(self) -> WaitingHint:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        db = connect(self.database)
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    self._tell(store.pending(db))
+                except Exception as exc:  # a hint is a courtesy: never stop the agent for it
+                    log.debug("looking for pending approvals failed: %s", exc)
+        finally:
+            db.close()
+
+    def _tell(self, rows: list[store.Approval]) -> None:
+        for row in rows:
+            if row.agent == self.agent and row.created >= self.since and row.id not in self._told:
+                self._told.add(row.id)
+                self.out.write(
+                    f"firewall: agent {printable(row.agent)} is waiting for approval of {printable(row.method)} "
+                    f"{printable(row.url)} ({row.id}); answer it with `firewall approvals` in another terminal\n"
+                )
+                self.out.flush()

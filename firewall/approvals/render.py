@@ -1,0 +1,65 @@
+"""Approval requests and grants as text, for `firewall approvals list|grants` and the prompt.
+
+Fields come from agents' requests, so every one is passed through `printable`
+(control characters escaped) before it reaches a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+
+from firewall.approvals.store import PENDING, Approval, Grant, describe_outcome
+from firewall.audit.record import iso_utc
+from firewall.audit.render import printable
+
+
+def duration(seconds: float) -> str:
+    """`1h02m`, `9m05s`, `42s`: a whole number of seconds, rounded up."""
+    total = max(0, int(-(-seconds // 1)))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def request_lines(row: Approval, now: float) -> list[str]:
+    """A held request as a person judges it: who, what, which rule and why, the body, the clock."""
+    if row.state == PENDING:
+        status = f"expires in {duration(row.expires - now)}"
+    else:
+        status = describe_outcome(row)
+        if row.used_by_request:
+            status += f"; used by {row.used_by_request}"
+    lines = [
+        f"{row.id}  {status}",
+        f"  agent    {printable(row.agent)}",
+        f"  request  {printable(row.method)} {printable(row.url)}",
+        f"  rule     {printable(row.rule)}  {printable(row.rule_text)}",
+    ]
+    if row.reason:
+        lines.append(f"  reason   {printable(row.reason)}")
+    lines.append(f"  body     {printable(row.preview)}")
+    return lines
+
+
+def requests_text(rows: list[Approval], now: float) -> str:
+    return "\n\n".join("\n".join(request_lines(row, now)) for row in rows)
+
+
+def grant_line(grant: Grant, now: float) -> str:
+    return (f"{grant.id}  agent {printable(grant.agent)}  rule {printable(grant.rule)}  "
+            f"{printable(grant.rule_text)}  by {printable(grant.created_by)}, "
+            f"{duration(grant.expires - now)} left (until {iso_utc(grant.expires)})")
+
+
+def requests_json(rows: list[Approval], now: float) -> str:
+    return json.dumps([{**row.as_json(), "expires_in": max(0.0, round(row.expires - now, 1))} for row in rows],
+                      indent=2)
+
+
+def grants_json(grants: list[Grant], now: float) -> str:
+    return json.dumps([{**grant.as_json(), "expires_in": max(0.0, round(grant.expires - now, 1))} for grant in grants],
+                      indent=2)

@@ -1,0 +1,162 @@
+"""`firewall approvals`: answer requests the proxy holds for a person, in the terminal or by script."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import sqlite_utils
+import typer
+
+from firewall.approvals import render, store
+from firewall.audit.times import parse_duration
+from firewall.cli.errors import fail
+from firewall.cli.state import database_or_exit, home_or_exit
+
+app = typer.Typer(no_args_is_help=False, add_completion=False)
+DEFAULT_GRANT = "10m"
+
+Json = Annotated[bool, typer.Option("--json", help="Output JSON.")]
+
+
+@app.callback(invoke_without_command=True)
+def prompt(
+    ctx: typer.Context,
+    grant_for: Annotated[
+        str, typer.Option("--grant-for", help="How long `g` allows a rule for an agent: 30s, 15m, 1h, 7d.")
+    ] = DEFAULT_GRANT,
+) -> None:
+    """Watch for held requests and ask about each: a (allow once), g (allow the rule for the agent
+    for a while), d (deny), q (quit). Subcommands list and answer them from scripts.
+
+    Example: firewall approvals --grant-for 30m
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from firewall.approvals.prompt import Prompt, terminal_keys
+
+    seconds = _duration_or_exit(grant_for, "--grant-for")
+    if not sys.stdin.isatty():
+        fail("`firewall approvals` asks in a terminal and stdin is not one; from a script use "
+             "`firewall approvals list`, `approve ID` or `deny ID`")
+    home = home_or_exit()
+    database_or_exit(home).close()  # the schema is current before the prompt starts
+    try:
+        with terminal_keys(sys.stdin.fileno()) as keys:
+            Prompt(home.database, grant_for=seconds, user=getpass.getuser(), out=sys.stdout, keys=keys).run()
+    except (KeyboardInterrupt, EOFError):
+        pass
+    typer.echo("")
+
+
+@app.command("list")
+def list_requests(
+    as_json: Json = False,
+    all_states: Annotated[bool, typer.Option("--all", help="The newest 50 requests in any state.")] = False,
+) -> None:
+    """List the requests waiting for approval, oldest first (with --all: recent ones in any state).
+
+    Example: firewall approvals list --json
+    """
+    now = time.time()
+    with _database() as db:
+        store.expire_stale(db, now)
+        rows = store.recent(db, 50) if all_states else store.pending(db)
+    if as_json:
+        typer.echo(render.requests_json(rows, now))
+    elif rows:
+        typer.echo(render.requests_text(rows, now))
+    else:
+        typer.echo("no requests are waiting for approval", err=True)
+
+
+@app.command()
+def approve(
+    approval_id: Annotated[str, typer.Argument(metavar="ID", help="The request's id, apr_...")],
+    grant_for: Annotated[
+        str | None,
+        typer.Option("--for", help="Also allow the request's rule for its agent for this long: 30s, 15m, 1h, 7d."),
+    ] = None,
+) -> None:
+    """Let a held request through; with --for, also let the same rule through for its agent for a while.
+
+    Example: firewall approvals approve apr_1f2e3d4c5b6a7988 --for 1h
+    """
+    seconds = _duration_or_exit(grant_for, "--for") if grant_for is not None else None
+    answer = _answer(approval_id, approve=True, grant_for=seconds)
+    row = answer.approval
+    typer.echo(f"approved {row.id}: {row.method} {row.url} (agent {row.agent})")
+    if answer.grant is not None:
+        grant = answer.grant
+        typer.echo(f"granted rule {grant.rule} to agent {grant.agent} for {render.duration(seconds)} "
+                   f"({grant.id}; end it early with `firewall approvals revoke {grant.id}`)")
+
+
+@app.command()
+def deny(approval_id: Annotated[str, typer.Argument(metavar="ID", help="The request's id, apr_...")]) -> None:
+    """Refuse a held request; the agent gets 403 approval_denied.
+
+    Example: firewall approvals deny apr_1f2e3d4c5b6a7988
+    """
+    row = _answer(approval_id, approve=False, grant_for=None).approval
+    typer.echo(f"denied {row.id}: {row.method} {row.url} (agent {row.agent})")
+
+
+@app.command()
+def grants(as_json: Json = False) -> None:
+    """List the standing grants still in force.
+
+    Example: firewall approvals grants --json
+    """
+    now = time.time()
+    with _database() as db:
+        live = store.live_grants(db, now)
+    if as_json:
+        typer.echo(render.grants_json(live, now))
+    elif live:
+        typer.echo("\n".join(render.grant_line(grant, now) for grant in live))
+    else:
+        typer.echo("no standing grants are in force", err=True)
+
+
+@app.command()
+def revoke(grant_id: Annotated[str, typer.Argument(metavar="ID", help="The grant's id, grt_...")]) -> None:
+    """End a standing grant now: the rule's requests are held for approval again.
+
+    Example: firewall approvals revoke grt_0a1b2c3d4e5f6a7b
+    """
+    with _database() as db:
+        try:
+            grant = store.revoke(db, grant_id, getpass.getuser(), time.time())
+        except store.ApprovalError as exc:
+            fail(str(exc))
+    typer.echo(f"revoked {grant.id}: rule {grant.rule} for agent {grant.agent}")
+
+
+def _answer(approval_id: str, *, approve: bool, grant_for: float | None) -> store.Answer:
+    with _database() as db:
+        try:
+            return store.answer(db, approval_id, approve=approve, by=getpass.getuser(), now=time.time(),
+                                grant_for=grant_for)
+        except store.ApprovalError as exc:
+            fail(str(exc))
+
+
+def _duration_or_exit(text: str, option: str) -> float:
+    seconds = parse_duration(text)
+    if not seconds:
+        fail(f"{option}: expected a duration like 30s, 15m, 1h or 7d, got {text!r}", code=2)
+    return seconds
+
+
+@contextmanager
+def _database() -> Iterator[sqlite_utils.Database]:
+    db = database_or_exit(home_or_exit())
+    try:
+        yield db
+    finally:
+        db.close()
