@@ -7,11 +7,11 @@ swaps in the real credential on the wire.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from firewall.oauth.login import InvalidLogin, parse_login
 from firewall.vault.errors import InvalidValue, VaultError
 
 MAX_VALUE_CHARS = 64 * 1024
@@ -94,7 +94,7 @@ PROVIDERS: dict[str, Provider] = {
             description="Codex CLI ChatGPT login (the JSON of ~/.codex/auth.json)",
             kind=Kind.OAUTH,
             pattern=None,
-            shape='a Codex login is a JSON object with a "tokens" object, as in ~/.codex/auth.json',
+            shape="a Codex login is ~/.codex/auth.json after `codex login` with \"Sign in with ChatGPT\"",
             env_var=None,
             placeholder=None,
         ),
@@ -139,12 +139,11 @@ def _check_api_key(provider: Provider, pattern: re.Pattern[str], value: str) -> 
 
 
 def _check_oauth_login(provider: Provider, value: str) -> None:
+    """A ChatGPT login with every token, an account id and a readable expiry (never an API-key login)."""
     try:
-        login = json.loads(value)
-    except json.JSONDecodeError:
-        raise InvalidValue(f"the {provider.name} login is not valid JSON: {provider.shape}") from None
-    if not isinstance(login, dict) or not isinstance(login.get("tokens"), dict):
-        raise InvalidValue(f'the {provider.name} login has no "tokens" object: {provider.shape}')
+        parse_login(value)
+    except InvalidLogin as exc:
+        raise InvalidValue(f"the {provider.name} login {exc}") from None
 
 
 def validate_value(provider_name: str, value: str) -> None:

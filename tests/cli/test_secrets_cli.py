@@ -19,6 +19,7 @@ import typer
 from firewall.cli import secrets_cmd
 from firewall.state.home import open_home
 from firewall.vault import PASSPHRASE_ENV, Vault
+from tests.support.logins import login_json
 
 FIREWALL = str(Path(sys.executable).with_name("firewall"))
 OPENAI_KEY = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2
@@ -96,7 +97,7 @@ def test_add_from_env_and_from_file(root: Path, tmp_path: Path) -> None:
 
 
 def test_add_codex_login_from_file(root: Path, tmp_path: Path) -> None:
-    login = json.dumps({"tokens": {"access_token": "at", "refresh_token": "rt"}})
+    login = login_json()
     (tmp_path / "auth.json").write_text(login)
     result = run(root, "secrets", "add", "codex", "--file", str(tmp_path / "auth.json"))
     assert result.returncode == 0, result.stderr

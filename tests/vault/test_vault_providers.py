@@ -5,6 +5,7 @@ import json
 import pytest
 
 from firewall.vault import PROVIDERS, InvalidValue, Kind, VaultError, get_provider, validate_value
+from tests.support.logins import login_json
 
 GOOD = [
     ("openai", "sk-proj-" + "Ab3_-" * 10),
@@ -17,7 +18,7 @@ GOOD = [
     ("gemini", "AIza" + "Sy-_0" * 7),
     ("generic", "hunter2"),
     ("generic", "p@ss:w0rd/with-symbols"),
-    ("codex", json.dumps({"tokens": {"access_token": "a", "refresh_token": "r"}, "last_refresh": "x"})),
+    ("codex", login_json()),
 ]
 
 BAD = [
