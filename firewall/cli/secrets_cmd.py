@@ -16,11 +16,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
+import time
+
 import typer
 
 from firewall.cli.errors import fail
-from firewall.state.home import StateError, open_home
-from firewall.vault import PROVIDERS, EntryInfo, Vault, VaultError, check_name, get_provider, validate_value
+from firewall.oauth.login import parse_login
+from firewall.oauth.report import LoginReport, describe, report
+from firewall.oauth.status import read_statuses, status_path
+from firewall.state.home import Home, StateError, open_home
+from firewall.vault import PROVIDERS, EntryInfo, Kind, Vault, VaultError, check_name, get_provider, validate_value
 from firewall.vault.format import format_time
 
 app = typer.Typer(
@@ -116,6 +121,8 @@ def add(
     """Store a secret in the vault, encrypted. Without --stdin, --from-env or --file, prompts without echo.
 
     Example: printenv OPENAI_API_KEY | firewall secrets add openai --stdin
+
+    Example: firewall secrets add codex --provider codex --file ~/.codex/auth.json
     """
     with vault_errors():
         check_name(name)
@@ -127,10 +134,16 @@ def add(
         info = vault.add(name, value, provider_name, force=force)
     verb = "rotated" if rotating else "stored"
     typer.echo(f'{verb} "{info.name}" ({info.provider}, fingerprint {info.fingerprint}) in {vault.path}')
+    if get_provider(provider_name).kind is Kind.OAUTH:
+        typer.echo(f"imported the ChatGPT login of {describe(parse_login(value))}")
 
 
-def _as_json(info: EntryInfo) -> dict[str, str | None]:
-    return {
+def _time_or(when, missing: str) -> str:
+    return format_time(when.replace(microsecond=0)) if when else missing
+
+
+def _as_json(info: EntryInfo, login: LoginReport | None) -> dict:
+    entry: dict = {
         "name": info.name,
         "provider": info.provider,
         "created": format_time(info.created),
@@ -138,11 +151,55 @@ def _as_json(info: EntryInfo) -> dict[str, str | None]:
         "last_used": format_time(info.last_used) if info.last_used else None,
         "fingerprint": info.fingerprint,
     }
+    if login is not None:
+        entry["oauth"] = {
+            "account": login.account,
+            "email": login.email,
+            "plan": login.plan,
+            "expires": _time_or(login.expires, None),
+            "last_refresh": _time_or(login.last_refresh, None),
+            "state": login.state,
+            "detail": login.detail,
+        }
+    return entry
+
+
+def _login_reports(home: Home, vault: Vault, entries: list[EntryInfo]) -> dict[str, LoginReport]:
+    """Account, expiry and state of each OAuth entry (read from the login; no token leaves here)."""
+    statuses = read_statuses(status_path(home))
+    return {
+        e.name: report(vault.get(e.name), e.fingerprint, statuses.get(e.name), time.time())
+        for e in entries
+        if e.provider in PROVIDERS and PROVIDERS[e.provider].kind is Kind.OAUTH
+    }
+
+
+def _print_rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _print_logins(logins: dict[str, LoginReport]) -> None:
+    typer.echo("\nOAuth logins (the proxy refreshes them):")
+    _print_rows(
+        ("NAME", "ACCOUNT", "PLAN", "EXPIRES", "LAST REFRESH", "STATE"),
+        [
+            (name, r.account or "?", r.plan or "?", _time_or(r.expires, "unknown"),
+             _time_or(r.last_refresh, "never"), r.state)
+            for name, r in logins.items()
+        ],
+    )
+    for name, r in logins.items():
+        if r.state == "needs login":
+            typer.echo(f'{name}: {r.detail}; log in again (`codex login`), then: '
+                       f"firewall secrets add {name} --provider codex --file ~/.codex/auth.json --force")
+        elif r.detail and r.state != "expired":
+            typer.echo(f"{name}: {r.detail}")
 
 
 def _print_table(entries: list[EntryInfo]) -> None:
-    header = ("NAME", "PROVIDER", "CREATED", "UPDATED", "LAST USED", "FINGERPRINT")
-    rows = [
+    _print_rows(("NAME", "PROVIDER", "CREATED", "UPDATED", "LAST USED", "FINGERPRINT"), [
         (
             e.name,
             e.provider,
@@ -152,10 +209,7 @@ def _print_table(entries: list[EntryInfo]) -> None:
             e.fingerprint,
         )
         for e in entries
-    ]
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    for row in (header, *rows):
-        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    ])
 
 
 @app.command("list")
@@ -164,16 +218,24 @@ def list_(
 ) -> None:
     """List the vault's entries: name, provider, times and fingerprint. Never the values.
 
+    For OAuth logins also the account, plan, access token expiry, last refresh and
+    state (ok, expired, refreshing, retrying, needs login).
+
     Example: firewall secrets list --json
     """
     with vault_errors():
-        entries = Vault.open(open_home()).entries()
+        home = open_home()
+        vault = Vault.open(home)
+        entries = vault.entries()
+        logins = _login_reports(home, vault, entries)
     if as_json:
-        typer.echo(json.dumps([_as_json(e) for e in entries], indent=2))
+        typer.echo(json.dumps([_as_json(e, logins.get(e.name)) for e in entries], indent=2))
     elif not entries:
         typer.echo("no secrets yet; add one with: firewall secrets add NAME --stdin")
     else:
         _print_table(entries)
+        if logins:
+            _print_logins(logins)
 
 
 @app.command("rm")

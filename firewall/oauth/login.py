@@ -22,7 +22,7 @@ from firewall.oauth import jwt
 AUTH_CLAIM = "https://api.openai.com/auth"  # where ChatGPT tokens keep account id and plan
 CHATGPT_MODES = ("chatgpt",)
 API_KEY_HINT = (
-    "this is an API-key login (it holds OPENAI_API_KEY), not a ChatGPT login: store the key with "
+    "is an API-key login (it holds OPENAI_API_KEY), not a ChatGPT login: store the key with "
     "`firewall secrets add openai --provider openai --stdin`, or run `codex login`, choose "
     "\"Sign in with ChatGPT\", and import ~/.codex/auth.json again"
 )
