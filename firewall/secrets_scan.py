@@ -9,7 +9,7 @@ the forms a naive exfiltration uses:
 - JSON-escaped (`\\u0073k-…`, `\\/`);
 - base64, standard or URL-safe alphabet, at each of the 3 byte alignments
   (so the value is found inside a longer encoded blob such as Basic auth);
-- hex, in either case.
+- hex, in lower or upper case.
 
 A value shorter than `MIN_SECRET_CHARS` is not indexed: it would match
 ordinary text. A value that is a JSON object (an OAuth login) is indexed by
@@ -32,7 +32,7 @@ from urllib.parse import quote_from_bytes, unquote_to_bytes
 MIN_SECRET_CHARS = 8
 REDACTED = "****"
 _TOKEN_FIELD = re.compile(r"token|key|secret|password", re.I)
-_WHITESPACE = re.compile(rb"\s+")
+_WHITESPACE = b" \t\r\n\x0b\x0c"
 _JSON_ESCAPE = re.compile(rb"\\u([0-9a-fA-F]{4})|\\(/)")
 
 
@@ -91,6 +91,11 @@ class SecretForms:
         raw = value.encode("utf-8")
         return cls(name, raw, base64_cores(raw), raw.hex().encode())
 
+    @property
+    def searched(self) -> tuple[bytes, ...]:
+        """The forms `find` looks for in each view of a request."""
+        return (self.raw, *self.base64, self.hex, self.hex.upper())
+
     def masked_forms(self) -> tuple[bytes, ...]:
         """What a response may echo: every form, percent-encoding in both hex cases."""
         percent = quote_from_bytes(self.raw, safe="").encode()
@@ -125,18 +130,10 @@ class SecretIndex:
         """The names of the entries whose secrets appear in any of `parts` (sorted)."""
         if not self.forms:
             return ()
-        haystack = b"\n".join(parts)
-        views = _views(haystack)
-        lowered = [view.lower() for view in views]
+        views = _views(b"\n".join(parts))
         found = set()
         for entry in self.forms:
-            if entry.name in found:
-                continue
-            if (
-                any(entry.raw in view for view in views)
-                or any(core in view for view in views for core in entry.base64)
-                or any(entry.hex in view for view in lowered)
-            ):
+            if entry.name not in found and any(form in view for view in views for form in entry.searched):
                 found.add(entry.name)
         return tuple(sorted(found))
 
@@ -165,8 +162,7 @@ def _views(haystack: bytes) -> list[bytes]:
     for view in list(views):
         if b"\\" in view:
             views.append(_JSON_ESCAPE.sub(_unescape, view))
-    if _WHITESPACE.search(haystack):
-        views.append(_WHITESPACE.sub(b"", haystack))
+    views.append(haystack.translate(None, _WHITESPACE))
     return views
 
 

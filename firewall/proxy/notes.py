@@ -25,6 +25,7 @@ class FlowNotes:
     credentials: tuple[str, ...] = ()
     approval_id: str | None = None  # the approval (apr_...) or standing grant (grt_...) that let it through
     bytes_in: int = 0
+    scrubbed: bool = False  # an injected secret was masked in the response
     recorded: bool = False
 
     def refuse(self, outcome: str, reason: str, detail: str | None = None, rule: str | None = None) -> None:

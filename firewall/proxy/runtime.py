@@ -16,6 +16,7 @@ from pathlib import Path
 
 from firewall import agents, policy_store
 from firewall.policy import CompiledPolicy, compile_source
+from firewall.secrets_scan import SecretIndex
 from firewall.state.db import open_database
 from firewall.state.home import Home
 
@@ -40,6 +41,7 @@ class Runtime:
         self.pinned = pinned_policy is not None
         self.live = LivePolicy(pinned_policy or _EMPTY_POLICY, None)
         self.secrets: dict[str, str] = {}
+        self._secret_index: tuple[dict[str, str], SecretIndex] | None = None
         self.tokens: dict[str, str] = {}  # token sha256 -> agent
         self.vault = None
         self._stop = threading.Event()
@@ -129,6 +131,15 @@ class Runtime:
 
     def secret(self, name: str) -> str | None:
         return self.secrets.get(name)
+
+    @property
+    def secret_index(self) -> SecretIndex:
+        """Every vault value indexed for the exfiltration scan and scrubbing; rebuilt when
+        `secrets` is replaced (a swap of the whole dict, as the watcher does)."""
+        secrets, cached = self.secrets, self._secret_index
+        if cached is None or cached[0] is not secrets:
+            cached = self._secret_index = (secrets, SecretIndex.build(secrets))
+        return cached[1]
 
     def note_used(self, names) -> None:
         with self._used_lock:

@@ -31,9 +31,11 @@ from firewall.proxy import ca
 from firewall.proxy.addons.audit import Auditor
 from firewall.proxy.addons.enforce import Enforcer
 from firewall.proxy.addons.identity import Identity
+from firewall.proxy.addons.scrub import Scrubber
 from firewall.proxy.addons.reauthorize import Reauthorize
 from firewall.proxy.addons.streaming import Streaming
 from firewall.proxy.limiter import Limiter
+from firewall.proxy.log_redaction import install as redact_logs
 from firewall.proxy.oauth import TokenKeeper
 from firewall.proxy.resolver import Resolver
 from firewall.proxy.runtime import Runtime, pinned_policy_from
@@ -106,6 +108,7 @@ async def serve(settings: ProxySettings) -> None:
     pinned = pinned_policy_from(settings.pinned_policy) if settings.pinned_policy else None
     runtime = Runtime(home, pinned)
     runtime.load()
+    redact_logs(lambda: runtime.secret_index)
     limiter = Limiter(settings.limits_storage)
     await limiter.check_storage()
     trust = ca.upstream_trust_bundle(home, settings.upstream_ca)
@@ -127,12 +130,14 @@ async def serve(settings: ProxySettings) -> None:
         upstream_cert=False,
         http3=False,
         body_size_limit=BODY_SIZE_LIMIT,
+        onboarding=False,  # mitmproxy would answer http://mitm.it itself, before any policy decision
     )
     master.addons.add(
         Identity(runtime),
         Enforcer(runtime, limiter, resolver, broker, oauth=keeper),
         Streaming(),
         Reauthorize(keeper, client),
+        Scrubber(runtime),  # after every addon that may buffer or replace a response
         Auditor(runtime, writer),
         _Ready(settings, runtime),
     )
@@ -159,6 +164,9 @@ async def _stop(master: DumpMaster, broker: ApprovalBroker) -> None:
 
 
 def configure_logging(log_file: Path | None) -> None:
+    if log_file:  # owner-only, like every file in the state folder
+        os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        os.chmod(log_file, 0o600)
     handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()

@@ -69,7 +69,8 @@ class Auditor:
             notes.detail = notes.detail or flow.error.msg
         response = flow.response
         bytes_in = notes.bytes_in if notes.bytes_in else len(response.raw_content or b"") if response else 0
-        detail = scrub(notes.detail, secrets) if notes.detail else None
+        redact = self.runtime.secret_index.redact
+        detail = redact(scrub(notes.detail, secrets)) if notes.detail else None
         if decision is not None:
             host, path, query = decision.host or flow.request.host, decision.canonical_path, decision.query
         else:
@@ -82,8 +83,8 @@ class Auditor:
             scheme=flow.request.scheme or "tunnel",
             host=host or "unknown",
             port=flow.request.port or 1,
-            path=scrub(path, secrets),
-            query=scrub(mask_query(query, secrets), secrets),
+            path=redact(scrub(path, secrets)),
+            query=redact(scrub(mask_query(query, secrets), secrets)),
             decision=outcome,
             reason=notes.reason,
             rule=notes.rule,
@@ -94,6 +95,6 @@ class Auditor:
             bytes_out=len(flow.request.raw_content or b""),
             bytes_in=bytes_in,
             approval_id=notes.approval_id,
-            scrubbed=0,
+            scrubbed=int(notes.scrubbed),
             detail=detail,
         )

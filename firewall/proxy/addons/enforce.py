@@ -17,8 +17,9 @@ from urllib.parse import quote
 from mitmproxy import http
 
 from firewall.approvals.broker import REFUSALS, ApprovalBroker, held_request
-from firewall.policy import Decision, Mode, Request, Verdict, decide
+from firewall.policy import Decision, Mode, Reason, Request, Verdict, decide
 from firewall.proxy.addons.reauthorize import remember_oauth
+from firewall.proxy.exfil import carried_secrets
 from firewall.proxy.inject import CredentialUnavailable, apply_injections
 from firewall.proxy.limiter import Limiter
 from firewall.proxy.oauth import TokenKeeper
@@ -105,7 +106,7 @@ class Enforcer:
         raw = flow.request.raw_content or b""
         # An encoded (gzip, ...) body is not unpacked: conditions on it cannot be read (fail closed).
         readable = len(raw) <= INSPECTION_LIMIT and "content-encoding" not in flow.request.headers
-        return Request(
+        request = Request(
             method=flow.request.method,
             scheme=flow.request.scheme,
             host=host,
@@ -118,13 +119,17 @@ class Enforcer:
             agent=notes.agent,
             claimed=tuple(claimed),
         )
+        found = carried_secrets(self.runtime.secret_index, request, raw, flow.request.headers.get("content-encoding"))
+        return replace(request, secrets=found)
 
     async def _apply(self, flow: http.HTTPFlow, notes: FlowNotes, decision: Decision) -> None:
         report = decision.mode is Mode.REPORT
         if decision.verdict is Verdict.BLOCK:
-            notes.refuse("block", decision.reason.value, decision.message)
+            exfiltration = decision.reason is Reason.EXFILTRATION
+            notes.refuse("exfiltration" if exfiltration else "block", decision.reason.value, decision.message)
             flow.response = error_response(
-                403, "policy_blocked", _blocked_message(decision), notes.request_id, rule=notes.rule
+                403, "exfiltration_blocked" if exfiltration else "policy_blocked", _blocked_message(decision),
+                notes.request_id, rule=notes.rule,
             )
             return
         if decision.verdict is Verdict.APPROVE and not await self._approved(flow, notes, decision):

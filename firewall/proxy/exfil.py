@@ -1,0 +1,34 @@
+"""Which vault secrets an outgoing request carries: the input of the engine's exfiltration step.
+
+Looks at everything the agent controls — the destination and every other name
+for it (Host, SNI), the request target, every header, and the whole body as
+buffered (also unpacked, when it is gzip, deflate, br or zstd encoded). The
+engine decides what that means; this module only finds.
+"""
+
+from __future__ import annotations
+
+from firewall.policy import Request
+from firewall.proxy.bodies import IDENTITY, BodyDecodeError, decode
+from firewall.secrets_scan import SecretIndex
+
+UNPACK_LIMIT = 64 * 1024 * 1024  # bytes of an encoded body that are unpacked and scanned
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def carried_secrets(index: SecretIndex, request: Request, body: bytes, content_encoding: str | None) -> tuple[str, ...]:
+    """Names of the vault entries whose values appear in `request` or its whole `body`."""
+    if not index.forms:
+        return ()
+    parts = [_bytes(request.host), _bytes(request.target), *(_bytes(claim) for claim in request.claimed)]
+    parts.append(_bytes("\n".join(f"{name}: {value}" for name, value in request.headers)))
+    parts.append(body)
+    if content_encoding and content_encoding.strip().lower() not in IDENTITY:
+        try:
+            parts.append(decode(body, content_encoding, UNPACK_LIMIT).data)
+        except BodyDecodeError:
+            pass  # not a known encoding: the raw bytes above are all there is to read
+    return index.find(*parts)
