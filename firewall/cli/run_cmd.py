@@ -107,7 +107,9 @@ def _run_agent(home: Home, proxy: process.ProxyInfo, agent: str, command: list[s
     placeholders, secret_values = _placeholders_and_secrets(home, compiled)
     db = database_or_exit(home)
     token = agents.mint_token(db, agent)
+    codex_home = None
     try:
+        codex_home = _codex_home(home, compiled, agent)
         env = run_env.child_environment(
             os.environ,
             proxy=run_env.proxy_url(proxy.port, agent, token),
@@ -116,16 +118,21 @@ def _run_agent(home: Home, proxy: process.ProxyInfo, agent: str, command: list[s
             placeholders=placeholders,
             secret_values=secret_values,
         )
+        if codex_home is not None:
+            env.update(codex_home.env)
         with WaitingHint(home.database, agent, time.time()):
             return _spawn(command, env)
     finally:
         agents.revoke_token(db, token)
         db.close()
+        if codex_home is not None:
+            codex_home.remove()
 
 
 def _placeholders_and_secrets(home: Home, compiled) -> tuple[dict[str, str], list[str]]:
     """Placeholder keys for the SDKs of the policy's credentials, and the vault's values
     (to keep them out of the child's environment)."""
+    from firewall.oauth import login_secrets
     from firewall.vault import PROVIDERS, Vault, VaultError
 
     placeholders: dict[str, str] = {}
@@ -135,7 +142,8 @@ def _placeholders_and_secrets(home: Home, compiled) -> tuple[dict[str, str], lis
         try:
             vault = Vault.open(home)
             providers = {entry.name: entry.provider for entry in vault.entries()}
-            values = list(vault.values().values())
+            # An OAuth login's tokens one by one too: an agent must not see any of them.
+            values = [part for value in vault.values().values() for part in (value, *login_secrets(value))]
         except VaultError as exc:
             fail(str(exc))
     for secret in compiled.secrets() if compiled else ():
@@ -143,6 +151,31 @@ def _placeholders_and_secrets(home: Home, compiled) -> tuple[dict[str, str], lis
         if provider is not None and provider.env_var:
             placeholders[provider.env_var] = provider.placeholder
     return placeholders, values
+
+
+def _codex_home(home: Home, compiled, agent: str):
+    """A CODEX_HOME holding a placeholder login, when the policy injects an OAuth (Codex) login."""
+    from firewall.cli.errors import warn
+    from firewall.oauth.codex_home import (
+        REFRESH_OVERRIDE_URL, create_codex_home, oauth_login, refresh_override_refused, user_codex_home,
+    )
+    from firewall.vault import Vault, VaultError
+
+    if compiled is None or not home.vault.exists() or not any(c.kind == "oauth" for c in compiled.credentials):
+        return None
+    try:
+        found = oauth_login(compiled, Vault.open(home).values())
+    except VaultError as exc:
+        fail(str(exc))
+    if found is None:
+        return None
+    if not refresh_override_refused(compiled, agent):
+        warn(f"the policy does not refuse {REFRESH_OVERRIDE_URL}, where Codex is told to refresh its "
+             "placeholder login; add `default block` so its own refresh attempts are refused")
+    try:
+        return create_codex_home(found[1], user_codex_home(os.environ))
+    except OSError as exc:
+        fail(f"cannot create a CODEX_HOME for the agent: {exc}")
 
 
 def _spawn(command: list[str], env: dict[str, str]) -> int:
