@@ -54,3 +54,9 @@ def wait_until(predicate, timeout: float, interval: float = 0.02):
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(interval)
+
+
+def database_bytes(home: Path) -> bytes:
+    """The state database's file and its write-ahead log (if there is one), byte for byte."""
+    files = [home / "firewall.db", home / "firewall.db-wal"]
+    return b"".join(path.read_bytes() for path in files if path.exists())
