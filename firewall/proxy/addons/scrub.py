@@ -62,11 +62,12 @@ class Scrubber:
             return
         inner, stream = flow.response.stream, masker.stream()
 
-        def scrub(chunk: bytes) -> bytes:
+        def scrub(chunk: bytes) -> bytes | list[bytes]:
             out = stream.feed(chunk)
             if stream.count:
                 notes.scrubbed = True
-            return inner(out)
+            # Nothing to send yet (all held back): an empty chunk would end a chunked body.
+            return inner(out) if out else []
 
         flow.response.stream = scrub
 
