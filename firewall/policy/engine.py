@@ -5,7 +5,9 @@ the disk or the environment. Counting limits is the caller's job; the engine
 says which limits apply.
 
 Precedence, coded in this order with early returns:
- 1. A method that is not an HTTP token → block (malformed_request). TRACE or TRACK
+ 1. A method that is not an HTTP token, or a header holding a line break or NUL (an
+    obs-fold continuation a lenient upstream may read as a header of its own, or a
+    header injection) → block (malformed_request). TRACE or TRACK
     → block (unsafe_method), whatever the rules say: the server answers by echoing
     the request back, credentials included.
  2. A destination that is not a well-formed host or address → block (invalid_host).
@@ -47,6 +49,7 @@ from firewall.policy.paths import AmbiguousPath, canonicalize
 
 _METHOD = re.compile(r"[A-Z][A-Z0-9_-]{0,31}")
 _UNSAFE_METHODS = frozenset({"TRACE", "TRACK"})
+_LINE_BREAK = re.compile(r"[\r\n\x00]")
 
 
 def decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
@@ -70,6 +73,10 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
     # 1
     if not _METHOD.fullmatch(request.method):
         return Decision(Verdict.BLOCK, Reason.MALFORMED_REQUEST, message="the method is not an HTTP method", **base)
+    for name, value in request.headers:
+        if _LINE_BREAK.search(name) or _LINE_BREAK.search(value):
+            return Decision(Verdict.BLOCK, Reason.MALFORMED_REQUEST,
+                            message=f"the header {name.strip()[:40]!r} holds a line break or NUL (obs-fold)", **base)
     if request.method in _UNSAFE_METHODS:
         return Decision(Verdict.BLOCK, Reason.UNSAFE_METHOD,
                         message=f"{request.method} is never forwarded: the server echoes the request back, "

@@ -103,6 +103,10 @@ class Enforcer:
             claimed.append(f"{flow.request.host}:{flow.request.port}")  # where mitmproxy would route it
         if flow.client_conn.sni and tunnel:
             claimed.append(flow.client_conn.sni)
+        if flow.request.authority:
+            # An absolute-form target inside a tunnel ("GET https://other.host/ HTTP/1.1") keeps its
+            # authority: the upstream may route by it rather than by Host (RFC 9112, 3.2.2).
+            claimed.append(flow.request.authority)
         raw = flow.request.raw_content or b""
         # An encoded (gzip, ...) body is not unpacked: conditions on it cannot be read (fail closed).
         readable = len(raw) <= INSPECTION_LIMIT and "content-encoding" not in flow.request.headers
