@@ -23,11 +23,13 @@ class UncheckedDestination(OSError):
 
 
 class Resolver:
-    def __init__(self, ttl: float = LOOKUP_TTL):
+    def __init__(self, ttl: float = LOOKUP_TTL, getaddrinfo=None):
+        """`getaddrinfo`: an async callable like `loop.getaddrinfo` for `lookup` to ask
+        (default: the event loop's own, as it was before `install`)."""
         self.ttl = ttl
         self._lookups: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
         self._pins: dict[tuple[str, int], tuple[str, ...]] = {}
-        self._real_getaddrinfo = None
+        self._real_getaddrinfo = getaddrinfo
 
     async def lookup(self, host: str, port: int) -> tuple[str, ...]:
         """The addresses `host` resolves to now (cached for `ttl` seconds)."""
@@ -52,7 +54,7 @@ class Resolver:
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         """Route every name resolution of `loop` through the pins."""
-        self._real_getaddrinfo = loop.getaddrinfo
+        self._real_getaddrinfo = self._real_getaddrinfo or loop.getaddrinfo
         loop.getaddrinfo = self.pinned_getaddrinfo  # type: ignore[method-assign]
 
     async def pinned_getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
