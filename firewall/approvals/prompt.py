@@ -40,8 +40,7 @@ def screen(queue: list[Approval], now: float, grant_for: float, notices: list[st
         lines += ["Waiting for requests that need approval (q quits).", ""]
     else:
         head = queue[0]
-        waiting = f"{len(queue)} request{'s' if len(queue) > 1 else ''} waiting"
-        lines += [f"Approval needed: request 1 of {len(queue)} ({waiting})", ""]
+        lines += [f"Approval needed: request 1 of {len(queue)}", ""]
         lines += request_lines(head, now)
         lines += [
             "",
