@@ -3,18 +3,30 @@ it fills in as the flow moves through the hooks, and the audit addon reads it at
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from dataclasses import dataclass, field
 
 from firewall.policy import Decision
 
 KEY = "firewall"
+_ID_CHARS = 20  # hex digits of randomness in a request id
+_ID_BATCH = 256  # ids per read of the OS's random source (one syscall instead of one per request)
+_ids: list[str] = []
+os.register_at_fork(after_in_child=_ids.clear)  # a forked child must not reuse the parent's ids
+
+
+def new_request_id() -> str:
+    """`req_` and 20 random hex digits (80 bits from os.urandom)."""
+    if not _ids:
+        pool = os.urandom(_ID_CHARS // 2 * _ID_BATCH).hex()
+        _ids.extend(pool[i:i + _ID_CHARS] for i in range(0, len(pool), _ID_CHARS))
+    return "req_" + _ids.pop()
 
 
 @dataclass
 class FlowNotes:
-    request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex[:20])
+    request_id: str = field(default_factory=new_request_id)
     started: float = field(default_factory=time.time)
     agent: str | None = None
     decision: Decision | None = None

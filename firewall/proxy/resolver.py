@@ -49,6 +49,17 @@ class Resolver:
         self._lookups[key] = (now, addresses)
         return addresses
 
+    def cached(self, host: str, port: int) -> tuple[str, ...] | None:
+        """What `lookup` would return now without resolving anything, or None."""
+        hit = self._lookups.get((host, port))
+        if hit is not None and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return None
+        return (host,)
+
     def pin(self, host: str, port: int, addresses: tuple[str, ...]) -> None:
         self._pins[(host, port)] = addresses
 

@@ -77,6 +77,16 @@ class Enforcer:
         for a request that may go out, again with the addresses it would connect to."""
         policy = self.runtime.policy  # one version decides the whole request
         request = self._request(flow, notes)
+        cached = self.resolver.cached(request.host.lower().rstrip("."), request.port)
+        if cached is not None:
+            # Resolved already (within the TTL): one decision with the addresses gives the same
+            # answer as the two steps, unless the addresses themselves refuse it (then the
+            # address-free decision may have refused it first, for another reason).
+            decision = decide(policy, replace(request, addresses=cached), time.time())
+            if decision.reason is not Reason.PRIVATE_ADDRESS:
+                if decision.verdict is not Verdict.BLOCK:
+                    self.resolver.pin(flow.request.host.lower().rstrip("."), flow.request.port, cached)
+                return decision
         decision = decide(policy, request, time.time())
         if decision.verdict is Verdict.BLOCK:
             return decision
