@@ -49,4 +49,11 @@ _register()
 
 
 def main() -> None:
+    from firewall.cli.errors import fail
+    from firewall.vault import VaultError, handoff
+
+    try:
+        handoff.adopt()  # a passphrase handed over by pipe, never by environment
+    except VaultError as exc:
+        fail(str(exc))
     app()

@@ -45,6 +45,9 @@ def start(
             fail(f"a proxy is already running on 127.0.0.1:{running.port} (pid {running.pid}); "
                  "stop it with `firewall proxy stop`")
     if foreground:
+        from firewall.cli.run_cmd import _keep_passphrase_out_of_environ
+
+        _keep_passphrase_out_of_environ()  # agents could read this process's /proc/PID/environ
         _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, log_file)
         return
     try:

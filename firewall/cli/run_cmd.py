@@ -37,6 +37,7 @@ def run(
 
     Example: firewall run --agent ci -- python agent.py
     """
+    _keep_passphrase_out_of_environ()
     try:
         agents.check_agent_name(agent)
     except agents.AgentError as exc:
@@ -64,6 +65,16 @@ def run(
         if policy_file is not None:
             policy_file.unlink(missing_ok=True)
     raise typer.Exit(code)
+
+
+def _keep_passphrase_out_of_environ() -> None:
+    """The agent could read this process's /proc/PID/environ: start again without the passphrase in it."""
+    from firewall.vault import VaultError, handoff
+
+    try:
+        handoff.reexec_without_passphrase_env()
+    except VaultError as exc:
+        fail(str(exc))
 
 
 def _pinned_policy(home: Home, paths: list[Path]):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from firewall.state.home import Home
+from firewall.vault import handoff
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
@@ -111,13 +112,17 @@ def start_background(
         command += ["--upstream-ca", str(upstream_ca)]
     if pinned_policy is not None:
         command += ["--pinned-policy", str(pinned_policy)]
-    child_env = dict(env if env is not None else os.environ)
+    # The passphrase goes on the proxy's stdin, never into its environment (readable in /proc).
+    child_env, passphrase = handoff.for_child(dict(env if env is not None else os.environ))
     child_env["FIREWALL_HOME"] = str(home.root)
     log_offset = log_file.stat().st_size if log_file.exists() else 0
     process = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env=child_env, start_new_session=True,
+        command, stdin=subprocess.PIPE if passphrase else subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, env=child_env, start_new_session=True,
     )
+    if passphrase:
+        process.stdin.write(passphrase)
+        process.stdin.close()
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         info = read_info(state_file)

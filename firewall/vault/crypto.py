@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from firewall.state.home import check_private_file, write_private_file
+from firewall.vault import handoff
 from firewall.vault.errors import VaultError
 
 PASSPHRASE_ENV = "FIREWALL_PASSPHRASE"
@@ -138,7 +139,10 @@ class MasterKey:
 
 
 def passphrase_from_env() -> str | None:
-    """`$FIREWALL_PASSPHRASE`, None when unset; an empty value is an error, not "no passphrase"."""
+    """The passphrase handed over by pipe (`firewall.vault.handoff`), else `$FIREWALL_PASSPHRASE`;
+    None when neither is there; an empty value is an error, not "no passphrase"."""
+    if (held := handoff.held()) is not None:
+        return held
     passphrase = os.environ.get(PASSPHRASE_ENV)
     if passphrase == "":
         raise VaultError(f"{PASSPHRASE_ENV} is set but empty; set a passphrase or unset it")
