@@ -1,0 +1,321 @@
+"""What the adversarial corpus needs: agent credentials, raw clients, and a hostile upstream.
+
+Every attack goes through the real proxy (started by the real CLI) to local
+servers on 127.0.0.1; nothing here reaches the internet. Raw clients speak
+exactly the bytes a case gives them, so a malformed request reaches the
+proxy as malformed as it was written.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import http.client
+import json
+import socket
+import ssl
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from firewall import agents
+from firewall.state.db import open_database
+from tests.support.fixtures import Firewall
+
+TIMEOUT = 10.0
+
+
+def mint_token(fw: Firewall, agent: str) -> str:
+    """A live proxy token for `agent`, made the way `firewall run` makes one."""
+    db = open_database(fw.home / "firewall.db")
+    try:
+        return agents.mint_token(db, agent)
+    finally:
+        db.close()
+
+
+def basic(agent: str, token: str) -> str:
+    return "Basic " + base64.b64encode(f"{agent}:{token}".encode()).decode()
+
+
+def proxy_ca(fw: Firewall) -> Path:
+    """The proxy's public CA certificate, as agents get it."""
+    return fw.home / "run" / "ca-cert.pem"
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def error(self) -> dict:
+        return json.loads(self.body)["error"]
+
+
+def read_reply(sock: socket.socket, method: str = "GET") -> Reply:
+    response = http.client.HTTPResponse(sock, method=method)
+    response.begin()
+    body = response.read()
+    return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
+
+
+def read_connect_reply(sock: socket.socket) -> Reply:
+    """The proxy's answer to CONNECT: headers byte by byte (the tunnel starts right after them)."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        if not byte:
+            raise ConnectionError(f"the proxy closed the connection after {head!r}")
+        head += byte
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
+    body = b""
+    while len(body) < int(headers.get("content-length", 0)):
+        body += sock.recv(65536) or b""
+    return Reply(int(status_line.split()[1]), headers, body)
+
+
+@dataclass
+class Agent:
+    """One agent's way into the proxy: its credentials and raw-socket clients."""
+
+    proxy_port: int
+    name: str
+    token: str
+    ca: Path
+
+    @property
+    def auth(self) -> str:
+        return basic(self.name, self.token)
+
+    def connect(self, target: str, *, auth: str | None = "default") -> tuple[socket.socket, Reply | None]:
+        """A CONNECT tunnel to `target`; the proxy's answer if it was not 200."""
+        sock = socket.create_connection(("127.0.0.1", self.proxy_port), timeout=TIMEOUT)
+        auth = self.auth if auth == "default" else auth
+        head = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+        if auth:
+            head += f"Proxy-Authorization: {auth}\r\n"
+        sock.sendall((head + "\r\n").encode("utf-8", "surrogateescape"))
+        reply = read_connect_reply(sock)
+        if reply.status != 200:
+            sock.close()
+            return sock, reply
+        return sock, None
+
+    def tls(self, target: str, *, sni: str | None = None, alpn: list[str] | None = None,
+            auth: str | None = "default") -> ssl.SSLSocket:
+        """A TLS connection through a CONNECT tunnel, trusting only the proxy's CA."""
+        sock, refused = self.connect(target, auth=auth)
+        assert refused is None, f"CONNECT {target} was refused: {refused}"
+        context = ssl.create_default_context(cafile=str(self.ca))
+        context.check_hostname = False  # some cases send an SNI on purpose that names no real host
+        if alpn:
+            context.set_alpn_protocols(alpn)
+        return context.wrap_socket(sock, server_hostname=sni or target.rsplit(":", 1)[0].strip("[]"))
+
+    def https(self, target: str, raw_request: bytes, *, sni: str | None = None, method: str = "GET") -> Reply:
+        """Send `raw_request` byte for byte inside a TLS tunnel to `target`; read one reply."""
+        with self.tls(target, sni=sni) as conn:
+            conn.sendall(raw_request)
+            return read_reply(conn, method)
+
+    def plain(self, raw_request: bytes, *, method: str = "GET") -> Reply:
+        """Send `raw_request` (absolute-form, plain HTTP) straight to the proxy."""
+        with socket.create_connection(("127.0.0.1", self.proxy_port), timeout=TIMEOUT) as sock:
+            sock.sendall(raw_request)
+            return read_reply(sock, method)
+
+
+def request_bytes(method: str, target: str, host: str, *, headers: dict[str, str] | None = None,
+                  body: bytes = b"", auth: str | None = None) -> bytes:
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
+    if auth:
+        lines.append(f"Proxy-Authorization: {auth}")
+    for name, value in (headers or {}).items():
+        lines.append(f"{name}: {value}")
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body)}")
+    lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape") + body
+
+
+def wait_for_rows(fw: Firewall, count: int, timeout: float = 10.0) -> list[dict]:
+    """The audit rows, once at least `count` are written (the proxy writes in batches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = fw.audit_rows()
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def row_for(fw: Firewall, request_id: str, timeout: float = 10.0) -> dict:
+    """The audit row of one request (by the id the proxy's answer carried)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [r for r in fw.audit_rows() if r["request_id"] == request_id]
+        if rows or time.monotonic() > deadline:
+            assert rows, f"no audit row for {request_id}"
+            return rows[0]
+        time.sleep(0.1)
+
+
+# ---- a hostile upstream: echoes what it got in ways that leak, compresses, redirects ----
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class HostileUpstream:
+    """HTTPS on 127.0.0.1. Endpoints (all record what they got in `seen`):
+
+    /echo              the request's headers and body as JSON (Authorization included)
+    /error             401 whose body and `WWW-Authenticate` quote the Authorization header
+    /basic             the Authorization value base64-encoded, at offsets 0, 1, 2
+    /gzip              /echo, gzip-compressed whatever Accept-Encoding said
+    /brotli-lie        claims `Content-Encoding: br` but sends bytes that are not brotli
+    /split?at=N        the Authorization value in a chunked body, cut after N of its bytes,
+                       the two chunks sent 0.2 s apart
+    /sse               server-sent events echoing the Authorization value in the 2nd event
+    /redirect?to=URL   302 to URL
+    anything else      200 {"ok": true}
+    """
+
+    port: int
+    server: ThreadingHTTPServer
+    seen: list[Seen] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _hostile_handler(ref: list[HostileUpstream]):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _chunks(self, chunks: list[bytes], gap: float, content_type: str = "text/plain") -> None:
+            self.send_response(200)
+            self.send_header("content-type", content_type)
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for chunk in chunks:
+                self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                self.wfile.flush()
+                time.sleep(gap)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            ref[0].seen.append(Seen(self.command, self.path, headers, body))
+            path, _, query = self.path.partition("?")
+            auth = headers.get("authorization", "").encode()
+            echo = json.dumps({"method": self.command, "path": self.path, "headers": headers,
+                               "body": body.decode(errors="replace")}).encode()
+            if path == "/echo":
+                self._send(200, echo, {"content-type": "application/json", "x-echo-auth": auth.decode()})
+            elif path == "/error":
+                self._send(401, b"invalid credentials: " + auth + b" was rejected",
+                           {"www-authenticate": f'Bearer error="invalid_token", got="{auth.decode()}"'})
+            elif path == "/basic":
+                self._send(200, b"\n".join(base64.b64encode(b"x" * n + auth) for n in range(3)))
+            elif path == "/gzip":
+                self._send(200, gzip.compress(echo), {"content-encoding": "gzip", "content-type": "application/json"})
+            elif path == "/brotli-lie":
+                self._send(200, b"not brotli at all: " + auth, {"content-encoding": "br"})
+            elif path == "/split":
+                at = int(query.partition("=")[2] or 10)
+                self._chunks([b"before " + auth[:at], auth[at:] + b" after"], 0.2)
+            elif path == "/sse":
+                self._chunks([b"data: one\n\n", b"data: " + auth + b"\n\n", b"data: [DONE]\n\n"], 0.1,
+                             "text/event-stream")
+            elif path == "/redirect":
+                self._send(302, b"", {"location": query.partition("=")[2]})
+            else:
+                self._send(200, b'{"ok": true}', {"content-type": "application/json"})
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _handle
+
+    return Handler
+
+
+@contextmanager
+def hostile_upstream(ca, directory: Path):
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    pem = directory / "hostile.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
+    ref: list[HostileUpstream] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _hostile_handler(ref))
+    server.daemon_threads = True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pem))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    upstream = HostileUpstream(server.server_address[1], server)
+    ref.append(upstream)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield upstream
+    finally:
+        upstream.stop()
+
+
+@contextmanager
+def tcp_sink():
+    """A plain TCP server that records every byte it receives (for tunnels that must carry nothing)."""
+    received: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            with conn:
+                conn.settimeout(0.5)
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+                try:
+                    while data := conn.recv(4096):
+                        received.append(data)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], received
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        listener.close()
