@@ -32,6 +32,7 @@ from firewall.proxy.addons.audit import Auditor
 from firewall.proxy.addons.enforce import Enforcer
 from firewall.proxy.addons.identity import Identity
 from firewall.proxy.addons.scrub import Scrubber
+from firewall.proxy.addons.upstream_tls import UpstreamTLSName
 from firewall.proxy.addons.reauthorize import Reauthorize
 from firewall.proxy.addons.streaming import Streaming
 from firewall.proxy.limiter import Limiter
@@ -138,6 +139,7 @@ async def serve(settings: ProxySettings) -> None:
         Streaming(),
         Reauthorize(keeper, client),
         Scrubber(runtime),  # after every addon that may buffer or replace a response
+        UpstreamTLSName(),
         Auditor(runtime, writer),
         _Ready(settings, runtime),
     )
