@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from fnmatch import translate
+from functools import cache, lru_cache
 import re
 from typing import Union
 
@@ -21,6 +22,12 @@ from firewall.policy.paths import PathGlob, compile_glob
 
 FORMAT_VERSION = 1
 Scalar = Union[str, int, float, bool, None]
+
+
+@lru_cache(maxsize=16384)
+def path_glob(text: str) -> PathGlob:
+    """`compile_glob`, once per distinct glob: globs are immutable and policies repeat them."""
+    return compile_glob(text)
 
 
 def derived():
@@ -112,12 +119,17 @@ class RequestMatcher:
 
     def __post_init__(self):
         object.__setattr__(self, "method_set", frozenset(self.methods))
-        object.__setattr__(self, "globs", tuple(compile_glob(p) for p in self.paths))
+        object.__setattr__(self, "globs", tuple(path_glob(p) for p in self.paths))
 
     def matches_method_and_path(self, method: str, path: str) -> bool:
         if self.method_set and method not in self.method_set:
             return False
-        return not self.globs or any(glob.matches(path) for glob in self.globs)
+        if not self.globs:
+            return True
+        for glob in self.globs:
+            if glob.matches(path):
+                return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -165,6 +177,21 @@ class CompiledBlock:
     limits: tuple[CompiledLimit, ...]
     injects: tuple[CompiledInject, ...]
     source: RuleRef
+    rules_by_method: dict = derived()  # method → the rules that may match it, in order
+    rules_any_method: tuple = derived()  # the rules that name no method, in order
+
+    def __post_init__(self):
+        named = {method for rule in self.rules for method in rule.match.methods}
+        by_method = {
+            method: tuple(r for r in self.rules if not r.match.method_set or method in r.match.method_set)
+            for method in named
+        }
+        object.__setattr__(self, "rules_by_method", by_method)
+        object.__setattr__(self, "rules_any_method", tuple(r for r in self.rules if not r.match.method_set))
+
+    def rules_for(self, method: str) -> tuple[CompiledRule, ...]:
+        """The rules whose methods allow `method`, in policy order (the others cannot match)."""
+        return self.rules_by_method.get(method, self.rules_any_method)
 
 
 @dataclass(frozen=True)
@@ -234,12 +261,20 @@ _TYPES = {
 _ENUMS = {"verdict": Verdict, "default": Verdict, "mode": Mode}
 
 
+@cache
+def _serialised_fields(cls: type) -> tuple[str, ...] | None:
+    """The names of the fields of a dataclass that go into JSON; None for any other type."""
+    if not is_dataclass(cls):
+        return None
+    return tuple(f.name for f in fields(cls) if not f.metadata.get("derived"))
+
+
 def _to_data(obj):
-    if is_dataclass(obj):
+    names = _serialised_fields(type(obj))
+    if names is not None:
         out = {"type": type(obj).__name__}
-        for f in fields(obj):
-            if not f.metadata.get("derived"):
-                out[f.name] = _to_data(getattr(obj, f.name))
+        for name in names:
+            out[name] = _to_data(getattr(obj, name))
         return out
     if isinstance(obj, Enum):
         return obj.value

@@ -32,11 +32,12 @@ from firewall.policy.compiled import (
     NotCond,
     RequestMatcher,
     SourceFile,
+    path_glob,
 )
 from firewall.policy.decision import Mode, Request, RuleRef, Verdict
 from firewall.policy.errors import CompileError, Diagnostic, Severity, Span, diagnostic
 from firewall.policy.hosts import InvalidHost, normalize_host, parse_host_pattern
-from firewall.policy.paths import GlobError, compile_glob
+from firewall.policy.paths import GlobError
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
 FIELD_KINDS = ("agent", "method", "path", "host", "query", "header", "json", "body.size")
@@ -341,7 +342,7 @@ class _Compiler:
                 ok = False
         for word in paths:
             try:
-                compile_glob(word.text)
+                path_glob(word.text)
             except GlobError as exc:
                 offset = getattr(exc, "offset", 0) or 0
                 span = _shift(word.span, offset)

@@ -121,7 +121,7 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
         )
     # 6, 7
     verdict, reason, rule, rule_reason = policy.default, Reason.DEFAULT_NO_RULE, policy.default_source, None
-    for candidate in block.rules:
+    for candidate in block.rules_for(request.method):
         if _matches(candidate.match, request.method, view, lenient=candidate.verdict is not Verdict.ALLOW):
             verdict, reason, rule, rule_reason = candidate.verdict, Reason.RULE, candidate.source, candidate.reason
             break
@@ -157,7 +157,9 @@ def _same_destination(claim: str, host: str, port: int) -> bool:
 
 def _first_private(host: str, addresses: tuple[str, ...]):
     """The first of the destination's addresses (or the host, if it is one) that is not public."""
-    for text in (host, *addresses):
+    # A normalised host is an address only if it has a ":" (IPv6) or ends in a digit (IPv4).
+    may_be_address = ":" in host or host[-1].isdigit()
+    for text in (host, *addresses) if may_be_address else addresses:
         try:
             address = ipaddress.ip_address(text)
         except ValueError:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from firewall.policy.compiler import CompileResult, compile_files
@@ -37,23 +40,39 @@ def read_policy_file(path: Path) -> PolicyFile:
     return parse_policy(source, str(path))
 
 
+@contextmanager
+def _garbage_collector_paused() -> Iterator[None]:
+    """Parsing allocates a node per token and frees none of them: the cyclic
+    garbage collector would scan them again and again for nothing (half the time
+    of compiling a 10,000-rule policy). Reference counting still frees memory."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_policy(paths: list[str | Path]) -> CompileResult:
     """Parse and compile; raise `PolicyError` listing every error of every file."""
     files: list[PolicyFile] = []
     errors: list[Diagnostic] = []
-    for path in policy_paths(paths):
-        try:
-            files.append(read_policy_file(path))
-        except PolicySyntaxError as exc:
-            errors.extend(exc.diagnostics)
-    if errors:
-        raise PolicySyntaxError(errors)
-    return compile_files(files)
+    with _garbage_collector_paused():
+        for path in policy_paths(paths):
+            try:
+                files.append(read_policy_file(path))
+            except PolicySyntaxError as exc:
+                errors.extend(exc.diagnostics)
+        if errors:
+            raise PolicySyntaxError(errors)
+        return compile_files(files)
 
 
 def compile_source(source: str, path: str = "<policy>") -> CompileResult:
     """Compile policy text held in memory (tests, `policy explain --policy -`)."""
-    return compile_files([parse_policy(source, path)])
+    with _garbage_collector_paused():
+        return compile_files([parse_policy(source, path)])
 
 
 __all__ = ["PolicyError", "compile_source", "load_policy", "policy_paths", "read_policy_file"]
