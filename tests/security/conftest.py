@@ -2,7 +2,9 @@
 
 `corpus` applies CORPUS_POLICY over two local HTTPS upstreams:
 - `hostile` (localhost:H): the credential "openai" is injected; echo endpoints that leak it back;
-- `module_upstream` (localhost:U): no credential; an API with a blocked /admin area.
+- `module_upstream` (localhost:U): no credential; an API with a blocked /admin area;
+  any other name on port U is allowed GET by a catch-all, which a name resolving to a
+  private address must not get through.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ host localhost:{upstream} {{
     block POST /v1/** when json.model != "gpt-4o-mini"
     allow POST /v1/chat/completions
     allow GET /v1/**, /public/**, /echo/**, /ws/**
+}}
+
+host *:{upstream} {{                 # any other name on the API's port: must still not reach a private address
+    allow GET
 }}
 """
 
