@@ -13,7 +13,7 @@ fields, never their values.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,9 +56,9 @@ def _auth_claims(token: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Login:
-    access_token: str
-    refresh_token: str
-    id_token: str
+    access_token: str = field(repr=False)  # the tokens never show in a repr, a log or a traceback
+    refresh_token: str = field(repr=False)
+    id_token: str = field(repr=False)
     account_id: str
     last_refresh: datetime | None
     expires_at: datetime | None  # None: unknown, so only an upstream 401 triggers a refresh

@@ -65,7 +65,7 @@ class _Slot:
     """One login's state; touched only on the event loop."""
 
     login: Login
-    source: str  # the vault text `login` was read from or saved as
+    source: str = field(repr=False)  # the vault text `login` was read from or saved as
     generation: int = 0
     refreshed_at: float | None = None  # when this proxy last got new tokens
     task: asyncio.Task | None = None
@@ -73,7 +73,7 @@ class _Slot:
     failure: str | None = None  # the last transient failure
     failures: int = 0
     retry_at: float = 0.0
-    pending: tuple[Login, str] | None = None  # refreshed, but not saved to the vault yet
+    pending: tuple[Login, str] | None = field(default=None, repr=False)  # refreshed, not saved to the vault yet
     superseded: set[str] = field(default_factory=set)  # digests of texts replaced by our refreshes
 
 
