@@ -20,4 +20,19 @@ if [ ${#missing[@]} -gt 0 ]; then
         exit 1
     fi
 fi
+
+# The Codex CLI for tests/oauth/test_codex_cli.py: about 400 MB from the npm registry, into
+# .cache/codex (ignored by git), once. Bounded in time; without it that one test is skipped.
+codex_version=0.169.0
+codex_dir=.cache/codex
+if [ ! -x "$codex_dir/node_modules/.bin/codex" ]; then
+    if command -v npm >/dev/null && mkdir -p "$codex_dir" \
+        && timeout 300 npm install --prefix "$codex_dir" --no-audit --no-fund --loglevel=error \
+            "@openai/codex@$codex_version" >/dev/null 2>&1; then
+        echo "installed the Codex CLI $codex_version into $codex_dir"
+    else
+        echo "warning: could not install the Codex CLI from npm; tests/oauth/test_codex_cli.py is skipped" >&2
+    fi
+fi
+
 exec .venv/bin/python -m pytest "$@"
