@@ -16,7 +16,6 @@ prompts can share one database.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
@@ -26,6 +25,7 @@ from sqlite_utils.migrations import Migrations
 
 from firewall.audit.record import iso_utc
 from firewall.audit.txn import transaction
+from firewall.proxy.process import _alive, _zombie
 
 MIGRATIONS = Migrations("approvals")
 
@@ -190,13 +190,9 @@ def new_id(prefix: str) -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether the proxy process `pid` still runs (a killed one not yet reaped does not), by the
+    same checks `firewall proxy stop` uses."""
+    return _alive(pid) and not _zombie(pid)
 
 
 # ---- the proxy's side ----
