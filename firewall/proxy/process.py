@@ -89,6 +89,16 @@ def running_proxy(home: Home) -> ProxyInfo | None:
     return info if info is not None and _listening(info.port) else None
 
 
+@dataclass(frozen=True)
+class Starting:
+    """A proxy process that was started and has not said yet that it listens."""
+
+    process: subprocess.Popen
+    state_file: Path
+    log_file: Path
+    log_offset: int
+
+
 def start_background(
     home: Home,
     *,
@@ -100,11 +110,31 @@ def start_background(
     log_file: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> tuple[ProxyInfo, subprocess.Popen]:
-    """Start `firewall proxy start --foreground` detached and wait until it listens."""
+    """Start the proxy in the foreground of a detached process and wait until it listens."""
+    return wait_listening(spawn_background(
+        home, state_file=state_file, port=port, upstream_ca=upstream_ca, limits_storage=limits_storage,
+        pinned_policy=pinned_policy, log_file=log_file, env=env,
+    ))
+
+
+def spawn_background(
+    home: Home,
+    *,
+    state_file: Path,
+    port: int = 0,
+    upstream_ca: Path | None = None,
+    limits_storage: str = "memory://",
+    pinned_policy: Path | None = None,
+    log_file: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Starting:
+    """Start the proxy process and return at once: the caller can do its own work while the
+    proxy starts (importing mitmproxy takes most of a second), then `wait_listening`."""
     state_file.unlink(missing_ok=True)
     log_file = log_file or home.run_dir / "proxy.log"
+    # `python -m firewall.proxy` is `firewall proxy start --foreground` without the rest of the CLI.
     command = [
-        sys.executable, "-m", "firewall", "proxy", "start", "--foreground",
+        sys.executable, "-m", "firewall.proxy",
         "--port", str(port), "--state-file", str(state_file), "--limits-storage", limits_storage,
         "--log-file", str(log_file),
     ]
@@ -123,6 +153,12 @@ def start_background(
     if passphrase:
         process.stdin.write(passphrase)
         process.stdin.close()
+    return Starting(process, state_file, log_file, log_offset)
+
+
+def wait_listening(starting: Starting) -> tuple[ProxyInfo, subprocess.Popen]:
+    """Wait until the proxy wrote its state file (it listens), or say why it did not start."""
+    process, state_file, log_file = starting.process, starting.state_file, starting.log_file
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         info = read_info(state_file)
@@ -131,11 +167,26 @@ def start_background(
             return info, process
         if process.poll() is not None:
             stderr = process.stderr.read().decode(errors="replace").strip()
-            raise ProxyProcessError(_start_failure(stderr, log_file, log_offset))
-        time.sleep(0.01)
+            raise ProxyProcessError(_start_failure(stderr, log_file, starting.log_offset))
+        time.sleep(0.005)
     process.kill()
     process.wait(timeout=5)
     raise ProxyProcessError(f"the proxy did not start listening within {START_TIMEOUT:.0f}s; see {log_file}")
+
+
+def abandon(starting: Starting) -> None:
+    """Stop a proxy that was started but is no longer wanted (whether or not it listens yet)."""
+    process = starting.process
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+    if process.stderr is not None:
+        process.stderr.close()
+    starting.state_file.unlink(missing_ok=True)
 
 
 def _start_failure(stderr: str, log_file: Path, offset: int) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mitmproxy import ctx
 from mitmproxy.options import Options
-from mitmproxy.tools.dump import DumpMaster
+from mitmproxy.master import Master
 
 from firewall.approvals.broker import ApprovalBroker
 from firewall.audit import AuditWriter
@@ -36,6 +36,7 @@ from firewall.proxy.addons.upstream_tls import UpstreamTLSName
 from firewall.proxy.addons.reauthorize import Reauthorize
 from firewall.proxy.addons.streaming import Streaming
 from firewall.proxy.limiter import Limiter
+from firewall.proxy.master import build_master
 from firewall.proxy.log_redaction import install as redact_logs
 from firewall.proxy.oauth import TokenKeeper
 from firewall.proxy.resolver import Resolver
@@ -123,7 +124,7 @@ async def serve(settings: ProxySettings) -> None:
     broker = ApprovalBroker(home.database)
     await broker.start()  # expires what a crashed proxy left pending
     options = Options(listen_host="127.0.0.1", listen_port=settings.port, confdir=str(home.ca_dir))
-    master = DumpMaster(options, with_termlog=False, with_dumper=False)
+    master = build_master(options)  # mitmproxy's proxying addons only: firewall/proxy/master.py
     master.options.update(
         connection_strategy="lazy",  # connect upstream only after the request was decided
         ssl_verify_upstream_trusted_ca=str(trust),
@@ -131,7 +132,6 @@ async def serve(settings: ProxySettings) -> None:
         upstream_cert=False,
         http3=False,
         body_size_limit=BODY_SIZE_LIMIT,
-        onboarding=False,  # mitmproxy would answer http://mitm.it itself, before any policy decision
     )
     master.addons.add(
         Identity(runtime),
@@ -158,7 +158,7 @@ async def serve(settings: ProxySettings) -> None:
         ca.restrict_ca_files(home)
 
 
-async def _stop(master: DumpMaster, broker: ApprovalBroker) -> None:
+async def _stop(master: Master, broker: ApprovalBroker) -> None:
     """Answer the requests held for approval (503) before the proxy stops listening."""
     if await broker.close("the proxy stopped"):
         await asyncio.sleep(SHUTDOWN_GRACE)
