@@ -145,6 +145,10 @@ class ApprovalBroker:
 
     # ---- used by the Enforcer ----
 
+    async def describe(self, **request) -> HeldRequest:
+        """`held_request(**request)` on the worker thread: hashing a large body never stalls the loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: held_request(**request))
+
     async def grant_for(self, agent: str, rule: str, rule_text: str) -> Grant | None:
         """A live standing grant of this rule to this agent, if any."""
         return await self._db(store.matching_grant, agent, rule, rule_text, self.clock())

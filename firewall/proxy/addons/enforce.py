@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from mitmproxy import http
 
-from firewall.approvals.broker import REFUSALS, ApprovalBroker, held_request
+from firewall.approvals.broker import REFUSALS, ApprovalBroker
 from firewall.policy import Decision, Mode, Reason, Request, Verdict, decide
 from firewall.proxy.addons.reauthorize import remember_oauth
 from firewall.proxy.exfil import carried_secrets
@@ -186,7 +186,7 @@ class Enforcer:
         if grant is not None:
             notes.approval_id, notes.detail = grant.id, f"standing grant by {grant.created_by}"
             return True
-        held = held_request(
+        held = await self.broker.describe(
             request_id=notes.request_id, agent=notes.agent, method=flow.request.method, scheme=flow.request.scheme,
             host=decision.host, port=flow.request.port, path=decision.canonical_path, query=decision.query,
             body=flow.request.raw_content or b"", content_type=flow.request.headers.get("content-type"),
