@@ -121,7 +121,9 @@ class Enforcer:
         # An encoded (gzip, ...) body is not unpacked: conditions on it cannot be read (fail closed).
         readable = len(raw) <= INSPECTION_LIMIT and "content-encoding" not in flow.request.headers
         request = Request(
-            method=flow.request.method,
+            # As sent: mitmproxy's `method` upper-cases it, so "get" would be decided as GET and
+            # sent on as "get", which an upstream may read otherwise; the engine refuses it instead.
+            method=flow.request.data.method.decode("utf-8", "surrogateescape"),
             scheme=flow.request.scheme,
             host=host,
             port=port,
