@@ -33,6 +33,7 @@ host localhost:{hostile} {{
     block /admin/**
     allow GET /echo, /error, /basic, /gzip, /brotli-lie, /split, /sse, /redirect
     allow POST /echo
+    allow TRACE, OPTIONS /echo       # TRACE is still never forwarded
 }}
 
 host localhost:{upstream} {{

@@ -319,3 +319,35 @@ def tcp_sink():
         stop.set()
         thread.join(timeout=2)
         listener.close()
+
+
+def h2_exchange(conn: ssl.SSLSocket, headers: list[tuple[str, str]], body: bytes = b"",
+                validate: bool = True) -> tuple[int | None, bytes]:
+    """One HTTP/2 request on `conn` (ALPN h2 already agreed): (status or None if the proxy reset
+    or closed instead of answering, body). `validate=False` sends headers the h2 library would refuse."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    config = h2.config.H2Configuration(client_side=True, validate_outbound_headers=validate,
+                                       normalize_outbound_headers=validate)
+    h2conn = h2.connection.H2Connection(config)
+    h2conn.initiate_connection()
+    h2conn.send_headers(1, headers, end_stream=not body)
+    if body:
+        h2conn.send_data(1, body, end_stream=True)
+    conn.sendall(h2conn.data_to_send())
+    status, data = None, b""
+    while True:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return status, data
+        for event in h2conn.receive_data(chunk):
+            if isinstance(event, h2.events.ResponseReceived):
+                status = int(dict(event.headers)[b":status"])
+            elif isinstance(event, h2.events.DataReceived):
+                data += event.data
+                h2conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                return status, data
+        conn.sendall(h2conn.data_to_send())
