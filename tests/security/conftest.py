@@ -41,6 +41,7 @@ host localhost:{upstream} {{
     block POST /v1/** when json.model != "gpt-4o-mini"
     allow POST /v1/chat/completions
     allow GET /v1/**, /public/**, /echo/**, /ws/**
+    allow GET /team/** when agent == "alice"
 }}
 
 host *:{upstream} {{                 # any other name on the API's port: must still not reach a private address

@@ -1,0 +1,97 @@
+"""Adversarial corpus, identity: no proxy credentials, a wrong token, one agent's token for another's grants.
+
+The API allows GET /team/** only `when agent == "alice"`. Bob is another agent with a live token.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.security.support import Agent, basic, mint_token, read_reply, request_bytes
+
+
+@pytest.fixture(scope="module")
+def alice(corpus) -> Agent:
+    return Agent(corpus.proxy.port, "alice", mint_token(corpus.firewall, "alice"), corpus.agent.ca)
+
+
+@pytest.fixture(scope="module")
+def bob(corpus) -> Agent:
+    return Agent(corpus.proxy.port, "bob", mint_token(corpus.firewall, "bob"), corpus.agent.ca)
+
+
+def test_the_grant_holds_for_its_agent(corpus, alice):
+    before = len(corpus.upstream.seen)
+    reply = alice.https(corpus.api, request_bytes("GET", "/team/plans", corpus.api))
+    assert reply.status == 200 and [s.path for s in corpus.upstream.seen[before:]] == ["/team/plans"]
+
+
+def test_another_agent_does_not_get_the_grant(corpus, bob):
+    reply = bob.https(corpus.api, request_bytes("GET", "/team/plans", corpus.api))
+    assert reply.status == 403
+    row = corpus.row(reply)
+    assert (row["agent"], row["reason"]) == ("bob", "default_no_rule")
+
+
+def _credentials(alice: Agent, bob: Agent) -> dict[str, str | None]:
+    return {
+        "no credentials": None,
+        "a wrong token": basic("alice", "not-the-token"),
+        "bob's token under alice's name": basic("alice", bob.token),
+        "alice's token under bob's name": basic("bob", alice.token),
+        "an empty token": basic("alice", ""),
+        "no colon": "Basic " + __import__("base64").b64encode(b"alice").decode(),
+        "not base64": "Basic !!!not-base64!!!",
+        "a bearer token instead of basic": f"Bearer {alice.token}",
+        "the token alone": alice.token,
+    }
+
+
+@pytest.mark.parametrize("case", ["no credentials", "a wrong token", "bob's token under alice's name",
+                                  "alice's token under bob's name", "an empty token", "no colon", "not base64",
+                                  "a bearer token instead of basic", "the token alone"])
+def test_bad_proxy_credentials_get_407_and_nothing_else(corpus, alice, bob, case):
+    auth = _credentials(alice, bob)[case]
+    before = len(corpus.upstream.seen)
+    _, refused = alice.connect(corpus.api, auth=auth)
+    plain = alice.plain(request_bytes("GET", f"http://{corpus.api}/team/plans", corpus.api, auth=auth))
+    assert refused is not None and refused.status == 407 and "proxy-authenticate" in refused.headers
+    assert plain.status == 407
+    assert len(corpus.upstream.seen) == before
+    assert corpus.row(plain)["reason"] == "proxy_auth_required"
+
+
+def test_switching_identity_inside_a_tunnel_does_not_work(corpus, alice, bob):
+    """The tunnel is bob's: alice's credentials on a request inside it are removed, not used."""
+    before = len(corpus.upstream.seen)
+    raw = request_bytes("GET", "/team/plans", corpus.api, headers={"Proxy-Authorization": alice.auth})
+    reply = bob.https(corpus.api, raw)
+    assert reply.status == 403 and corpus.row(reply)["agent"] == "bob"
+    echo = bob.https(corpus.api, request_bytes("GET", "/echo/x", corpus.api,
+                                               headers={"Proxy-Authorization": alice.auth}))
+    assert echo.status == 200
+    assert "proxy-authorization" not in corpus.upstream.seen[-1].headers
+    assert len(corpus.upstream.seen) == before + 1
+
+
+def test_a_token_dies_with_its_run(corpus, tmp_path):
+    """`firewall run` mints a token for the run and revokes it when the command exits."""
+    done = corpus.firewall.run("run", "--agent", "alice", "--", sys.executable, "-c",
+                               "import os, json; print(json.dumps(os.environ['HTTPS_PROXY']))")
+    assert done.returncode == 0, done.stderr
+    proxy_url = json.loads(done.stdout)
+    token = proxy_url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    late = Agent(corpus.proxy.port, "alice", token, corpus.agent.ca)
+    _, refused = late.connect(corpus.api)
+    assert refused is not None and refused.status == 407
+
+
+def test_credentials_sent_only_on_connect_cover_the_tunnel_and_never_travel(corpus, alice):
+    with alice.tls(corpus.api) as conn:
+        conn.sendall(request_bytes("GET", "/echo/who", corpus.api))
+        reply = read_reply(conn)
+    assert reply.status == 200
+    assert "proxy-authorization" not in json.loads(reply.body)["path"] + str(corpus.upstream.seen[-1].headers)
