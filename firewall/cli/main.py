@@ -5,6 +5,9 @@ Each group lives in its own module and exports `app`; register it here.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 app = typer.Typer(
@@ -45,7 +48,26 @@ def _register() -> None:
                   help="Answer requests held for a person's approval; with no subcommand, ask in this terminal.")
 
 
-_register()
+def _only_run() -> None:
+    """`firewall run` starts the agent's proxy first thing: load that command alone, not every
+    command's modules (the policy compiler, audit, approvals, ...: a few hundred ms)."""
+    from firewall.cli import run_cmd
+
+    app.callback()(lambda: None)  # keep `run` a subcommand: a lone command would become the root
+    app.command("run", context_settings={"ignore_unknown_options": True})(run_cmd.run)
+
+
+def _invoked_as(command: str) -> bool:
+    """Whether this process is the `firewall` command (script or `python -m firewall`) running `command`."""
+    entry = os.path.basename(sys.argv[0]) if sys.argv else ""
+    is_cli = entry == "firewall" or sys.argv[0].endswith(os.path.join("firewall", "__main__.py"))
+    return is_cli and sys.argv[1:2] == [command]
+
+
+if _invoked_as("run"):
+    _only_run()
+else:
+    _register()
 
 
 def main() -> None:

@@ -44,6 +44,7 @@ def run(
         fail(str(exc))
     home = home_or_exit()
     private_proxy = None
+    starting = None
     policy_file = None
     compiled = None
     try:
@@ -51,17 +52,20 @@ def run(
             compiled, policy_file = _pinned_policy(home, policy)
         proxy = None if policy else process.running_proxy(home)
         if proxy is None:
-            if compiled is None:
-                compiled = _applied_policy(home)
-            private_proxy = _start_private_proxy(home, policy_file, upstream_ca)
-            proxy = private_proxy[0]
-        elif compiled is None:
+            # The proxy takes most of a second to start: it starts while this process reads the policy.
+            starting = _spawn_private_proxy(home, policy_file, upstream_ca)
+        if compiled is None:
             compiled = _applied_policy(home)
+        if starting is not None:
+            private_proxy = _wait_private_proxy(starting)
+            proxy = private_proxy[0]
         code = _run_agent(home, proxy, agent, command, compiled)
     finally:
         if private_proxy is not None:
             process.stop(private_proxy[0])
             private_proxy[1].wait(timeout=process.STOP_TIMEOUT)
+        elif starting is not None:  # the run ended before its proxy was listening
+            process.abandon(starting)
         if policy_file is not None:
             policy_file.unlink(missing_ok=True)
     raise typer.Exit(code)
@@ -97,12 +101,14 @@ def _applied_policy(home: Home):
     return applied_policy_or_exit()
 
 
-def _start_private_proxy(home: Home, policy_file: Path | None, upstream_ca: Path | None):
+def _spawn_private_proxy(home: Home, policy_file: Path | None, upstream_ca: Path | None) -> process.Starting:
     state_file = home.run_dir / f"proxy-run-{os.getpid()}.json"
+    return process.spawn_background(home, state_file=state_file, pinned_policy=policy_file, upstream_ca=upstream_ca)
+
+
+def _wait_private_proxy(starting: process.Starting):
     try:
-        return process.start_background(
-            home, state_file=state_file, pinned_policy=policy_file, upstream_ca=upstream_ca
-        )
+        return process.wait_listening(starting)
     except process.ProxyProcessError as exc:
         fail(str(exc))
 
@@ -184,7 +190,7 @@ def _codex_home(home: Home, compiled, agent: str):
         warn(f"the policy does not refuse {REFRESH_OVERRIDE_URL}, where Codex is told to refresh its "
              "placeholder login; add `default block` so its own refresh attempts are refused")
     try:
-        return create_codex_home(found[1], user_codex_home(os.environ))
+        return create_codex_home(found[1], user_codex_home(os.environ), home.run_dir)
     except OSError as exc:
         fail(f"cannot create a CODEX_HOME for the agent: {exc}")
 
