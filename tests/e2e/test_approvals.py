@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -243,15 +244,15 @@ def test_requests_left_pending_by_a_crashed_proxy_are_expired_when_listed(firewa
 
 
 class Terminal:
-    """A tmux server of our own (its own socket) running one command in a 200x50 pane."""
+    """A tmux server of our own (its socket in the test's folder) running one command in a 200x50 pane."""
 
-    def __init__(self, fw: Firewall, socket: str, command: list[str], raw_log):
+    def __init__(self, fw: Firewall, socket: Path, command: list[str], raw_log: Path):
         self.fw, self.socket = fw, socket
         self._tmux("new-session", "-d", "-s", "prompt", "-x", "200", "-y", "50", shlex.join(command))
         self._tmux("pipe-pane", "-o", "-t", "prompt", f"cat >> {shlex.quote(str(raw_log))}")  # raw bytes: the bell
 
     def _tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, *args], env=self.fw.env, capture_output=True, text=True,
+        return subprocess.run(["tmux", "-S", str(self.socket), *args], env=self.fw.env, capture_output=True, text=True,
                               timeout=10, check=True).stdout
 
     def screen(self) -> str:
@@ -270,13 +271,13 @@ class Terminal:
         self._tmux("send-keys", "-t", "prompt", key)
 
     def close(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], env=self.fw.env, capture_output=True, timeout=10)
+        subprocess.run(["tmux", "-S", str(self.socket), "kill-server"], env=self.fw.env, capture_output=True, timeout=10)
 
 
 def test_the_prompt_shows_each_held_request_and_one_key_decides_it(fw, module_upstream, tmp_path):
     raw = tmp_path / "terminal.raw"
     raw.touch()
-    terminal = Terminal(fw, f"fw-approvals-{os.getpid()}",
+    terminal = Terminal(fw, tmp_path / "tmux.sock",
                         [sys.executable, "-m", "firewall", "approvals", "--grant-for", "5m"], raw)
     try:
         terminal.wait_for("Waiting for requests that need approval")
