@@ -139,10 +139,6 @@ class ApprovalBroker:
         self._executor.shutdown(wait=False)
         return len(waiters)
 
-    @property
-    def holding(self) -> int:
-        return len(self._waiters)
-
     # ---- used by the Enforcer ----
 
     async def describe(self, **request) -> HeldRequest:
