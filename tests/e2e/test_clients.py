@@ -29,7 +29,7 @@ host localhost:{port} {{
     limit 1 per hour per agent when agent matches "limited-*"
     block /v1/files, /v1/files/**
     block /ws/blocked, /ws/blocked/**
-    allow GET /v1/models, /sse, /ws/**
+    allow GET /v1/models, /ws/**
     allow POST /v1/chat/completions
 }}
 
@@ -51,6 +51,8 @@ def setup(module_firewall, module_upstream, untrusted_upstream, module_proxy):
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_allowed_call_reaches_upstream_with_the_real_key_the_agent_never_holds(setup, client, tmp_path):
+    """The agent dumps its environment and /proc/self/cmdline (for curl: the wrapper that starts curl
+    with that same environment and the arguments it records); none of it holds the key."""
     fw, upstream, _, _ = setup
     before = len(upstream.seen)
     run = run_client(fw, client, upstream.base_url, "models", agent=f"key-{client}", out=tmp_path / "out.json")

@@ -11,11 +11,13 @@ import json
 import os
 import re
 import shlex
+import signal
 import socket
 import ssl
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -111,14 +113,17 @@ class Held:
         stdout, stderr = self.process.communicate(timeout=30)
         return subprocess.CompletedProcess(self.process.args, self.process.returncode, stdout, stderr)
 
-    def kill(self) -> None:
-        if self.process.poll() is None:
+    def __enter__(self) -> "Held":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.process.poll() is None:  # a failed test: let the run end, or end it
             self.go.touch()
             try:
-                self.process.wait(timeout=30)
+                self.process.communicate(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                self.process.wait(timeout=5)
+                self.process.communicate(timeout=5)
 
 
 @pytest.mark.parametrize(("command", "code"), [
@@ -181,7 +186,7 @@ def test_token_is_revoked_when_the_run_ends(shared, tmp_path):
     out = tmp_path / "out.json"
     fw.run("run", "--", sys.executable, str(SCRIPTS / "client.py"), "httpx", upstream.base_url, str(out), check=True)
     proxy_url = json.loads(out.read_text())["env"]["HTTPS_PROXY"]
-    token = proxy_url.split(":")[2].split("@")[0]
+    token = urlsplit(proxy_url).password
     bundle = fw.home / "run" / "ca-bundle.pem"
     answer = wait_until(lambda: "407" in str(through_proxy(proxy_url, bundle, f"{upstream.base_url}/v1/models")),
                         timeout=1.0)
@@ -191,17 +196,15 @@ def test_token_is_revoked_when_the_run_ends(shared, tmp_path):
 
 def test_token_with_another_agents_name_gets_407(shared, tmp_path):
     fw, upstream, _ = shared
-    held = Held(fw, tmp_path, "--agent", "alice")
-    try:
+    with Held(fw, tmp_path, "--agent", "alice") as held:
         proxy_url = held.wait_ready()["HTTPS_PROXY"]
         bundle = fw.home / "run" / "ca-bundle.pem"
         url = f"{upstream.base_url}/v1/models"
         assert through_proxy(proxy_url, bundle, url) == 200  # alice's own credentials, while her run lasts
         assert "407" in str(through_proxy(proxy_url.replace("//alice:", "//bob:"), bundle, url))
         assert "407" in str(through_proxy(proxy_url.replace("//alice:", "//alice:x"), bundle, url))
-        assert held.release().returncode == 0
-    finally:
-        held.kill()
+        released = held.release()
+        assert released.returncode == 0, released.stderr
 
 
 def test_node_agent_through_a_connect_tunnel(shared, tmp_path):
@@ -229,12 +232,13 @@ def test_node_agent_through_a_connect_tunnel(shared, tmp_path):
 
 def test_run_without_a_proxy_starts_one_for_the_commands_lifetime(firewall, module_upstream, upstream_ca_file,
                                                                    tmp_path):
+    """With no shared proxy, `run` starts one of its own, used by this command alone; SIGTERM to `run`
+    reaches the command, `run` exits with its code, and the proxy is gone with it."""
     fw, upstream = firewall, module_upstream
     setup_home(fw, upstream)
     out = tmp_path / "out.json"
     client = [sys.executable, str(SCRIPTS / "client.py"), "httpx", upstream.base_url, str(out), "models"]
-    held = Held(fw, tmp_path, "--upstream-ca", str(upstream_ca_file), before=client)
-    try:
+    with Held(fw, tmp_path, "--upstream-ca", str(upstream_ca_file), before=client) as held:
         proxy_url = held.wait_ready()["HTTPS_PROXY"]
         [state_file] = (fw.home / "run").glob("proxy-run-*.json")
         state = json.loads(state_file.read_text())
@@ -243,9 +247,8 @@ def test_run_without_a_proxy_starts_one_for_the_commands_lifetime(firewall, modu
         assert not (fw.home / "run" / "proxy.json").exists()  # not the shared proxy: nobody else finds it
         assert json.loads(out.read_text())["results"][0]["status"] == 200
         assert upstream.seen[-1].headers["authorization"] == f"Bearer {REAL_KEY}"
-        assert held.release().returncode == 0
-    finally:
-        held.kill()
+        held.process.send_signal(signal.SIGTERM)  # `run` passes it on to the command, then cleans up
+        assert held.process.wait(timeout=30) == 128 + signal.SIGTERM
     assert not state_file.exists()
     assert not alive(state["pid"])
     assert not listening(state["port"])
@@ -253,16 +256,15 @@ def test_run_without_a_proxy_starts_one_for_the_commands_lifetime(firewall, modu
 
 
 def test_run_with_policy_uses_it_for_this_command_only(shared, upstream_ca_file, tmp_path):
-    fw, upstream, _ = shared
+    fw, upstream, shared_proxy = shared
     history = fw.run("policy", "history", "--json", check=True).stdout
     pinned_text = PINNED.format(port=upstream.port)
     pinned = fw.write_policy("pinned.policy", pinned_text)
     out = tmp_path / "pinned.json"
     client = [sys.executable, str(SCRIPTS / "client.py"), "httpx", upstream.base_url, str(out), "models", "chat"]
-    held = Held(fw, tmp_path, "--agent", "pinned", "--policy", str(pinned), "--upstream-ca", str(upstream_ca_file),
-                before=client)
-    try:
-        held.wait_ready()
+    with Held(fw, tmp_path, "--agent", "pinned", "--policy", str(pinned), "--upstream-ca", str(upstream_ca_file),
+              before=client) as held:
+        assert not held.wait_ready()["HTTPS_PROXY"].endswith(f":{shared_proxy.port}")  # a proxy of its own
         models, chat = json.loads(out.read_text())["results"]
         assert models["status"] == 403
         assert json.loads(models["body"])["error"]["rule"] == f"{pinned}:{rule_line(pinned_text, 'block GET')}"
@@ -271,8 +273,7 @@ def test_run_with_policy_uses_it_for_this_command_only(shared, upstream_ca_file,
         # Meanwhile another agent on the shared proxy still gets the applied policy.
         other = run_client(fw, "httpx", upstream.base_url, "models", "chat", agent="other", out=tmp_path / "o.json")
         assert [r["status"] for r in other.results] == [200, 403]
-        assert held.release().returncode == 0
-    finally:
-        held.kill()
+        released = held.release()
+        assert released.returncode == 0, released.stderr
     assert fw.run("policy", "history", "--json", check=True).stdout == history
     assert list((fw.home / "run").glob("policy-*.json")) == []  # the compiled copy is gone with the run
