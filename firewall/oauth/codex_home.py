@@ -82,9 +82,12 @@ def oauth_login(policy: CompiledPolicy, values: Mapping[str, str]) -> tuple[str,
     return None
 
 
-def create_codex_home(login: Login, user_home: Path) -> CodexHome:
-    """A private temporary folder with the placeholder login and copies of the user's settings."""
-    home = CodexHome(Path(tempfile.mkdtemp(prefix="firewall-codex-")))  # 0700
+def create_codex_home(login: Login, user_home: Path, parent: Path) -> CodexHome:
+    """A private temporary folder in `parent` with the placeholder login and copies of the user's settings.
+
+    Not under /tmp: Codex refuses to set up its helper commands in a CODEX_HOME there.
+    """
+    home = CodexHome(Path(tempfile.mkdtemp(prefix="codex-home-", dir=parent)))  # 0700
     try:
         write_private_file(home.path / "auth.json", placeholder_login(login).encode())
         for name in COPIED_FILES:
