@@ -72,7 +72,7 @@ def run_openai(base: str, step: str) -> dict:
         else:
             import httpx
 
-            response = client.get(step_request(step)[1].removeprefix("/v1"), cast_to=httpx.Response)
+            response = client.get(base + step_request(step)[1], cast_to=httpx.Response)  # absolute: not under /v1
             return result(response.status_code, response.headers, response.text)
         return result(raw.status_code, raw.headers, raw.http_response.text)
     except openai.APIStatusError as exc:
