@@ -179,15 +179,24 @@ class Masker:
 
     forms: tuple[bytes, ...]
     _pattern: re.Pattern[bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    _prefixes: frozenset[bytes] = field(default=frozenset(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.forms:
             object.__setattr__(self, "_pattern", re.compile(b"|".join(re.escape(f) for f in self.forms)))
+            object.__setattr__(self, "_prefixes", frozenset(f[:n] for f in self.forms for n in range(1, len(f))))
 
     @property
     def keep(self) -> int:
-        """Bytes to hold back between chunks: a form cut at a chunk boundary is then seen whole."""
+        """The most bytes ever held back between chunks: a form cut at a chunk boundary is then seen whole."""
         return max((len(f) for f in self.forms), default=1) - 1
+
+    def held_back(self, data: bytes) -> int:
+        """How many bytes at the end of `data` could begin a form: the longest such suffix."""
+        for start in range(max(0, len(data) - self.keep), len(data)):
+            if data[start:] in self._prefixes:
+                return len(data) - start
+        return 0
 
     def mask(self, data: bytes) -> tuple[bytes, int]:
         """(`data` with every form masked, how many were)."""
@@ -202,7 +211,8 @@ class Masker:
 class StreamMasker:
     """Masks a body that arrives in chunks; `feed(b"")` ends it and returns the held tail.
 
-    Mutable by design: it holds the tail of the chunks seen so far.
+    Only bytes that could begin a form are held back, so a stream (server-sent events)
+    reaches the agent as it arrives. Mutable by design: it holds that tail.
     """
 
     def __init__(self, masker: Masker):
@@ -219,8 +229,8 @@ class StreamMasker:
             return masked
         masked, n = self.masker.mask(data)
         self.count += n
-        # Masking keeps lengths, so the last `keep` bytes are held back as they are now:
-        # masked bytes stay masked, and an unmasked run may begin a form the next chunk ends.
-        cut = len(masked) - min(self.masker.keep, len(masked))
+        # Masking keeps lengths: the held bytes are kept as they are now (masked bytes stay
+        # masked), and the next chunk may complete the form they begin.
+        cut = len(masked) - self.masker.held_back(masked)
         self.tail = masked[cut:]
         return masked[:cut]
