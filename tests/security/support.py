@@ -24,6 +24,7 @@ from pathlib import Path
 from firewall import agents
 from firewall.state.db import open_database
 from tests.support.fixtures import Firewall
+from tests.support.upstream import ws_accept, ws_frame
 
 TIMEOUT = 10.0
 
@@ -189,6 +190,7 @@ class HostileUpstream:
                        the two chunks sent 0.2 s apart
     /sse               server-sent events echoing the Authorization value in the 2nd event
     /redirect?to=URL   302 to URL
+    /ws                a WebSocket whose first message quotes the Authorization header
     anything else      200 {"ok": true}
     """
 
@@ -260,6 +262,16 @@ def _hostile_handler(ref: list[HostileUpstream]):
                              "text/event-stream")
             elif path == "/redirect":
                 self._send(302, b"", {"location": query.partition("=")[2]})
+            elif path == "/ws" and headers.get("upgrade", "").lower() == "websocket":
+                self.send_response(101)
+                self.send_header("upgrade", "websocket")
+                self.send_header("connection", "Upgrade")
+                self.send_header("sec-websocket-accept", ws_accept(headers["sec-websocket-key"]))
+                self.end_headers()
+                self.wfile.write(ws_frame(0x1, b"you sent " + auth))
+                self.wfile.write(ws_frame(0x8, b"\x03\xe8"))
+                self.wfile.flush()
+                self.close_connection = True
             else:
                 self._send(200, b'{"ok": true}', {"content-type": "application/json"})
 
