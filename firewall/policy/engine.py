@@ -40,16 +40,29 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import replace
+from functools import lru_cache
 
 from firewall.policy.compiled import CompiledBlock, CompiledPolicy, RequestMatcher
 from firewall.policy.conditions import RequestView, evaluate
 from firewall.policy.decision import Decision, Injection, LimitRef, Mode, Reason, Request, RuleRef, Verdict
 from firewall.policy.hosts import InvalidHost, normalize_host
-from firewall.policy.paths import AmbiguousPath, canonicalize
+from firewall.policy.paths import AmbiguousPath, CanonicalPath, canonicalize
 
 _METHOD = re.compile(r"[A-Z][A-Z0-9_-]{0,31}")
 _UNSAFE_METHODS = frozenset({"TRACE", "TRACK"})
 _LINE_BREAK = re.compile(r"[\r\n\x00]")
+
+
+# Agents send many requests to few hosts and endpoints: remember the last few
+# thousand spellings. (What raises, raises every time: exceptions are not cached.)
+@lru_cache(maxsize=4096)
+def _normalized(host: str) -> str:
+    return normalize_host(host)
+
+
+@lru_cache(maxsize=4096)
+def _canonical(target: str) -> CanonicalPath:
+    return canonicalize(target)
 
 
 def decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
@@ -83,7 +96,7 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
                                 f"credentials included", **base)
     # 2
     try:
-        host = normalize_host(request.host)
+        host = _normalized(request.host)
     except InvalidHost as exc:
         return Decision(Verdict.BLOCK, Reason.INVALID_HOST, message=str(exc), **base)
     base["host"] = host
@@ -99,7 +112,7 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
                         **base)
     # 3
     try:
-        canonical = canonicalize(request.target)
+        canonical = _canonical(request.target)
     except AmbiguousPath as exc:
         return Decision(Verdict.BLOCK, Reason.AMBIGUOUS_PATH, message=str(exc), **base)
     base["canonical_path"], base["query"] = canonical.path, canonical.query
@@ -148,7 +161,7 @@ def _same_destination(claim: str, host: str, port: int) -> bool:
             return False
         claimed_port = int(port_text)
     try:
-        if normalize_host(name) != host:
+        if _normalized(name) != host:
             return False
     except InvalidHost:
         return False
