@@ -76,6 +76,10 @@ class _Slot:
     pending: tuple[Login, str] | None = field(default=None, repr=False)  # refreshed, not saved to the vault yet
     superseded: set[str] = field(default_factory=set)  # digests of texts replaced by our refreshes
 
+    @property
+    def refreshing(self) -> bool:
+        return self.task is not None and not self.task.done()
+
 
 class _VaultAccess:
     """The keeper's own Vault handle, used from executor threads one call at a time."""
@@ -139,7 +143,7 @@ class TokenKeeper:
         while True:
             if slot.dead:
                 raise self._needs_login(injection, slot)
-            if slot.task is not None:
+            if slot.refreshing:
                 await asyncio.shield(slot.task)
                 refreshed = True
                 continue
@@ -158,7 +162,7 @@ class TokenKeeper:
         slot = self._slots.get(injection.secret)
         if slot is None:
             return None
-        if slot.task is not None:
+        if slot.refreshing:
             await asyncio.shield(slot.task)
         if slot.dead:
             raise self._needs_login(injection, slot)
@@ -188,7 +192,7 @@ class TokenKeeper:
                 f"add it with: firewall secrets add {name} --provider codex --file ~/.codex/auth.json",
             )
         slot = self._slots.get(name)
-        if slot is not None and (text == slot.source or _digest(text) in slot.superseded or slot.task):
+        if slot is not None and (text == slot.source or _digest(text) in slot.superseded or slot.refreshing):
             return slot
         try:
             login = parse_login(text)
@@ -241,10 +245,8 @@ class TokenKeeper:
     # ---- refreshing ----
 
     def _start(self, injection: Injection, slot: _Slot, settings: OAuthSettings, after_401: bool) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(self._refresh(injection.secret, slot, settings, after_401))
-        slot.task = task
-        task.add_done_callback(lambda _: setattr(slot, "task", None))
-        return task
+        slot.task = asyncio.get_running_loop().create_task(self._refresh(injection.secret, slot, settings, after_401))
+        return slot.task
 
     async def _refresh(self, name: str, slot: _Slot, settings: OAuthSettings, after_401: bool) -> None:
         await self._record(name, State.REFRESHING, None)
