@@ -190,7 +190,7 @@ def _codex_home(home: Home, compiled, agent: str):
         warn(f"the policy does not refuse {REFRESH_OVERRIDE_URL}, where Codex is told to refresh its "
              "placeholder login; add `default block` so its own refresh attempts are refused")
     try:
-        return create_codex_home(found[1], user_codex_home(os.environ))
+        return create_codex_home(found[1], user_codex_home(os.environ), home.run_dir)
     except OSError as exc:
         fail(f"cannot create a CODEX_HOME for the agent: {exc}")
 
