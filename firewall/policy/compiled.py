@@ -116,20 +116,31 @@ class RequestMatcher:
     when: Cond | None
     method_set: frozenset[str] = derived()
     globs: tuple[PathGlob, ...] = derived()
+    prefixes: tuple[str, ...] = derived()  # a path any glob matches starts with one of these
 
     def __post_init__(self):
         object.__setattr__(self, "method_set", frozenset(self.methods))
         object.__setattr__(self, "globs", tuple(path_glob(p) for p in self.paths))
+        object.__setattr__(self, "prefixes", tuple(_literal_prefix(p) for p in self.paths))
 
     def matches_method_and_path(self, method: str, path: str) -> bool:
         if self.method_set and method not in self.method_set:
             return False
         if not self.globs:
             return True
+        if not path.startswith(self.prefixes):  # one C call rules out most paths
+            return False
         for glob in self.globs:
             if glob.matches(path):
                 return True
         return False
+
+
+def _literal_prefix(glob: str) -> str:
+    """What every path the glob matches starts with: the text before its first "*",
+    less a trailing "/" ("/v1/**" matches "/v1", and "/v1/models/" "/v1/models")."""
+    star = glob.find("*")
+    return (glob if star < 0 else glob[:star]).rstrip("/")
 
 
 @dataclass(frozen=True)

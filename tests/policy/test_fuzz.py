@@ -8,6 +8,8 @@
    naming the files in its errors.
 3. A path written with traversal and encoding tricks gets the decision of the
    path it stands for, and an ambiguous one is blocked as ambiguous_path.
+4. The engine's shortcuts for path globs (a literal-prefix check before the
+   regex) match exactly what the glob matches.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from firewall.policy import PolicyError, Reason, Request, Verdict, compile_source, decide
+from firewall.policy.compiled import RequestMatcher, path_glob
 from firewall.policy.formatter import format_policy
 from firewall.policy.parser import parse_policy
 
@@ -208,3 +211,19 @@ def test_any_path_decides_as_its_canonical_form_or_is_ambiguous(noise, method):
         assert decision.verdict is Verdict.BLOCK
     else:
         assert decision_of(method, decision.canonical_path) == decision_of(method, path)
+
+
+GLOB_SEGMENTS = st.lists(st.sampled_from(["v1", "v1x", "models", "*", "**", "gpt-*", "*-mini", "a"]), max_size=4)
+PATH_SEGMENTS = st.lists(st.sampled_from(["v1", "v1x", "models", "gpt-4o", "gpt-", "o3-mini", "a", ""]), max_size=5)
+
+
+@PROPERTY
+@given(GLOB_SEGMENTS, st.booleans(), PATH_SEGMENTS)
+def test_the_prefix_shortcut_matches_what_the_glob_matches(glob_segments, trailing_slash, path_segments):
+    glob = "/" + "/".join(glob_segments) + ("/" if trailing_slash and glob_segments else "")
+    path = "/" + "/".join(path_segments)
+    try:
+        expected = path_glob(glob).matches(path)
+    except ValueError:  # not a valid glob ("**" inside a segment, "//"): nothing to compare
+        return
+    assert RequestMatcher((), (glob,), None).matches_method_and_path("GET", path) == expected
