@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import stat
 from pathlib import Path
 
 import sqlite_utils
@@ -36,11 +37,22 @@ def connect(path: Path) -> sqlite_utils.Database:
     """A connection with the settings every user of the database needs."""
     if not path.exists():
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, SECRET_FILE_MODE))
+    _owner_only(path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
     db = sqlite_utils.Database(path)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA busy_timeout=5000")
     db.execute("PRAGMA synchronous=NORMAL")
     return db
+
+
+def _owner_only(*paths: Path) -> None:
+    """Tighten a database file someone made readable to others (the audit log names every destination)."""
+    for path in paths:
+        try:
+            if stat.S_IMODE(os.stat(path).st_mode) & 0o077:
+                os.chmod(path, SECRET_FILE_MODE)
+        except FileNotFoundError:
+            pass
 
 
 def open_database(path: Path) -> sqlite_utils.Database:
