@@ -31,6 +31,7 @@ def start(
     state_file: Annotated[Optional[Path], typer.Option(hidden=True)] = None,
     pinned_policy: Annotated[Optional[Path], typer.Option(hidden=True)] = None,
     log_file: Annotated[Optional[Path], typer.Option(hidden=True)] = None,
+    listen_fd: Annotated[Optional[int], typer.Option(hidden=True)] = None,
 ) -> None:
     """Start the proxy on 127.0.0.1, in the background unless --foreground.
 
@@ -48,7 +49,7 @@ def start(
         from firewall.cli.run_cmd import _keep_passphrase_out_of_environ
 
         _keep_passphrase_out_of_environ()  # agents could read this process's /proc/PID/environ
-        _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, log_file)
+        _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, log_file, listen_fd)
         return
     try:
         info, _ = process.start_background(
@@ -59,7 +60,7 @@ def start(
     typer.echo(f"proxy listening on 127.0.0.1:{info.port} (pid {info.pid})")
 
 
-def _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, log_file) -> None:
+def _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, log_file, listen_fd=None) -> None:
     from firewall.proxy.limiter import LimiterConfigError
     from firewall.proxy.server import ProxySettings, ProxyStartError, configure_logging, serve
     from firewall.state.home import StateError
@@ -68,7 +69,7 @@ def _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, l
     configure_logging(log_file)
     settings = ProxySettings(
         home=home, port=port, state_file=state_file, upstream_ca=upstream_ca,
-        limits_storage=limits_storage, pinned_policy=pinned_policy,
+        limits_storage=limits_storage, pinned_policy=pinned_policy, listen_fd=listen_fd,
     )
     try:
         asyncio.run(serve(settings))

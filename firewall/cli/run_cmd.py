@@ -57,9 +57,12 @@ def run(
         if compiled is None:
             compiled = _applied_policy(home)
         if starting is not None:
-            private_proxy = _wait_private_proxy(starting)
+            private_proxy = _wait_private_proxy(home, starting)
             proxy = private_proxy[0]
         code = _run_agent(home, proxy, agent, command, compiled)
+        if private_proxy is not None:
+            (stopped, started), private_proxy, starting = (private_proxy, starting), None, None
+            _stop_private_proxy(stopped, started)
     finally:
         if private_proxy is not None:
             process.stop(private_proxy[0])
@@ -102,12 +105,41 @@ def _applied_policy(home: Home):
 
 
 def _spawn_private_proxy(home: Home, policy_file: Path | None, upstream_ca: Path | None) -> process.Starting:
+    """Start this run's proxy on a socket bound here, so the command can start before the proxy is up:
+    its connections wait in the socket's queue until the proxy accepts them."""
+    from firewall.proxy.ca import read_upstream_ca
+    from firewall.state.home import StateError
+
     state_file = home.run_dir / f"proxy-run-{os.getpid()}.json"
-    return process.spawn_background(home, state_file=state_file, pinned_policy=policy_file, upstream_ca=upstream_ca)
-
-
-def _wait_private_proxy(starting: process.Starting):
     try:
+        if upstream_ca is not None:
+            read_upstream_ca(upstream_ca)  # what the proxy would refuse, refused before the command starts
+        listener = process.bind_listener()
+    except (StateError, process.ProxyProcessError) as exc:
+        fail(str(exc))
+    return process.spawn_background(
+        home, state_file=state_file, pinned_policy=policy_file, upstream_ca=upstream_ca, listener=listener
+    )
+
+
+def _stop_private_proxy(proxy, starting: process.Starting) -> None:
+    """Stop this run's proxy; say so if it had failed on its own (the command may not have noticed)."""
+    process.stop(proxy[0])
+    proxy[1].wait(timeout=process.STOP_TIMEOUT)
+    if (why := process.failure(starting)) is not None:
+        fail(f"{why}; the command's requests could not go out")
+
+
+def _wait_private_proxy(home: Home, starting: process.Starting):
+    """The proxy to give the command. Its first start in this state folder creates the CA the
+    command must trust: that one is waited for; later ones are not (see _spawn_private_proxy)."""
+    from firewall.proxy.ca import agent_bundle_path, agent_ca_path
+
+    try:
+        if agent_bundle_path(home).exists() and agent_ca_path(home).exists():
+            if (why := process.failure(starting)) is not None:
+                raise process.ProxyProcessError(why)
+            return process.accepting(starting), starting.process
         return process.wait_listening(starting)
     except process.ProxyProcessError as exc:
         fail(str(exc))

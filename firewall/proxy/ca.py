@@ -79,16 +79,22 @@ def write_agent_bundles(home: Home) -> tuple[Path, Path]:
     return agent_bundle_path(home), agent_ca_path(home)
 
 
-def upstream_trust_bundle(home: Home, extra_ca: Path | None) -> Path:
-    """What upstream certificates are checked against: the system roots, plus `extra_ca`."""
-    if extra_ca is None:
-        return system_roots()
+def read_upstream_ca(extra_ca: Path) -> bytes:
+    """The extra upstream CA's PEM, or StateError saying why it cannot be used."""
     try:
         extra = extra_ca.read_bytes()
     except OSError as exc:
         raise StateError(f"{extra_ca}: cannot read the upstream CA: {exc.strerror}") from None
     if b"BEGIN CERTIFICATE" not in extra:
         raise StateError(f"{extra_ca}: not a PEM certificate (expected -----BEGIN CERTIFICATE-----)")
+    return extra
+
+
+def upstream_trust_bundle(home: Home, extra_ca: Path | None) -> Path:
+    """What upstream certificates are checked against: the system roots, plus `extra_ca`."""
+    if extra_ca is None:
+        return system_roots()
+    extra = read_upstream_ca(extra_ca)
     path = home.run_dir / f"upstream-trust-{os.getpid()}.pem"
     write_private_file(path, system_roots().read_bytes().rstrip(b"\n") + b"\n" + extra)
     return path

@@ -13,8 +13,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from firewall.state.home import Home
@@ -97,6 +98,27 @@ class Starting:
     state_file: Path
     log_file: Path
     log_offset: int
+    port: int | None = None  # known at once when the proxy serves on a socket bound for it
+    pinned_policy: bool = False
+    limits_storage: str = "memory://"
+    stderr: list[bytes] = field(default_factory=list)  # what the proxy wrote there, once it is drained
+    drainer: list[threading.Thread] = field(default_factory=list)
+
+
+def bind_listener(port: int = 0) -> socket.socket:
+    """A listening socket on 127.0.0.1:`port` (0: any free port) for a proxy process to serve on.
+
+    Connections to it wait in its queue until the proxy accepts them, so the proxy's clients
+    can start before the proxy is up."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(1024)
+    except OSError as exc:
+        listener.close()
+        raise ProxyProcessError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    return listener
 
 
 def start_background(
@@ -127,9 +149,13 @@ def spawn_background(
     pinned_policy: Path | None = None,
     log_file: Path | None = None,
     env: dict[str, str] | None = None,
+    listener: socket.socket | None = None,
 ) -> Starting:
     """Start the proxy process and return at once: the caller can do its own work while the
-    proxy starts (importing mitmproxy takes most of a second), then `wait_listening`."""
+    proxy starts (importing mitmproxy takes most of a second), then `wait_listening`.
+
+    With `listener` (see `bind_listener`), the proxy serves on that socket, and this
+    process's copy of it is closed."""
     state_file.unlink(missing_ok=True)
     log_file = log_file or home.run_dir / "proxy.log"
     # `python -m firewall.proxy` is `firewall proxy start --foreground` without the rest of the CLI.
@@ -142,18 +168,74 @@ def spawn_background(
         command += ["--upstream-ca", str(upstream_ca)]
     if pinned_policy is not None:
         command += ["--pinned-policy", str(pinned_policy)]
+    pass_fds: tuple[int, ...] = ()
+    if listener is not None:
+        pass_fds = (listener.fileno(),)
+        command += ["--listen-fd", str(listener.fileno())]
     # The passphrase goes on the proxy's stdin, never into its environment (readable in /proc).
     child_env, passphrase = handoff.for_child(dict(env if env is not None else os.environ))
     child_env["FIREWALL_HOME"] = str(home.root)
     log_offset = log_file.stat().st_size if log_file.exists() else 0
-    process = subprocess.Popen(
-        command, stdin=subprocess.PIPE if passphrase else subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, env=child_env, start_new_session=True,
-    )
+    try:
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE if passphrase else subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, env=child_env, start_new_session=True, pass_fds=pass_fds,
+        )
+    finally:
+        port_bound = listener.getsockname()[1] if listener is not None else None
+        if listener is not None:
+            listener.close()  # the proxy holds it now: when it exits, connections are refused
     if passphrase:
         process.stdin.write(passphrase)
         process.stdin.close()
-    return Starting(process, state_file, log_file, log_offset)
+    return Starting(process, state_file, log_file, log_offset, port_bound, pinned_policy is not None, limits_storage)
+
+
+def accepting(starting: Starting) -> ProxyInfo:
+    """The proxy a `Starting` on a bound listener is, without waiting for it to be up: its
+    socket already accepts connections, which it serves once it is (see `bind_listener`)."""
+    assert starting.port is not None, "only a proxy started on a bound listener"
+    # Read its stderr from now on: a pipe nobody reads would block the proxy once full.
+    drainer = threading.Thread(target=_drain, args=(starting,), name="proxy-stderr", daemon=True)
+    drainer.start()
+    starting.drainer.append(drainer)
+    return ProxyInfo(
+        pid=starting.process.pid, port=starting.port, started=time.time(), pinned_policy=starting.pinned_policy,
+        limits_storage=starting.limits_storage, state_file=starting.state_file,
+    )
+
+
+def failure(starting: Starting) -> str | None:
+    """Why the proxy process failed, once it has ended (None while it runs, or if it ended well).
+
+    A proxy that fails says why on stderr; one that was stopped says nothing there. (A failing
+    proxy may still be exiting when it is stopped, so the exit code alone does not tell.)"""
+    code = starting.process.poll()
+    if code is None:
+        return None
+    pipe = starting.process.stderr
+    if starting.drainer:
+        starting.drainer[0].join(timeout=5)
+    elif pipe is not None and not pipe.closed:  # not drained: read it all now
+        _drain(starting)
+    stderr = b"".join(starting.stderr).decode(errors="replace").strip()
+    if not stderr and code in (0, -signal.SIGTERM):
+        return None
+    return _start_failure(stderr, starting.log_file, starting.log_offset).replace("failed to start", "failed")
+
+
+def _drain(starting: Starting, keep: int = 65536) -> None:
+    """Read the proxy's stderr until it closes, keeping the last `keep` bytes."""
+    pipe = starting.process.stderr
+    try:
+        while chunk := pipe.read1(4096):
+            starting.stderr.append(chunk)
+            while sum(map(len, starting.stderr)) > keep and len(starting.stderr) > 1:
+                starting.stderr.pop(0)
+    except (OSError, ValueError):  # closed under us
+        pass
+    finally:
+        pipe.close()
 
 
 def wait_listening(starting: Starting) -> tuple[ProxyInfo, subprocess.Popen]:

@@ -61,6 +61,7 @@ class ProxySettings:
     upstream_ca: Path | None = None
     limits_storage: str = "memory://"
     pinned_policy: Path | None = None  # compiled JSON for this proxy alone (`firewall run --policy`)
+    listen_fd: int | None = None  # a listening socket the starting process bound (see listen_on_inherited)
 
 
 def check_port_free(port: int) -> None:
@@ -103,9 +104,36 @@ class _Ready:
         gc.freeze()
 
 
+def listen_on_inherited(fd: int) -> int:
+    """Serve on a listening socket bound by the process that started this one; return its port.
+
+    `firewall run` binds the socket and starts the agent without waiting for this proxy to be
+    up (importing mitmproxy takes most of a second): the agent's connections wait in the
+    socket's queue until mitmproxy accepts them. mitmproxy has no option for this, so its
+    regular-mode listener is told to take this socket instead of binding one.
+    """
+    from mitmproxy.proxy import mode_servers
+
+    sock = socket.socket(fileno=fd)
+    port = sock.getsockname()[1]
+    bind = mode_servers.RegularInstance.listen
+
+    async def listen(instance, host, listen_port):
+        if sock.fileno() >= 0 and (host, listen_port) == ("127.0.0.1", port):
+            return [await asyncio.start_server(instance.handle_stream, sock=sock)]
+        return await bind(instance, host, listen_port)
+
+    mode_servers.RegularInstance.listen = listen
+    return port
+
+
 async def serve(settings: ProxySettings) -> None:
     home = settings.home
-    check_port_free(settings.port)
+    port = settings.port
+    if settings.listen_fd is not None:
+        port = listen_on_inherited(settings.listen_fd)
+    else:
+        check_port_free(port)
     ca.write_agent_bundles(home)  # creates the CA on first start; refuses a CA key others can read
     pinned = pinned_policy_from(settings.pinned_policy) if settings.pinned_policy else None
     runtime = Runtime(home, pinned)
@@ -123,7 +151,7 @@ async def serve(settings: ProxySettings) -> None:
     writer = AuditWriter(home.database)
     broker = ApprovalBroker(home.database)
     await broker.start()  # expires what a crashed proxy left pending
-    options = Options(listen_host="127.0.0.1", listen_port=settings.port, confdir=str(home.ca_dir))
+    options = Options(listen_host="127.0.0.1", listen_port=port, confdir=str(home.ca_dir))
     master = build_master(options)  # mitmproxy's proxying addons only: firewall/proxy/master.py
     master.options.update(
         connection_strategy="lazy",  # connect upstream only after the request was decided

@@ -1,0 +1,78 @@
+"""`firewall run` with no proxy running: its proxy serves on a socket the run bound, so the command
+starts while the proxy is still starting; its requests wait for it, and a proxy that fails is reported.
+
+The first run in a state folder waits for its proxy (that start creates the CA the command trusts);
+later runs do not. No timing is asserted: only that requests made at once get through, and what
+happens when the proxy cannot start.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tests.support.fixtures import REAL_KEY
+
+POLICY = """\
+credential openai {{
+    secret "openai"
+    header Authorization = "Bearer {{secret}}"
+}}
+
+host localhost:{port} {{
+    inject openai
+    allow GET /v1/models
+}}
+"""
+
+# Asks at once, before the proxy can have imported mitmproxy: the connection waits in the socket's queue.
+CLIENT = """\
+import sys, httpx
+response = httpx.get(sys.argv[1] + "/v1/models", timeout=60)
+print(response.status_code)
+"""
+
+
+def setup(fw, upstream, tmp_path):
+    fw.add_secret("openai", REAL_KEY, provider="openai")
+    fw.apply(POLICY.format(port=upstream.port))
+    client = tmp_path / "client.py"
+    client.write_text(CLIENT)
+    return [sys.executable, str(client), upstream.base_url]
+
+
+def test_first_and_later_runs_get_their_requests_through(firewall, upstream, upstream_ca_file, tmp_path):
+    client = setup(firewall, upstream, tmp_path)
+    for run in range(3):  # the first creates the CA and waits; the others start the command at once
+        result = firewall.run("run", "--upstream-ca", str(upstream_ca_file), "--", *client)
+        assert result.returncode == 0, (run, result.stderr)
+        assert result.stdout.strip() == "200", (run, result.stdout, result.stderr)
+    assert [seen.headers["authorization"] for seen in upstream.seen] == [f"Bearer {REAL_KEY}"] * 3
+    assert list((firewall.home / "run").glob("proxy-run-*.json")) == []
+    rows = firewall.audit_rows()
+    assert [(row["decision"], row["path"]) for row in rows] == [("allow", "/v1/models")] * 3
+
+
+def test_a_proxy_that_fails_after_the_command_started_is_reported(firewall, upstream, upstream_ca_file, tmp_path):
+    client = setup(firewall, upstream, tmp_path)
+    assert firewall.run("run", "--upstream-ca", str(upstream_ca_file), "--", *client).returncode == 0
+    key = firewall.home / "ca" / "mitmproxy-ca.pem"
+    os.chmod(key, 0o644)  # the proxy refuses a CA key others can read; `run` does not look at it itself
+    before = len(upstream.seen)
+    result = firewall.run("run", "--", *client)  # its request waits for a proxy that then fails
+    assert result.returncode == 1
+    assert "the proxy failed" in result.stderr and "mitmproxy-ca.pem" in result.stderr, result.stderr
+    assert len(upstream.seen) == before
+    assert list((firewall.home / "run").glob("proxy-run-*.json")) == []
+
+
+def test_a_bad_upstream_ca_is_refused_before_the_command_runs(firewall, upstream, tmp_path):
+    setup(firewall, upstream, tmp_path)
+    marker = tmp_path / "ran"
+    not_a_ca = tmp_path / "not-a-ca.pem"
+    not_a_ca.write_text("hello\n")
+    result = firewall.run("run", "--upstream-ca", str(not_a_ca), "--", sys.executable, "-c",
+                          f"open({str(marker)!r}, 'w').close()")
+    assert result.returncode == 1
+    assert "not a PEM certificate" in result.stderr
+    assert not marker.exists()
