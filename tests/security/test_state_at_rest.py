@@ -112,8 +112,9 @@ def test_the_ca_private_key_never_leaves_the_state_folder(firewall, upstream, up
 
 def test_a_loosened_state_folder_and_database_are_made_owner_only_again(firewall):
     """Not secret keys, so tightened rather than refused: the folder and the audit database."""
+    firewall.apply(PLAIN_POLICY)
     firewall.home.chmod(0o755)
     (firewall.home / "firewall.db").chmod(0o644)
-    firewall.apply(PLAIN_POLICY)
+    firewall.run("audit", "--json", check=True)
     assert stat.S_IMODE(firewall.home.stat().st_mode) == 0o700
     assert stat.S_IMODE((firewall.home / "firewall.db").stat().st_mode) == 0o600
