@@ -68,7 +68,7 @@ def _canonical(target: str) -> CanonicalPath:
 def decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
     decision = _decide(policy, request, now)
     # 10
-    leaked = sorted(set(request.secrets) - {injection.secret for injection in decision.inject})
+    leaked = leaked_secrets(request.secrets, decision.inject)
     if not leaked:
         return decision
     names = ", ".join(f'"{name}"' for name in leaked)
@@ -78,6 +78,12 @@ def decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
         message=f"the request carries the value of the vault secret {names}, which the policy does not "
                 f"add to this request; a secret never goes anywhere but where the policy injects it",
     )
+
+
+def leaked_secrets(found: tuple[str, ...], injected: tuple[Injection, ...]) -> list[str]:
+    """The vault entries among `found` that none of `injected` adds: step 10, also applied by the
+    proxy to what an agent sends on an open WebSocket."""
+    return sorted(set(found) - {injection.secret for injection in injected})
 
 
 def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:

@@ -33,6 +33,7 @@ from firewall.proxy.addons.enforce import Enforcer
 from firewall.proxy.addons.identity import Identity
 from firewall.proxy.addons.scrub import Scrubber
 from firewall.proxy.addons.upstream_tls import UpstreamTLSName
+from firewall.proxy.addons.ws_guard import WebSocketGuard
 from firewall.proxy.addons.reauthorize import Reauthorize
 from firewall.proxy.addons.streaming import Streaming
 from firewall.proxy.limiter import Limiter
@@ -161,6 +162,7 @@ async def serve(settings: ProxySettings) -> None:
         http3=False,
         body_size_limit=BODY_SIZE_LIMIT,
     )
+    auditor = Auditor(runtime, writer)
     master.addons.add(
         Identity(runtime),
         Enforcer(runtime, limiter, resolver, broker, oauth=keeper),
@@ -168,7 +170,8 @@ async def serve(settings: ProxySettings) -> None:
         Reauthorize(keeper, client),
         Scrubber(runtime),  # after every addon that may buffer or replace a response
         UpstreamTLSName(),
-        Auditor(runtime, writer),
+        auditor,
+        WebSocketGuard(runtime, auditor),
         _Ready(settings, runtime),
     )
     stopping: list[asyncio.Task] = []

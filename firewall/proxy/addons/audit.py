@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 from mitmproxy import http, tcp
 
@@ -58,6 +59,15 @@ class Auditor:
             self.writer.submit(self._row(flow, notes))
         except Exception:
             log.exception("writing the audit row of %s failed", notes.request_id)
+
+    def record_event(self, flow: http.HTTPFlow, outcome: str, reason: str, detail: str) -> None:
+        """One more row for a flow already recorded: something refused after it was let through
+        (a WebSocket message). The row repeats the flow's request with its own outcome."""
+        notes = replace(notes_of(flow), outcome=outcome, reason=reason, detail=detail, rule=None)
+        try:
+            self.writer.submit(self._row(flow, notes))
+        except Exception:
+            log.exception("writing an audit row of %s failed", notes.request_id)
 
     def _row(self, flow: http.HTTPFlow, notes) -> AuditRecord:
         decision = notes.decision
