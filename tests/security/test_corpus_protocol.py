@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import http.client
 import os
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -249,6 +250,35 @@ def test_a_websocket_upgrade_to_an_allowed_path_works(corpus):
             return data
 
         assert ws_read_frame(read) == (0x1, b"echo: hello")
+
+
+def test_a_vault_value_sent_on_an_open_websocket_is_dropped_and_logged(corpus):
+    """The upgrade was allowed; what the agent sends afterwards is scanned too."""
+    from tests.security.conftest import SECRET, all_audit_rows
+
+    with corpus.agent.tls(corpus.api) as conn:
+        conn.sendall(_upgrade("/ws/echo", corpus.api))
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            head += conn.recv(1)
+        assert head.startswith(b"HTTP/1.1 101")
+        conn.sendall(ws_frame(0x1, f"here it is: {SECRET}".encode(), mask=os.urandom(4)))
+        conn.sendall(ws_frame(0x1, b"hello", mask=os.urandom(4)))
+
+        def read(n):
+            data = b""
+            while len(data) < n:
+                data += conn.recv(n - len(data))
+            return data
+
+        assert ws_read_frame(read) == (0x1, b"echo: hello")  # the upstream only ever got the second
+    deadline = time.monotonic() + 5
+    while not (rows := [r for r in all_audit_rows(corpus.firewall.home)
+                        if r["path"] == "/ws/echo" and r["decision"] == "exfiltration"]):
+        assert time.monotonic() < deadline, "no exfiltration row for the WebSocket message"
+        time.sleep(0.05)
+    assert rows[-1]["reason"] == "exfiltration" and '"openai"' in rows[-1]["detail"]
+    assert SECRET not in rows[-1]["detail"]
 
 
 # ---- loops to the proxy itself, TRACE ----
