@@ -36,6 +36,7 @@ from firewall.proxy.addons.upstream_tls import UpstreamTLSName
 from firewall.proxy.addons.ws_guard import WebSocketGuard
 from firewall.proxy.addons.reauthorize import Reauthorize
 from firewall.proxy.addons.streaming import Streaming
+from firewall.proxy.chain import Chain
 from firewall.proxy.limiter import Limiter
 from firewall.proxy.master import build_master
 from firewall.proxy.log_redaction import install as redact_logs
@@ -163,7 +164,7 @@ async def serve(settings: ProxySettings) -> None:
         body_size_limit=BODY_SIZE_LIMIT,
     )
     auditor = Auditor(runtime, writer)
-    master.addons.add(
+    master.addons.add(Chain(  # one addon to mitmproxy: firewall/proxy/chain.py
         Identity(runtime),
         Enforcer(runtime, limiter, resolver, broker, oauth=keeper),
         Streaming(),
@@ -173,7 +174,7 @@ async def serve(settings: ProxySettings) -> None:
         auditor,
         WebSocketGuard(runtime, auditor),
         _Ready(settings, runtime),
-    )
+    ))
     stopping: list[asyncio.Task] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stopping.append(loop.create_task(_stop(master, broker))))
