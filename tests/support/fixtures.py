@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -140,6 +141,27 @@ def running_proxy(firewall: Firewall, upstream_ca_file: Path) -> Iterator[Runnin
     finally:
         if json.loads(firewall.run("proxy", "status", "--json").stdout)["running"]:
             running.stop()
+        _kill_if_alive(status["pid"])
+
+
+def _kill_if_alive(pid: int) -> None:
+    """A proxy a test started never outlives the test, whatever happened to `proxy stop`."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftover_proxies(tmp_path_factory):
+    """After the session, kill every proxy whose state file lives in this session's temp folders
+    (one a test started and lost track of, e.g. after a timeout)."""
+    yield
+    for state_file in tmp_path_factory.getbasetemp().glob("**/run/proxy*.json"):
+        try:
+            _kill_if_alive(int(json.loads(state_file.read_text())["pid"]))
+        except (OSError, ValueError, KeyError):
+            pass
 
 
 @pytest.fixture
