@@ -110,6 +110,9 @@ class SecretIndex:
 
     forms: tuple[SecretForms, ...] = ()
     _redactor: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+    # Maskers by entry names: building one (its pattern, every prefix of every form) for each
+    # response cost more than masking the response. A Masker is immutable, so it is shared.
+    _maskers: dict[frozenset[str], Masker] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(cls, values: Mapping[str, str]) -> SecretIndex:
@@ -139,9 +142,14 @@ class SecretIndex:
 
     def masker(self, names: Iterable[str]) -> Masker:
         """A masker for the secrets of the entries `names` (those injected into one request)."""
-        wanted = set(names)
-        forms = {f for entry in self.forms if entry.name in wanted for f in entry.masked_forms()}
-        return Masker(tuple(sorted(forms, key=len, reverse=True)))
+        wanted = frozenset(names)
+        masker = self._maskers.get(wanted)
+        if masker is None:
+            forms = {f for entry in self.forms if entry.name in wanted for f in entry.masked_forms()}
+            masker = Masker(tuple(sorted(forms, key=len, reverse=True)))
+            if len(self._maskers) < 256:  # name sets are the policy's injections: few
+                self._maskers[wanted] = masker
+        return masker
 
     def redact(self, text: str) -> str:
         """`text` with every form of every secret replaced by ****: for logs and the audit log."""
