@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import idna
+
 _LABEL = re.compile(r"[a-z0-9_-]{1,63}")
 _NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
 _MAX_NAME_LENGTH = 253
@@ -68,9 +70,11 @@ def _ends_in_number(host: str) -> bool:
 
 
 def _to_punycode(host: str, name: str) -> str:
+    # IDNA 2008 with UTS #46 mapping, as browsers and curl (libidn2) do: "faß.de" is
+    # xn--fa-hia.de, not the fass.de of Python's own IDNA 2003 codec.
     try:
-        return host.encode("idna").decode("ascii")
-    except UnicodeError:
+        return idna.encode(host, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
         raise InvalidHost(f"invalid host name {_quoted(name)}: not a valid international name") from None
 
 
