@@ -29,6 +29,7 @@ class FlowNotes:
     request_id: str = field(default_factory=new_request_id)
     started: float = field(default_factory=time.time)
     agent: str | None = None
+    token_hash: str | None = None  # of the proxy credentials that identified the agent
     decision: Decision | None = None
     outcome: str = ""  # the audit row's `decision`: allow, block, limit, error, would_block, ...
     reason: str = ""

@@ -37,20 +37,27 @@ def parse_basic(value: str) -> tuple[str, str] | None:
 class Identity:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
-        self.tunnels: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client conn -> agent
+        # client conn -> (agent, token hash): a tunnel outlives no token; see requestheaders
+        self.tunnels: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     async def http_connect(self, flow: http.HTTPFlow) -> None:
         agent = await self._authenticate(flow)
         if agent is not None:
-            self.tunnels[flow.client_conn] = agent
+            self.tunnels[flow.client_conn] = (agent, notes_of(flow).token_hash)
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error:
             return
-        agent = self.tunnels.get(flow.client_conn)
-        if agent is not None:
-            notes_of(flow).agent = agent
+        tunnel = self.tunnels.get(flow.client_conn)
+        if tunnel is not None:
+            agent, digest = tunnel
             flow.request.headers.pop(HEADER, None)
+            if self.runtime.agent_for_token_hash(digest) != agent:
+                # Revoked since the CONNECT (its run ended): a process the agent left behind
+                # keeps no way out through a tunnel it opened earlier.
+                self._refuse(flow, "the agent credentials of this tunnel were revoked (the run ended)")
+                return
+            notes_of(flow).agent = agent
             return
         await self._authenticate(flow)
 
@@ -66,7 +73,7 @@ class Identity:
             agent = await asyncio.get_running_loop().run_in_executor(None, self.runtime.lookup_token_now, token)
         if agent is None or agent != user:
             return self._refuse(flow, "the agent credentials are not valid (unknown, revoked or for another agent)")
-        notes.agent = agent
+        notes.agent, notes.token_hash = agent, token_hash(token)
         return agent
 
     @staticmethod
