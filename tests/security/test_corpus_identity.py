@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import pytest
 
@@ -85,8 +86,38 @@ def test_a_token_dies_with_its_run(corpus, tmp_path):
     proxy_url = json.loads(done.stdout)
     token = proxy_url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
     late = Agent(corpus.proxy.port, "alice", token, corpus.agent.ca)
-    _, refused = late.connect(corpus.api)
+    deadline = time.monotonic() + 3  # the proxy re-reads live tokens every 0.2 s
+    while (refused := late.connect(corpus.api)[1]) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert refused is not None and refused.status == 407
+
+
+def test_a_tunnel_opened_before_the_run_ended_closes_with_it(corpus):
+    """Found a hole: a tunnel authenticated at CONNECT kept working after its token was revoked, so
+    a process the agent left running could go on using the proxy after `firewall run` returned.
+    Fixed: firewall/proxy/addons/identity.py checks the tunnel's token on every request."""
+    from firewall import agents
+    from firewall.state.db import open_database
+
+    token = mint_token(corpus.firewall, "leftover")
+    agent = Agent(corpus.proxy.port, "leftover", token, corpus.agent.ca)
+    with agent.tls(corpus.api) as conn:
+        conn.sendall(request_bytes("GET", "/v1/models", corpus.api).replace(b"Connection: close\r\n", b""))
+        assert read_reply(conn).status == 200
+        db = open_database(corpus.firewall.home / "firewall.db")
+        try:
+            agents.revoke_token(db, token)  # what `firewall run` does when its command exits
+        finally:
+            db.close()
+        statuses = []
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            conn.sendall(request_bytes("GET", "/v1/models", corpus.api).replace(b"Connection: close\r\n", b""))
+            statuses.append(read_reply(conn).status)
+            if statuses[-1] == 407:
+                break
+            time.sleep(0.1)
+    assert statuses[-1] == 407, statuses
 
 
 def test_credentials_sent_only_on_connect_cover_the_tunnel_and_never_travel(corpus, alice):
