@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextvars import ContextVar
 from functools import cache
 from importlib import resources
 
@@ -54,10 +55,31 @@ TERMINAL_NAMES = {
 TOP_LEVEL = "default, mode, approval timeout, credential, host or test"
 
 
+# Lark matches a keyword as a prefix of a longer word ("hostb.com" would read as
+# "host b.com"). A lexer callback retypes a keyword that runs into the next word,
+# so the parser rejects it instead.
+_NAMED_KEYWORDS = ("VERDICT", "MODE", "UNIT", "OAUTH_KEY", "BOOLEAN", "NULL")
+GLUED_KEYWORD = "GLUED_KEYWORD"
+_source_being_parsed: ContextVar[str] = ContextVar("source_being_parsed", default="")
+
+
+def _keyword_must_end(token: Token) -> Token:
+    source = _source_being_parsed.get()
+    end = token.end_pos
+    if end is not None and end < len(source) and (source[end].isalnum() or source[end] == "_"):
+        return Token.new_borrow_pos(GLUED_KEYWORD, str(token), token)
+    return token
+
+
 @cache
 def _parser() -> Lark:
     grammar = resources.files("firewall.grammar").joinpath("policy.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+    rules = grammar.split("// ---- terminals")[0]
+    keywords = {word.upper() for word in re.findall(r'"([a-z_]+)"', rules)}
+    callbacks = {name: _keyword_must_end for name in keywords | set(_NAMED_KEYWORDS)}
+    return Lark(
+        grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False, lexer_callbacks=callbacks
+    )
 
 
 MAX_SYNTAX_ERRORS = 20
@@ -72,6 +94,7 @@ def parse_policy(source: str, path: str) -> s.PolicyFile:
     text = source
     while True:
         try:
+            _source_being_parsed.set(text)
             tree = _parser().parse(text)
             break
         except UnexpectedInput as error:
@@ -165,6 +188,10 @@ def _syntax_diagnostic(error: UnexpectedInput, source: str, path: str) -> Diagno
         else:
             message = f"unexpected {_describe_token(token)}"
         hint = _hint_for(token, error.expected, source)
+        if token.type == GLUED_KEYWORD:
+            word = re.match(r"\w+", source[token.start_pos :]).group()
+            message = f'"{word}" is not a word of the language'
+            hint = f'if "{token}" is meant, put a space after it'
     else:
         message, hint = "syntax error", None
     return diagnostic(Severity.ERROR, message, span, source, hint)

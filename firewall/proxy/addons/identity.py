@@ -57,7 +57,8 @@ class Identity:
                 # keeps no way out through a tunnel it opened earlier.
                 self._refuse(flow, "the agent credentials of this tunnel were revoked (the run ended)")
                 return
-            notes_of(flow).agent = agent
+            notes = notes_of(flow)
+            notes.agent, notes.token_hash = agent, digest
             return
         await self._authenticate(flow)
 

@@ -1,10 +1,13 @@
-"""The exfiltration guard on open WebSockets: what the agent sends after the upgrade.
+"""Guarding open WebSockets: what the agent sends after the upgrade.
 
 The upgrade request was decided like any request; the messages that follow
-are not requests, so each one the agent sends is scanned for vault secrets.
-A message carrying a secret the upgrade's decision does not inject
-(`leaked_secrets`, the engine's step 10) is dropped, never forwarded, and
-logged as an `exfiltration` audit row of its own.
+are not requests, so each one the agent sends is checked on its own:
+
+- a message carrying a vault secret the upgrade's decision does not inject
+  (`leaked_secrets`, the engine's step 10) is dropped, never forwarded, and
+  logged as an `exfiltration` audit row of its own;
+- once the proxy token the connection was opened with is revoked (its run
+  ended), the agent's messages are dropped: nothing of a finished run goes out.
 """
 
 from __future__ import annotations
@@ -30,8 +33,11 @@ class WebSocketGuard:
         message = flow.websocket.messages[-1]
         if not message.from_client:
             return
-        found = self.runtime.secret_index.find(message.content)
         notes = notes_of(flow)
+        if notes.token_hash and self.runtime.agent_for_token_hash(notes.token_hash) != notes.agent:
+            message.drop()
+            return
+        found = self.runtime.secret_index.find(message.content)
         leaked = leaked_secrets(found, notes.decision.inject if notes.decision else ())
         if not leaked:
             return
