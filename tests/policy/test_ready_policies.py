@@ -1,5 +1,5 @@
-"""The ready policies in policies/: each compiles alone with no warning, its
-`test` blocks hold, the provider files compile together, and deny-all refuses
+"""The ready policies in policies/: each compiles alone with no warning, is in
+`policy fmt`'s layout, its `test` blocks hold, the provider files compile together, and deny-all refuses
 everything."""
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ def test_compiles_alone_without_warnings(name):
     result = firewall("policy", "check", str(POLICIES / name))
     assert (result.exit_code, result.stderr) == (0, "")
     assert result.stdout.startswith("ok: 1 file(s), ")
+
+
+@pytest.mark.parametrize("name", READY)
+def test_is_in_the_canonical_layout(name):
+    result = firewall("policy", "fmt", "--check", str(POLICIES / name))
+    assert result.exit_code == 0, result.stdout
 
 
 @pytest.mark.parametrize("name", READY)
