@@ -126,3 +126,35 @@ def test_credentials_sent_only_on_connect_cover_the_tunnel_and_never_travel(corp
         reply = read_reply(conn)
     assert reply.status == 200
     assert "proxy-authorization" not in json.loads(reply.body)["path"] + str(corpus.upstream.seen[-1].headers)
+
+
+def test_an_open_websocket_carries_nothing_once_its_run_ended(corpus):
+    import base64
+    import os
+
+    from firewall import agents
+    from firewall.state.db import open_database
+    from tests.support.upstream import ws_frame
+
+    token = mint_token(corpus.firewall, "lingering")
+    agent = Agent(corpus.proxy.port, "lingering", token, corpus.agent.ca)
+    key = base64.b64encode(os.urandom(16)).decode()
+    with agent.tls(corpus.api) as conn:
+        conn.sendall((f"GET /ws/echo HTTP/1.1\r\nHost: {corpus.api}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            head += conn.recv(1)
+        assert head.startswith(b"HTTP/1.1 101")
+        db = open_database(corpus.firewall.home / "firewall.db")
+        try:
+            agents.revoke_token(db, token)
+        finally:
+            db.close()
+        time.sleep(1.0)  # several token polls
+        before = len(corpus.upstream.seen)
+        conn.sendall(ws_frame(0x1, b"still here", mask=os.urandom(4)))
+        conn.settimeout(1.5)
+        with pytest.raises(TimeoutError):
+            conn.recv(100)  # the upstream would answer "echo: still here" had the message gone out
+    assert len(corpus.upstream.seen) == before
