@@ -32,6 +32,8 @@ def start(
     pinned_policy: Annotated[Optional[Path], typer.Option(hidden=True)] = None,
     log_file: Annotated[Optional[Path], typer.Option(hidden=True)] = None,
     listen_fd: Annotated[Optional[int], typer.Option(hidden=True)] = None,
+    audit: Annotated[str, typer.Option(hidden=True, help="Benchmarks only: `off` counts audit records but "
+                                       "writes none (bench/audit_log.py). Never off by default.")] = "on",
 ) -> None:
     """Start the proxy on 127.0.0.1, in the background unless --foreground.
 
@@ -49,27 +51,32 @@ def start(
         from firewall.cli.run_cmd import _keep_passphrase_out_of_environ
 
         _keep_passphrase_out_of_environ()  # agents could read this process's /proc/PID/environ
-        _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, log_file, listen_fd)
+        _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, log_file, listen_fd, audit)
         return
     try:
         info, _ = process.start_background(
-            home, state_file=state_file, port=port, upstream_ca=upstream_ca, limits_storage=limits_storage
+            home, state_file=state_file, port=port, upstream_ca=upstream_ca, limits_storage=limits_storage,
+            audit=audit,
         )
     except process.ProxyProcessError as exc:
         fail(str(exc))
     typer.echo(f"proxy listening on 127.0.0.1:{info.port} (pid {info.pid})")
 
 
-def _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, log_file, listen_fd=None) -> None:
+def _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, log_file, listen_fd=None,
+           audit="on") -> None:
     from firewall.proxy.limiter import LimiterConfigError
     from firewall.proxy.server import ProxySettings, ProxyStartError, configure_logging, serve
     from firewall.state.home import StateError
     from firewall.vault import VaultError
 
+    if audit not in ("on", "off"):
+        fail(f"--audit is `on` or `off`, not {audit!r}")
     configure_logging(log_file)
     settings = ProxySettings(
         home=home, port=port, state_file=state_file, upstream_ca=upstream_ca,
         limits_storage=limits_storage, pinned_policy=pinned_policy, listen_fd=listen_fd,
+        audit=audit == "on",
     )
     try:
         asyncio.run(serve(settings))

@@ -131,11 +131,13 @@ def start_background(
     pinned_policy: Path | None = None,
     log_file: Path | None = None,
     env: dict[str, str] | None = None,
+    audit: str = "on",
 ) -> tuple[ProxyInfo, subprocess.Popen]:
-    """Start the proxy in the foreground of a detached process and wait until it listens."""
+    """Start the proxy in the foreground of a detached process and wait until it listens.
+    `audit="off"` is a benchmark knob (see `firewall proxy start --audit`)."""
     return wait_listening(spawn_background(
         home, state_file=state_file, port=port, upstream_ca=upstream_ca, limits_storage=limits_storage,
-        pinned_policy=pinned_policy, log_file=log_file, env=env,
+        pinned_policy=pinned_policy, log_file=log_file, env=env, audit=audit,
     ))
 
 
@@ -150,6 +152,7 @@ def spawn_background(
     log_file: Path | None = None,
     env: dict[str, str] | None = None,
     listener: socket.socket | None = None,
+    audit: str = "on",
 ) -> Starting:
     """Start the proxy process and return at once: the caller can do its own work while the
     proxy starts (importing mitmproxy takes most of a second), then `wait_listening`.
@@ -168,6 +171,8 @@ def spawn_background(
         command += ["--upstream-ca", str(upstream_ca)]
     if pinned_policy is not None:
         command += ["--pinned-policy", str(pinned_policy)]
+    if audit != "on":  # benchmarks only: bench/audit_log.py
+        command += ["--audit", audit]
     pass_fds: tuple[int, ...] = ()
     if listener is not None:
         pass_fds = (listener.fileno(),)

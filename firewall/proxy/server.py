@@ -28,7 +28,7 @@ from mitmproxy.master import Master
 from firewall.approvals.broker import ApprovalBroker
 from firewall.audit import AuditWriter
 from firewall.proxy import ca
-from firewall.proxy.addons.audit import Auditor
+from firewall.proxy.addons.audit import Auditor, CountingWriter
 from firewall.proxy.addons.enforce import Enforcer
 from firewall.proxy.addons.identity import Identity
 from firewall.proxy.addons.scrub import Scrubber
@@ -64,6 +64,7 @@ class ProxySettings:
     limits_storage: str = "memory://"
     pinned_policy: Path | None = None  # compiled JSON for this proxy alone (`firewall run --policy`)
     listen_fd: int | None = None  # a listening socket the starting process bound (see listen_on_inherited)
+    audit: bool = True  # False only for benchmarks (`--audit off`): records are counted, not written
 
 
 def check_port_free(port: int) -> None:
@@ -150,7 +151,9 @@ async def serve(settings: ProxySettings) -> None:
     resolver.install(loop)
     client = upstream_client(trust)  # the proxy's own requests: token refreshes, the retry after a 401
     keeper = TokenKeeper(home, runtime.secret, resolver, client)
-    writer = AuditWriter(home.database)
+    writer = AuditWriter(home.database) if settings.audit else CountingWriter()
+    if not settings.audit:
+        log.warning("audit log OFF (--audit off, a benchmark knob): requests are counted, not recorded")
     broker = ApprovalBroker(home.database)
     await broker.start()  # expires what a crashed proxy left pending
     options = Options(listen_host="127.0.0.1", listen_port=port, confdir=str(home.ca_dir))
@@ -185,6 +188,8 @@ async def serve(settings: ProxySettings) -> None:
         await broker.close()
         runtime.stop()
         writer.close()
+        if not settings.audit:
+            log.warning("audit log was OFF: %d records counted, none written", writer.written)
         await client.aclose()
         settings.state_file.unlink(missing_ok=True)
         ca.restrict_ca_files(home)

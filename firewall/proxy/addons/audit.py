@@ -23,8 +23,23 @@ log = logging.getLogger("firewall.proxy")
 FORWARDED = frozenset({"allow", "approve", "would_block", "would_limit", "would_approve"})
 
 
+class CountingWriter:
+    """Benchmarks only (`firewall proxy start --audit off`, bench/audit_log.py): stands in for
+    the AuditWriter, counting the records it is handed and writing none, so the cost of the
+    audit log can be measured as the difference. Never used unless asked for."""
+
+    def __init__(self) -> None:
+        self.written = 0  # records received (none written), named as AuditWriter's count
+
+    def submit(self, record: AuditRecord) -> None:
+        self.written += 1
+
+    def close(self) -> None:
+        pass
+
+
 class Auditor:
-    def __init__(self, runtime: Runtime, writer: AuditWriter):
+    def __init__(self, runtime: Runtime, writer: AuditWriter | CountingWriter):
         self.runtime = runtime
         self.writer = writer
 
