@@ -8,7 +8,6 @@ revoked when its run ends.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
 import time
@@ -72,6 +71,3 @@ def live_tokens(db: sqlite_utils.Database) -> dict[str, str]:
     """{token hash: agent} of every live token."""
     return dict(db.execute("SELECT token_hash, agent FROM agent_tokens WHERE revoked IS NULL").fetchall())
 
-
-def same_token(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())

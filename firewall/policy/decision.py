@@ -145,10 +145,6 @@ class LimitRef:
     agent: str | None
     source: RuleRef
 
-    @property
-    def period_seconds(self) -> int:
-        return PERIOD_SECONDS[self.period]
-
 
 PERIOD_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,12 +169,3 @@ def pinned_policy_from(path: Path) -> CompiledPolicy:
     """A compiled policy handed to this proxy alone (by `firewall run --policy`)."""
     return CompiledPolicy.from_json(path.read_text(encoding="utf-8"))
 
-
-def wait_for(predicate, timeout: float, interval: float = 0.02) -> bool:
-    """Poll `predicate` until it holds or `timeout` passes (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
