@@ -9,6 +9,12 @@ them: it has exactly the hooks they have, and each calls theirs directly, in
 the order given, the way mitmproxy would: a coroutine's result is awaited, and
 an error is logged (as mitmproxy logs it) without keeping the next addon from
 its turn.
+
+Unlike mitmproxy, an error does not leave the flow to go on as if nothing had
+happened: a part that failed may be the one that checks the agent's identity
+or scrubs a secret from the answer. The flow is refused (500 `firewall_error`
+before anything went upstream) or killed (after), and the next parts run on a
+flow that already has its answer.
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ import logging
 import mitmproxy.addonmanager  # noqa: F401  (these modules define the hooks `all_hooks` names)
 import mitmproxy.proxy.layers  # noqa: F401
 import mitmproxy.proxy.server_hooks  # noqa: F401
-from mitmproxy import exceptions, hooks
+from mitmproxy import exceptions, hooks, http
+
+from firewall.proxy.notes import notes_of
+from firewall.proxy.responses import error_response
 
 log = logging.getLogger("mitmproxy.addonmanager")  # where mitmproxy logs an addon's error
 
@@ -66,5 +75,28 @@ def _dispatcher(hook: str, handlers: list[tuple[object, object]]):
                 raise
             except Exception as exc:
                 log.error(f"Addon error: {exc}", exc_info=True)
+                fail_closed(hook, args, exc)
 
     return dispatch_async
+
+
+# Hooks that run before a request goes upstream: an error there is answered locally.
+BEFORE_UPSTREAM = frozenset({"http_connect", "requestheaders", "request"})
+
+
+def fail_closed(hook: str, args: tuple, exc: Exception) -> None:
+    """Refuse or kill the flow a failed hook was about."""
+    flow = args[0] if args else None
+    if hook == "server_connect":
+        flow.server.error = "the firewall could not check this connection"
+        return
+    if isinstance(flow, http.HTTPFlow) and hook in BEFORE_UPSTREAM and flow.response is None:
+        notes = notes_of(flow)
+        notes.refuse("error", "internal_error", f"{type(exc).__name__} in {hook}")
+        flow.response = error_response(
+            500, "firewall_error", "the firewall failed while checking this request, so it was refused",
+            notes.request_id,
+        )
+        return
+    if getattr(flow, "killable", False):
+        flow.kill()

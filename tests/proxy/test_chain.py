@@ -72,3 +72,39 @@ def test_addon_halt_stops_the_chain_as_in_mitmproxy():
     with pytest.raises(exceptions.AddonHalt):
         asyncio.run(chain.request("flow"))
     assert calls == []
+
+
+class FailingHeaders(Recorder):
+    def requestheaders(self, flow):
+        raise RuntimeError("identity store unreadable")
+
+
+class FailingResponseHeaders(Recorder):
+    def responseheaders(self, flow):
+        raise RuntimeError("scrubber broke")
+
+
+class SeesResponse(Recorder):
+    def requestheaders(self, flow):
+        self.calls.append((self.name, flow.response.status_code if flow.response else None))
+
+
+def test_an_error_before_upstream_refuses_the_request_and_later_parts_see_the_refusal():
+    from mitmproxy.test import tflow
+
+    calls: list = []
+    flow = tflow.tflow()
+    chain = Chain(FailingHeaders("a", calls), SeesResponse("b", calls))
+    asyncio.run(chain.requestheaders(flow))
+    assert flow.response is not None and flow.response.status_code == 500
+    assert b'"firewall_error"' in flow.response.content
+    assert calls == [("b", 500)]
+
+
+def test_an_error_while_answering_kills_the_flow_instead_of_passing_the_answer_on():
+    from mitmproxy.test import tflow
+
+    flow = tflow.tflow(resp=True)
+    chain = Chain(FailingResponseHeaders("a", []))
+    asyncio.run(chain.responseheaders(flow))
+    assert flow.error is not None and flow.error.msg == "Connection killed."
