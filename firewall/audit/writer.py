@@ -5,6 +5,14 @@
 transaction on its own connection, reading the chain's head inside that
 transaction, so several writers (several proxies) can share one database
 and still build a single unbroken chain.
+
+The thread shares the proxy's GIL, so it is written to take the GIL as few
+times as it can: after each batch it waits `interval` seconds unless a full
+batch is already queued (a busy proxy gets a few large transactions a second,
+not one per row), and it inserts a batch with a handful of multi-row INSERTs. `executemany` would release and
+retake the GIL around every row's step, and each retake waits on the event
+loop: that handoff, not SQLite, was most of what the audit log cost a busy
+proxy (bench/audit_log.py, docs/performance.md).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,10 +29,13 @@ from firewall.audit.record import COLUMNS, AuditRecord
 from firewall.audit.txn import transaction
 from firewall.state.db import open_database
 
-INSERT = (
-    f"INSERT INTO audit ({', '.join(COLUMNS)}, prev_hash, hash) "
-    f"VALUES ({', '.join('?' * (len(COLUMNS) + 2))})"
-)
+_ROW = f"({', '.join('?' * (len(COLUMNS) + 2))})"
+_INSERT = f"INSERT INTO audit ({', '.join(COLUMNS)}, prev_hash, hash) VALUES "
+# Rows per INSERT: powers of two, so a batch of any size takes at most one statement of each
+# (six cached statements, never one per batch size). 32 rows x 25 columns = 800 bound
+# variables, under SQLite's lowest limit (999, before 3.32).
+_CHUNKS = (32, 16, 8, 4, 2, 1)
+_INSERTS = {rows: _INSERT + ", ".join([_ROW] * rows) for rows in _CHUNKS}
 RETRY_DELAY = 1.0  # seconds between attempts at a batch that failed to write
 
 
@@ -45,7 +57,7 @@ class AuditWriter:
     and `close` block, so call them at shutdown or via `asyncio.to_thread`.
     """
 
-    def __init__(self, path: Path, *, batch_size: int = 500, interval: float = 0.05) -> None:
+    def __init__(self, path: Path, *, batch_size: int = 500, interval: float = 0.25) -> None:
         if batch_size < 1:
             raise ValueError(f"AuditWriter batch_size must be at least 1, got {batch_size}")
         if interval <= 0:
@@ -126,8 +138,8 @@ class AuditWriter:
                 mark.done.set()
             if self._stopping and not self._queue:
                 return
-            if not records and not marks:
-                self._wake.wait(self._interval)
+            if len(self._queue) < self._batch_size:  # a full batch is written at once
+                self._wake.wait(self._interval)  # flush() and close() cut the wait short
                 self._wake.clear()
 
     def _take(self) -> tuple[list[AuditRecord], list[_FlushMark]]:
@@ -165,14 +177,18 @@ class AuditWriter:
         with transaction(self._conn, immediate=True):
             link = head(self._conn)
             seq, prev = link.seq, link.hash
-            rows = []
-            for record in records:
-                seq += 1
-                values = record.values(seq)
-                digest = row_hash(prev, values)
-                rows.append((*values, prev, digest))
-                prev = digest
-            self._conn.executemany(INSERT, rows)
+            # Hash a chunk, insert it, hash the next: the GIL is let go (during the INSERT)
+            # after every chunk, never held for a whole batch's hashing.
+            for chunk in _chunked(records):
+                params: list[object] = []
+                for record in chunk:
+                    seq += 1
+                    values = record.values(seq)
+                    digest = row_hash(prev, values)
+                    params += values
+                    params += (prev, digest)
+                    prev = digest
+                self._conn.execute(_INSERTS[len(chunk)], params)
 
     def _give_up(self, count: int) -> None:
         # Closing with a write failing: count what is lost, release every flush waiting on it.
@@ -183,6 +199,15 @@ class AuditWriter:
             else:
                 count += 1
         self._unwritten += count
+
+
+def _chunked(records: list[AuditRecord]) -> Iterator[list[AuditRecord]]:
+    """`records` in order, as consecutive slices whose sizes are in _CHUNKS, largest first."""
+    first = 0
+    for size in _CHUNKS:
+        while len(records) - first >= size:
+            yield records[first : first + size]
+            first += size
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -111,6 +111,22 @@ def test_close_writes_everything_queued(db_path: Path) -> None:
     assert ids == [f"req-{i}" for i in range(1000)]
 
 
+@pytest.mark.parametrize("batch", [1, 2, 3, 31, 32, 33, 63, 64, 65, 499, 500, 501])
+def test_a_batch_of_any_size_is_written_whole_and_in_order(db_path: Path, batch: int) -> None:
+    """A batch goes in as multi-row INSERTs of 32, 16, ... 1 rows: no row lost, doubled or reordered."""
+    with AuditWriter(db_path, interval=5.0) as writer:  # only flush() makes it write: one batch of `batch`
+        writer.submit(make_record(0))
+        writer.flush(timeout=5)
+        for i in range(1, batch + 1):
+            writer.submit(make_record(i))
+        writer.flush(timeout=10)
+    count, verdict = rows_and_verdict(db_path)
+    assert count == batch + 1
+    assert verdict.startswith(f"audit log intact: {batch + 1} rows;")
+    stored = list(open_database(db_path).execute("SELECT seq, request_id FROM audit ORDER BY seq"))
+    assert stored == [(i + 1, f"req-{i}") for i in range(batch + 1)]
+
+
 def test_close_twice_is_harmless_and_submit_after_close_is_refused(db_path: Path) -> None:
     writer = AuditWriter(db_path)
     writer.close()

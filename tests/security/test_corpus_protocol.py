@@ -187,14 +187,23 @@ def test_a_connect_to_a_port_that_is_not_tls_carries_nothing(corpus):
         assert sock.recv(100) == b""  # closed, nothing relayed back
         sock.close()
     assert received == []
-    rows = [r for r in _rows(corpus) if r["method"] == "TCP" and r["port"] == port]
+    rows = _tcp_rows_once_written(corpus, port)
     assert [(r["decision"], r["reason"]) for r in rows] == [("block", "not_http")]
 
 
-def _rows(corpus):
+def _tcp_rows_once_written(corpus, port: int, timeout: float = 5.0) -> list[dict]:
+    """The TCP rows for `port`, once the writer has written one (it writes in batches)."""
     from tests.security.conftest import all_audit_rows
 
-    return all_audit_rows(corpus.firewall.home)
+    def rows() -> list[dict]:
+        return [r for r in all_audit_rows(corpus.firewall.home) if r["method"] == "TCP" and r["port"] == port]
+
+    deadline = time.monotonic() + timeout
+    while not rows():
+        assert time.monotonic() < deadline, f"no audit row for the TCP tunnel to port {port}"
+        time.sleep(0.05)
+    time.sleep(0.5)  # two writer intervals: a second row for the same tunnel would be in by now
+    return rows()
 
 
 def test_plain_http_to_the_keyed_host_is_refused(corpus):
