@@ -43,6 +43,15 @@ BIG_CHAT = '{"model": "gpt-4o-mini", "max_tokens": 8000, "messages": [{"role": "
 POLICY_SWAP = 0.5  # a running proxy picks up an applied policy within 200 ms
 
 
+def agent_has_rows(*agents: str, count: int = 1):
+    """For Firewall.audit_rows_once: true once each of `agents` has at least `count` rows."""
+
+    def ready(rows: list[dict]) -> bool:
+        return all(sum(r["agent"] == agent for r in rows) >= count for agent in agents)
+
+    return ready
+
+
 def apply(fw: Firewall, port: int, timeout: str = "30s") -> str:
     text = POLICY.format(timeout=timeout, port=port)
     fw.apply(text)
@@ -115,7 +124,7 @@ def test_an_approved_request_reaches_the_upstream_with_the_credential(fw, module
     denied_late = fw.run("approvals", "deny", row["id"])
     assert denied_late.returncode == 1 and "already decided" in denied_late.stderr
 
-    audit = [r for r in fw.audit_rows() if r["agent"] == "ci-approve"]
+    audit = [r for r in fw.audit_rows_once(agent_has_rows("ci-approve")) if r["agent"] == "ci-approve"]
     assert [(r["decision"], r["approval_id"], r["upstream_status"]) for r in audit] == [("approve", row["id"], 200)]
 
 
@@ -138,7 +147,8 @@ def test_denied_and_expired_requests_get_403_with_their_error_type(fw, module_up
         apply(fw, module_upstream.port)
     rows = json.loads(fw.run("approvals", "list", "--all", "--json", check=True).stdout)
     assert [r["state"] for r in rows if r["agent"] == "ci-expire"] == ["expired"]
-    audit = {r["agent"]: r["decision"] for r in fw.audit_rows() if r["agent"] in ("ci-deny", "ci-expire")}
+    rows = fw.audit_rows_once(agent_has_rows("ci-deny", "ci-expire"))
+    audit = {r["agent"]: r["decision"] for r in rows if r["agent"] in ("ci-deny", "ci-expire")}
     assert audit == {"ci-deny": "approval_denied", "ci-expire": "approval_expired"}
 
 
@@ -170,7 +180,8 @@ def test_a_standing_grant_lets_the_same_agent_through_and_not_another(fw, module
     fw.run("approvals", "deny", held["id"], check=True)
     assert error_type(finish(after)[1]) == "approval_denied"
 
-    audit = [(r["decision"], r["approval_id"]) for r in fw.audit_rows() if r["agent"] == "ci-grant"]
+    rows = fw.audit_rows_once(agent_has_rows("ci-grant", count=3))
+    audit = [(r["decision"], r["approval_id"]) for r in rows if r["agent"] == "ci-grant"]
     assert audit == [("approve", row["id"]), ("approve", grant["id"]), ("approval_denied", held["id"])]
 
 
@@ -210,7 +221,8 @@ def test_an_agent_that_gave_up_gets_its_identical_retry_through_once(fw, module_
     fw.run("approvals", "deny", held["id"], check=True)
     assert error_type(finish(once_more)[1]) == "approval_denied"
 
-    audit = [(r["decision"], r["approval_id"]) for r in fw.audit_rows() if r["agent"] == "ci-retry"]
+    rows = fw.audit_rows_once(agent_has_rows("ci-retry", count=4))  # abandoned, denied, approved, denied
+    audit = [(r["decision"], r["approval_id"]) for r in rows if r["agent"] == "ci-retry"]
     assert audit[0] == ("approval_abandoned", row["id"])
     assert ("approve", row["id"]) in audit
     assert [d for d, _ in audit].count("approve") == 1

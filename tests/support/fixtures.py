@@ -11,7 +11,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,14 @@ class Firewall:
     def audit_rows(self) -> list[dict]:
         result = self.run("audit", "--json", "--limit", "1000000", check=True)
         return json.loads(result.stdout)
+
+    def audit_rows_once(self, ready: Callable[[list[dict]], object], timeout: float = 10.0) -> list[dict]:
+        """The audit rows, once `ready(rows)` holds: a running proxy writes them in batches."""
+        deadline = time.monotonic() + timeout
+        while not ready(rows := self.audit_rows()):
+            assert time.monotonic() < deadline, f"audit rows not as expected within {timeout} s; last: {rows[-3:]}"
+            time.sleep(0.1)
+        return rows
 
 
 def make_firewall(home: Path) -> Firewall:
