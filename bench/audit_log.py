@@ -3,7 +3,9 @@
     .venv/bin/python bench/audit_log.py [--rows 100000] [--batch-size 500]
                                         [--rounds 7] [--conc-requests 250] [--only writer|proxy]
 
-1. writer: sustained rows per second of `AuditWriter` alone into a fresh database.
+1. writer: sustained rows per second into a fresh database of `ProcessAuditWriter` (what
+   the proxy uses: hashing and SQLite in a child process) and of `AuditWriter` (what
+   that child runs, in this process).
 2. proxy: two `firewall proxy start` proxies, each in its own temporary FIREWALL_HOME with
    the same 100-rule policy, credential and limit as bench/proxy_overhead.py; one writes the
    audit log (`on`), the other was started with the benchmark knob `--audit off` (its
@@ -15,7 +17,7 @@
    requests sent.
 
 `bench_writer` is importable (`from bench.audit_log import bench_writer`) for
-benchmarks that measure the writer alongside the proxy.
+benchmarks that measure a writer alongside the proxy.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench.proxy_overhead` im
     sys.path.insert(0, str(ROOT))
 
 from firewall.audit.record import AuditRecord
+from firewall.audit.process_writer import ProcessAuditWriter
 from firewall.audit.writer import AuditWriter
 from firewall.state.db import open_database
 
@@ -92,10 +95,11 @@ def sample_records(count: int, start: float) -> list[AuditRecord]:
     ]
 
 
-def bench_writer(path: Path, rows: int = 100_000, batch_size: int = 500) -> WriterBench:
+def bench_writer(path: Path, rows: int = 100_000, batch_size: int = 500,
+                 kind: type[AuditWriter] | type[ProcessAuditWriter] = ProcessAuditWriter) -> WriterBench:
     """Submit `rows` prebuilt records as fast as possible and wait until all are committed."""
     records = sample_records(rows, start=time.time())
-    writer = AuditWriter(path, batch_size=batch_size)
+    writer = kind(path, batch_size=batch_size)
     submit_seconds = 0.0
     started = time.perf_counter()
     for first in range(0, rows, 1000):
@@ -207,12 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["writer", "proxy"], help="run one part only")
     args = parser.parse_args(argv)
     if args.only != "proxy":
-        with tempfile.TemporaryDirectory() as folder:
-            result = bench_writer(Path(folder) / "firewall.db", args.rows, args.batch_size)
-        print(f"audit writer: {result.rows} rows in {result.seconds:.2f} s = {result.rows_per_second:,.0f} rows/s")
-        print(f"submit(): {result.submit_microseconds:.2f} µs per record on the caller's thread")
-        print(f"target: {TARGET_ROWS_PER_SECOND:,} rows/s "
-              f"({'met' if result.rows_per_second >= TARGET_ROWS_PER_SECOND else 'NOT met'})", flush=True)
+        for kind in (ProcessAuditWriter, AuditWriter):
+            with tempfile.TemporaryDirectory() as folder:
+                result = bench_writer(Path(folder) / "firewall.db", args.rows, args.batch_size, kind)
+            print(f"{kind.__name__}: {result.rows} rows in {result.seconds:.2f} s = "
+                  f"{result.rows_per_second:,.0f} rows/s; submit() {result.submit_microseconds:.2f} µs per record"
+                  f" on the caller's thread; target {TARGET_ROWS_PER_SECOND:,} rows/s "
+                  f"({'met' if result.rows_per_second >= TARGET_ROWS_PER_SECOND else 'NOT met'})", flush=True)
     if args.only != "writer":
         print()
         _report_proxy(bench_proxy(args.rounds, args.conc_requests))

@@ -1,10 +1,12 @@
 """The audit log: one hash-chained SQLite row per request the proxy handled."""
 
 from firewall.audit.chain import ChainReport, verify
+from firewall.audit.process_writer import ProcessAuditWriter
 from firewall.audit.prune import PruneError, PruneResult, prune
 from firewall.audit.query import AuditFilter, Group, newest, stats
 from firewall.audit.record import AuditRecord, AuditRecordError
-from firewall.audit.writer import AuditWriteError, AuditWriter
+from firewall.audit.batching import AuditWriteError
+from firewall.audit.writer import AuditWriter
 
 __all__ = [
     "AuditFilter",
@@ -14,6 +16,7 @@ __all__ = [
     "AuditWriter",
     "ChainReport",
     "Group",
+    "ProcessAuditWriter",
     "PruneError",
     "PruneResult",
     "newest",

@@ -61,6 +61,10 @@ class AuditRecord:
         if self.scrubbed not in (0, 1):
             raise AuditRecordError(f"AuditRecord.scrubbed: expected 0 or 1, got {self.scrubbed}")
 
+    def as_tuple(self) -> tuple[object, ...]:
+        """The fields in order: `AuditRecord(*record.as_tuple())` is an equal record."""
+        return _ALL_FIELDS(self)
+
     def values(self, seq: int) -> tuple[object, ...]:
         """The row's values in COLUMNS order, for `seq`."""
         return (seq, self.time, iso_utc(self.time), *_AFTER_TIME(self))
@@ -114,6 +118,7 @@ _CHECKS = tuple(
     for f in fields(AuditRecord)
 )
 _NAMES = tuple(f.name for f in fields(AuditRecord))
+_ALL_FIELDS = attrgetter(*_NAMES)
 _AFTER_TIME = attrgetter(*_NAMES[1:])  # `time` is the first field; `time_iso` follows it in the table
 
 # The stored columns the hash chain covers, in table order: everything but prev_hash and hash.

@@ -26,7 +26,7 @@ from mitmproxy.options import Options
 from mitmproxy.master import Master
 
 from firewall.approvals.broker import ApprovalBroker
-from firewall.audit import AuditWriter
+from firewall.audit import ProcessAuditWriter
 from firewall.proxy import ca
 from firewall.proxy.addons.audit import Auditor, CountingWriter
 from firewall.proxy.addons.enforce import Enforcer
@@ -151,7 +151,7 @@ async def serve(settings: ProxySettings) -> None:
     resolver.install(loop)
     client = upstream_client(trust)  # the proxy's own requests: token refreshes, the retry after a 401
     keeper = TokenKeeper(home, runtime.secret, resolver, client)
-    writer = AuditWriter(home.database) if settings.audit else CountingWriter()
+    writer = ProcessAuditWriter(home.database) if settings.audit else CountingWriter()
     if not settings.audit:
         log.warning("audit log OFF (--audit off, a benchmark knob): requests are counted, not recorded")
     broker = ApprovalBroker(home.database)

@@ -1,4 +1,6 @@
-"""AuditWriter: cheap submits on the event loop, nothing lost, one chain across processes."""
+"""AuditWriter: cheap submits on the event loop, nothing lost, one chain across processes.
+
+The event-loop test runs ProcessAuditWriter (the proxy's writer) too."""
 
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ import pytest
 
 from firewall.audit.chain import verify
 from firewall.audit.schema import create_audit_tables
-from firewall.audit.writer import AuditWriteError, AuditWriter
+from firewall.audit.batching import AuditWriteError
+from firewall.audit.process_writer import ProcessAuditWriter
+from firewall.audit.writer import AuditWriter
 from firewall.state.db import open_database
 from tests.audit.support import make_record
 
@@ -45,9 +49,9 @@ def frozen_gc() -> Iterator[None]:
     gc.unfreeze()
 
 
-def worst_loop_lag_while_submitting(path: Path, records: list) -> float:
+def worst_loop_lag_while_submitting(path: Path, records: list, kind: type) -> float:
     """Submit `records` from an event loop, PER_TURN per turn; the loop's worst lag in seconds."""
-    writer = AuditWriter(path)
+    writer = kind(path)
 
     async def probe(done: asyncio.Event) -> float:
         worst, period = 0.0, 0.002
@@ -75,14 +79,15 @@ def worst_loop_lag_while_submitting(path: Path, records: list) -> float:
 
 
 @pytest.mark.usefixtures("frozen_gc")
-def test_submitting_from_the_event_loop_never_stalls_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", [AuditWriter, ProcessAuditWriter])
+def test_submitting_from_the_event_loop_never_stalls_it(tmp_path: Path, kind: type) -> None:
     records = [make_record(i) for i in range(LOOP_RECORDS)]
     # Other processes on a small machine can deschedule this one for longer than the
     # limit; a writer that stalls the loop does so on every attempt, so up to three.
     lags = []
     for attempt in range(3):
         path = tmp_path / f"attempt{attempt}.db"
-        lags.append(worst_loop_lag_while_submitting(path, records))
+        lags.append(worst_loop_lag_while_submitting(path, records, kind))
         count, verdict = rows_and_verdict(path)
         assert count == LOOP_RECORDS
         assert verdict.startswith(f"audit log intact: {LOOP_RECORDS} rows;")

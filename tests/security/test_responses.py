@@ -27,19 +27,19 @@ def _no_form_of_the_secret(data: bytes) -> bool:
     return SECRET.encode() not in data and INDEX.find(data) == ()
 
 
-def _rows(corpus, path: str) -> list[dict]:
+def _row_since(corpus, path: str, started: float) -> dict:
+    """The audit row of the request to `path` made after `started` (epoch), once written."""
     from tests.security.conftest import all_audit_rows
 
-    return [r for r in all_audit_rows(corpus.firewall.home) if r["path"] == path]
+    def rows() -> list[dict]:
+        return [r for r in all_audit_rows(corpus.firewall.home) if r["path"] == path and r["time"] >= started]
 
-
-def _new_row(corpus, path: str, before: int) -> dict:
-    """The audit row of the request just made to `path`, once written (`before`: rows for it until then)."""
     deadline = time.monotonic() + 5
-    while len(rows := _rows(corpus, path)) <= before:
-        assert time.monotonic() < deadline, f"no new audit row for {path}"
+    while not rows():
+        assert time.monotonic() < deadline, f"no audit row for {path} since {started}"
         time.sleep(0.05)
-    return rows[before]
+    (row,) = rows()
+    return row
 
 
 def _keyed(corpus, path: str, headers: dict | None = None, method: str = "GET", body: bytes = b""):
@@ -48,22 +48,22 @@ def _keyed(corpus, path: str, headers: dict | None = None, method: str = "GET", 
 
 
 def test_an_echo_of_the_injected_credential_is_masked_with_the_length_kept(corpus):
-    before = len(_rows(corpus, "/echo"))
+    started = time.time()
     reply = _keyed(corpus, "/echo")
     echoed = json.loads(reply.body)["headers"]["authorization"]
     assert reply.status == 200 and echoed == "Bearer " + "*" * len(SECRET)
     assert reply.headers["x-echo-auth"] == echoed
     assert int(reply.headers["content-length"]) == len(reply.body)
     assert corpus.hostile.seen[-1].headers["authorization"] == f"Bearer {SECRET}"  # it did go upstream
-    assert _new_row(corpus, "/echo", before)["scrubbed"] == 1
+    assert _row_since(corpus, "/echo", started)["scrubbed"] == 1
 
 
 def test_an_error_quoting_the_authorization_header_is_masked(corpus):
-    before = len(_rows(corpus, "/error"))
+    started = time.time()
     reply = _keyed(corpus, "/error")
     assert reply.status == 401
     assert _no_form_of_the_secret(reply.body) and _no_form_of_the_secret(reply.headers["www-authenticate"].encode())
-    assert _new_row(corpus, "/error", before)["scrubbed"] == 1
+    assert _row_since(corpus, "/error", started)["scrubbed"] == 1
 
 
 def test_the_credential_base64_encoded_at_any_offset_is_masked(corpus):
@@ -81,7 +81,7 @@ def test_a_streamed_credential_split_across_two_chunks_is_masked(corpus, at):
 
 def test_server_sent_events_are_still_streamed_and_masked(corpus):
     """The first event reaches the agent before the upstream has sent the rest (0.1 s apart)."""
-    before = len(_rows(corpus, "/sse"))
+    started = time.time()
     with corpus.agent.tls(corpus.keyed) as conn:
         conn.sendall(request_bytes("GET", "/sse", corpus.keyed))
         response = http.client.HTTPResponse(conn)
@@ -92,7 +92,7 @@ def test_server_sent_events_are_still_streamed_and_masked(corpus):
         done_at = time.monotonic()
     assert first.startswith(b"data: one") and done_at - first_at > 0.1
     assert first + rest == b"data: one\n\ndata: Bearer " + b"*" * len(SECRET) + b"\n\ndata: [DONE]\n\n"
-    assert _new_row(corpus, "/sse", before)["scrubbed"] == 1
+    assert _row_since(corpus, "/sse", started)["scrubbed"] == 1
 
 
 def test_the_proxy_asks_for_an_uncompressed_answer_and_unpacks_one_it_gets_anyway(corpus):
@@ -134,12 +134,12 @@ def test_a_websocket_message_quoting_the_credential_is_masked(corpus):
 
 def test_answers_of_hosts_that_get_no_credential_are_left_alone(corpus):
     """Nothing was injected, so nothing is masked: the agent's own header comes back as sent."""
-    before, rows_before = len(corpus.upstream.seen), len(_rows(corpus, "/echo/me"))
+    before, started = len(corpus.upstream.seen), time.time()
     reply = corpus.agent.https(corpus.api, request_bytes("GET", "/echo/me", corpus.api,
                                                          headers={"X-Mine": "sk-not-a-vault-value-000000"}))
     assert reply.status == 200 and b"sk-not-a-vault-value-000000" in reply.body
     assert len(corpus.upstream.seen) == before + 1
-    assert _new_row(corpus, "/echo/me", rows_before)["scrubbed"] == 0
+    assert _row_since(corpus, "/echo/me", started)["scrubbed"] == 0
 
 
 # ---- what the proxy does (not) do on the agent's behalf ----

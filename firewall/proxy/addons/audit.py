@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from mitmproxy import http, tcp
 
-from firewall.audit import AuditRecord, AuditWriter
+from firewall.audit import AuditRecord, ProcessAuditWriter
 from firewall.proxy.notes import notes_of
 from firewall.proxy.runtime import Runtime
 from firewall.redact import mask_query, scrub
@@ -25,11 +25,11 @@ FORWARDED = frozenset({"allow", "approve", "would_block", "would_limit", "would_
 
 class CountingWriter:
     """Benchmarks only (`firewall proxy start --audit off`, bench/audit_log.py): stands in for
-    the AuditWriter, counting the records it is handed and writing none, so the cost of the
+    the ProcessAuditWriter, counting the records it is handed and writing none, so the cost of the
     audit log can be measured as the difference. Never used unless asked for."""
 
     def __init__(self) -> None:
-        self.written = 0  # records received (none written), named as AuditWriter's count
+        self.written = 0  # records received (none written), named as the writers' count
 
     def submit(self, record: AuditRecord) -> None:
         self.written += 1
@@ -39,7 +39,7 @@ class CountingWriter:
 
 
 class Auditor:
-    def __init__(self, runtime: Runtime, writer: AuditWriter | CountingWriter):
+    def __init__(self, runtime: Runtime, writer: ProcessAuditWriter | CountingWriter):
         self.runtime = runtime
         self.writer = writer
 

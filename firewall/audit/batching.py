@@ -1,0 +1,175 @@
+"""What every audit writer shares: a queue the event loop appends to, and a thread that
+hands what has queued to `_write_batch` a batch at a time.
+
+`submit` only appends to a deque, so it never blocks the caller. The thread
+takes up to `batch_size` records, has them written, and then waits `interval`
+seconds unless a full batch or a `flush` is waiting: a busy proxy gets a few
+large batches a second, not a transaction per row. A subclass says how a
+batch is written (`_write_batch`), which must either write it (and count it in
+`_written`) or give up on it (`_give_up`), retrying in between as it sees fit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from firewall.audit.record import AuditRecord
+
+RETRY_DELAY = 1.0  # seconds between attempts at a batch that failed to write
+
+
+class AuditWriteError(Exception):
+    """Audit records could not be written; the message says where and how many."""
+
+
+@dataclass(frozen=True)
+class FlushMark:
+    """Queued by `flush`; set once every record queued before it has been handled."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class BatchingWriter:
+    """Queue, flush and close; subclasses write the batches (see the module's doc)."""
+
+    def __init__(self, path: Path, *, batch_size: int, interval: float, thread_name: str) -> None:
+        if batch_size < 1:
+            raise ValueError(f"{type(self).__name__} batch_size must be at least 1, got {batch_size}")
+        if interval <= 0:
+            raise ValueError(f"{type(self).__name__} interval must be positive, got {interval}")
+        self.path = path
+        self._batch_size = batch_size
+        self._interval = interval
+        self._queue: deque[AuditRecord | FlushMark] = deque()
+        self._wake = threading.Event()
+        self._flushes = 0  # flush marks queued and not yet handled: no pause while there are any
+        self._flushes_lock = threading.Lock()
+        self._stopping = False
+        self._closed = False
+        self._written = 0
+        self._unwritten = 0  # records given up on
+        self._error: AuditWriteError | None = None
+        self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
+
+    def _start(self) -> None:
+        """Start the thread; a subclass calls it once it is ready to write."""
+        self._thread.start()
+
+    @property
+    def written(self) -> int:
+        """Rows committed so far."""
+        return self._written
+
+    @property
+    def error(self) -> AuditWriteError | None:
+        """The last write failure, while the batch it hit is still unwritten."""
+        return self._error
+
+    def submit(self, record: AuditRecord) -> None:
+        """Queue `record` for writing. Never blocks; safe from any thread."""
+        if self._closed:
+            raise AuditWriteError(f"{self.path}: audit writer is closed; record {record.request_id} not written")
+        self._queue.append(record)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Block until every record submitted before this call is committed.
+
+        Raises AuditWriteError when that does not happen within `timeout` seconds,
+        or when records were given up on.
+        """
+        if self._closed:  # close() already wrote everything, or said what it could not
+            return
+        mark = FlushMark()
+        with self._flushes_lock:
+            self._flushes += 1
+        self._queue.append(mark)
+        self._wake.set()
+        if not mark.done.wait(timeout):
+            cause = f": {self._error}" if self._error else ""
+            raise AuditWriteError(f"{self.path}: audit records not written within {timeout}s{cause}")
+        if self._unwritten:
+            raise AuditWriteError(f"{self.path}: {self._unwritten} audit records not written: {self._error}")
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write everything queued, then stop. Calling it again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._abandon()
+            self._thread.join(5)
+        if self._thread.is_alive():
+            raise AuditWriteError(f"{self.path}: audit writer did not finish within {timeout}s: {self._error}")
+        self._release()
+        if self._unwritten:
+            raise AuditWriteError(f"{self.path}: {self._unwritten} audit records not written: {self._error}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---- for subclasses ----
+
+    def _write_batch(self, records: list[AuditRecord]) -> None:
+        raise NotImplementedError
+
+    def _abandon(self) -> None:
+        """close() timed out while a batch was being written: make the write stop if possible."""
+
+    def _release(self) -> None:
+        """Free what the writer holds, once the thread has ended."""
+
+    def _give_up(self, count: int) -> None:
+        """`count` records will not be written; when closing, nor will anything still queued."""
+        if self._stopping:
+            while self._queue:
+                item = self._queue.popleft()
+                if isinstance(item, FlushMark):
+                    self._handled(item)
+                else:
+                    count += 1
+        self._unwritten += count
+
+    # ---- the thread ----
+
+    def _run(self) -> None:
+        while True:
+            records, marks = take_batch(self._queue, self._batch_size)
+            if records:
+                self._write_batch(records)
+            for mark in marks:
+                self._handled(mark)
+            if self._stopping and not self._queue:
+                return
+            if len(self._queue) < self._batch_size and not self._flushes:
+                self._wake.wait(self._interval)  # flush() and close() cut the pause short
+                self._wake.clear()
+
+    def _handled(self, mark: FlushMark) -> None:
+        with self._flushes_lock:
+            self._flushes -= 1
+        mark.done.set()
+
+
+def take_batch(queue: deque[AuditRecord | FlushMark], size: int) -> tuple[list[AuditRecord], list[FlushMark]]:
+    """Up to `size` records from the front of `queue`, and the flush marks among them."""
+    records: list[AuditRecord] = []
+    marks: list[FlushMark] = []
+    while len(records) < size:
+        try:
+            item = queue.popleft()
+        except IndexError:
+            break
+        if isinstance(item, FlushMark):
+            marks.append(item)
+        else:
+            records.append(item)
+    return records, marks

@@ -1,0 +1,161 @@
+"""The audit writer a proxy uses: hashing and SQLite in a child process of their own.
+
+`submit` only appends to a queue, as with every writer (firewall/audit/batching.py).
+The queue's thread sends each batch as one frame through a pipe to a child
+process (`python -m firewall.audit.child DB`, which writes it with an
+AuditWriter) and waits until the child answers that it is committed.
+
+Why a process: a writer thread shares the proxy's GIL, and every time it takes
+the GIL back (after each SQLite call) the event loop waits for it. In its own
+process the per-row work (hashing, SQLite) never holds up the event loop; the
+proxy only turns each record into a tuple and writes one frame per batch
+(bench/audit_log.py, docs/performance.md).
+
+Nothing lost or doubled: a batch stays here until the child says it is
+committed. If the child dies, a new one is started and the batch sent again,
+marked as a resend, and the child skips it when its rows are already in (the
+child died after the commit, before it answered). A batch that kills the
+child three times is given up on, counted and reported, so one bad batch
+cannot stop the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import marshal
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+from firewall.audit.batching import RETRY_DELAY, AuditWriteError, BatchingWriter
+from firewall.audit.record import AuditRecord
+from firewall.state.db import open_database
+
+log = logging.getLogger("firewall.audit")
+
+ATTEMPTS_PER_BATCH = 3  # child processes a batch may see die before it is given up on
+_LENGTH = struct.Struct("!I")
+
+
+class ChildGone(Exception):
+    """The child process exited, or answered something the protocol does not have."""
+
+
+class ProcessAuditWriter(BatchingWriter):
+    """Appends AuditRecords to the `audit` table at `path` through a child process.
+
+    The interface of AuditWriter: `submit` may be called from the event loop;
+    `flush` and `close` block, so call them at shutdown or in a thread.
+    """
+
+    def __init__(self, path: Path, *, batch_size: int = 500, interval: float = 0.25) -> None:
+        super().__init__(path, batch_size=batch_size, interval=interval, thread_name="audit-feeder")
+        open_database(path).conn.close()  # schema up to date; a bad path fails here, in the caller
+        self._batches = 0
+        self._child = self._spawn()
+        self._start()
+
+    @property
+    def child_pid(self) -> int:
+        return self._child.pid
+
+    def _write_batch(self, records: list[AuditRecord]) -> None:
+        """Hand `records` to the child and wait until they are committed, or given up on."""
+        self._batches += 1
+        rows = [record.as_tuple() for record in records]
+        resend = False
+        for attempt in range(1, ATTEMPTS_PER_BATCH + 1):
+            try:
+                self._exchange(encode_frame(self._batches, resend, rows))
+            except ChildGone as exc:
+                self._error = AuditWriteError(f"{self.path}: audit writer process: {exc}")
+                if self._stopping:
+                    break
+                self._child = self._spawn()  # for the next attempt, or for the batches after this one
+                if attempt < ATTEMPTS_PER_BATCH:
+                    log.error("%s; sending its %d rows to a new one", self._error, len(rows))
+                    self._wake.wait(RETRY_DELAY * (attempt - 1))  # at once the first time, then slower
+                    resend = True
+                continue
+            self._error = None
+            self._written += len(records)
+            return
+        log.error("%s: %d audit records given up on: %s", self.path, len(records), self._error)
+        self._give_up(len(records))
+
+    def _exchange(self, frame: bytes) -> None:
+        """Send one frame; read answers until the child says it is committed."""
+        child = self._child
+        try:
+            child.stdin.write(frame)
+            child.stdin.flush()
+        except (OSError, ValueError) as exc:  # a broken pipe, or a pipe already closed
+            raise ChildGone(f"it exited ({self._exit_status()}): {exc}") from None
+        while True:
+            line = child.stdout.readline().decode("utf-8", "replace").rstrip("\n")
+            if not line:
+                raise ChildGone(f"it exited ({self._exit_status()})")
+            kind, _, text = line.partition(" ")
+            if kind == "ok":
+                return
+            if kind != "error":
+                child.kill()
+                raise ChildGone(f"it answered {line!r}")
+            self._error = AuditWriteError(text)  # the child keeps retrying; say why meanwhile
+            if self._stopping:  # closing while writes fail: stop retrying, say what is lost
+                child.kill()
+                raise ChildGone(f"closed while writes failed: {text}")
+
+    def _abandon(self) -> None:
+        self._child.kill()  # the thread's read ends; it gives up what is left
+
+    def _release(self) -> None:
+        child = self._child
+        for stream in (child.stdin, child.stdout):
+            try:
+                stream.close()  # the child sees the end of its input, writes what it has, exits
+            except OSError:
+                pass  # a pipe to a child that is gone
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+    def _spawn(self) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "firewall.audit.child", str(self.path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+        )
+
+    def _exit_status(self) -> str:
+        try:
+            code = self._child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._child.kill()
+            code = self._child.wait()
+        return f"exit code {code}" if code >= 0 else f"killed by signal {-code}"
+
+
+# ---- the frames: a length, then marshal of (number, resend, rows); rows are tuples of
+# str, int, float and None. Only this process and its child hold the pipe.
+
+
+def encode_frame(number: int, resend: bool, rows: list[tuple]) -> bytes:
+    payload = marshal.dumps((number, resend, rows))
+    return _LENGTH.pack(len(payload)) + payload
+
+
+def read_frames(stream: BinaryIO):
+    """(number, resend, rows) for each frame, until the parent closes the pipe."""
+    while True:
+        head = stream.read(_LENGTH.size)
+        if len(head) < _LENGTH.size:
+            return
+        (length,) = _LENGTH.unpack(head)
+        payload = stream.read(length)
+        if len(payload) < length:
+            return
+        yield marshal.loads(payload)
