@@ -1,10 +1,11 @@
 """The audit writer's child process: `python -m firewall.audit.child DATABASE`.
 
-Started by ProcessAuditWriter (firewall/audit/process_writer.py), which
-sends batches of records on stdin; each is written with an AuditWriter, and
-answered on stdout with `ok N` once committed (`error N why` each time a
-write attempt fails meanwhile; the writer keeps retrying). It ends when its
-stdin does, after writing everything it was sent.
+Started by ProcessAuditWriter (firewall/audit/process_writer.py), which sends
+batches of rows on stdin (the fields of records it has checked). Each batch
+goes in with `insert_rows`, one transaction, and is answered on stdout with
+`ok N` once committed, or `error N why` each time an attempt fails (it is
+tried again every second). It ends when its stdin does, after writing
+everything it was sent.
 """
 
 from __future__ import annotations
@@ -12,46 +13,58 @@ from __future__ import annotations
 import signal
 import sqlite3
 import sys
+import time
 from pathlib import Path
 from typing import BinaryIO
 
-from firewall.audit.batching import RETRY_DELAY, AuditWriteError
+from firewall.audit.batching import RETRY_DELAY
 from firewall.audit.process_writer import read_frames
-from firewall.audit.record import AuditRecord
-from firewall.audit.writer import AuditWriter
+from firewall.audit.record import FIELD_INDEX
+from firewall.audit.writer import connect, insert_rows
+from firewall.state.db import open_database
 
 RECENT_ROWS = 100_000  # how far back a resent batch's last row is looked for
+_IDENTITY = tuple(FIELD_INDEX[name] for name in ("request_id", "time", "decision", "reason", "duration_ms"))
+
+
+class MalformedBatch(Exception):
+    """A batch whose rows are not records' fields: a bug in the sender, never retried."""
 
 
 def serve(path: Path, frames: BinaryIO, answers: BinaryIO) -> None:
-    with AuditWriter(path) as writer:
-        for number, resend, rows in read_frames(frames):
-            records = [AuditRecord(*row) for row in rows]
-            if not (resend and records and already_written(path, records[-1])):
-                for record in records:
-                    writer.submit(record)
-                while True:
-                    try:
-                        writer.flush(timeout=RETRY_DELAY + 0.5)
-                        break
-                    except AuditWriteError as exc:
-                        _answer(answers, f"error {number} {' '.join(str(exc).split())}")
-            _answer(answers, f"ok {number}")
-
-
-def already_written(path: Path, record: AuditRecord) -> bool:
-    """Is `record` among the last RECENT_ROWS rows? Then the previous child committed its batch
-    (a batch is one transaction) and died before it answered."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    open_database(path).conn.close()  # schema up to date
+    conn = connect(path)
     try:
-        row = conn.execute(
-            "SELECT 1 FROM audit WHERE seq > (SELECT coalesce(max(seq), 0) FROM audit) - ? "
-            "AND request_id = ? AND time = ? AND decision = ? AND reason = ? AND duration_ms = ?",
-            [RECENT_ROWS, record.request_id, record.time, record.decision, record.reason, record.duration_ms],
-        ).fetchone()
+        for number, resend, rows in read_frames(frames):
+            if any(type(row) is not tuple or len(row) != len(FIELD_INDEX) for row in rows):
+                raise MalformedBatch(f"batch {number}: rows are not tuples of {len(FIELD_INDEX)} fields")
+            if not (resend and rows and already_written(conn, rows[-1])):
+                _insert_retrying(conn, path, number, rows, answers)
+            _answer(answers, f"ok {number}")
     finally:
         conn.close()
-    return row is not None
+
+
+def _insert_retrying(conn: sqlite3.Connection, path: Path, number: int, rows: list[tuple], answers: BinaryIO) -> None:
+    while True:
+        try:
+            insert_rows(conn, rows)
+            return
+        except sqlite3.Error as exc:  # the database, not the rows: say so and try again
+            message = " ".join(f"{path}: cannot write {len(rows)} audit rows: {exc}".split())
+            _answer(answers, f"error {number} {message}")
+            time.sleep(RETRY_DELAY)
+
+
+def already_written(conn: sqlite3.Connection, row: tuple) -> bool:
+    """Is `row` among the last RECENT_ROWS rows? Then the previous child committed its batch
+    (a batch is one transaction) and died before it answered."""
+    found = conn.execute(
+        "SELECT 1 FROM audit WHERE seq > (SELECT coalesce(max(seq), 0) FROM audit) - ? "
+        "AND request_id = ? AND time = ? AND decision = ? AND reason = ? AND duration_ms = ?",
+        [RECENT_ROWS, *(row[i] for i in _IDENTITY)],
+    ).fetchone()
+    return found is not None
 
 
 def _answer(answers: BinaryIO, line: str) -> None:

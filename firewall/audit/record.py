@@ -67,7 +67,12 @@ class AuditRecord:
 
     def values(self, seq: int) -> tuple[object, ...]:
         """The row's values in COLUMNS order, for `seq`."""
-        return (seq, self.time, iso_utc(self.time), *_AFTER_TIME(self))
+        return row_values(seq, self.as_tuple())
+
+
+def row_values(seq: int, fields: tuple[object, ...]) -> tuple[object, ...]:
+    """The values in COLUMNS order of row `seq`, from an `as_tuple()` of a checked record."""
+    return (seq, fields[0], iso_utc(fields[0]), *fields[1:])  # type: ignore[arg-type]
 
 
 def iso_utc(epoch: float) -> str:
@@ -118,8 +123,8 @@ _CHECKS = tuple(
     for f in fields(AuditRecord)
 )
 _NAMES = tuple(f.name for f in fields(AuditRecord))
-_ALL_FIELDS = attrgetter(*_NAMES)
-_AFTER_TIME = attrgetter(*_NAMES[1:])  # `time` is the first field; `time_iso` follows it in the table
+_ALL_FIELDS = attrgetter(*_NAMES)  # `time` is the first field; `time_iso` follows it in the table
+FIELD_INDEX = {name: i for i, name in enumerate(_NAMES)}  # a field's place in as_tuple()
 
 # The stored columns the hash chain covers, in table order: everything but prev_hash and hash.
 COLUMNS: tuple[str, ...] = ("seq", "time", "time_iso", *_NAMES[1:])

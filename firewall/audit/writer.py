@@ -21,7 +21,7 @@ from pathlib import Path
 
 from firewall.audit.batching import RETRY_DELAY, AuditWriteError, BatchingWriter
 from firewall.audit.chain import head, row_hash
-from firewall.audit.record import COLUMNS, AuditRecord
+from firewall.audit.record import COLUMNS, AuditRecord, row_values
 from firewall.audit.txn import transaction
 from firewall.state.db import open_database
 
@@ -44,7 +44,7 @@ class AuditWriter(BatchingWriter):
     def __init__(self, path: Path, *, batch_size: int = 500, interval: float = 0.25) -> None:
         super().__init__(path, batch_size=batch_size, interval=interval, thread_name="audit-writer")
         open_database(path).conn.close()  # schema up to date; a bad path fails here, in the caller
-        self._conn = _connect(path)
+        self._conn = connect(path)
         self._start()
 
     def _release(self) -> None:
@@ -52,9 +52,10 @@ class AuditWriter(BatchingWriter):
 
     def _write_batch(self, records: list[AuditRecord]) -> None:
         """Insert `records`, retrying until it works or the writer is closing."""
+        rows = [record.as_tuple() for record in records]
         while True:
             try:
-                self._insert(records)
+                insert_rows(self._conn, rows)
             except Exception as exc:  # noqa: BLE001 - the thread must survive to retry and report
                 self._error = AuditWriteError(f"{self.path}: cannot write {len(records)} audit rows: {exc}")
                 if self._stopping:
@@ -67,34 +68,37 @@ class AuditWriter(BatchingWriter):
             self._written += len(records)
             return
 
-    def _insert(self, records: list[AuditRecord]) -> None:
-        with transaction(self._conn, immediate=True):
-            link = head(self._conn)
-            seq, prev = link.seq, link.hash
-            # Hash a chunk, insert it, hash the next: the GIL is let go (during the INSERT)
-            # after every chunk, never held for a whole batch's hashing.
-            for chunk in _chunked(records):
-                params: list[object] = []
-                for record in chunk:
-                    seq += 1
-                    values = record.values(seq)
-                    digest = row_hash(prev, values)
-                    params += values
-                    params += (prev, digest)
-                    prev = digest
-                self._conn.execute(_INSERTS[len(chunk)], params)
+
+def insert_rows(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+    """Append `rows` (`AuditRecord.as_tuple()`s of checked records) to the chain, in one transaction."""
+    with transaction(conn, immediate=True):
+        link = head(conn)
+        seq, prev = link.seq, link.hash
+        # Hash a chunk, insert it, hash the next: the GIL is let go (during the INSERT)
+        # after every chunk, never held for a whole batch's hashing.
+        for chunk in _chunked(rows):
+            params: list[object] = []
+            for fields in chunk:
+                seq += 1
+                values = row_values(seq, fields)
+                digest = row_hash(prev, values)
+                params += values
+                params += (prev, digest)
+                prev = digest
+            conn.execute(_INSERTS[len(chunk)], params)
 
 
-def _chunked(records: list[AuditRecord]) -> Iterator[list[AuditRecord]]:
-    """`records` in order, as consecutive slices whose sizes are in _CHUNKS, largest first."""
+def _chunked(rows: list[tuple[object, ...]]) -> Iterator[list[tuple[object, ...]]]:
+    """`rows` in order, as consecutive slices whose sizes are in _CHUNKS, largest first."""
     first = 0
     for size in _CHUNKS:
-        while len(records) - first >= size:
-            yield records[first : first + size]
+        while len(rows) - first >= size:
+            yield rows[first : first + size]
             first += size
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection for writing audit rows: autocommit (transactions are explicit), WAL."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA busy_timeout=5000")
