@@ -19,8 +19,8 @@ before the clock starts, so the figures are per request on a kept-alive tunnel, 
 handshakes. Configurations are interleaved round by round (the order rotates) and every
 figure is the median over rounds, so a burst of load from something else on the machine
 moves one round, not one configuration. Besides wall-clock figures it prints each proxy
-process's CPU time per request (user + system, all threads, from /proc), which a busy
-machine disturbs less than latency.
+process's CPU time per request (user + system, all threads and its child processes such as
+the audit writer, from /proc), which a busy machine disturbs less than latency.
 
 The upstream is a minimal asyncio HTTPS server in its own process (a small JSON per
 request); the client is an asyncio client in this process; every proxy is its own process.
@@ -159,7 +159,7 @@ class Result:
     requests: int
     seconds: float
     latencies: list[float] = field(repr=False)
-    cpu_seconds: float | None = None  # the proxy process's CPU time (all threads) during the load
+    cpu_seconds: float | None = None  # the proxy's CPU time (all threads, child processes) during the load
 
     @property
     def cpu_us(self) -> float | None:
@@ -266,11 +266,23 @@ async def _load(target: Target, upstream_port: int, connections: int, per_connec
 
 
 def _cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process, all its threads (Linux /proc)."""
+    """User + system CPU time of a process, all its threads, and of its live child processes
+    (the firewall's audit writer), from Linux /proc."""
     if pid is None:
         return 0.0
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_seconds(child) for child in _children(pid))
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # a thread that just ended
+    return children
 
 
 # ---------------------------------------------------------------- set-up
