@@ -2,8 +2,9 @@
 
 `submit` only appends to a queue, as with every writer (firewall/audit/batching.py).
 The queue's thread sends each batch as one frame through a pipe to a child
-process (`python -m firewall.audit.child DB`, which writes it with an
-AuditWriter) and waits until the child answers that it is committed.
+process (`python -m firewall.audit.child DB`, firewall/audit/child.py, which
+inserts it with `insert_rows`) and waits until the child answers that it is
+committed.
 
 Why a process: a writer thread shares the proxy's GIL, and every time it takes
 the GIL back (after each SQLite call) the event loop waits for it. In its own
@@ -73,7 +74,7 @@ class ProcessAuditWriter(BatchingWriter):
                 self._error = AuditWriteError(f"{self.path}: audit writer process: {exc}")
                 if self._stopping:
                     break
-                self._child = self._spawn()  # for the next attempt, or for the batches after this one
+                self._replace_child()  # for the next attempt, or for the batches after this one
                 if attempt < ATTEMPTS_PER_BATCH:
                     log.error("%s; sending its %d rows to a new one", self._error, len(rows))
                     self._wake.wait(RETRY_DELAY * (attempt - 1))  # at once the first time, then slower
@@ -112,17 +113,14 @@ class ProcessAuditWriter(BatchingWriter):
         self._child.kill()  # the thread's read ends; it gives up what is left
 
     def _release(self) -> None:
-        child = self._child
-        for stream in (child.stdin, child.stdout):
-            try:
-                stream.close()  # the child sees the end of its input, writes what it has, exits
-            except OSError:
-                pass  # a pipe to a child that is gone
+        _end(self._child)
+
+    def _replace_child(self) -> None:
+        _end(self._child)
         try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+            self._child = self._spawn()
+        except OSError as exc:  # no new process now: the next attempt finds the old one gone, and tries again
+            log.error("%s: cannot start an audit writer process: %s", self.path, exc)
 
     def _spawn(self) -> subprocess.Popen:
         return subprocess.Popen(
@@ -137,6 +135,20 @@ class ProcessAuditWriter(BatchingWriter):
             self._child.kill()
             code = self._child.wait()
         return f"exit code {code}" if code >= 0 else f"killed by signal {-code}"
+
+
+def _end(child: subprocess.Popen) -> None:
+    """Close the pipes to `child` (it sees the end of its input, writes what it has, exits) and reap it."""
+    for stream in (child.stdin, child.stdout):
+        try:
+            stream.close()
+        except OSError:
+            pass  # a pipe to a child that is gone
+    try:
+        child.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 # ---- the frames: a length, then marshal of (number, resend, rows); rows are tuples of

@@ -5,12 +5,12 @@ reading the chain's head inside that transaction, so several writers (several
 proxies) can share one database and still build a single unbroken chain. A
 batch that fails to write is kept and retried every second.
 
-A proxy does not run this in its own process but through ProcessAuditWriter
-(firewall/audit/process_writer.py), whose child process runs it: a thread here
-shares the caller's GIL, and every time it takes the GIL back the caller's
-event loop waits. For the same reason a batch goes in as a handful of
-multi-row INSERTs: `executemany` lets go of the GIL and takes it back around
-every row.
+A proxy does not use this class: its ProcessAuditWriter
+(firewall/audit/process_writer.py) has a child process call `insert_rows`,
+because a thread here shares the caller's GIL, and every time it takes the
+GIL back the caller's event loop waits. For the same reason a batch goes in
+as a handful of multi-row INSERTs: `executemany` lets go of the GIL and takes
+it back around every row.
 """
 
 from __future__ import annotations
