@@ -1,6 +1,22 @@
 """The shortest path through the whole firewall: apply, start, run curl, read the audit log."""
 
+import time
+from pathlib import Path
+
 from tests.support.fixtures import REAL_KEY
+
+
+def audit_children(database: Path) -> list[int]:
+    """Pids of the audit writer processes (`python -m firewall.audit.child DB`) writing `database`."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue  # a process that just ended
+        if b"firewall.audit.child" in args and str(database).encode() in args:
+            pids.append(int(cmdline.parent.name))
+    return pids
 
 
 def test_curl_through_the_proxy_gets_the_real_key_and_the_audit_row(firewall, upstream, proxy):
@@ -26,7 +42,12 @@ host localhost:{upstream.port} {{
                            f"{upstream.base_url}/v1/files/x")
     assert blocked.stdout.strip().endswith("403")
     assert '"policy_blocked"' in blocked.stdout
+    assert len(audit_children(firewall.home / "firewall.db")) == 1  # the proxy's audit writer
     proxy.stop()
+    deadline = time.monotonic() + 10
+    while audit_children(firewall.home / "firewall.db"):
+        assert time.monotonic() < deadline, "the audit writer process outlived `proxy stop`"
+        time.sleep(0.05)
     rows = firewall.audit_rows()
     assert [(r["decision"], r["path"], r["agent"]) for r in rows] == [
         ("allow", "/v1/models", "smoke"),
