@@ -19,7 +19,8 @@ class AuditRecord:
     The proxy fills it from the request and its `Decision`; `query` must
     already have credential-looking values masked. Construction checks every
     field, so a bad record fails here, in the caller, rather than in the
-    writer thread where it would fail its whole batch.
+    writer where it would fail its whole batch (the audit writer's child
+    process takes the fields as checked).
     """
 
     time: float  # epoch seconds
