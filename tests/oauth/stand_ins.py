@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import secrets
-import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tests.support.logins import ACCOUNT, access_token, id_token
+from tests.support.upstream import QuietHandler, Seen, https_server, serve, stop_server
 
 MAX_HANG = 30.0  # a hanging token endpoint gives up by itself after this long
 
@@ -38,37 +37,12 @@ class TokenCall:
 
 class _Server:
     def __init__(self, handler, pem: str):
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(pem)
-        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd = https_server(handler, pem)
         self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        serve(self.httpd)
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    owner = None
-
-    def log_message(self, *args):
-        pass
-
-    def _body(self) -> bytes:
-        length = int(self.headers.get("content-length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _json(self, status: int, payload) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        stop_server(self.httpd)
 
 
 class TokenServer:
@@ -87,7 +61,7 @@ class TokenServer:
         self._release = threading.Event()
         owner = self
 
-        class Handler(_Handler):
+        class Handler(QuietHandler):
             def do_POST(self):
                 owner._handle(self)
 
@@ -102,8 +76,8 @@ class TokenServer:
         self._release.set()
         self.server.stop()
 
-    def _handle(self, request: _Handler) -> None:
-        raw = request._body()
+    def _handle(self, request: QuietHandler) -> None:
+        raw = request._read_body()
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
@@ -136,14 +110,6 @@ class TokenServer:
         request._json(200, answer)
 
 
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
 class CodexBackend:
     """The ChatGPT Codex backend: GET /backend-api/codex/models, POST /backend-api/codex/responses (SSE),
     each answering 401 unless the bearer is a good access token and ChatGPT-Account-ID the account."""
@@ -155,7 +121,7 @@ class CodexBackend:
         self.seen: list[Seen] = []
         owner = self
 
-        class Handler(_Handler):
+        class Handler(QuietHandler):
             def do_GET(self):
                 owner._handle(self)
 
@@ -170,8 +136,8 @@ class CodexBackend:
     def bearers(self) -> list[str]:
         return [s.headers.get("authorization", "").removeprefix("Bearer ") for s in self.seen]
 
-    def _handle(self, request: _Handler) -> None:
-        body = request._body()
+    def _handle(self, request: QuietHandler) -> None:
+        body = request._read_body()
         headers = {k.lower(): v for k, v in request.headers.items()}
         with self.tokens.lock:
             self.seen.append(Seen(request.command, request.path, headers, body))
@@ -188,7 +154,7 @@ class CodexBackend:
         request._json(404, {"error": {"message": f"no route {path}"}})
 
     @staticmethod
-    def _stream(request: _Handler, ask: dict) -> None:
+    def _stream(request: QuietHandler, ask: dict) -> None:
         events = [
             {"type": "response.created", "response": {"id": "resp_1"}},
             {"type": "response.output_item.done", "item": {

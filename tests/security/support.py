@@ -17,14 +17,13 @@ import ssl
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 
 from firewall import agents
 from firewall.state.db import open_database
 from tests.support.fixtures import Firewall
-from tests.support.upstream import ws_accept, ws_frame
+from tests.support.upstream import QuietHandler, Seen, Upstream, https_server, serve, ws_accept, ws_frame
 
 TIMEOUT = 10.0
 
@@ -169,16 +168,7 @@ def row_for(fw: Firewall, request_id: str, timeout: float = 10.0) -> dict:
 # ---- a hostile upstream: echoes what it got in ways that leak, compresses, redirects ----
 
 
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class HostileUpstream:
+class HostileUpstream(Upstream):
     """HTTPS on 127.0.0.1. Endpoints (all record what they got in `seen`):
 
     /echo              the request's headers and body as JSON (Authorization included)
@@ -194,26 +184,10 @@ class HostileUpstream:
     anything else      200 {"ok": true}
     """
 
-    port: int
-    server: ThreadingHTTPServer
-    seen: list[Seen] = field(default_factory=list)
-
-    @property
-    def base_url(self) -> str:
-        return f"https://localhost:{self.port}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _hostile_handler(ref: list[HostileUpstream]):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
+    class Handler(QuietHandler):
         def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
             for name, value in (headers or {}).items():
@@ -235,8 +209,7 @@ def _hostile_handler(ref: list[HostileUpstream]):
             self.wfile.flush()
 
         def _handle(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length) if length else b""
+            body = self._read_body()
             headers = {k.lower(): v for k, v in self.headers.items()}
             ref[0].seen.append(Seen(self.command, self.path, headers, body))
             path, _, query = self.path.partition("?")
@@ -286,14 +259,10 @@ def hostile_upstream(ca, directory: Path):
     pem = directory / "hostile.pem"
     cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
     ref: list[HostileUpstream] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _hostile_handler(ref))
-    server.daemon_threads = True
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(str(pem))
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server = https_server(_hostile_handler(ref), str(pem))
     upstream = HostileUpstream(server.server_address[1], server)
     ref.append(upstream)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve(server)
     try:
         yield upstream
     finally:

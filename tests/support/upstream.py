@@ -66,10 +66,56 @@ def ws_read_frame(read) -> tuple[int, bytes]:
 
 @dataclass
 class Seen:
+    """One request as an upstream received it."""
+
     method: str
     path: str
     headers: dict[str, str]
     body: bytes
+
+
+def https_server(handler: type[BaseHTTPRequestHandler], cert_pem: str, key_pem: str | None = None,
+                 port: int = 0) -> ThreadingHTTPServer:
+    """A threaded HTTPS server on 127.0.0.1 (`cert_pem` may hold the key too); `serve` starts it."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_pem, key_pem)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    return server
+
+
+def serve(server: ThreadingHTTPServer) -> None:
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
+def stop_server(server: ThreadingHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive, no log lines, and the small helpers every stand-in uses."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: with Nagle on, the body waits for the
+    # peer's delayed ACK and every response takes 40 ms longer.
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _json(self, status: int, payload) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
 
 @dataclass
@@ -83,36 +129,15 @@ class Upstream:
         return f"https://localhost:{self.port}"
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop_server(self.server)
 
 
 def _handler(upstream_ref: list[Upstream]):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out in separate writes: with Nagle on, the body waits for the
-        # peer's delayed ACK and every response takes 40 ms longer.
-        disable_nagle_algorithm = True
-
-        def log_message(self, *args):  # keep test output clean
-            pass
-
-        def _read_body(self) -> bytes:
-            length = int(self.headers.get("content-length") or 0)
-            return self.rfile.read(length) if length else b""
-
+    class Handler(QuietHandler):
         def _record(self, body: bytes) -> None:
             upstream_ref[0].seen.append(
                 Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
             )
-
-        def _json(self, status: int, payload) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
         def _sse(self, events: list[str], gap: float) -> None:
             self.send_response(200)
@@ -184,14 +209,10 @@ def _handler(upstream_ref: list[Upstream]):
 def start_upstream(cert_pem: str, key_pem: str, port: int = 0) -> Upstream:
     """An HTTPS server on 127.0.0.1 using the given certificate (chain) and key files."""
     ref: list[Upstream] = []
-    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(ref))
-    server.daemon_threads = True
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_pem, key_pem)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server = https_server(_handler(ref), cert_pem, key_pem, port)
     upstream = Upstream(server.server_address[1], server)
     ref.append(upstream)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve(server)
     return upstream
 
 
