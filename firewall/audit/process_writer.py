@@ -55,6 +55,7 @@ class ProcessAuditWriter(BatchingWriter):
         super().__init__(path, batch_size=batch_size, interval=interval, thread_name="audit-feeder")
         open_database(path).conn.close()  # schema up to date; a bad path fails here, in the caller
         self._batches = 0
+        self._logged_failure: str | None = None  # the write failure last logged, until writes work again
         self._child = self._spawn()
         self._start()
 
@@ -80,6 +81,9 @@ class ProcessAuditWriter(BatchingWriter):
                     self._wake.wait(RETRY_DELAY * (attempt - 1))  # at once the first time, then slower
                     resend = True
                 continue
+            if self._logged_failure:
+                log.warning("%s: audit rows are written again", self.path)
+                self._logged_failure = None
             self._error = None
             self._written += len(records)
             return
@@ -98,13 +102,17 @@ class ProcessAuditWriter(BatchingWriter):
             line = child.stdout.readline().decode("utf-8", "replace").rstrip("\n")
             if not line:
                 raise ChildGone(f"it exited ({self._exit_status()})")
-            kind, _, text = line.partition(" ")
+            kind, _, rest = line.partition(" ")
+            text = rest.partition(" ")[2]  # after the batch number
             if kind == "ok":
                 return
             if kind != "error":
                 child.kill()
                 raise ChildGone(f"it answered {line!r}")
             self._error = AuditWriteError(text)  # the child keeps retrying; say why meanwhile
+            if text != self._logged_failure:
+                log.error("audit rows not written yet, trying again every %.0f s: %s", RETRY_DELAY, text)
+                self._logged_failure = text
             if self._stopping:  # closing while writes fail: stop retrying, say what is lost
                 child.kill()
                 raise ChildGone(f"closed while writes failed: {text}")

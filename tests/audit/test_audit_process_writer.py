@@ -7,6 +7,7 @@ writers in test_audit_writer.py.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from firewall.audit.batching import AuditWriteError
 from firewall.audit.chain import verify
 from firewall.audit.process_writer import ProcessAuditWriter, encode_frame
 from firewall.audit.record import AuditRecord
+from firewall.audit.schema import create_audit_tables
 from firewall.state.db import open_database
 from tests.audit.support import make_record
 
@@ -106,6 +108,24 @@ def test_close_stops_the_child_even_when_its_writes_fail(db_path: Path) -> None:
     with pytest.raises(AuditWriteError, match="1 audit records not written"):
         writer.close()
     assert wait_for_exit(child)
+
+
+def test_a_failing_write_is_logged_once_and_its_end_too(db_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="firewall.audit"), ProcessAuditWriter(db_path) as writer:
+        db = open_database(db_path)
+        db.execute("DROP TABLE audit")
+        db.execute("DROP TABLE audit_anchor")
+        writer.submit(make_record(0))
+        with pytest.raises(AuditWriteError):
+            writer.flush(timeout=2.5)  # two or three failed attempts
+        create_audit_tables(db)
+        db.conn.close()
+        writer.flush(timeout=10)
+    messages = [r.getMessage() for r in caplog.records]
+    failures = [m for m in messages if "audit rows not written yet" in m]
+    assert len(failures) == 1, messages
+    assert failures[0].endswith(f"every 1 s: {db_path}: cannot write 1 audit rows: no such table: audit")
+    assert any("audit rows are written again" in m for m in messages), messages
 
 
 class Unreadable(AuditRecord):
