@@ -26,7 +26,7 @@ from mitmproxy.options import Options
 from mitmproxy.master import Master
 
 from firewall.approvals.broker import ApprovalBroker
-from firewall.audit import ProcessAuditWriter
+from firewall.audit import AuditWriteError, ProcessAuditWriter
 from firewall.proxy import ca
 from firewall.proxy.addons.audit import Auditor, CountingWriter
 from firewall.proxy.addons.enforce import Enforcer
@@ -187,7 +187,10 @@ async def serve(settings: ProxySettings) -> None:
     finally:
         await broker.close()
         runtime.stop()
-        writer.close()
+        try:
+            writer.close()
+        except AuditWriteError as exc:  # say what was lost, and still finish stopping
+            log.error("%s", exc)
         if not settings.audit:
             log.warning("audit log was OFF: %d records counted, none written", writer.written)
         await client.aclose()
