@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from firewall.state.home import Home, StateError, check_private_file, write_private_file
+from firewall.state.home import Home, StateError, read_private_json, write_private_file
 
 VERSION = 1
 
@@ -44,13 +44,10 @@ def status_path(home: Home) -> Path:
 
 
 def read_statuses(path: Path) -> dict[str, LoginStatus]:
-    if not path.exists():
-        return {}
-    check_private_file(path)
     try:
-        top = json.loads(path.read_bytes())
-        if not isinstance(top, dict) or top.get("version") != VERSION:
-            raise ValueError(f"expected version {VERSION}")
+        logins = read_private_json(path, VERSION, "logins")
+        if logins is None:
+            return {}
         return {
             name: LoginStatus(
                 state=State(entry["state"]),
@@ -58,7 +55,7 @@ def read_statuses(path: Path) -> dict[str, LoginStatus]:
                 detail=entry.get("detail"),
                 updated=datetime.fromisoformat(entry["updated"]),
             )
-            for name, entry in top["logins"].items()
+            for name, entry in logins.items()
         }
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise StateError(f"{path} is corrupt ({exc}); delete it, the proxy writes it again") from None

@@ -6,6 +6,7 @@ owner-only (0700) and every file in it that holds a secret or a key is 0600.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from dataclasses import dataclass
@@ -99,3 +100,16 @@ def check_private_file(path: Path) -> None:
             f"{path}: permissions {mode:04o} let other users read it; "
             f"fix with: chmod 600 {path}"
         )
+
+
+def read_private_json(path: Path, version: int, section: str) -> object | None:
+    """`section` of the private JSON file `path` written as {"version": version, section: ...},
+    or None when the file does not exist. Raises StateError for loose permissions, and
+    ValueError, KeyError or TypeError for a file of another shape (each caller says how to fix it)."""
+    if not path.exists():
+        return None
+    check_private_file(path)
+    top = json.loads(path.read_bytes())
+    if not isinstance(top, dict) or top.get("version") != version:
+        raise ValueError(f"expected version {version}")
+    return top[section]

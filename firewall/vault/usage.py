@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from firewall.state.home import check_private_file, write_private_file
+from firewall.state.home import read_private_json, write_private_file
 from firewall.vault.errors import VaultError
 from firewall.vault.format import format_time
 
@@ -21,14 +21,10 @@ VERSION = 1
 
 def read_usage(path: Path) -> dict[str, datetime]:
     """Last-used times by entry name; an absent file means nothing was used yet."""
-    if not path.exists():
-        return {}
-    check_private_file(path)
     try:
-        top = json.loads(path.read_bytes())
-        if not isinstance(top, dict) or top.get("version") != VERSION:
-            raise ValueError(f"expected version {VERSION}")
-        last_used = top["last_used"]
+        last_used = read_private_json(path, VERSION, "last_used")
+        if last_used is None:
+            return {}
         if not isinstance(last_used, dict):
             raise ValueError("last_used should be an object")
         parsed = {name: datetime.fromisoformat(when) for name, when in last_used.items()}
