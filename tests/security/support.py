@@ -57,6 +57,25 @@ class Reply:
         return json.loads(self.body)["error"]
 
 
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    """`n` bytes from `sock`; fails, never spins, when the other side closes first."""
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, f"connection closed after {len(data)} of {n} bytes"
+        data += chunk
+    return data
+
+
+def read_head(sock: socket.socket, limit: int = 65536) -> bytes:
+    """An HTTP response head, through the blank line that ends it."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        assert len(head) < limit, f"no end of the head in {limit} bytes"
+        head += recv_exactly(sock, 1)
+    return head
+
+
 def read_reply(sock: socket.socket, method: str = "GET") -> Reply:
     response = http.client.HTTPResponse(sock, method=method)
     response.begin()
@@ -66,17 +85,10 @@ def read_reply(sock: socket.socket, method: str = "GET") -> Reply:
 
 def read_connect_reply(sock: socket.socket) -> Reply:
     """The proxy's answer to CONNECT: headers byte by byte (the tunnel starts right after them)."""
-    head = b""
-    while not head.endswith(b"\r\n\r\n"):
-        byte = sock.recv(1)
-        if not byte:
-            raise ConnectionError(f"the proxy closed the connection after {head!r}")
-        head += byte
+    head = read_head(sock)
     status_line, *lines = head.decode("latin-1").split("\r\n")
     headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
-    body = b""
-    while len(body) < int(headers.get("content-length", 0)):
-        body += sock.recv(65536) or b""
+    body = recv_exactly(sock, int(headers.get("content-length", 0)))
     return Reply(int(status_line.split()[1]), headers, body)
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.security.support import Agent, basic, mint_token, read_reply, request_bytes
+from tests.security.support import Agent, basic, mint_token, read_head, read_reply, request_bytes
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +142,7 @@ def test_an_open_websocket_carries_nothing_once_its_run_ended(corpus):
     with agent.tls(corpus.api) as conn:
         conn.sendall((f"GET /ws/echo HTTP/1.1\r\nHost: {corpus.api}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                       f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-        head = b""
-        while not head.endswith(b"\r\n\r\n"):
-            head += conn.recv(1)
+        head = read_head(conn)
         assert head.startswith(b"HTTP/1.1 101")
         db = open_database(corpus.firewall.home / "firewall.db")
         try:

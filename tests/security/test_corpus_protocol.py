@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.security.support import h2_exchange, read_reply, request_bytes, tcp_sink
+from tests.security.support import h2_exchange, read_head, read_reply, recv_exactly, request_bytes, tcp_sink
 from tests.support.upstream import ws_frame, ws_read_frame
 
 
@@ -246,19 +246,11 @@ def test_a_websocket_upgrade_to_a_blocked_path_is_refused(corpus, path):
 def test_a_websocket_upgrade_to_an_allowed_path_works(corpus):
     with corpus.agent.tls(corpus.api) as conn:
         conn.sendall(_upgrade("/ws/echo", corpus.api))
-        head = b""
-        while not head.endswith(b"\r\n\r\n"):
-            head += conn.recv(1)
+        head = read_head(conn)
         assert head.startswith(b"HTTP/1.1 101")
         conn.sendall(ws_frame(0x1, b"hello", mask=os.urandom(4)))
 
-        def read(n):
-            data = b""
-            while len(data) < n:
-                data += conn.recv(n - len(data))
-            return data
-
-        assert ws_read_frame(read) == (0x1, b"echo: hello")
+        assert ws_read_frame(lambda n: recv_exactly(conn, n)) == (0x1, b"echo: hello")
 
 
 def test_a_vault_value_sent_on_an_open_websocket_is_dropped_and_logged(corpus):
@@ -267,20 +259,13 @@ def test_a_vault_value_sent_on_an_open_websocket_is_dropped_and_logged(corpus):
 
     with corpus.agent.tls(corpus.api) as conn:
         conn.sendall(_upgrade("/ws/echo", corpus.api))
-        head = b""
-        while not head.endswith(b"\r\n\r\n"):
-            head += conn.recv(1)
+        head = read_head(conn)
         assert head.startswith(b"HTTP/1.1 101")
         conn.sendall(ws_frame(0x1, f"here it is: {SECRET}".encode(), mask=os.urandom(4)))
         conn.sendall(ws_frame(0x1, b"hello", mask=os.urandom(4)))
 
-        def read(n):
-            data = b""
-            while len(data) < n:
-                data += conn.recv(n - len(data))
-            return data
-
-        assert ws_read_frame(read) == (0x1, b"echo: hello")  # the upstream only ever got the second
+        # the upstream only ever got the second message
+        assert ws_read_frame(lambda n: recv_exactly(conn, n)) == (0x1, b"echo: hello")
     deadline = time.monotonic() + 5
     while not (rows := [r for r in all_audit_rows(corpus.firewall.home)
                         if r["path"] == "/ws/echo" and r["decision"] == "exfiltration"]):

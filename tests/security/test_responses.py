@@ -17,7 +17,7 @@ import pytest
 
 from firewall.secrets_scan import SecretIndex
 from tests.security.conftest import SECRET
-from tests.security.support import request_bytes
+from tests.security.support import read_head, recv_exactly, request_bytes
 from tests.support.upstream import ws_read_frame
 
 INDEX = SecretIndex.build({"openai": SECRET})
@@ -118,18 +118,10 @@ def test_a_websocket_message_quoting_the_credential_is_masked(corpus):
         "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13"})
     with corpus.agent.tls(corpus.keyed) as conn:
         conn.sendall(upgrade.replace(b"Connection: close\r\n", b""))
-        head = b""
-        while not head.endswith(b"\r\n\r\n"):
-            head += conn.recv(1)
+        head = read_head(conn)
         assert head.startswith(b"HTTP/1.1 101")
 
-        def read(n):
-            data = b""
-            while len(data) < n:
-                data += conn.recv(n - len(data))
-            return data
-
-        assert ws_read_frame(read) == (0x1, b"you sent Bearer " + b"*" * len(SECRET))
+        assert ws_read_frame(lambda n: recv_exactly(conn, n)) == (0x1, b"you sent Bearer " + b"*" * len(SECRET))
 
 
 def test_answers_of_hosts_that_get_no_credential_are_left_alone(corpus):
