@@ -15,6 +15,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -66,20 +67,44 @@ def fw(module_firewall, module_upstream, module_proxy) -> Firewall:
     return module_firewall
 
 
-def start_agent(fw: Firewall, agent: str, url: str, body: str | None = None, *curl: str) -> subprocess.Popen:
-    """curl as `agent` under `firewall run`, in the background."""
+class Agent:
+    """curl as one agent under `firewall run`, in the background.
+
+    Its stderr goes to a file rather than a pipe, so a test can read what
+    `firewall run` printed (its waiting hint) while the agent still runs.
+    """
+
+    def __init__(self, command: list[str], env: dict[str, str]):
+        self._stderr = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
+
+    def stderr_so_far(self) -> str:
+        return os.pread(self._stderr.fileno(), 1 << 20, 0).decode()
+
+    def finish(self, timeout: float) -> tuple[str, str, str]:
+        try:
+            out, _ = self.process.communicate(timeout=timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+        err = self.stderr_so_far()
+        self._stderr.close()
+        body, _, status = out.rpartition("\n")
+        return status, body, err
+
+
+def start_agent(fw: Firewall, agent: str, url: str, body: str | None = None, *curl: str) -> Agent:
     command = [sys.executable, "-m", "firewall", "run", "--agent", agent, "--",
                "curl", "-s", "-w", "\n%{http_code}", *curl]
     if body is not None:
         command += ["-H", "content-type: application/json", "--data-raw", body]
-    return subprocess.Popen(command + [url], env=fw.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return Agent(command + [url], fw.env)
 
 
-def finish(agent: subprocess.Popen, timeout: float = 30) -> tuple[str, str, str]:
-    """(HTTP status, response body, stderr) of a started agent."""
-    out, err = agent.communicate(timeout=timeout)
-    body, _, status = out.rpartition("\n")
-    return status, body, err
+def finish(agent: Agent, timeout: float = 30) -> tuple[str, str, str]:
+    """(HTTP status, response body, stderr) of a started agent, once it has ended."""
+    return agent.finish(timeout)
 
 
 def pending(fw: Firewall, agent: str) -> list[dict]:
@@ -108,6 +133,10 @@ def test_an_approved_request_reaches_the_upstream_with_the_credential(fw, module
     assert row["reason"] == "fine-tuning is billed per token"
     assert row["preview"] == '{"model": "gpt-4o-mini", "training_file": "file-abc"} (53 bytes)'
     assert 0 < row["expires_in"] <= 30
+    # `firewall run` names the held request while its agent waits (it looks every 0.5 s)
+    hint = f"agent ci-approve is waiting for approval of POST {row['url']} ({row['id']})"
+    assert wait_until(lambda: hint in agent.stderr_so_far(), 10, 0.1), agent.stderr_so_far()
+    assert "answer it with `firewall approvals`" in agent.stderr_so_far()
 
     approved = fw.run("approvals", "approve", row["id"])
     assert approved.returncode == 0, approved.stderr
@@ -115,8 +144,7 @@ def test_an_approved_request_reaches_the_upstream_with_the_credential(fw, module
     assert status == "200", body
     seen = [s for s in module_upstream.seen if s.path.startswith("/v1/fine_tuning/jobs?key=hunter2")]
     assert seen[-1].headers["authorization"] == f"Bearer {REAL_KEY}"
-    assert f"agent ci-approve is waiting for approval of POST {row['url']} ({row['id']})" in stderr
-    assert "firewall approvals" in stderr
+    assert stderr.count(hint) == 1
 
     again = fw.run("approvals", "approve", row["id"])
     assert again.returncode == 1
