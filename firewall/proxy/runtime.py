@@ -112,12 +112,13 @@ class Runtime:
         from firewall.vault import Vault
 
         if self.vault is None:
-            if self.home.vault.exists():
-                self.vault = Vault.open(self.home)
-                self.secrets = self.vault.values()
+            if not self.home.vault.exists():
+                return
+            self.vault = Vault.open(self.home)
+        elif not self.vault.reload_if_changed():
             return
-        if self.vault.reload_if_changed():
-            self.secrets = self.vault.values()
+        self.secrets = self.vault.values()
+        log.info("the vault changed: %d secret(s) in use", len(self.secrets))
 
     # ---- used by the addons, on the event loop ----
 

@@ -41,7 +41,6 @@ host localhost:{port} {{
 """
 TUNE = '{"model": "gpt-4o-mini", "training_file": "file-abc"}'
 BIG_CHAT = '{"model": "gpt-4o-mini", "max_tokens": 8000, "messages": [{"role": "user", "content": "hi"}]}'
-POLICY_SWAP = 0.5  # a running proxy picks up an applied policy within 200 ms
 
 
 def agent_has_rows(*agents: str, count: int = 1):
@@ -55,8 +54,7 @@ def agent_has_rows(*agents: str, count: int = 1):
 
 def apply(fw: Firewall, port: int, timeout: str = "30s") -> str:
     text = POLICY.format(timeout=timeout, port=port)
-    fw.apply(text)
-    time.sleep(POLICY_SWAP)
+    fw.apply(text)  # returns once the running proxy has it in force
     return text
 
 

@@ -11,6 +11,11 @@ import pytest
 from tests.support.fixtures import REAL_KEY
 
 
+def vault_reloads(log_lines: list[str]) -> int:
+    """How often the proxy has said it re-read the changed vault."""
+    return sum("the vault changed" in line for line in log_lines)
+
+
 @pytest.mark.parametrize(("mode", "shown"), [("dead", "refresh_token_reused"), ("unauthorized", "401")])
 def test_a_dead_refresh_token_is_refused_clearly_and_never_retried(codex, mode, shown):
     codex.start(expires_in=-30)
@@ -29,8 +34,9 @@ def test_a_dead_refresh_token_is_refused_clearly_and_never_retried(codex, mode, 
 
     # Logging in again and re-importing mends it, without restarting the proxy.
     codex.token_server.mode = "ok"
+    reloads = vault_reloads(codex.firewall.proxy_log())
     fresh = codex.import_login(expires_in=3600, force=True)
-    time.sleep(0.5)  # the proxy notices the vault changed
+    codex.firewall.wait_for_proxy_log(lambda lines: vault_reloads(lines) > reloads)
     assert codex.agent()[0]["status"] == 200
     assert codex.backend.bearers() == [fresh["tokens"]["access_token"]]
     assert codex.listing()["state"] == "ok"

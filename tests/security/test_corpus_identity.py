@@ -78,6 +78,19 @@ def test_switching_identity_inside_a_tunnel_does_not_work(corpus, alice, bob):
     assert len(corpus.upstream.seen) == before + 1
 
 
+def refused_within(agent: Agent, target: str, timeout: float):
+    """The proxy's refusal of a CONNECT by `agent`, once its token is dead there (it re-reads
+    live tokens every 0.2 s); fails if every CONNECT within `timeout` seconds was let through."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock, refused = agent.connect(target)
+        sock.close()
+        if refused is not None:
+            return refused
+        assert time.monotonic() < deadline, f"{agent.name}'s token still let a CONNECT through after {timeout} s"
+        time.sleep(0.1)
+
+
 def test_a_token_dies_with_its_run(corpus, tmp_path):
     """`firewall run` mints a token for the run and revokes it when the command exits."""
     done = corpus.firewall.run("run", "--agent", "alice", "--", sys.executable, "-c",
@@ -86,10 +99,7 @@ def test_a_token_dies_with_its_run(corpus, tmp_path):
     proxy_url = json.loads(done.stdout)
     token = proxy_url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
     late = Agent(corpus.proxy.port, "alice", token, corpus.agent.ca)
-    deadline = time.monotonic() + 3  # the proxy re-reads live tokens every 0.2 s
-    while (refused := late.connect(corpus.api)[1]) is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert refused is not None and refused.status == 407
+    assert refused_within(late, corpus.api, 5).status == 407
 
 
 def test_a_tunnel_opened_before_the_run_ended_closes_with_it(corpus):
@@ -149,7 +159,7 @@ def test_an_open_websocket_carries_nothing_once_its_run_ended(corpus):
             agents.revoke_token(db, token)
         finally:
             db.close()
-        time.sleep(1.0)  # several token polls
+        assert refused_within(agent, corpus.api, 5).status == 407  # the proxy knows the run ended
         before = len(corpus.upstream.seen)
         conn.sendall(ws_frame(0x1, b"still here", mask=os.urandom(4)))
         conn.settimeout(1.5)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import trustme
 from tests.support.upstream import Upstream, start_upstream
 
 REAL_KEY = "sk-proj-REALKEY0123456789abcdefghijklmnopqrstuv"
+APPLIED = re.compile(r"^applied: version (\d+) ", re.MULTILINE)
 
 
 @dataclass
@@ -51,7 +53,31 @@ class Firewall:
         return path
 
     def apply(self, text: str, name: str = "test.policy") -> subprocess.CompletedProcess:
-        return self.run("policy", "apply", str(self.write_policy(name, text)), check=True)
+        """Apply a policy; if the shared proxy runs, return once its log says the new version is in force
+        (its watcher polls every 200 ms, which a loaded machine can stretch)."""
+        result = self.run("policy", "apply", str(self.write_policy(name, text)), check=True)
+        applied = APPLIED.search(result.stdout)
+        if applied and self.shared_proxy_runs():
+            self.wait_for_proxy_log(lambda lines: any(f"policy version {applied[1]} (" in line for line in lines))
+        return result
+
+    def shared_proxy_runs(self) -> bool:
+        try:
+            os.kill(int(json.loads((self.home / "run" / "proxy.json").read_text())["pid"]), 0)
+        except (OSError, ValueError, KeyError):
+            return False
+        return True
+
+    def proxy_log(self) -> list[str]:
+        """The shared proxy's log (every proxy this state folder started in the background), line by line."""
+        path = self.home / "run" / "proxy.log"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def wait_for_proxy_log(self, ready: Callable[[list[str]], object], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready(lines := self.proxy_log()):
+            assert time.monotonic() < deadline, f"the proxy log not as expected within {timeout} s; last: {lines[-3:]}"
+            time.sleep(0.05)
 
     def audit_rows(self) -> list[dict]:
         result = self.run("audit", "--json", "--limit", "1000000", check=True)
