@@ -156,27 +156,6 @@ def request_bytes(method: str, target: str, host: str, *, headers: dict[str, str
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape") + body
 
 
-def wait_for_rows(fw: Firewall, count: int, timeout: float = 10.0) -> list[dict]:
-    """The audit rows, once at least `count` are written (the proxy writes in batches)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = fw.audit_rows()
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)
-
-
-def row_for(fw: Firewall, request_id: str, timeout: float = 10.0) -> dict:
-    """The audit row of one request (by the id the proxy's answer carried)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = [r for r in fw.audit_rows() if r["request_id"] == request_id]
-        if rows or time.monotonic() > deadline:
-            assert rows, f"no audit row for {request_id}"
-            return rows[0]
-        time.sleep(0.1)
-
-
 # ---- a hostile upstream: echoes what it got in ways that leak, compresses, redirects ----
 
 

@@ -74,10 +74,7 @@ class Firewall:
         return path.read_text().splitlines() if path.exists() else []
 
     def wait_for_proxy_log(self, ready: Callable[[list[str]], object], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not ready(lines := self.proxy_log()):
-            assert time.monotonic() < deadline, f"the proxy log not as expected within {timeout} s; last: {lines[-3:]}"
-            time.sleep(0.05)
+        poll(self.proxy_log, ready, timeout, "the proxy log")
 
     def audit_rows(self) -> list[dict]:
         result = self.run("audit", "--json", "--limit", "1000000", check=True)
@@ -85,11 +82,16 @@ class Firewall:
 
     def audit_rows_once(self, ready: Callable[[list[dict]], object], timeout: float = 10.0) -> list[dict]:
         """The audit rows, once `ready(rows)` holds: a running proxy writes them in batches."""
-        deadline = time.monotonic() + timeout
-        while not ready(rows := self.audit_rows()):
-            assert time.monotonic() < deadline, f"audit rows not as expected within {timeout} s; last: {rows[-3:]}"
-            time.sleep(0.1)
-        return rows
+        return poll(self.audit_rows, ready, timeout, "audit rows")
+
+
+def poll(read: Callable[[], list], ready: Callable[[list], object], timeout: float, what: str) -> list:
+    """`read()` again every 0.1 s until `ready` holds for what it returns; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not ready(items := read()):
+        assert time.monotonic() < deadline, f"{what} not as expected within {timeout} s; last: {items[-3:]}"
+        time.sleep(0.1)
+    return items
 
 
 def make_firewall(home: Path) -> Firewall:
