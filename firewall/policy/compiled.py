@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from enum import Enum
 from fnmatch import translate
 from functools import cache, lru_cache
@@ -188,6 +188,7 @@ class CompiledBlock:
     limits: tuple[CompiledLimit, ...]
     injects: tuple[CompiledInject, ...]
     source: RuleRef
+    tcp: CompiledRule | None = None  # `allow tcp` / `block tcp`: a tunnel that does not carry HTTP
     rules_by_method: dict = derived()  # method → the rules that may match it, in order
     rules_any_method: tuple = derived()  # the rules that name no method, in order
 
@@ -272,20 +273,33 @@ _TYPES = {
 _ENUMS = {"verdict": Verdict, "default": Verdict, "mode": Mode}
 
 
+_NO_DEFAULT = object()
+
+
 @cache
-def _serialised_fields(cls: type) -> tuple[str, ...] | None:
-    """The names of the fields of a dataclass that go into JSON; None for any other type."""
+def _serialised_fields(cls: type) -> tuple[tuple[str, object], ...] | None:
+    """(name, default) of the fields of a dataclass that go into JSON; None for any other type.
+
+    A field added after policies were stored has a default, and is left out of the JSON while it
+    holds it: a policy that does not use it keeps the canonical JSON, and so the sha256, it had.
+    """
     if not is_dataclass(cls):
         return None
-    return tuple(f.name for f in fields(cls) if not f.metadata.get("derived"))
+    return tuple(
+        (f.name, _NO_DEFAULT if f.default is MISSING else f.default)
+        for f in fields(cls) if not f.metadata.get("derived")
+    )
 
 
 def _to_data(obj):
     names = _serialised_fields(type(obj))
     if names is not None:
         out = {"type": type(obj).__name__}
-        for name in names:
-            out[name] = _to_data(getattr(obj, name))
+        for name, default in names:
+            value = getattr(obj, name)
+            if default is not _NO_DEFAULT and value == default:
+                continue
+            out[name] = _to_data(value)
         return out
     if isinstance(obj, Enum):
         return obj.value
@@ -298,7 +312,9 @@ def _from_data(data, name: str = ""):
     if isinstance(data, dict):
         cls = _TYPES[data["type"]]
         kwargs = {
-            f.name: _from_data(data[f.name], f.name) for f in fields(cls) if not f.metadata.get("derived")
+            name: _from_data(data[name], name)
+            for name, default in _serialised_fields(cls)
+            if default is _NO_DEFAULT or name in data
         }
         return cls(**kwargs)
     if isinstance(data, list):

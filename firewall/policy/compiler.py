@@ -34,7 +34,7 @@ from firewall.policy.compiled import (
     SourceFile,
     path_glob,
 )
-from firewall.policy.decision import Mode, Request, RuleRef, Verdict
+from firewall.policy.decision import TUNNEL_METHOD, Mode, Request, RuleRef, Verdict
 from firewall.policy.errors import CompileError, Diagnostic, Severity, Span, diagnostic
 from firewall.policy.hosts import InvalidHost, normalize_host, parse_host_pattern
 from firewall.policy.paths import GlobError
@@ -294,8 +294,12 @@ class _Compiler:
             except InvalidHost as exc:
                 self.error(str(exc), word.span)
         rules, limits, injects = [], [], []
+        tcp: CompiledRule | None = None
         for item in node.items:
-            if isinstance(item, s.Rule):
+            if isinstance(item, s.TcpRule):
+                compiled = self._tcp_rule(item, node, tcp)
+                tcp = tcp or compiled
+            elif isinstance(item, s.Rule):
                 rule = self._rule(item)
                 if rule is not None:
                     self._warn_if_shadowed(rule, rules, item)
@@ -308,7 +312,7 @@ class _Compiler:
                 inject = self._inject(item, credentials)
                 if inject is not None:
                     injects.append(inject)
-        if not rules:
+        if not rules and tcp is None:
             self.warn(
                 f"host block {', '.join(w.text for w in node.patterns)} has no rule",
                 node.span,
@@ -316,7 +320,34 @@ class _Compiler:
             )
         ref = self.ref(node.span)
         header = RuleRef(ref.file, ref.line, "host " + ", ".join(w.text for w in node.patterns))
-        return CompiledBlock(tuple(patterns), tuple(rules), tuple(limits), tuple(injects), header)
+        return CompiledBlock(tuple(patterns), tuple(rules), tuple(limits), tuple(injects), header, tcp)
+
+    def _tcp_rule(self, node: s.TcpRule, block: s.HostBlock, earlier: CompiledRule | None) -> CompiledRule | None:
+        """`allow tcp` opens raw TCP to exactly the hosts and ports the block names, nothing wider."""
+        if node.verdict == "approve":
+            self.error("a raw TCP tunnel cannot be held for approval", node.span, "use allow tcp or block tcp")
+            return None
+        if earlier is not None:
+            self.warn(f"this rule can never match: the tcp rule at {earlier.source.location} decides first",
+                      node.span, "remove it")
+            return None
+        ok = True
+        for word in block.patterns:
+            try:
+                pattern = parse_host_pattern(word.text)
+            except InvalidHost:
+                ok = False  # reported by _block
+                continue
+            if pattern.wildcard or pattern.port is None:
+                self.error(
+                    f'"{node.verdict} tcp" needs host blocks that name a host and port exactly, not "{word.text}"',
+                    word.span, "for example: host db.internal:5432 { allow tcp }",
+                )
+                ok = False
+        if not ok:
+            return None
+        reason = node.reason.value if node.reason else None
+        return CompiledRule(Verdict(node.verdict), RequestMatcher((), (), None), reason, self.ref(node.span))
 
     def _inject(self, node: s.Inject, credentials: dict[str, CredentialSpec]) -> CompiledInject | None:
         name = node.credential.text
@@ -469,7 +500,7 @@ class _Compiler:
         return cases
 
     def _expect(self, node: s.Expect, test_name: str) -> ExpectCase | None:
-        if node.method.text not in HTTP_METHODS:
+        if node.method.text not in (*HTTP_METHODS, TUNNEL_METHOD):
             self.error(f'unknown HTTP method "{node.method.text}"{did_you_mean(node.method.text, HTTP_METHODS)}',
                        node.method.span)
             return None

@@ -37,6 +37,10 @@ class Reason(StrEnum):
     MALFORMED_REQUEST = "malformed_request"  # method or target the engine cannot read
     UNSAFE_METHOD = "unsafe_method"  # TRACE or TRACK: the server echoes the request, credentials included
     EXFILTRATION = "exfiltration"  # carries a vault secret the decision does not inject for this request
+    NOT_HTTP = "not_http"  # a tunnel that does not carry HTTP(S), to a host:port no `allow tcp` names
+
+
+TUNNEL_METHOD = "TCP"  # the method of a `Request` that is a raw TCP tunnel (scheme "tcp")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,9 @@ class Request:
     `addresses` are the IPs the proxy resolved `host` to and will connect to.
     `secrets` names the vault entries whose values the request carries anywhere
     (target, headers, body), as found by `firewall.secrets_scan`.
+
+    A CONNECT tunnel whose bytes are neither TLS nor HTTP is decided as a request of
+    scheme "tcp" and method TCP, with an empty target.
     """
 
     method: str
@@ -79,13 +86,20 @@ class Request:
         headers: tuple[tuple[str, str], ...] = (),
         body: bytes = b"",
     ) -> Request:
-        """A request for tests and `policy explain`: `https://host[:port]/path?query`."""
+        """A request for tests and `policy explain`: `https://host[:port]/path?query`, or a raw
+        TCP tunnel as `TCP tcp://host:port`."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
-        if scheme not in ("http", "https", "ws", "wss"):
-            raise ValueError(f"unsupported URL scheme {parts.scheme!r} in {url!r}; use http:// or https://")
+        if scheme not in ("http", "https", "ws", "wss", "tcp"):
+            raise ValueError(f"unsupported URL scheme {parts.scheme!r} in {url!r}; use http://, https:// or tcp://")
         if not parts.hostname:
             raise ValueError(f"URL {url!r} has no host")
+        if (scheme == "tcp") != (method.upper() == TUNNEL_METHOD):
+            raise ValueError(f"a raw TCP tunnel is written {TUNNEL_METHOD} tcp://HOST:PORT, not {method} {url}")
+        if scheme == "tcp":
+            if parts.port is None or parts.path not in ("", "/") or parts.query:
+                raise ValueError(f"{url!r}: a tcp:// URL is tcp://HOST:PORT, with a port and nothing after it")
+            return cls(TUNNEL_METHOD, "tcp", parts.hostname, parts.port, "", agent=agent)
         port = parts.port or (443 if scheme in ("https", "wss") else 80)
         target = parts.path or "/"
         if parts.query:

@@ -15,6 +15,10 @@ Precedence, coded in this order with early returns:
     the connection goes → block (destination_mismatch). A destination that is or
     resolves to a loopback, private, link-local or metadata address → block
     (private_address), unless a host block names that host and port exactly.
+    A raw TCP tunnel (scheme "tcp": a CONNECT whose bytes are neither TLS nor HTTP)
+    is decided here, after the destination checks, by the `tcp` rule of the host block
+    that names it, and by nothing else: no such rule → block (not_http), whatever the
+    default and the mode; `allow tcp` → allow, with no limits and no credentials.
  3. A path with no single meaning (encoded '/', '\\' or NUL, '..' above the root,
     bad percent-encoding, ...) → block (ambiguous_path), whatever the rules say.
  4. No host block names the destination → the default (default_no_host).
@@ -116,6 +120,8 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
                         message=f"{host} is or resolves to the non-public address {private}; a host block must "
                                 f"name {host}:{request.port} exactly (a link-local address: as the address itself)",
                         **base)
+    if request.scheme == "tcp":
+        return _tunnel(policy, host, request.port, base)
     # 3
     try:
         canonical = _canonical(request.target)
@@ -154,6 +160,16 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
         Decision(verdict, reason, rule=rule, rule_reason=rule_reason, message=_message(verdict, reason, rule),
                  limits=limits, inject=inject, decided_at=now, **base)
     )
+
+
+def _tunnel(policy: CompiledPolicy, host: str, port: int, base: dict) -> Decision:
+    block = policy.block_for(host, port)
+    rule = block.tcp if block is not None else None
+    if rule is None:
+        return Decision(Verdict.BLOCK, Reason.NOT_HTTP, message=f"the tunnel to {host}:{port} does not carry "
+                        f"HTTP(S), and no host block naming {host}:{port} says `allow tcp`", **base)
+    return Decision(rule.verdict, Reason.RULE, rule=rule.source, rule_reason=rule.reason,
+                    message=_message(rule.verdict, Reason.RULE, rule.source), host_block=block.source, **base)
 
 
 def _same_destination(claim: str, host: str, port: int) -> bool:

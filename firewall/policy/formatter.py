@@ -120,6 +120,8 @@ class _Formatter:
             parts += [_words(node.methods), _words(node.paths), self._when(node.when)]
             return " ".join(filter(None, parts))
         reason = f"reason {_string(node.reason.value)}" if node.reason else ""
+        if isinstance(node, s.TcpRule):
+            return " ".join(filter(None, [node.verdict, "tcp", reason]))
         parts = [node.verdict, _words(node.methods), _words(node.paths), self._when(node.when), reason]
         return " ".join(filter(None, parts))
 

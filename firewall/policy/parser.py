@@ -365,6 +365,10 @@ class _ToSyntax:
         parts = _Parts(rest)
         return s.Rule(str(verdict), parts.methods, parts.paths, parts.when, parts.reason, self._span(meta))
 
+    def tcp_rule(self, meta, children):
+        verdict, *rest = children
+        return s.TcpRule(str(verdict), _Parts(rest).reason, self._span(meta))
+
     def methods(self, meta, children):
         return _Methods(tuple(self._word(token) for token in children))
 

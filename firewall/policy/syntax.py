@@ -169,7 +169,16 @@ class Rule:
     span: Span
 
 
-HostItem = Union[Inject, Limit, Rule]
+@dataclass(frozen=True)
+class TcpRule:
+    """`allow tcp` / `block tcp`: what a CONNECT tunnel that does not carry HTTP may do."""
+
+    verdict: str
+    reason: Value | None
+    span: Span
+
+
+HostItem = Union[Inject, Limit, Rule, TcpRule]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ checks need (in DumpMaster's order):
   block         refuses clients from outside this machine (`block_global`)
   disable_h2c   refuses cleartext HTTP/2 upgrades, which would escape inspection
   proxyserver   listening, connections, `connection_strategy`, `body_size_limit`
-  next_layer    which protocol layer a connection gets
+  next_layer    which protocol layer the agent's connection to the proxy gets (inside a
+                CONNECT tunnel the firewall's own `Tunnels` addon decides, see
+                addons/tunnels.py: mitmproxy would relay what does not look like HTTP)
   tlsconfig     certificates for agents, checking upstream certificates
   errorcheck    a start-up error stops the proxy instead of leaving it half up
 
@@ -27,6 +29,23 @@ from __future__ import annotations
 from mitmproxy.addons import block, core, disable_h2c, errorcheck, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
 from mitmproxy.options import Options
+from mitmproxy.proxy.context import Context
+from mitmproxy.proxy.layer import NextLayer
+from mitmproxy.proxy.layers import HttpLayer
+
+
+def in_tunnel(context: Context) -> bool:
+    """Whether a connection is inside a CONNECT (an HTTP layer of the proxy's own is below it)."""
+    return any(isinstance(below, HttpLayer) for below in context.layers)
+
+
+class ProxyNextLayer(next_layer.NextLayer):
+    """mitmproxy's choice of layer for the agent's connection to the proxy, and for nothing inside
+    a tunnel: there, a layer it chose would already be on the stack when the firewall decides."""
+
+    def next_layer(self, nextlayer: NextLayer) -> None:
+        if not in_tunnel(nextlayer.context):
+            super().next_layer(nextlayer)
 
 
 def build_master(options: Options) -> Master:
@@ -37,7 +56,7 @@ def build_master(options: Options) -> Master:
         block.Block(),
         disable_h2c.DisableH2C(),
         proxyserver.Proxyserver(),
-        next_layer.NextLayer(),
+        ProxyNextLayer(),
         tlsconfig.TlsConfig(),
         errorcheck.ErrorCheck(),
     )

@@ -37,7 +37,8 @@ class FlowNotes:
     detail: str | None = None
     credentials: tuple[str, ...] = ()
     approval_id: str | None = None  # the approval (apr_...) or standing grant (grt_...) that let it through
-    bytes_in: int = 0
+    bytes_in: int = 0  # set where the response body is not what counts (a streamed answer, a TCP tunnel)
+    bytes_out: int = 0  # a raw TCP tunnel's bytes from the agent
     scrubbed: bool = False  # an injected secret was masked in the response
     recorded: bool = False
 

@@ -29,6 +29,7 @@ from firewall.approvals.broker import ApprovalBroker
 from firewall.audit import AuditWriteError, ProcessAuditWriter
 from firewall.proxy import ca
 from firewall.proxy.addons.audit import Auditor, CountingWriter
+from firewall.proxy.addons.dial_guard import DialGuard
 from firewall.proxy.addons.enforce import Enforcer
 from firewall.proxy.addons.identity import Identity
 from firewall.proxy.addons.scrub import Scrubber
@@ -36,6 +37,7 @@ from firewall.proxy.addons.upstream_tls import UpstreamTLSName
 from firewall.proxy.addons.ws_guard import WebSocketGuard
 from firewall.proxy.addons.reauthorize import Reauthorize
 from firewall.proxy.addons.streaming import Streaming
+from firewall.proxy.addons.tunnels import Tunnels
 from firewall.proxy.chain import Chain
 from firewall.proxy.limiter import Limiter
 from firewall.proxy.master import build_master
@@ -163,13 +165,17 @@ async def serve(settings: ProxySettings) -> None:
         ssl_verify_upstream_trusted_ca=str(trust),
         ssl_insecure=False,
         upstream_cert=False,
+        rawtcp=False,  # mitmproxy relays nothing on its own; a tunnel's raw TCP is the policy's (addons/tunnels.py)
         http3=False,
         body_size_limit=BODY_SIZE_LIMIT,
     )
     auditor = Auditor(runtime, writer)
+    identity = Identity(runtime)
     master.addons.add(Chain(  # one addon to mitmproxy: firewall/proxy/chain.py
-        Identity(runtime),
+        identity,
+        Tunnels(runtime, identity, resolver, auditor),
         Enforcer(runtime, limiter, resolver, broker, oauth=keeper),
+        DialGuard(resolver),
         Streaming(),
         Reauthorize(keeper, client),
         Scrubber(runtime),  # after every addon that may buffer or replace a response

@@ -1,7 +1,8 @@
 """One audit row per request, handed to the batched writer when the flow ends.
 
 Runs last, so it sees what every other addon decided. Refused CONNECTs and
-raw TCP tunnels (which the firewall never carries) get a row too.
+tunnels that do not carry HTTP(S) (refused, or relayed under `allow tcp`) get a
+row too.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import logging
 import time
 from dataclasses import replace
 
-from mitmproxy import http, tcp
+from mitmproxy import http
 
 from firewall.audit import AuditRecord, ProcessAuditWriter
-from firewall.proxy.notes import notes_of
+from firewall.policy.decision import TUNNEL_METHOD
+from firewall.proxy.notes import FlowNotes, notes_of
 from firewall.proxy.runtime import Runtime
 from firewall.redact import mask_query, scrub
 
@@ -53,17 +55,23 @@ class Auditor:
     def error(self, flow: http.HTTPFlow) -> None:
         self._record(flow)
 
-    def tcp_start(self, flow: tcp.TCPFlow) -> None:
-        flow.kill()
-        host, port = flow.server_conn.address or ("unknown", 0)
-        notes = notes_of(flow)
-        self.writer.submit(AuditRecord(
-            time=notes.started, request_id=notes.request_id, agent=None, method="TCP", scheme="tcp",
-            host=str(host), port=int(port) or 1, path="", query="", decision="block", reason="not_http",
-            rule=None, policy_sha256=self.runtime.policy.sha256, credentials="", upstream_status=None,
-            duration_ms=0.0, bytes_out=0, bytes_in=0, approval_id=None, scrubbed=0,
-            detail="a tunnel that does not carry HTTP(S) is never passed through",
-        ))
+    def record_tunnel(self, notes: FlowNotes, host: str, port: int) -> None:
+        """The row of a CONNECT tunnel that did not carry HTTP(S): refused, or relayed as raw TCP."""
+        secrets = tuple(self.runtime.secrets.values())
+        redact = self.runtime.secret_index.redact
+        decision = notes.decision
+        try:
+            self.writer.submit(AuditRecord(
+                time=notes.started, request_id=notes.request_id, agent=notes.agent, method=TUNNEL_METHOD,
+                scheme="tcp", host=redact(scrub(decision.host if decision and decision.host else host, secrets)),
+                port=port, path="", query="", decision=notes.outcome, reason=notes.reason, rule=notes.rule,
+                policy_sha256=decision.policy_sha256 if decision else self.runtime.policy.sha256,
+                credentials="", upstream_status=None, duration_ms=max(0.0, (time.time() - notes.started) * 1000),
+                bytes_out=notes.bytes_out, bytes_in=notes.bytes_in, approval_id=None, scrubbed=0,
+                detail=redact(scrub(notes.detail, secrets)) if notes.detail else None,
+            ))
+        except Exception:
+            log.exception("writing the audit row of %s failed", notes.request_id)
 
     def _record(self, flow: http.HTTPFlow) -> None:
         notes = notes_of(flow)

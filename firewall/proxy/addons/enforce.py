@@ -17,8 +17,9 @@ from urllib.parse import quote
 from mitmproxy import http
 
 from firewall.approvals.broker import REFUSALS, ApprovalBroker
-from firewall.policy import Decision, Mode, Reason, Request, Verdict, decide
+from firewall.policy import Decision, Mode, Reason, Request, Verdict
 from firewall.proxy.addons.reauthorize import remember_oauth
+from firewall.proxy.deciding import decide_with_addresses
 from firewall.proxy.exfil import carried_secrets
 from firewall.proxy.inject import CredentialUnavailable, apply_injections
 from firewall.proxy.limiter import Limiter
@@ -58,12 +59,22 @@ class Enforcer:
             return
         notes = notes_of(flow)
         try:
-            decision = await self._decide(flow, notes)
-            if decision is None:
+            request = self._request(flow, notes)
+            try:
+                decision, addresses = await decide_with_addresses(
+                    self.runtime.policy, request, self.resolver, time.time()  # one version decides it all
+                )
+            except OSError as exc:
+                notes.refuse("error", "unresolvable", f"{request.host}: {exc}")
+                flow.response = error_response(
+                    502, "upstream_unreachable", f"{request.host} could not be resolved", notes.request_id
+                )
                 return
             notes.decision = decision
             notes.rule = decision.rule.location if decision.rule else None
-            await self._apply(flow, notes, decision)
+            if await self._apply(flow, notes, decision):
+                # Let through: the proxy may connect there, to these addresses only (dial_guard.py).
+                self.resolver.pin(request.host, request.port, addresses)
         except Exception as exc:  # fail closed: a request we could not decide goes nowhere
             log.exception("deciding %s failed", notes.request_id)
             notes.refuse("error", "internal_error", f"{type(exc).__name__}: {exc}")
@@ -71,37 +82,6 @@ class Enforcer:
                 500, "firewall_error", "the firewall could not decide this request, so it was refused",
                 notes.request_id,
             )
-
-    async def _decide(self, flow: http.HTTPFlow, notes: FlowNotes) -> Decision | None:
-        """Decide once without DNS (a refused destination is never even looked up), then,
-        for a request that may go out, again with the addresses it would connect to."""
-        policy = self.runtime.policy  # one version decides the whole request
-        request = self._request(flow, notes)
-        cached = self.resolver.cached(request.host.lower().rstrip("."), request.port)
-        if cached is not None:
-            # Resolved already (within the TTL): one decision with the addresses gives the same
-            # answer as the two steps, unless the addresses themselves refuse it (then the
-            # address-free decision may have refused it first, for another reason).
-            decision = decide(policy, replace(request, addresses=cached), time.time())
-            if decision.reason is not Reason.PRIVATE_ADDRESS:
-                if decision.verdict is not Verdict.BLOCK:
-                    self.resolver.pin(flow.request.host.lower().rstrip("."), flow.request.port, cached)
-                return decision
-        decision = decide(policy, request, time.time())
-        if decision.verdict is Verdict.BLOCK:
-            return decision
-        try:
-            addresses = await self.resolver.lookup(request.host.lower().rstrip("."), request.port)
-        except OSError as exc:
-            notes.refuse("error", "unresolvable", f"{request.host}: {exc}")
-            flow.response = error_response(
-                502, "upstream_unreachable", f"{request.host} could not be resolved", notes.request_id
-            )
-            return None
-        decision = decide(policy, replace(request, addresses=addresses), time.time())
-        if decision.verdict is not Verdict.BLOCK:
-            self.resolver.pin(flow.request.host.lower().rstrip("."), flow.request.port, addresses)
-        return decision
 
     def _request(self, flow: http.HTTPFlow, notes: FlowNotes) -> Request:
         tunnel = self.tunnels.get(flow.client_conn)
@@ -138,7 +118,8 @@ class Enforcer:
         found = carried_secrets(self.runtime.secret_index, request, raw, flow.request.headers.get("content-encoding"))
         return replace(request, secrets=found)
 
-    async def _apply(self, flow: http.HTTPFlow, notes: FlowNotes, decision: Decision) -> None:
+    async def _apply(self, flow: http.HTTPFlow, notes: FlowNotes, decision: Decision) -> bool:
+        """Do what the decision says; True when the request goes upstream."""
         report = decision.mode is Mode.REPORT
         if decision.verdict is Verdict.BLOCK:
             exfiltration = decision.reason is Reason.EXFILTRATION
@@ -147,9 +128,9 @@ class Enforcer:
                 403, "exfiltration_blocked" if exfiltration else "policy_blocked", _blocked_message(decision),
                 notes.request_id, rule=notes.rule,
             )
-            return
+            return False
         if decision.verdict is Verdict.APPROVE and not await self._approved(flow, notes, decision):
-            return
+            return False
         # An approved request goes on exactly like an allowed one: limits, path, credentials.
         outcome = "approve" if notes.approval_id else f"would_{decision.would.value}" if decision.would else "allow"
         limit = await self.limiter.check(decision.limits, time.time())
@@ -162,7 +143,7 @@ class Enforcer:
                     notes.request_id, rule=limit.over.source.location,
                     headers={"retry-after": str(limit.retry_after)},
                 )
-                return
+                return False
             outcome = "would_limit"
         # Upstream sees exactly the path that was decided on.
         flow.request.path = decision.canonical_path + (f"?{decision.query}" if decision.query else "")
@@ -174,11 +155,11 @@ class Enforcer:
             retry = {"retry-after": str(exc.retry_after)} if exc.retry_after else None
             flow.response = error_response(503, exc.code, str(exc), notes.request_id, rule=notes.rule,
                                            headers=retry)
-            return
+            return False
         remember_oauth(flow, decision.inject, oauth)
         self.runtime.note_used(i.secret for i in decision.inject)
         notes.outcome, notes.reason = outcome, decision.reason.value
-
+        return True
 
     async def _approved(self, flow: http.HTTPFlow, notes: FlowNotes, decision: Decision) -> bool:
         """Hold the request until a person answers (or a standing grant answers for them).

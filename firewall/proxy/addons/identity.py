@@ -40,6 +40,13 @@ class Identity:
         # client conn -> (agent, token hash): a tunnel outlives no token; see requestheaders
         self.tunnels: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
+    def tunnel_agent(self, client) -> str | None:
+        """The agent a client connection's CONNECT authenticated, while its token is live."""
+        tunnel = self.tunnels.get(client)
+        if tunnel is None or self.runtime.agent_for_token_hash(tunnel[1]) != tunnel[0]:
+            return None
+        return tunnel[0]
+
     async def http_connect(self, flow: http.HTTPFlow) -> None:
         agent = await self._authenticate(flow)
         if agent is not None:
