@@ -31,6 +31,7 @@ from firewall.proxy import ca
 from firewall.proxy.addons.audit import Auditor, CountingWriter
 from firewall.proxy.addons.dial_guard import DialGuard
 from firewall.proxy.addons.enforce import Enforcer
+from firewall.proxy.addons.framing import Framing
 from firewall.proxy.addons.identity import Identity
 from firewall.proxy.addons.scrub import Scrubber
 from firewall.proxy.addons.upstream_tls import UpstreamTLSName
@@ -174,6 +175,7 @@ async def serve(settings: ProxySettings) -> None:
     master.addons.add(Chain(  # one addon to mitmproxy: firewall/proxy/chain.py
         identity,
         Tunnels(runtime, identity, resolver, auditor),
+        Framing(),
         Enforcer(runtime, limiter, resolver, broker, oauth=keeper),
         DialGuard(resolver),
         Streaming(),

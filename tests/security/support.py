@@ -294,9 +294,10 @@ def tcp_sink():
 
 
 def h2_exchange(conn: ssl.SSLSocket, headers: list[tuple[str, str]], body: bytes = b"",
-                validate: bool = True) -> tuple[int | None, bytes]:
+                validate: bool = True, trailers: list[tuple[str, str]] | None = None) -> tuple[int | None, bytes]:
     """One HTTP/2 request on `conn` (ALPN h2 already agreed): (status or None if the proxy reset
-    or closed instead of answering, body). `validate=False` sends headers the h2 library would refuse."""
+    or closed instead of answering, body). `validate=False` sends headers the h2 library would refuse;
+    `trailers` end the request after the body."""
     import h2.config
     import h2.connection
     import h2.events
@@ -305,9 +306,11 @@ def h2_exchange(conn: ssl.SSLSocket, headers: list[tuple[str, str]], body: bytes
                                        normalize_outbound_headers=validate)
     h2conn = h2.connection.H2Connection(config)
     h2conn.initiate_connection()
-    h2conn.send_headers(1, headers, end_stream=not body)
-    if body:
-        h2conn.send_data(1, body, end_stream=True)
+    h2conn.send_headers(1, headers, end_stream=not body and not trailers)
+    for start in range(0, len(body), 16384):  # the peer's default largest frame
+        h2conn.send_data(1, body[start:start + 16384], end_stream=start + 16384 >= len(body) and not trailers)
+    if trailers:
+        h2conn.send_headers(1, trailers, end_stream=True)
     conn.sendall(h2conn.data_to_send())
     status, data = None, b""
     while True:

@@ -86,9 +86,9 @@ class Enforcer:
     def _request(self, flow: http.HTTPFlow, notes: FlowNotes) -> Request:
         tunnel = self.tunnels.get(flow.client_conn)
         host, port = tunnel if tunnel else (flow.request.host, flow.request.port)
-        claimed = []
-        if flow.request.host_header:
-            claimed.append(flow.request.host_header)
+        # Every Host header: HTTP/2 may carry them beside :authority, and more than one (mitmproxy's
+        # `host_header` is the first, or the authority); an upstream may read any of them.
+        claimed = flow.request.headers.get_all("host")
         if (flow.request.host, flow.request.port) != (host, port):
             claimed.append(f"{flow.request.host}:{flow.request.port}")  # where mitmproxy would route it
         if flow.client_conn.sni and tunnel:

@@ -1,0 +1,35 @@
+"""Every request leaves the proxy framed, so an upstream reads exactly the request that was decided.
+
+An HTTP/2 request ends where its stream ends; an HTTP/1.1 request where its Content-Length (or
+chunking) says. mitmproxy sends an HTTP/2 request to an HTTP/1.1 upstream with the headers the
+agent sent, so one without `content-length` went out with no framing at all and its body was
+read upstream as a second request nobody decided. The body is whole here (requests are never
+streamed), so its length is known: it is set on every HTTP/2 and HTTP/3 request.
+
+Request trailers are refused: a Content-Length request cannot carry them to an HTTP/1.1
+upstream, and they are fields that no rule and no exfiltration scan reads.
+"""
+
+from __future__ import annotations
+
+from mitmproxy import http
+
+from firewall.proxy.notes import notes_of
+from firewall.proxy.responses import error_response
+
+
+class Framing:
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error:
+            return
+        request = flow.request
+        if request.trailers:
+            notes = notes_of(flow)
+            notes.refuse("block", "malformed_request", "the request has trailers")
+            flow.response = error_response(
+                400, "malformed_request", "request trailers are not supported by the firewall; "
+                "send those fields as headers", notes.request_id,
+            )
+            return
+        if request.is_http2 or request.is_http3:
+            request.headers["content-length"] = str(len(request.raw_content or b""))
