@@ -180,7 +180,7 @@ async def serve(settings: ProxySettings) -> None:
         DialGuard(resolver),
         Streaming(),
         Reauthorize(keeper, client),
-        Scrubber(runtime),  # after every addon that may buffer or replace a response
+        Scrubber(runtime, auditor),  # after every addon that may buffer or replace a response
         UpstreamTLSName(),
         auditor,
         WebSocketGuard(runtime, auditor),

@@ -31,7 +31,7 @@ credential openai {{
 host localhost:{hostile} {{
     inject openai
     block /admin/**
-    allow GET /echo, /error, /basic, /gzip, /brotli-lie, /split, /sse, /redirect, /ws
+    allow GET /echo, /error, /basic, /gzip, /brotli-lie, /split, /sse, /redirect, /ws, /reason, /trailer, /quoted
     allow POST /echo
     allow TRACE, OPTIONS /echo       # TRACE is still never forwarded
 }}

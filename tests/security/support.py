@@ -16,6 +16,7 @@ import socket
 import ssl
 import threading
 import time
+from urllib.parse import quote
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +173,9 @@ class HostileUpstream(Upstream):
     /sse               server-sent events echoing the Authorization value in the 2nd event
     /redirect?to=URL   302 to URL
     /ws                a WebSocket whose first message quotes the Authorization header
+    /reason            401 whose status line's reason phrase quotes the Authorization header
+    /trailer           a chunked body with a trailer quoting the Authorization header
+    /quoted            the Authorization value as `quote()` writes it, and with JSON \\u00XX escapes
     anything else      200 {"ok": true}
     """
 
@@ -224,6 +228,19 @@ def _hostile_handler(ref: list[HostileUpstream]):
             elif path == "/sse":
                 self._chunks([b"data: one\n\n", b"data: " + auth + b"\n\n", b"data: [DONE]\n\n"], 0.1,
                              "text/event-stream")
+            elif path == "/reason":
+                self.send_response(401, "rejected " + auth.decode())
+                self.send_header("content-length", "0")
+                self.end_headers()
+            elif path == "/trailer":
+                self.send_response(200)
+                self.send_header("transfer-encoding", "chunked")
+                self.send_header("trailer", "x-echo-auth")
+                self.end_headers()
+                self.wfile.write(b"2\r\nok\r\n0\r\nx-echo-auth: " + auth + b"\r\n\r\n")
+            elif path == "/quoted":
+                escaped = "".join(f"\\u{ord(c):04x}" if c in "sk-" else c for c in auth.decode())
+                self._send(200, quote(auth.decode()).encode() + b"\n" + escaped.encode())
             elif path == "/redirect":
                 self._send(302, b"", {"location": query.partition("=")[2]})
             elif path == "/ws" and headers.get("upgrade", "").lower() == "websocket":

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from firewall.secrets_scan import SecretIndex
-from tests.security.conftest import SECRET
+from tests.security.conftest import SECRET, all_audit_rows
 from tests.security.support import read_head, recv_exactly, request_bytes
 from tests.support.upstream import ws_read_frame
 
@@ -176,3 +176,70 @@ def test_a_compressed_body_is_refused_where_a_rule_needs_it(corpus):
     body = gzip.compress(json.dumps({"model": "gpt-4o-mini"}).encode())
     reply, reached = _chat(corpus, body, {"Content-Encoding": "gzip"})
     assert reply.status == 403 and reached == 0
+
+
+def test_a_reason_phrase_quoting_the_credential_is_masked(corpus):
+    started = time.time()
+    with corpus.agent.tls(corpus.keyed) as conn:
+        conn.sendall(request_bytes("GET", "/reason", corpus.keyed))
+        head = read_head(conn)
+    assert head.startswith(b"HTTP/1.1 401 rejected Bearer " + b"*" * len(SECRET)), head
+    assert _no_form_of_the_secret(head)
+    assert _row_since(corpus, "/reason", started)["scrubbed"] == 1
+
+
+def test_an_http1_trailer_quoting_the_credential_never_reaches_the_agent(corpus):
+    """mitmproxy 12.2 does not read HTTP/1 trailers: the answer is cut before them."""
+    with corpus.agent.tls(corpus.keyed) as conn:
+        conn.sendall(request_bytes("GET", "/trailer", corpus.keyed))
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200") and _no_form_of_the_secret(answer)
+
+
+def test_response_trailers_are_masked():
+    """HTTP/2 trailers are sent after the response hook, streamed body or not: masked there.
+    The Scrubber itself, on a flow whose request was injected with the credential."""
+    from mitmproxy.http import Headers
+    from mitmproxy.test import tflow
+
+    from firewall.policy.decision import Decision, Injection, Reason, Verdict
+    from firewall.proxy.addons.scrub import Scrubber
+    from firewall.proxy.notes import notes_of
+
+    class Runtime:
+        secret_index = INDEX
+
+    inject = Injection("openai", "openai", "header", "authorization", "Bearer {secret}")
+    for streamed in (False, True):
+        flow = tflow.tflow(resp=True)
+        flow.response.stream = streamed
+        flow.response.trailers = Headers([(b"x-echo-auth", f"Bearer {SECRET}".encode()), (b"x-ok", b"fine")])
+        notes = notes_of(flow)
+        notes.credentials = ("openai",)
+        notes.decision = Decision(Verdict.ALLOW, Reason.RULE, inject=(inject,))
+        Scrubber(Runtime(), auditor=None).response(flow)
+        assert flow.response.trailers["x-echo-auth"] == "Bearer " + "*" * len(SECRET)
+        assert flow.response.trailers["x-ok"] == "fine" and notes.scrubbed
+
+
+def test_a_credential_partly_escaped_is_masked(corpus):
+    reply = _keyed(corpus, "/quoted")
+    assert reply.status == 200 and reply.body.count(b"*") >= 2 * (len(SECRET) - 2)
+    assert b"%20" in reply.body  # the control: the escaped space before the credential is kept
+    assert _no_form_of_the_secret(reply.body.replace(b"\\u", b"").replace(b"%", b""))
+    assert INDEX.masker(["openai"]).mask(reply.body)[1] == 0
+
+
+def test_a_websocket_message_masked_sets_scrubbed_on_a_row(corpus):
+    started = time.time()
+    test_a_websocket_message_quoting_the_credential_is_masked(corpus)
+    deadline = time.monotonic() + 5
+    while True:
+        rows = [r for r in all_audit_rows(corpus.firewall.home) if r["path"] == "/ws" and r["time"] >= started]
+        if any(r["scrubbed"] == 1 for r in rows):
+            break
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.05)
+    assert [r["reason"] for r in rows if r["scrubbed"]] == ["scrubbed"]

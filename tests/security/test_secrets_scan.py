@@ -118,3 +118,44 @@ def test_a_stream_is_masked_whatever_the_chunk_boundaries(before, after, cuts):
     assert len(masked) == len(body)
     assert masked == INDEX.masker(["openai"]).mask(body)[0]
     assert RAW not in masked and stream.count >= 3
+
+
+ESCAPED_ECHOES = {
+    "quote(value): '/' left as is": quote(SECRET).encode(),
+    "percent-encoded, in part": SECRET.replace("/", "%2F").replace("+", "%2b").encode(),
+    "one character percent-encoded": ("%73" + SECRET[1:]).encode(),
+    "json \\u00XX escapes, in part": SECRET.replace("s", "\\u0073").replace("-", "\\u002D").encode(),
+    "json \\u00XX escapes, every character": "".join(f"\\u{ord(c):04x}" for c in SECRET).encode(),
+    "percent and json escapes mixed": ("\\u0073" + SECRET[1:2] + "%2d" + SECRET[3:]).encode(),
+}
+
+
+@pytest.mark.parametrize("echo", ESCAPED_ECHOES.values(), ids=ESCAPED_ECHOES.keys())
+def test_a_value_spelled_with_escapes_is_masked_whole(echo):
+    body = b'{"echoed": "' + echo + b'", "next": "kept"}'
+    masked, count = INDEX.masker(["openai"]).mask(body)
+    assert count >= 1 and len(masked) == len(body)
+    assert masked.replace(b"*", b"") == b'{"echoed": "", "next": "kept"}'
+
+
+def test_control_escapes_that_spell_something_else_are_left_alone():
+    body = b'{"path": "a%2Fb", "text": "caf\\u00e9 %41BC", "near": "' + quote(SECRET[:-1]).encode() + b'"}'
+    assert INDEX.masker(["openai"]).mask(body) == (body, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(ESCAPED_ECHOES.values())), st.binary(max_size=40),
+       st.lists(st.integers(1, 13), min_size=1, max_size=6))
+def test_an_escaped_value_is_masked_in_a_stream_whatever_the_chunk_boundaries(echo, before, cuts):
+    body = before + echo + b" and " + echo
+    stream = INDEX.masker(["openai"]).stream()
+    out, at = [], 0
+    for size in cuts * (len(body) // sum(cuts) + 1):
+        out.append(stream.feed(body[at:at + size]))
+        at += size
+        if at >= len(body):
+            break
+    out.append(stream.feed(b""))
+    masked = b"".join(out)
+    assert masked == INDEX.masker(["openai"]).mask(body)[0]
+    assert stream.count >= 2 and echo not in masked

@@ -57,19 +57,17 @@ class Auditor:
 
     def record_tunnel(self, notes: FlowNotes, host: str, port: int) -> None:
         """The row of a CONNECT tunnel that did not carry HTTP(S): refused, or relayed as raw TCP."""
-        secrets = tuple(self.runtime.secrets.values())
-        redact = self.runtime.secret_index.redact
         decision = notes.decision
         try:
-            self.writer.submit(AuditRecord(
+            self.writer.submit(self._redacted(AuditRecord(
                 time=notes.started, request_id=notes.request_id, agent=notes.agent, method=TUNNEL_METHOD,
-                scheme="tcp", host=redact(scrub(decision.host if decision and decision.host else host, secrets)),
+                scheme="tcp", host=decision.host if decision and decision.host else host,
                 port=port, path="", query="", decision=notes.outcome, reason=notes.reason, rule=notes.rule,
                 policy_sha256=decision.policy_sha256 if decision else self.runtime.policy.sha256,
                 credentials="", upstream_status=None, duration_ms=max(0.0, (time.time() - notes.started) * 1000),
                 bytes_out=notes.bytes_out, bytes_in=notes.bytes_in, approval_id=None, scrubbed=0,
-                detail=redact(scrub(notes.detail, secrets)) if notes.detail else None,
-            ))
+                detail=notes.detail,
+            )))
         except Exception:
             log.exception("writing the audit row of %s failed", notes.request_id)
 
@@ -92,9 +90,21 @@ class Auditor:
         except Exception:
             log.exception("writing an audit row of %s failed", notes.request_id)
 
+    def _redacted(self, record: AuditRecord) -> AuditRecord:
+        """`record` with every form of every vault value masked in each of its text fields: an agent
+        chooses the method, host, path and query it sends, and may put a secret in any of them."""
+        secrets = tuple(self.runtime.secrets.values())
+        redact = self.runtime.secret_index.redact
+
+        def clean(text: str | None) -> str | None:
+            return redact(scrub(text, secrets)) if text else text
+
+        return replace(record, agent=clean(record.agent), method=clean(record.method), host=clean(record.host),
+                       path=clean(record.path), query=clean(mask_query(record.query, secrets)),
+                       rule=clean(record.rule), detail=clean(record.detail))
+
     def _row(self, flow: http.HTTPFlow, notes) -> AuditRecord:
         decision = notes.decision
-        secrets = tuple(self.runtime.secrets.values())
         outcome = notes.outcome
         if not outcome:  # nothing decided: mitmproxy refused or lost the flow before our hooks ran
             outcome, notes.reason = "error", notes.reason or "not_decided"
@@ -102,13 +112,11 @@ class Auditor:
             notes.detail = notes.detail or flow.error.msg
         response = flow.response
         bytes_in = notes.bytes_in if notes.bytes_in else len(response.raw_content or b"") if response else 0
-        redact = self.runtime.secret_index.redact
-        detail = redact(scrub(notes.detail, secrets)) if notes.detail else None
         if decision is not None:
             host, path, query = decision.host or flow.request.host, decision.canonical_path, decision.query
         else:
             host, path, query = flow.request.host, flow.request.path.split("?")[0], ""
-        return AuditRecord(
+        return self._redacted(AuditRecord(
             time=notes.started,
             request_id=notes.request_id,
             agent=notes.agent,
@@ -116,8 +124,8 @@ class Auditor:
             scheme=flow.request.scheme or "tunnel",
             host=host or "unknown",
             port=flow.request.port or 1,
-            path=redact(scrub(path, secrets)),
-            query=redact(scrub(mask_query(query, secrets), secrets)),
+            path=path,
+            query=query,
             decision=outcome,
             reason=notes.reason,
             rule=notes.rule,
@@ -129,5 +137,5 @@ class Auditor:
             bytes_in=bytes_in,
             approval_id=notes.approval_id,
             scrubbed=int(notes.scrubbed),
-            detail=detail,
-        )
+            detail=notes.detail,
+        ))

@@ -11,14 +11,18 @@ same length before the agent sees it, so Content-Length stays exact:
   answer anyway is buffered, unpacked (bounded), masked and sent unpacked;
   one that cannot be unpacked is refused (502), never passed on unchecked.
 
-The audit row says `scrubbed = 1` when anything was masked. Runs after the
-addons that may buffer or replace a response (Reauthorize), before the audit.
+The status line's reason phrase and the trailers are masked too. The audit row
+says `scrubbed = 1` when anything was masked; on an open WebSocket, whose row
+was written at the handshake, the first masked message writes one more row
+that says so. Runs after the addons that may buffer or replace a response
+(Reauthorize), before the audit.
 """
 
 from __future__ import annotations
 
 from mitmproxy import http
 
+from firewall.proxy.addons.audit import Auditor
 from firewall.proxy.bodies import IDENTITY, BodyDecodeError, decode
 from firewall.proxy.notes import notes_of
 from firewall.proxy.responses import error_response
@@ -29,8 +33,9 @@ UNPACK_LIMIT = 64 * 1024 * 1024  # a compressed answer that unpacks to more is r
 
 
 class Scrubber:
-    def __init__(self, runtime: Runtime):
+    def __init__(self, runtime: Runtime, auditor: Auditor):
         self.runtime = runtime
+        self.auditor = auditor
 
     def _masker(self, flow: http.HTTPFlow) -> Masker | None:
         notes = notes_of(flow)
@@ -49,13 +54,9 @@ class Scrubber:
         if masker is None:
             return
         notes = notes_of(flow)
-        fields, masked_any = [], 0
-        for name, value in flow.response.headers.fields:
-            masked, count = masker.mask(value)
-            fields.append((name, masked))
-            masked_any += count
-        if masked_any:
-            flow.response.headers.fields = tuple(fields)
+        reason, in_reason = masker.mask(flow.response.data.reason)
+        if _mask_fields(flow.response.headers, masker) or in_reason:
+            flow.response.data.reason = reason
             notes.scrubbed = True
         if not callable(flow.response.stream) or _encoded(flow.response):
             flow.response.stream = False  # read whole and masked in `response`
@@ -73,12 +74,14 @@ class Scrubber:
 
     def response(self, flow: http.HTTPFlow) -> None:
         response = flow.response
-        if response is None or response.stream:
-            return  # streamed: masked on the way
-        masker = self._masker(flow)
-        if masker is None or not response.raw_content:
+        masker = self._masker(flow) if response is not None else None
+        if masker is None:
             return
         notes = notes_of(flow)
+        if response.trailers is not None and _mask_fields(response.trailers, masker):
+            notes.scrubbed = True  # trailers are sent after this hook, streamed body or not
+        if response.stream or not response.raw_content:
+            return  # streamed: masked on the way
         body = response.raw_content
         encoding = response.headers.get("content-encoding", "")
         if _encoded(response):
@@ -115,7 +118,23 @@ class Scrubber:
         masked, count = masker.mask(message.content)
         if count:
             message.content = masked
-            notes_of(flow).scrubbed = True
+            notes = notes_of(flow)
+            if not notes.scrubbed:  # the handshake's row said 0: one row says it now
+                notes.scrubbed = True
+                self.auditor.record_event(flow, notes.outcome, "scrubbed",
+                                          "an injected credential was masked in a WebSocket message")
+
+
+def _mask_fields(fields, masker: Masker) -> int:
+    """Mask every value of `fields` (headers or trailers) in place; how many forms were masked."""
+    masked_fields, total = [], 0
+    for name, value in fields.fields:
+        masked, count = masker.mask(value)
+        masked_fields.append((name, masked))
+        total += count
+    if total:
+        fields.fields = tuple(masked_fields)
+    return total
 
 
 def _encoded(response: http.Response) -> bool:
