@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from firewall.audit.chain import SELECT_CHAIN, START, latest_anchor, walk
+from firewall.audit.chain import SELECT_CHAIN, START, Link, latest_anchor, walk
 from firewall.audit.record import iso_utc
 from firewall.audit.txn import transaction
 
@@ -21,6 +21,7 @@ class PruneResult:
     deleted: int
     cutoff: float
     last_seq: int | None  # the last row deleted, None when nothing was
+    anchor: Link | None = None  # the anchor written: that row's seq and hash
 
 
 def prune(db: sqlite_utils.Database, cutoff: float, now: float | None = None) -> PruneResult:
@@ -55,4 +56,4 @@ def prune(db: sqlite_utils.Database, cutoff: float, now: float | None = None) ->
             "INSERT INTO audit_anchor (seq, hash, time, time_iso, cutoff, count) VALUES (?, ?, ?, ?, ?, ?)",
             [link.seq, link.hash, now, iso_utc(now), cutoff, deleted],
         )
-    return PruneResult(deleted=deleted, cutoff=cutoff, last_seq=last)
+    return PruneResult(deleted=deleted, cutoff=cutoff, last_seq=last, anchor=link)

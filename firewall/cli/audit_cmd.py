@@ -1,4 +1,4 @@
-"""`firewall audit`: list, follow, count, prune and verify the audit log."""
+"""`firewall audit`: list, follow, count, prune, checkpoint and verify the audit log."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import sqlite_utils
 import typer
 
-from firewall.audit import render
+from firewall.audit import checkpoints, render
+from firewall.audit.chain import head as chain_head
 from firewall.audit.chain import verify as verify_chain
 from firewall.audit.prune import PruneError
 from firewall.audit.prune import prune as prune_rows
@@ -21,7 +23,7 @@ from firewall.audit.record import iso_utc
 from firewall.audit.times import ACCEPTED, TimeSpecError, parse_time
 from firewall.cli.errors import fail
 from firewall.state.db import open_database
-from firewall.state.home import StateError, open_home
+from firewall.state.home import Home, StateError, open_home
 
 POLL_INTERVAL = 0.2  # seconds between `tail` looks for new rows
 
@@ -145,25 +147,104 @@ def prune(
     """
     now = time.time()
     cutoff = _time("--older-than", older_than, now)
+    home = _home()
+    key = _signing_key(home)
     with _database() as db:
         try:
             result = prune_rows(db, cutoff, now)
         except PruneError as exc:
             fail(str(exc))
+        if result.anchor is not None:  # a prune the checkpoints vouch for; an unsigned one is forged
+            _append(home, checkpoints.sign(key, checkpoints.PRUNE, result.anchor, now))
+            _append(home, checkpoints.sign(key, checkpoints.HEAD, chain_head(db.conn), now))
     typer.echo(f"deleted {result.deleted} rows older than {older_than} ({iso_utc(cutoff)})")
 
 
 @app.command()
-def verify() -> None:
-    """Check the hash chain: exit 0 if intact, 1 naming the first tampered row.
+def checkpoint(
+    public_key: Annotated[Path | None, typer.Option(
+        "--public-key", help="Also write the signing key's public half (PEM) here, to verify copies elsewhere.")] = None,
+) -> None:
+    """Sign the audit chain's head and append it to the checkpoint file.
 
-    Example: firewall audit verify
+    Keep a copy of the file (and the public key) elsewhere: `audit verify --checkpoint COPY`
+    then shows rows deleted, rewritten or pruned by a forged prune since.
+
+    Example: firewall audit checkpoint --public-key audit-key.pub
     """
+    home = _home()
+    key = _signing_key(home)
+    with _database() as db:
+        written = _append(home, checkpoints.sign(key, checkpoints.HEAD, chain_head(db.conn), time.time()))
+    if public_key is not None:
+        try:
+            public_key.write_bytes(checkpoints.public_pem(key))
+        except OSError as exc:
+            fail(f"{public_key}: {exc.strerror}")
+    typer.echo(f"checkpoint: row {written.seq}, hash {written.hash}, key {written.key_id}, in {home.checkpoints}")
+
+
+@app.command()
+def verify(
+    checkpoint_file: Annotated[Path | None, typer.Option(
+        "--checkpoint", help="A checkpoint file (default: the state folder's, when there is one).")] = None,
+    public_key: Annotated[Path | None, typer.Option(
+        "--public-key", help="The public key the checkpoints are signed with (default: the state folder's).")] = None,
+) -> None:
+    """Check the hash chain, and the signed checkpoints: exit 0 if intact, 1 naming what was tampered.
+
+    Example: firewall audit verify --checkpoint ~/backup/audit-checkpoints.jsonl
+    """
+    home = _home()
+    source = checkpoint_file or (home.checkpoints if home.checkpoints.exists() else None)
     with _database() as db:
         report = verify_chain(db)
+        checked = None
+        if source is not None:
+            try:
+                public = (checkpoints.public_key_from(public_key) if public_key
+                          else checkpoints.load_or_create_key(_existing(home.audit_key)).public_key())
+                checked = checkpoints.check(db.conn, checkpoints.read(source), public, source)
+            except (checkpoints.CheckpointError, StateError) as exc:
+                fail(str(exc))
     typer.echo(report.describe())
-    if not report.intact:
+    if checked is not None:
+        for problem in checked.problems:
+            typer.echo(f"checkpoint: {problem}")
+        if checked.intact:
+            typer.echo(f"checkpoints: {checked.checked} signed checkpoint(s) in {source} agree with the log")
+    if not report.intact or (checked is not None and not checked.intact):
         raise typer.Exit(1)
+
+
+def _home() -> Home:
+    try:
+        return open_home()
+    except StateError as exc:
+        fail(str(exc))
+
+
+def _existing(path: Path) -> Path:
+    if not path.exists():
+        fail(f"{path}: no signing key in the state folder; pass the public key with --public-key FILE")
+    return path
+
+
+def _signing_key(home: Home):
+    try:
+        return checkpoints.load_or_create_key(home.audit_key)
+    except (checkpoints.CheckpointError, StateError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{home.audit_key}: {exc.strerror}")
+
+
+def _append(home: Home, signed: checkpoints.Checkpoint) -> checkpoints.Checkpoint:
+    try:
+        checkpoints.append(home.checkpoints, signed)
+    except OSError as exc:
+        fail(f"{home.checkpoints}: cannot write the checkpoint: {exc.strerror}")
+    return signed
 
 
 def _tail_line(row: Row, as_json: bool) -> str:

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from mitmproxy.master import Master
 
 from firewall.approvals.broker import ApprovalBroker
 from firewall.audit import AuditWriteError, ProcessAuditWriter
+from firewall.audit.checkpoints import CheckpointError, checkpoint_database
 from firewall.proxy import ca
 from firewall.proxy.addons.audit import Auditor, CountingWriter
 from firewall.proxy.addons.dial_guard import DialGuard
@@ -47,7 +49,7 @@ from firewall.proxy.oauth import TokenKeeper
 from firewall.proxy.resolver import Resolver
 from firewall.proxy.runtime import Runtime, pinned_policy_from
 from firewall.proxy.upstream_client import upstream_client
-from firewall.state.home import Home, write_private_file
+from firewall.state.home import Home, StateError, write_private_file
 
 log = logging.getLogger("firewall.proxy")
 BODY_SIZE_LIMIT = "64m"
@@ -199,11 +201,23 @@ async def serve(settings: ProxySettings) -> None:
             writer.close()
         except AuditWriteError as exc:  # say what was lost, and still finish stopping
             log.error("%s", exc)
+        if settings.audit:
+            _checkpoint(home)
         if not settings.audit:
             log.warning("audit log was OFF: %d records counted, none written", writer.written)
         await client.aclose()
         settings.state_file.unlink(missing_ok=True)
         ca.restrict_ca_files(home)
+
+
+def _checkpoint(home: Home) -> None:
+    """Sign the audit chain's head once every row is written (docs/audit.md, checkpoints)."""
+    try:
+        signed = checkpoint_database(home.database, home.audit_key, home.checkpoints, time.time())
+    except (OSError, sqlite3.Error, CheckpointError, StateError) as exc:
+        log.error("could not write the audit checkpoint: %s", exc)
+    else:
+        log.info("audit checkpoint: row %d, hash %s", signed.seq, signed.hash[:12])
 
 
 async def _stop(master: Master, broker: ApprovalBroker) -> None:

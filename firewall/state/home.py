@@ -47,6 +47,16 @@ class Home:
         return self.root / "ca"
 
     @property
+    def audit_key(self) -> Path:
+        """The key that signs audit checkpoints (firewall/audit/checkpoints.py)."""
+        return self.root / "audit-signing.key"
+
+    @property
+    def checkpoints(self) -> Path:
+        """Signed checkpoints of the audit chain, one JSON line each."""
+        return self.root / "audit-checkpoints.jsonl"
+
+    @property
     def run_dir(self) -> Path:
         """Runtime files of a running proxy (pid, port, bundles for agents)."""
         return self.root / "run"
