@@ -37,7 +37,7 @@ MIN_SECRET_CHARS = 8
 REDACTED = "****"
 _TOKEN_FIELD = re.compile(r"token|key|secret|password", re.I)
 _WHITESPACE = b" \t\r\n\x0b\x0c"
-_JSON_ESCAPE = re.compile(rb"\\u([0-9a-fA-F]{4})|\\(/)")
+_JSON_ESCAPE = re.compile(rb"\\u([0-9a-fA-F]{4})|\\([/nrtbf\"\\\\])")
 # One character spelled as an escape: %XX, JSON \u00XX (ASCII only) or JSON \/.
 _CHAR_ESCAPE = re.compile(rb"%([0-9a-fA-F]{2})|\\u00([0-7][0-9a-fA-F])|\\(/)")
 _LONGEST_ESCAPE = 6  # \u00XX
@@ -143,9 +143,12 @@ class SecretIndex:
         if not self.forms:
             return ()
         views = _views(b"\n".join(parts))
+        lowered = views[-1].lower()  # hex in any mix of cases
         found = set()
         for entry in self.forms:
-            if entry.name not in found and any(form in view for view in views for form in entry.searched):
+            if entry.name in found:
+                continue
+            if any(form in view for view in views for form in entry.searched) or entry.hex in lowered:
                 found.add(entry.name)
         return tuple(sorted(found))
 
@@ -169,24 +172,31 @@ class SecretIndex:
 
 
 def _views(haystack: bytes) -> list[bytes]:
-    """The haystack and its decodings: percent (twice), JSON escapes, whitespace removed."""
+    """The haystack and its decodings: percent (twice; `+` as a space, as forms write it),
+    JSON escapes, each also with whitespace removed (a value broken by a line break, written
+    as is, as `%0A`, `+`, `\\n` or `\\u000a`)."""
     views = [haystack]
     decoded = haystack
     for _ in range(2):
-        if b"%" not in decoded:
+        if b"%" not in decoded and b"+" not in decoded:
             break
-        decoded = unquote_to_bytes(decoded)
+        decoded = unquote_to_bytes(decoded.replace(b"+", b" "))
         views.append(decoded)
+    if b"%" in haystack and b"+" in haystack:  # a '+' may be a '+' too (base64 in a query)
+        views.append(unquote_to_bytes(haystack))
     for view in list(views):
         if b"\\" in view:
             views.append(_JSON_ESCAPE.sub(_unescape, view))
-    views.append(haystack.translate(None, _WHITESPACE))
-    return views
+    views.extend([view.translate(None, _WHITESPACE) for view in views])
+    return list(dict.fromkeys(views))
+
+
+_SIMPLE_ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"\b", b"f": b"\f", b'"': b'"', b"\\": b"\\"}
 
 
 def _unescape(match: re.Match[bytes]) -> bytes:
     if match.group(2):
-        return b"/"
+        return _SIMPLE_ESCAPES.get(match.group(2), match.group(2))
     code = int(match.group(1), 16)
     return chr(code).encode("utf-8") if code < 0xD800 or code > 0xDFFF else match.group()
 

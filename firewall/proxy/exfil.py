@@ -1,15 +1,17 @@
 """Which vault secrets an outgoing request carries: the input of the engine's exfiltration step.
 
-Looks at everything the agent controls — the destination and every other name
-for it (Host, SNI), the request target, every header, and the whole body as
-buffered (also unpacked, when it is gzip, deflate, br or zstd encoded). The
-engine decides what that means; this module only finds.
+Looks at everything the agent controls — the method, the destination and every
+other name for it (Host, SNI), the request target, every header name and value,
+and the whole body as buffered: also unpacked as its Content-Encoding says (gzip,
+deflate, br, zstd; every gzip member and zstd frame), and unpacked by its first
+bytes whatever the headers say (gzip, zlib, zstd, bzip2, xz; packed inside packed,
+`MAX_LAYERS` deep). The engine decides what that means; this module only finds.
 """
 
 from __future__ import annotations
 
 from firewall.policy import Request
-from firewall.proxy.bodies import IDENTITY, BodyDecodeError, decode
+from firewall.proxy.bodies import IDENTITY, BodyDecodeError, decode, unpack_by_content
 from firewall.secrets_scan import SecretIndex
 
 UNPACK_LIMIT = 64 * 1024 * 1024  # bytes of an encoded body that are unpacked and scanned
@@ -23,12 +25,15 @@ def carried_secrets(index: SecretIndex, request: Request, body: bytes, content_e
     """Names of the vault entries whose values appear in `request` or its whole `body`."""
     if not index.forms:
         return ()
-    parts = [_bytes(request.host), _bytes(request.target), *(_bytes(claim) for claim in request.claimed)]
+    parts = [_bytes(request.method), _bytes(request.host), _bytes(request.target),
+             *(_bytes(claim) for claim in request.claimed)]
     parts.append(_bytes("\n".join(f"{name}: {value}" for name, value in request.headers)))
     parts.append(body)
     if content_encoding and content_encoding.strip().lower() not in IDENTITY:
         try:
-            parts.append(decode(body, content_encoding, UNPACK_LIMIT).data)
+            body = decode(body, content_encoding, UNPACK_LIMIT).data
+            parts.append(body)
         except BodyDecodeError:
             pass  # not a known encoding: the raw bytes above are all there is to read
+    parts.extend(unpack_by_content(body, UNPACK_LIMIT))
     return index.find(*parts)

@@ -41,6 +41,13 @@ CARRIERS = {
     "hex": RAW.hex().encode(),
     "hex upper case": RAW.hex().upper().encode(),
     "split by a line break": RAW[:10] + b"\n" + RAW[10:],
+    "hex in mixed case": "".join(c.upper() if i % 3 else c for i, c in enumerate(RAW.hex())).encode(),
+    "broken by a JSON \\n": json.dumps({"k": SECRET[:10] + "\n" + SECRET[10:]}).encode(),
+    "broken by a JSON \\u000a": json.dumps({"k": SECRET[:10] + "\n" + SECRET[10:]}).replace("\\n", "\\u000a").encode(),
+    "broken by %0A": quote(SECRET[:10] + "\n" + SECRET[10:], safe="").encode(),
+    "broken by + in a form": b"q=" + quote(SECRET[:10], safe="").encode() + b"+" + quote(SECRET[10:], safe="").encode(),
+    "base64 of a file (76 columns) in JSON": json.dumps({"file": base64.encodebytes(b"x" * 54 + RAW).decode()}).encode(),
+    "base64 of a file (76 columns) in a form": b"file=" + quote(base64.encodebytes(b"y" * 54 + RAW)).encode(),
 }
 
 
@@ -159,3 +166,12 @@ def test_an_escaped_value_is_masked_in_a_stream_whatever_the_chunk_boundaries(ec
     masked = b"".join(out)
     assert masked == INDEX.masker(["openai"]).mask(body)[0]
     assert stream.count >= 2 and echo not in masked
+
+
+@pytest.mark.parametrize("text", [
+    b"a JSON body with \\n line breaks and \\u000a escapes of ordinary text",
+    b"q=hello+world&hex=DEADBEEF0123456789abcdef",
+    json.dumps({"file": base64.encodebytes(b"z" * 300).decode()}).encode(),
+], ids=["json escapes", "a form with + and hex", "a base64 file"])
+def test_control_the_new_views_find_nothing_in_ordinary_text(text):
+    assert INDEX.find(text) == ()
