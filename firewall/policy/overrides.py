@@ -38,15 +38,16 @@ def method_override(request: Request, query: str) -> str | None:
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key == PARAMETER and value.strip().upper() != sent:
             return _refusal(f"the query parameter {PARAMETER}={value.strip()[:20]!r}", sent)
-    content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
-    if content_type == _FORM:
+    # Every Content-Type the request has: servers disagree on which of two counts.
+    types = {value.split(";")[0].strip().lower() for name, value in request.headers if name.lower() == "content-type"}
+    if _FORM in types:
         if not request.body_complete:
             return (f"a {sent} with a form body the firewall cannot read in full may carry {PARAMETER}, which "
                     f"asks the server to act as another method; send the form smaller or uncompressed")
         for key, value in parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True):
             if key == PARAMETER and value.strip().upper() != sent:
                 return _refusal(f"the form field {PARAMETER}={value.strip()[:20]!r}", sent)
-    elif content_type.startswith("multipart/") and _MULTIPART_PART.search(request.body):
+    if any(kind.startswith("multipart/") for kind in types) and _MULTIPART_PART.search(request.body):
         return _refusal(f"a multipart part named {PARAMETER}", sent)
     return None
 
