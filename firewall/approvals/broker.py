@@ -63,6 +63,7 @@ def held_request(
     path: str,
     query: str,
     body: bytes,
+    headers: tuple[tuple[str, str], ...],
     content_type: str | None,
     rule: str,
     rule_text: str,
@@ -82,7 +83,7 @@ def held_request(
         reason=reason,
         preview=preview.body_preview(body, content_type, secrets),
         body_size=len(body),
-        fingerprint=preview.fingerprint(agent, method, scheme, host, port, path, query, body),
+        fingerprint=preview.fingerprint(agent, method, scheme, host, port, path, query, body, headers),
         policy_sha256=policy_sha256,
         timeout=timeout,
     )

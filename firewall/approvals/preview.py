@@ -1,5 +1,5 @@
 """What a person sees of a held request: its URL with credentials masked, a short body preview,
-and the fingerprint that binds an approval to exactly that request.
+and the fingerprint that binds an approval to exactly that request (headers included).
 
 Everything here comes from the agent, so it is masked (the same rules as the
 audit log's queries: `firewall.redact`) and cut short before it is stored or shown.
@@ -31,11 +31,22 @@ def display_url(scheme: str, host: str, port: int, path: str, query: str, secret
     return scrub(f"{scheme}://{netloc}{path}" + (f"?{masked}" if masked else ""), secrets)
 
 
+# Headers an approval is not bound to: the agent's proxy credentials (they never go
+# upstream; the agent is bound by name), Content-Length (the body is bound, and
+# HTTP/2 may leave it out), and ids clients make anew for each attempt, so an
+# identical retry after a timeout still fits (W3C trace context; the retry counter
+# the OpenAI and Anthropic SDKs send). None of them changes what the upstream does.
+UNBOUND_HEADERS = frozenset({"proxy-authorization", "content-length", "traceparent", "x-stainless-retry-count"})
+
+
 def fingerprint(agent: str, method: str, scheme: str, host: str, port: int, path: str, query: str,
-                body: bytes) -> str:
-    """sha256 over the agent, method, full (unmasked) URL and the body's sha256: equal only
-    for the same agent sending the same request with the same body."""
-    parts = [agent, method.upper(), f"{scheme}://{host.lower()}:{port}{path}?{query}", hashlib.sha256(body).hexdigest()]
+                body: bytes, headers: tuple[tuple[str, str], ...]) -> str:
+    """sha256 over the agent, method, full (unmasked) URL, every header that goes upstream
+    (in order, names lower-cased, UNBOUND_HEADERS left out) and the body's sha256: equal only for
+    the same agent sending the same request with the same headers and body."""
+    bound = [[name.lower(), value] for name, value in headers if name.lower() not in UNBOUND_HEADERS]
+    parts = [agent, method.upper(), f"{scheme}://{host.lower()}:{port}{path}?{query}",
+             json.dumps(bound, ensure_ascii=False), hashlib.sha256(body).hexdigest()]
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 
 

@@ -102,7 +102,8 @@ class HeldRequest:
     """What a person needs to judge a held request, and what binds an approval to it.
 
     `url` has credential-looking query values masked; `fingerprint` is a hash
-    over agent, method, full URL and body, so an approval never fits another request.
+    over agent, method, full URL, the headers that go upstream and the body, so an
+    approval never fits another request (preview.fingerprint).
     """
 
     request_id: str

@@ -1,12 +1,22 @@
 """Evaluating `when` conditions against one request, in three-valued logic.
 
-A condition is True, False, or UNKNOWN: UNKNOWN when it needs the JSON body
-and the body is not JSON or is larger than the inspection limit. The caller
-decides what UNKNOWN means (an allow rule does not match; a block or approve
-rule does: the firewall fails closed).
+A condition is True, False, or UNKNOWN. The caller decides what UNKNOWN means
+(an allow rule does not match; a block or approve rule does: the firewall fails
+closed). A comparison is UNKNOWN when
+- it needs the JSON body and the body is not JSON (or holds NaN or Infinity,
+  which JSON does not have) or is larger than the inspection limit;
+- the value has a type the operator cannot read (`<`, `<=`, `>`, `>=` of
+  something that is not a number, `matches` of something that is not a string):
+  `"max_tokens": "5000"` must not slip past `json.max_tokens > 4000`;
+- the field is a query parameter or header sent more than once, and the
+  comparison holds for some of its values and not for others.
 
 A field the request does not have is MISSING: only `!=`, `not in` and `not …`
 are true of it.
+
+A JSON body with a repeated key in any object (`{"model": "a", "model": "b"}`)
+has no single meaning (servers keep the first or the last): reading a field of
+it raises AmbiguousBody, and the engine blocks the request.
 
 Query parameters and headers are text: compared with a number literal, a
 value written as a number (`?n=2`) is that number; JSON values keep their
@@ -39,6 +49,28 @@ UNREADABLE = _FieldState("UNREADABLE")  # the field is in a body that cannot be 
 _NOT_JSON = object()
 
 
+class AmbiguousBody(Exception):
+    """The JSON body repeats a key in one object: servers disagree on which value counts."""
+
+
+class Repeated(tuple):
+    """The values of a query parameter or header sent more than once, in order."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen = set()
+        key = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise AmbiguousBody(f"the JSON body has the key {key[:40]!r} twice in one object; a server may read "
+                            f"either value, so the request has no single meaning: send each key once")
+    return document
+
+
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not JSON")
+
+
 class RequestView:
     """The fields conditions read, computed once per request and only when asked."""
 
@@ -49,30 +81,25 @@ class RequestView:
         self.query_string = query
 
     @cached_property
-    def query(self) -> dict[str, str]:
-        params: dict[str, str] = {}
-        for key, value in parse_qsl(self.query_string, keep_blank_values=True):
-            params.setdefault(key, value)
-        return params
+    def query(self) -> dict[str, list[str]]:
+        return _grouped(parse_qsl(self.query_string, keep_blank_values=True))
 
     @cached_property
-    def headers(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for key, value in self.request.headers:
-            out.setdefault(key.lower(), value)
-        return out
+    def headers(self) -> dict[str, list[str]]:
+        return _grouped((key.lower(), value) for key, value in self.request.headers)
 
     @cached_property
     def json(self):
+        """The parsed body, or _NOT_JSON. Raises AmbiguousBody (not cached: the engine stops there)."""
         if not self.request.body_complete:
             return _NOT_JSON
         try:
-            return json.loads(self.request.body)
+            return json.loads(self.request.body, object_pairs_hook=_unique_keys, parse_constant=_not_json)
         except (ValueError, UnicodeDecodeError, RecursionError):
             return _NOT_JSON
 
     def value(self, field: FieldRef):
-        """The field's value, MISSING, or UNREADABLE."""
+        """The field's value, Repeated values, MISSING, or UNREADABLE."""
         kind = field.kind
         if kind == "agent":
             return self.request.agent if self.request.agent is not None else MISSING
@@ -85,9 +112,9 @@ class RequestView:
         if kind == "body.size":
             return self.request.body_size
         if kind == "query":
-            return self.query.get(field.key[0], MISSING)
+            return _one_or_repeated(self.query.get(field.key[0]))
         if kind == "header":
-            return self.headers.get(field.key[0], MISSING)
+            return _one_or_repeated(self.headers.get(field.key[0]))
         document = self.json
         if document is _NOT_JSON:
             return UNREADABLE
@@ -99,6 +126,19 @@ class RequestView:
             else:
                 return MISSING
         return document
+
+
+def _grouped(pairs) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, value in pairs:
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def _one_or_repeated(values: list[str] | None):
+    if not values:
+        return MISSING
+    return values[0] if len(values) == 1 else Repeated(values)
 
 
 def evaluate(cond: Cond, view: RequestView) -> bool | None:
@@ -127,6 +167,15 @@ def evaluate(cond: Cond, view: RequestView) -> bool | None:
     actual = view.value(cond.field)
     if actual is UNREADABLE:
         return UNKNOWN
+    if isinstance(actual, Repeated):
+        # Each value alone; values that disagree make it unknown, so a repeated field never hides
+        # a value from a block rule, nor passes an allow rule on the strength of one value.
+        results = {_atom(cond, value) for value in actual}
+        return results.pop() if len(results) == 1 else UNKNOWN
+    return _atom(cond, actual)
+
+
+def _atom(cond: Cond, actual) -> bool | None:
     if isinstance(cond, CompareCond):
         return _compare(_as_literal_type(cond.field, actual, cond.value), cond.op, cond.value)
     if isinstance(cond, InCond):
@@ -135,7 +184,9 @@ def evaluate(cond: Cond, view: RequestView) -> bool | None:
         found = any(_equal(_as_literal_type(cond.field, actual, v), v) for v in cond.values)
         return not found if cond.negated else found
     if isinstance(cond, MatchCond):
-        return isinstance(actual, str) and cond.regex.fullmatch(actual) is not None
+        if actual is MISSING:
+            return False
+        return cond.regex.fullmatch(actual) is not None if isinstance(actual, str) else UNKNOWN
     raise TypeError(f"not a condition: {cond!r}")
 
 
@@ -167,7 +218,7 @@ def _equal(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _compare(actual, op: str, expected) -> bool:
+def _compare(actual, op: str, expected) -> bool | None:
     if actual is MISSING:
         return op == "!="
     if op == "==":
@@ -175,7 +226,7 @@ def _compare(actual, op: str, expected) -> bool:
     if op == "!=":
         return not _equal(actual, expected)
     if not (_is_number(actual) and _is_number(expected)):
-        return False
+        return UNKNOWN  # "5000", true, null, a list: an order the operator cannot read
     if op == "<":
         return actual < expected
     if op == "<=":

@@ -30,6 +30,8 @@ class Reason(StrEnum):
     DEFAULT_NO_HOST = "default_no_host"  # no host block names the destination
     DEFAULT_NO_RULE = "default_no_rule"  # the host block has no rule for the request
     AMBIGUOUS_PATH = "ambiguous_path"  # the path has no single meaning (encoded '/', '..' above root, ...)
+    AMBIGUOUS_BODY = "ambiguous_body"  # a JSON body a condition reads repeats a key in one object
+    METHOD_OVERRIDE = "method_override"  # X-HTTP-Method-Override, _method, ... names another method
     INVALID_HOST = "invalid_host"  # the destination is not a well-formed host name or address
     DESTINATION_MISMATCH = "destination_mismatch"  # Host header, SNI or :authority names another destination
     PRIVATE_ADDRESS = "private_address"  # resolves to a non-public address no host block names exactly

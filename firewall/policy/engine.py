@@ -21,17 +21,24 @@ Precedence, coded in this order with early returns:
     default and the mode; `allow tcp` → allow, with no limits and no credentials.
  3. A path with no single meaning (encoded '/', '\\' or NUL, '..' above the root,
     bad percent-encoding, ...) → block (ambiguous_path), whatever the rules say.
+    A method override (`X-HTTP-Method-Override`, `_method`, ...) naming another method
+    than the request's → block (method_override), whatever the rules say: a server that
+    honours it acts on a method the policy did not decide on (overrides.py).
  4. No host block names the destination → the default (default_no_host).
  5. Plain HTTP to a block that injects a credential → block (plain_http_credential).
  6. The first rule of the block whose methods, paths and condition match decides
     (rule). A condition that cannot be read (a body that is not JSON or is over
-    the inspection limit) does not match an allow rule and does match a block or
-    approve rule.
+    the inspection limit), or whose operand has a type the operator cannot read, or
+    that holds for some values of a repeated query parameter or header and not for
+    others, does not match an allow rule and does match a block or approve rule.
+    A JSON body read by a condition (of a rule, limit or inject line) that repeats a
+    key in one object → block (ambiguous_body), whatever the rules say.
  7. No rule matched → the default (default_no_rule).
  8. Allow and approve carry the block's limits that match and the credentials
     its inject lines add (first inject wins per header or parameter).
  9. Under `mode report`, a block or approve of steps 4, 6 or 7 becomes allow and
-    is recorded in `would`; the safety checks of steps 1, 2, 3 and 5 still block.
+    is recorded in `would`; the safety checks of steps 1, 2, 3, 5 and ambiguous_body
+    still block.
 10. A request that carries a vault secret (`request.secrets`) which the outcome of
     steps 1-9 does not inject into this very request → block (exfiltration),
     overriding that outcome, under `mode report` too. It is checked last because it
@@ -47,9 +54,10 @@ from dataclasses import replace
 from functools import lru_cache
 
 from firewall.policy.compiled import CompiledBlock, CompiledPolicy, RequestMatcher
-from firewall.policy.conditions import RequestView, evaluate
+from firewall.policy.conditions import AmbiguousBody, RequestView, evaluate
 from firewall.policy.decision import Decision, Injection, LimitRef, Mode, Reason, Request, RuleRef, Verdict
 from firewall.policy.hosts import InvalidHost, normalize_host
+from firewall.policy.overrides import method_override
 from firewall.policy.paths import AmbiguousPath, CanonicalPath, canonicalize
 
 _METHOD = re.compile(r"[A-Z][A-Z0-9_-]{0,31}")
@@ -128,6 +136,9 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
     except AmbiguousPath as exc:
         return Decision(Verdict.BLOCK, Reason.AMBIGUOUS_PATH, message=str(exc), **base)
     base["canonical_path"], base["query"] = canonical.path, canonical.query
+    override = method_override(request, canonical.query)
+    if override is not None:
+        return Decision(Verdict.BLOCK, Reason.METHOD_OVERRIDE, message=override, **base)
     view = RequestView(request, host, canonical.path, canonical.query)
 
     # 4
@@ -144,17 +155,20 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
             Verdict.BLOCK, Reason.PLAIN_HTTP_CREDENTIAL, rule=block.source,
             message=f"{host} gets a credential, which is never sent over plain HTTP; use https://", **base,
         )
-    # 6, 7
-    verdict, reason, rule, rule_reason = policy.default, Reason.DEFAULT_NO_RULE, policy.default_source, None
-    for candidate in block.rules_for(request.method):
-        if _matches(candidate.match, request.method, view, lenient=candidate.verdict is not Verdict.ALLOW):
-            verdict, reason, rule, rule_reason = candidate.verdict, Reason.RULE, candidate.source, candidate.reason
-            break
-    # 8
-    limits, inject = (), ()
-    if verdict is not Verdict.BLOCK or policy.mode is Mode.REPORT:
-        limits = _limits(block, request, view)
-        inject = _injections(policy, block, view)
+    try:
+        # 6, 7
+        verdict, reason, rule, rule_reason = policy.default, Reason.DEFAULT_NO_RULE, policy.default_source, None
+        for candidate in block.rules_for(request.method):
+            if _matches(candidate.match, request.method, view, lenient=candidate.verdict is not Verdict.ALLOW):
+                verdict, reason, rule, rule_reason = candidate.verdict, Reason.RULE, candidate.source, candidate.reason
+                break
+        # 8
+        limits, inject = (), ()
+        if verdict is not Verdict.BLOCK or policy.mode is Mode.REPORT:
+            limits = _limits(block, request, view)
+            inject = _injections(policy, block, view)
+    except AmbiguousBody as exc:
+        return Decision(Verdict.BLOCK, Reason.AMBIGUOUS_BODY, message=str(exc), **base)
     # 9
     return _report(
         Decision(verdict, reason, rule=rule, rule_reason=rule_reason, message=_message(verdict, reason, rule),

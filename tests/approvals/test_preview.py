@@ -46,13 +46,42 @@ def test_display_url_masks_credential_looking_query_values_and_default_ports():
     assert display_url("http", "example.com", 80, "/", "") == "http://example.com/"
 
 
+HEADERS = (("Host", "api.example.com"), ("Content-Type", "application/json"), ("Content-Length", "8"))
+
+
 def test_fingerprint_changes_with_every_part_of_the_request():
-    base = ("ci", "POST", "https", "api.example.com", 443, "/v1/x", "a=1", b'{"n": 1}')
+    base = ("ci", "POST", "https", "api.example.com", 443, "/v1/x", "a=1", b'{"n": 1}', HEADERS)
     first = fingerprint(*base)
     assert fingerprint(*base) == first
-    assert fingerprint("ci", "post", "https", "API.example.com", 443, "/v1/x", "a=1", b'{"n": 1}') == first
+    assert fingerprint("ci", "post", "https", "API.example.com", 443, "/v1/x", "a=1", b'{"n": 1}', HEADERS) == first
     for index, other in [(0, "cd"), (1, "PUT"), (3, "api.example.org"), (4, 8443), (5, "/v1/y"), (6, "a=2"),
-                         (7, b'{"n": 2}')]:
+                         (7, b'{"n": 2}'), (8, HEADERS[1:])]:
         changed = list(base)
         changed[index] = other
         assert fingerprint(*changed) != first, index
+
+
+@pytest.mark.parametrize(("attack", "headers"), [
+    ("a method override added", HEADERS + (("X-HTTP-Method-Override", "DELETE"),)),
+    ("a header the upstream acts on added", HEADERS + (("OpenAI-Organization", "org-other"),)),
+    ("a header's value changed", (("Host", "api.example.com"), ("Content-Type", "text/plain"), ("Content-Length", "8"))),
+    ("a header repeated", HEADERS + (("Content-Type", "application/json"),)),
+    ("headers reordered", (HEADERS[1], HEADERS[0], HEADERS[2])),
+    ("a header removed", HEADERS[1:]),
+])
+def test_an_approval_is_bound_to_every_header_that_goes_upstream(attack, headers):
+    base = ("ci", "POST", "https", "api.example.com", 443, "/v1/x", "", b'{"n": 1}')
+    assert fingerprint(*base, headers) != fingerprint(*base, HEADERS), attack
+
+
+@pytest.mark.parametrize(("control", "headers"), [
+    ("header names in another case", tuple((name.upper(), value) for name, value in HEADERS)),
+    ("proxy credentials, which never go upstream", HEADERS + (("Proxy-Authorization", "Basic Y2k6dG9rZW4="),)),
+    ("Content-Length left out (HTTP/2): the body is bound", HEADERS[:2]),
+    ("a fresh trace id and SDK retry counter on a retry",
+     HEADERS + (("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                ("X-Stainless-Retry-Count", "1"))),
+])
+def test_headers_left_out_of_the_fingerprint_are_only_the_volatile_ones(control, headers):
+    base = ("ci", "POST", "https", "api.example.com", 443, "/v1/x", "", b'{"n": 1}')
+    assert fingerprint(*base, headers) == fingerprint(*base, HEADERS), control

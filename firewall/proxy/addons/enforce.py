@@ -172,7 +172,8 @@ class Enforcer:
         held = await self.broker.describe(
             request_id=notes.request_id, agent=notes.agent, method=flow.request.method, scheme=flow.request.scheme,
             host=decision.host, port=flow.request.port, path=decision.canonical_path, query=decision.query,
-            body=flow.request.raw_content or b"", content_type=flow.request.headers.get("content-type"),
+            body=flow.request.raw_content or b"", headers=tuple(flow.request.headers.items(multi=True)),
+            content_type=flow.request.headers.get("content-type"),
             rule=rule, rule_text=text, reason=decision.rule_reason, policy_sha256=decision.policy_sha256,
             timeout=decision.approval_timeout, secrets=tuple(self.runtime.secrets.values()),
         )
