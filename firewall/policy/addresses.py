@@ -28,10 +28,10 @@ IPv4 = ipaddress.IPv4Address
 IPv6 = ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# IANA IPv4 Special-Purpose Address Registry (registry last updated 2020-09-04) and IANA IPv6
-# Special-Purpose Address Registry (entries up to RFC 9780's 100:0:0:1::/64, 2025), transcribed
-# 2026-12. A newer registry entry is added here, with its RFC.
-REGISTRIES_AS_OF = "IPv4 registry of 2020-09-04; IPv6 registry with RFC 9780 (2025)"
+# The IANA IPv4 Special-Purpose Address Registry (every entry through RFC 8880, 2020) and IANA IPv6
+# Special-Purpose Address Registry (every entry through RFC 9780's 100:0:0:1::/64, 2025), as of
+# 2026-12. An entry IANA adds later goes here, with its RFC.
+REGISTRIES_AS_OF = "2026-12: IPv4 entries through RFC 8880 (2020), IPv6 entries through RFC 9780 (2025)"
 
 
 @dataclass(frozen=True)
