@@ -15,6 +15,10 @@ reaches an IPv4-only service only through a host block naming it exactly. What t
 adds is the stricter link-local rule: an address that is, or embeds, a link-local address
 (cloud metadata) may only be reached when a host block names that address itself.
 
+The one exception is IPv4-mapped ::ffff:a.b.c.d: not a route to a translator but the socket API's
+spelling of the IPv4 address a.b.c.d itself (the kernel sends IPv4), so it is classified as
+a.b.c.d, as host names are (hosts.py) and as Python's own `is_global` does.
+
 Pure: no I/O. The tables are data transcribed from the registries (see REGISTRIES_AS_OF).
 """
 
@@ -153,7 +157,7 @@ def embedded_ipv4(address: IPv6) -> tuple[Embedding, ...]:
     value = int(address)
     low = IPv4(value & 0xFFFFFFFF)
     if address in _MAPPED:
-        return (Embedding(f"IPv4-mapped {_MAPPED}", low),)
+        return (Embedding("IPv4-mapped ::ffff:0:0/96", low),)
     if address in _TRANSLATED:
         return (Embedding(f"SIIT IPv4-translated {_TRANSLATED}", low),)
     if address in _COMPATIBLE and value > 1:  # :: and ::1 are themselves
@@ -201,6 +205,12 @@ def classify(text: str) -> AddressClass:
 
 
 def _classify_ipv6(address: IPv6) -> AddressClass:
+    if address.ipv4_mapped is not None:
+        # The one wrapper that is only a spelling: a socket given ::ffff:a.b.c.d sends IPv4 to a.b.c.d
+        # (RFC 4291 2.5.5.2; never seen on the wire), so it is that address, as hosts.py reads it.
+        inner = classify(str(address.ipv4_mapped))
+        why = f"{inner.why}, as IPv4-mapped {_MAPPED}" if inner.why else ""
+        return AddressClass(str(address), inner.public, inner.link_local, why, embedded_ipv4(address))
     entry = special_entry(address)
     embeds = embedded_ipv4(address)
     inner = [(embedding, classify(str(embedding.ipv4))) for embedding in embeds]

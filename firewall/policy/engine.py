@@ -208,7 +208,15 @@ def _exempt(policy: CompiledPolicy, host: str, port: int, found: AddressClass) -
     as the address itself: a name that resolves there is a rebinding attack, not a service."""
     if not policy.names_exactly(host, port):
         return False
-    return not found.link_local or host == found.address
+    return not found.link_local or _names_address(host, found.address)
+
+
+def _names_address(host: str, address: str) -> bool:
+    """Whether a normalised host is `address` (an IPv4-mapped one being its IPv4 address)."""
+    try:
+        return host == _normalized(address)
+    except InvalidHost:  # an address with a zone: no host names it
+        return False
 
 
 def _matches(match: RequestMatcher, method: str, view: RequestView, *, lenient: bool) -> bool:

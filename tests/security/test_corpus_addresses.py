@@ -39,6 +39,9 @@ host *.example.org {
 host [64:ff9b::a9fe:a9fe] {
     allow GET /latest/meta-data/instance-id
 }
+host 169.254.169.254 {
+    allow GET
+}
 """).policy
 
 # Each wraps 127.0.0.1, 10.0.0.5 or 169.254.169.254 (metadata) in an IPv6 form that reaches it.
@@ -67,7 +70,11 @@ def test_a_wildcard_name_resolving_to_a_wrapped_or_special_address_is_refused(ad
     assert decided("files.example.org", PUBLIC) == (Verdict.ALLOW, Reason.RULE)  # the control
 
 
-@pytest.mark.parametrize("address", LOOPBACK_FORMS + PRIVATE_FORMS + METADATA_FORMS[1:] + SPECIAL)
+NAMED = ("64:ff9b::a9fe:a9fe", "::ffff:a9fe:a9fe")  # POLICY names these (the second as 169.254.169.254)
+
+
+@pytest.mark.parametrize("address", [a for a in LOOPBACK_FORMS + PRIVATE_FORMS + METADATA_FORMS + SPECIAL
+                                     if a not in NAMED])
 def test_an_address_literal_of_that_kind_no_block_names_is_refused(address):
     if "%" in address:  # a zone in a host is no host at all
         assert decided(f"[{address}]") == (Verdict.BLOCK, Reason.INVALID_HOST)
@@ -92,6 +99,15 @@ def test_control_a_name_named_exactly_reaches_a_wrapped_non_link_local_address(a
 def test_control_the_wrapped_metadata_address_named_as_itself_is_reached():
     assert decided("[64:ff9b::a9fe:a9fe]", (), target="/latest/meta-data/instance-id") == (Verdict.ALLOW, Reason.RULE)
     assert decided("[64:ff9b::a9fe:a9fe]", (), port=8080) == (Verdict.BLOCK, Reason.PRIVATE_ADDRESS)
+
+
+def test_control_the_ipv4_mapped_spelling_is_the_ipv4_address():
+    """::ffff:a.b.c.d is a.b.c.d on the wire: the named metadata address in that spelling (as the proxy
+    passes a CONNECT literal on as the address it dials) is reached; another name is not."""
+    assert decided("169.254.169.254", ("::ffff:a9fe:a9fe",)) == (Verdict.ALLOW, Reason.RULE)
+    assert decided("api.example.com", ("::ffff:a9fe:a9fe",)) == (Verdict.BLOCK, Reason.PRIVATE_ADDRESS)
+    assert decided("files.example.org", ("::ffff:5db8:d822",)) == (Verdict.ALLOW, Reason.RULE)
+    assert decided("files.example.org", ("::ffff:a00:5",)) == (Verdict.BLOCK, Reason.PRIVATE_ADDRESS)
 
 
 # ---- the proxy's decide-then-resolve step, with a scripted DNS ----
