@@ -209,7 +209,7 @@ def _classify_ipv6(address: IPv6) -> AddressClass:
         # The one wrapper that is only a spelling: a socket given ::ffff:a.b.c.d sends IPv4 to a.b.c.d
         # (RFC 4291 2.5.5.2; never seen on the wire), so it is that address, as hosts.py reads it.
         inner = classify(str(address.ipv4_mapped))
-        why = f"{inner.why}, as IPv4-mapped {_MAPPED}" if inner.why else ""
+        why = f"{inner.why}, as IPv4-mapped ::ffff:0:0/96" if inner.why else ""
         return AddressClass(str(address), inner.public, inner.link_local, why, embedded_ipv4(address))
     entry = special_entry(address)
     embeds = embedded_ipv4(address)
