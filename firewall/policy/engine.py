@@ -13,8 +13,10 @@ Precedence, coded in this order with early returns:
  2. A destination that is not a well-formed host or address → block (invalid_host).
     A Host header, `:authority` or TLS SNI naming another host or port than where
     the connection goes → block (destination_mismatch). A destination that is or
-    resolves to a loopback, private, link-local or metadata address → block
-    (private_address), unless a host block names that host and port exactly.
+    resolves to an address that is not public (addresses.py: every IANA special-purpose
+    entry, and every IPv6 form embedding an IPv4 address) → block (private_address),
+    unless a host block names that host and port exactly (a link-local address, or one
+    embedding it: as the address itself).
     A raw TCP tunnel (scheme "tcp": a CONNECT whose bytes are neither TLS nor HTTP)
     is decided here, after the destination checks, by the `tcp` rule of the host block
     that names it, and by nothing else: no such rule → block (not_http), whatever the
@@ -48,15 +50,15 @@ Precedence, coded in this order with early returns:
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import replace
 from functools import lru_cache
 
+from firewall.policy.addresses import AddressClass, classify
 from firewall.policy.compiled import CompiledBlock, CompiledPolicy, RequestMatcher
 from firewall.policy.conditions import AmbiguousBody, RequestView, evaluate
 from firewall.policy.decision import Decision, Injection, LimitRef, Mode, Reason, Request, RuleRef, Verdict
-from firewall.policy.hosts import InvalidHost, normalize_host
+from firewall.policy.hosts import InvalidHost, is_address, normalize_host
 from firewall.policy.overrides import method_override
 from firewall.policy.paths import AmbiguousPath, CanonicalPath, canonicalize
 
@@ -125,8 +127,9 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
     private = _first_private(host, request.addresses)
     if private is not None and not _exempt(policy, host, request.port, private):
         return Decision(Verdict.BLOCK, Reason.PRIVATE_ADDRESS,
-                        message=f"{host} is or resolves to the non-public address {private}; a host block must "
-                                f"name {host}:{request.port} exactly (a link-local address: as the address itself)",
+                        message=f"{host} is or resolves to the non-public address {private.address} ({private.why}); "
+                                f"a host block must name {host}:{request.port} exactly (a link-local address: as the "
+                                f"address itself)",
                         **base)
     if request.scheme == "tcp":
         return _tunnel(policy, host, request.port, base)
@@ -204,29 +207,30 @@ def _same_destination(claim: str, host: str, port: int) -> bool:
     return claimed_port is None or claimed_port == port
 
 
-def _first_private(host: str, addresses: tuple[str, ...]):
+def _first_private(host: str, addresses: tuple[str, ...]) -> AddressClass | None:
     """The first of the destination's addresses (or the host, if it is one) that is not public."""
-    # A normalised host is an address only if it has a ":" (IPv6) or ends in a digit (IPv4).
-    may_be_address = ":" in host or host[-1].isdigit()
-    for text in (host, *addresses) if may_be_address else addresses:
-        try:
-            address = ipaddress.ip_address(text)
-        except ValueError:
-            continue
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if not address.is_global or address.is_multicast:
-            return address
+    for text in (host, *addresses) if is_address(host) else addresses:
+        found = classify(text)
+        if not found.public:
+            return found
     return None
 
 
-def _exempt(policy: CompiledPolicy, host: str, port: int, address) -> bool:
-    """A host block naming host:port exactly allows its private address. Link-local
-    addresses (cloud metadata at 169.254.169.254, fe80::/10) must be named as the
-    address itself: a name that resolves there is a rebinding attack, not a service."""
+def _exempt(policy: CompiledPolicy, host: str, port: int, found: AddressClass) -> bool:
+    """A host block naming host:port exactly allows its non-public address. A link-local address
+    (cloud metadata at 169.254.169.254, fe80::/10, or an IPv6 form embedding one) must be named
+    as the address itself: a name that resolves there is a rebinding attack, not a service."""
     if not policy.names_exactly(host, port):
         return False
-    return not address.is_link_local or host == str(address)
+    return not found.link_local or _names_address(host, found.address)
+
+
+def _names_address(host: str, address: str) -> bool:
+    """Whether a normalised host is `address` (an IPv4-mapped one being its IPv4 address)."""
+    try:
+        return host == _normalized(address)
+    except InvalidHost:  # an address with a zone: no host names it
+        return False
 
 
 def _matches(match: RequestMatcher, method: str, view: RequestView, *, lenient: bool) -> bool:

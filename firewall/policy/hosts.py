@@ -58,7 +58,7 @@ def normalize_host(name: str) -> str:
     return host
 
 
-def _is_address(host: str) -> bool:
+def is_address(host: str) -> bool:
     """Whether a normalised host is an IP address rather than a name."""
     return ":" in host or _ends_in_number(host)
 
@@ -147,7 +147,7 @@ def parse_host_pattern(text: str) -> HostPattern:
             f'invalid host pattern {_quoted(text)}: wildcard must be a whole leading label, as in "*.example.com"'
         )
     name = normalize_host(suffix)
-    if wildcard and _is_address(name):
+    if wildcard and is_address(name):
         raise InvalidHost(f"invalid host pattern {_quoted(text)}: a wildcard needs a domain name, not an address")
     return HostPattern(name, wildcard, port)
 

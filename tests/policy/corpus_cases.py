@@ -20,6 +20,8 @@ def request_of(case: dict) -> Request:
     else:
         body = case.get("body", "").encode()
         request = Request.from_url(case["method"], case["url"], agent=agent, headers=headers, body=body)
+    if "addresses" in case:
+        request = replace(request, addresses=tuple(case["addresses"]))
     if "body_size" in case:
         request = replace(request, body_size=case["body_size"], body_complete=False)
     return request

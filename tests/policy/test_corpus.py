@@ -2,9 +2,10 @@
 requests sent to them with the exact decision each must get.
 
 A case names its `policy`, `method` and `url`, and optionally `agent`,
-`headers` ([[name, value], ...]), a `json` body or a raw text `body`, and
+`headers` ([[name, value], ...]), a `json` body or a raw text `body`,
 `body_size`: the real size of a body of which the proxy read only the start
-(the body is then incomplete, so its JSON cannot be read).
+(the body is then incomplete, so its JSON cannot be read), and `addresses`:
+what a DNS lookup of the host gave.
 
 What must come out: `expect` (the verdict), `reason`, `line` (of the rule or
 line that decided, null for none); and where they are not empty or default:
@@ -68,6 +69,6 @@ def test_every_corpus_policy_has_cases():
 
 
 def test_every_case_spells_its_keys_right():
-    known = {"policy", "method", "url", "agent", "headers", "json", "body", "body_size", "expect", "reason", "line",
-             "path", *OPTIONAL}
+    known = {"policy", "method", "url", "agent", "headers", "json", "body", "body_size", "addresses", "expect",
+             "reason", "line", "path", *OPTIONAL}
     assert [sorted(set(case) - known) for case in CASES if set(case) - known] == []
