@@ -70,18 +70,18 @@ def held_request(
     reason: str | None,
     policy_sha256: str,
     timeout: float,
-    secrets: tuple[str, ...],
+    redact: Callable[[str], str],
 ) -> HeldRequest:
     """The row a held request becomes: masked URL, body preview, fingerprint."""
     return HeldRequest(
         request_id=request_id,
         agent=agent,
         method=method,
-        url=preview.display_url(scheme, host, port, path, query, secrets),
+        url=preview.display_url(scheme, host, port, path, query, redact),
         rule=rule,
         rule_text=rule_text,
         reason=reason,
-        preview=preview.body_preview(body, content_type, secrets),
+        preview=preview.body_preview(body, content_type, redact),
         body_size=len(body),
         fingerprint=preview.fingerprint(agent, method, scheme, host, port, path, query, body, headers),
         policy_sha256=policy_sha256,

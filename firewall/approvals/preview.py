@@ -2,16 +2,17 @@
 and the fingerprint that binds an approval to exactly that request (headers included).
 
 Everything here comes from the agent, so it is masked (the same rules as the
-audit log's queries: `firewall.redact`) and cut short before it is stored or shown.
+audit log's queries: `firewall.redaction`) and cut short before it is stored or shown.
+`redact` is the vault index's: it masks every form of every vault secret.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from urllib.parse import urlencode
+from collections.abc import Callable
 
-from firewall.redact import MASK, mask_query, scrub
+from firewall.redaction import MASK, keep, looks_secret, mask_query
 
 PREVIEW_LIMIT = 240  # characters of a preview
 PARSE_LIMIT = 1024 * 1024  # bytes of a body that are parsed for a preview
@@ -24,11 +25,12 @@ KEY_FIELDS = (
 )
 
 
-def display_url(scheme: str, host: str, port: int, path: str, query: str, secrets: tuple[str, ...] = ()) -> str:
+def display_url(scheme: str, host: str, port: int, path: str, query: str,
+                redact: Callable[[str], str] = keep) -> str:
     """`scheme://host[:port]/path[?query]`, credential-looking query values masked."""
     netloc = host if _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
-    masked = mask_query(query, secrets)
-    return scrub(f"{scheme}://{netloc}{path}" + (f"?{masked}" if masked else ""), secrets)
+    masked = mask_query(query, redact)
+    return redact(f"{scheme}://{netloc}{path}" + (f"?{masked}" if masked else ""))
 
 
 # Headers an approval is not bound to: the agent's proxy credentials (they never go
@@ -50,7 +52,7 @@ def fingerprint(agent: str, method: str, scheme: str, host: str, port: int, path
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def body_preview(body: bytes, content_type: str | None, secrets: tuple[str, ...] = ()) -> str:
+def body_preview(body: bytes, content_type: str | None, redact: Callable[[str], str] = keep) -> str:
     """One line about the body: the fields that matter of a JSON object, the start of a text
     body, or the size and type of anything else."""
     size = len(body)
@@ -66,35 +68,30 @@ def body_preview(body: bytes, content_type: str | None, secrets: tuple[str, ...]
     try:
         value = json.loads(text)
     except ValueError:
-        return _cut(f"{size} bytes of {kind}: {json.dumps(scrub(text, secrets)[: PREVIEW_LIMIT])}")
+        return _cut(f"{size} bytes of {kind}: {json.dumps(redact(text)[: PREVIEW_LIMIT])}")
     if isinstance(value, dict):
-        return _cut(_json_object(value, secrets) + f" ({size} bytes)")
-    return _cut(f"{_json_value('', value, secrets)} ({size} bytes)")
+        return _cut(_json_object(value, redact) + f" ({size} bytes)")
+    return _cut(f"{_json_value('', value, redact)} ({size} bytes)")
 
 
-def _json_object(value: dict, secrets: tuple[str, ...]) -> str:
+def _json_object(value: dict, redact: Callable[[str], str]) -> str:
     names = [name for name in KEY_FIELDS if name in value]
     names += [name for name in value if name not in KEY_FIELDS]
-    return "{" + ", ".join(f"{json.dumps(name)}: {_json_value(name, value[name], secrets)}" for name in names) + "}"
+    return "{" + ", ".join(f"{json.dumps(name)}: {_json_value(name, value[name], redact)}" for name in names) + "}"
 
 
-def _json_value(name: str, value: object, secrets: tuple[str, ...]) -> str:
+def _json_value(name: str, value: object, redact: Callable[[str], str]) -> str:
     if isinstance(value, list):
         return f"[{len(value)} item{'' if len(value) == 1 else 's'}]"
     if isinstance(value, dict):
         return f"{{{len(value)} field{'' if len(value) == 1 else 's'}}}"
     if isinstance(value, str):
-        if _looks_secret(name, value, secrets):
+        if looks_secret(name or "value", value, redact):
             return json.dumps(MASK)
-        text = scrub(value, secrets)
+        text = value
         return json.dumps(text if len(text) <= _STRING_LIMIT else text[: _STRING_LIMIT - 1] + "…", ensure_ascii=False)
     return json.dumps(value)
 
-
-def _looks_secret(name: str, value: str, secrets: tuple[str, ...]) -> bool:
-    """Whether `mask_query` would mask `name=value`: one definition of what looks like a credential."""
-    pair = urlencode([(name or "value", value)], safe="*/:")
-    return mask_query(pair, secrets) != pair
 
 
 def _cut(text: str) -> str:

@@ -58,7 +58,7 @@ class Request:
     destination (the Host header, `:authority`, the TLS SNI) as "host[:port]";
     `addresses` are the IPs the proxy resolved `host` to and will connect to.
     `secrets` names the vault entries whose values the request carries anywhere
-    (target, headers, body), as found by `firewall.secrets_scan`.
+    (target, headers, body), as found by `firewall.redaction`.
 
     A CONNECT tunnel whose bytes are neither TLS nor HTTP is decided as a request of
     scheme "tcp" and method TCP, with an empty target.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from firewall.policy import Request
 from firewall.proxy.bodies import IDENTITY, BodyDecodeError, decode, unpack_by_content
-from firewall.secrets_scan import SecretIndex
+from firewall.redaction import SecretIndex
 
 UNPACK_LIMIT = 64 * 1024 * 1024  # bytes of an encoded body that are unpacked and scanned
 

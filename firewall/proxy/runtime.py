@@ -15,7 +15,7 @@ from pathlib import Path
 
 from firewall import agents, policy_store
 from firewall.policy import CompiledPolicy, compile_source
-from firewall.secrets_scan import SecretIndex
+from firewall.redaction import SecretIndex
 from firewall.state.db import open_database
 from firewall.state.home import Home
 

@@ -44,7 +44,7 @@ from firewall.proxy.addons.tunnels import Tunnels
 from firewall.proxy.chain import Chain
 from firewall.proxy.limiter import Limiter
 from firewall.proxy.master import build_master
-from firewall.proxy.log_redaction import install as redact_logs
+from firewall.redaction.logs import install as redact_logs
 from firewall.proxy.oauth import TokenKeeper
 from firewall.proxy.resolver import Resolver
 from firewall.proxy.runtime import Runtime, pinned_policy_from

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from firewall.approvals.preview import PREVIEW_LIMIT, body_preview, display_url, fingerprint
+from firewall.redaction import SecretIndex
 
-VAULT = ("sk-proj-VAULTVALUE0123456789",)
+VAULT = SecretIndex.build({"openai": "sk-proj-VAULTVALUE0123456789"}).redact
 
 
 @pytest.mark.parametrize(("body", "content_type", "expected"), [
@@ -85,3 +86,10 @@ def test_an_approval_is_bound_to_every_header_that_goes_upstream(attack, headers
 def test_headers_left_out_of_the_fingerprint_are_only_the_volatile_ones(control, headers):
     base = ("ci", "POST", "https", "api.example.com", 443, "/v1/x", "", b'{"n": 1}')
     assert fingerprint(*base, headers) == fingerprint(*base, HEADERS), control
+
+
+def test_one_minimum_length_a_short_vault_value_is_neither_indexed_nor_masked():
+    """A value shorter than MIN_SECRET_CHARS would match ordinary text; the guard does not look
+    for it, and redaction does not pretend to hide it (docs/vault.md says to use real keys)."""
+    redact = SecretIndex.build({"short": "abc123"}).redact
+    assert body_preview(b'{"text": "abc123"}', "application/json", redact) == '{"text": "abc123"} (18 bytes)'

@@ -1,6 +1,6 @@
 """SecretIndex.masker builds a Masker once per set of entry names and shares it (Maskers are immutable)."""
 
-from firewall.secrets_scan import SecretIndex
+from firewall.redaction import SecretIndex
 
 
 def test_the_same_names_get_the_same_masker_and_it_masks_alike():

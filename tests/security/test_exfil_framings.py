@@ -15,7 +15,7 @@ import zstandard
 from firewall.policy import Request
 from firewall.proxy.bodies import MAX_LAYERS, decode
 from firewall.proxy.exfil import carried_secrets
-from firewall.secrets_scan import SecretIndex
+from firewall.redaction import SecretIndex
 
 SECRET = "sk-proj-Fr4m1ngKEY0123456789abcdefXYZ"
 INDEX = SecretIndex.build({"openai": SECRET})

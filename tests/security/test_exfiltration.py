@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from firewall.secrets_scan import SecretIndex
+from firewall.redaction import SecretIndex
 from tests.security.support import hostile_upstream
 
 SCRIPT = Path(__file__).parent / "scripts" / "exfil_client.py"

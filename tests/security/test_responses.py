@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from firewall.secrets_scan import SecretIndex
+from firewall.redaction import SecretIndex
 from tests.security.conftest import SECRET, all_audit_rows
 from tests.security.support import read_head, recv_exactly, request_bytes
 from tests.support.upstream import ws_read_frame

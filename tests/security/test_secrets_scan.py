@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firewall.secrets_scan import MIN_SECRET_CHARS, SecretIndex, secret_values
+from firewall.redaction import MIN_SECRET_CHARS, SecretIndex, secret_values
 
 SECRET = "sk-proj-Sc4nM3/0123456789+abcdefXYZ"
 RAW = SECRET.encode()

@@ -17,7 +17,7 @@ from firewall.audit import AuditRecord, ProcessAuditWriter
 from firewall.policy.decision import TUNNEL_METHOD
 from firewall.proxy.notes import FlowNotes, notes_of
 from firewall.proxy.runtime import Runtime
-from firewall.redact import mask_query, scrub
+from firewall.redaction import mask_query
 
 log = logging.getLogger("firewall.proxy")
 
@@ -93,14 +93,13 @@ class Auditor:
     def _redacted(self, record: AuditRecord) -> AuditRecord:
         """`record` with every form of every vault value masked in each of its text fields: an agent
         chooses the method, host, path and query it sends, and may put a secret in any of them."""
-        secrets = tuple(self.runtime.secrets.values())
         redact = self.runtime.secret_index.redact
 
         def clean(text: str | None) -> str | None:
-            return redact(scrub(text, secrets)) if text else text
+            return redact(text) if text else text
 
         return replace(record, agent=clean(record.agent), method=clean(record.method), host=clean(record.host),
-                       path=clean(record.path), query=clean(mask_query(record.query, secrets)),
+                       path=clean(record.path), query=clean(mask_query(record.query, redact)),
                        rule=clean(record.rule), detail=clean(record.detail))
 
     def _row(self, flow: http.HTTPFlow, notes) -> AuditRecord:

@@ -175,7 +175,7 @@ class Enforcer:
             body=flow.request.raw_content or b"", headers=tuple(flow.request.headers.items(multi=True)),
             content_type=flow.request.headers.get("content-type"),
             rule=rule, rule_text=text, reason=decision.rule_reason, policy_sha256=decision.policy_sha256,
-            timeout=decision.approval_timeout, secrets=tuple(self.runtime.secrets.values()),
+            timeout=decision.approval_timeout, redact=self.runtime.secret_index.redact,
         )
         outcome = await self.broker.hold(held, gone=lambda: not flow.client_conn.connected)
         notes.approval_id = outcome.approval_id

@@ -27,7 +27,7 @@ from firewall.proxy.bodies import IDENTITY, BodyDecodeError, decode
 from firewall.proxy.notes import notes_of
 from firewall.proxy.responses import error_response
 from firewall.proxy.runtime import Runtime
-from firewall.secrets_scan import Masker
+from firewall.redaction import Masker
 
 UNPACK_LIMIT = 64 * 1024 * 1024  # a compressed answer that unpacks to more is refused
 

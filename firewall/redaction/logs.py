@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from firewall.secrets_scan import SecretIndex
+from firewall.redaction.index import SecretIndex
 
 _FORMATTER = logging.Formatter()
 
