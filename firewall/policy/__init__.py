@@ -2,7 +2,16 @@
 
 from firewall.policy.compiled import CompiledPolicy
 from firewall.policy.compiler import CompileResult, ExpectCase
-from firewall.policy.decision import Decision, Injection, LimitRef, Mode, Reason, Request, RuleRef, Verdict
+from firewall.policy.decision import (
+    Decision,
+    Injection,
+    LimitRef,
+    Mode,
+    Reason,
+    Request,
+    RuleRef,
+    Verdict,
+)
 from firewall.policy.engine import decide
 from firewall.policy.errors import CompileError, PolicyError, PolicySyntaxError
 from firewall.policy.loader import compile_source, load_policy

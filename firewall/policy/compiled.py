@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from enum import Enum
 from fnmatch import translate
 from functools import cache, lru_cache
-import re
 from typing import Union
 
 from firewall.policy.decision import Mode, RuleRef, Verdict

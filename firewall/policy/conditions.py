@@ -30,7 +30,16 @@ import re
 from functools import cached_property
 from urllib.parse import parse_qsl
 
-from firewall.policy.compiled import AllCond, AnyCond, CompareCond, Cond, FieldRef, InCond, MatchCond, NotCond
+from firewall.policy.compiled import (
+    AllCond,
+    AnyCond,
+    CompareCond,
+    Cond,
+    FieldRef,
+    InCond,
+    MatchCond,
+    NotCond,
+)
 from firewall.policy.decision import Request
 
 UNKNOWN = None  # the third truth value

@@ -57,7 +57,16 @@ from functools import lru_cache
 from firewall.policy.addresses import AddressClass, classify
 from firewall.policy.compiled import CompiledBlock, CompiledPolicy, RequestMatcher
 from firewall.policy.conditions import AmbiguousBody, RequestView, evaluate
-from firewall.policy.decision import Decision, Injection, LimitRef, Mode, Reason, Request, RuleRef, Verdict
+from firewall.policy.decision import (
+    Decision,
+    Injection,
+    LimitRef,
+    Mode,
+    Reason,
+    Request,
+    RuleRef,
+    Verdict,
+)
 from firewall.policy.hosts import InvalidHost, is_address, normalize_host
 from firewall.policy.overrides import method_override
 from firewall.policy.paths import AmbiguousPath, CanonicalPath, canonicalize

@@ -8,7 +8,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from firewall.policy.compiler import CompileResult, compile_files
-from firewall.policy.errors import Diagnostic, PolicyError, PolicyFileError, PolicySyntaxError
+from firewall.policy.errors import (
+    Diagnostic,
+    PolicyError,
+    PolicyFileError,
+    PolicySyntaxError,
+)
 from firewall.policy.parser import parse_policy
 from firewall.policy.syntax import PolicyFile
 

@@ -7,59 +7,35 @@ errors are collected (all of them, not only the first) and re-raised as
 
 from __future__ import annotations
 
-import json
 import re
 from contextvars import ContextVar
 from functools import cache
 from importlib import resources
 
 from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedInput
 
 from firewall.policy import syntax as s
-from firewall.policy.errors import Diagnostic, PolicySyntaxError, Severity, Span, diagnostic
-
-# What a person calls each terminal, for "expected ..." messages.
-TERMINAL_NAMES = {
-    "VERDICT": "allow, block or approve",
-    "MODE": "enforce or report",
-    "UNIT": "second, minute, hour or day",
-    "OAUTH_KEY": "token_url, client_id or account_header",
-    "COMPARE_OP": "a comparison (==, !=, <, <=, >, >=)",
-    "BOOLEAN": "true or false",
-    "NULL": "null",
-    "DURATION": "a duration such as 120s or 5m",
-    "NUMBER": "a number",
-    "STRING": 'a "quoted string"',
-    "NAME": "a name",
-    "METHOD": "an HTTP method such as GET",
-    "FIELD": "a field such as json.model",
-    "HEADER_NAME": "a header name",
-    "PARAM_NAME": "a query parameter name",
-    "HOST_PATTERN": "a host such as api.example.com",
-    "PATH_GLOB": "a path starting with /",
-    "URL": "a URL such as https://api.example.com/v1",
-    "LBRACE": '"{"',
-    "RBRACE": '"}"',
-    "LPAR": '"("',
-    "RPAR": '")"',
-    "LSQB": '"["',
-    "RSQB": '"]"',
-    "COMMA": '","',
-    "COLON": '":"',
-    "EQUAL": '"="',
-    "$END": "the end of the file",
-}
-
-# Statements a file may start a line with, for the top-level "expected" message.
-TOP_LEVEL = "default, mode, approval timeout, credential, host or test"
-
+from firewall.policy.errors import (
+    Diagnostic,
+    PolicySyntaxError,
+    Severity,
+    Span,
+    diagnostic,
+)
+from firewall.policy.parse_errors import (
+    GLUED_KEYWORD,
+    STRING_OR_COMMENT,
+    blank_statement,
+    first_per_line,
+    string_value,
+    syntax_diagnostic,
+)
 
 # Lark matches a keyword as a prefix of a longer word ("hostb.com" would read as
 # "host b.com"). A lexer callback retypes a keyword that runs into the next word,
 # so the parser rejects it instead.
 _NAMED_KEYWORDS = ("VERDICT", "MODE", "UNIT", "OAUTH_KEY", "BOOLEAN", "NULL")
-GLUED_KEYWORD = "GLUED_KEYWORD"
 _source_being_parsed: ContextVar[str] = ContextVar("source_being_parsed", default="")
 
 
@@ -98,12 +74,12 @@ def parse_policy(source: str, path: str) -> s.PolicyFile:
             tree = _parser().parse(text)
             break
         except UnexpectedInput as error:
-            errors.append(_syntax_diagnostic(error, source, path))
-            text = _blank_statement(text, error.line)
+            errors.append(syntax_diagnostic(error, source, path))
+            text = blank_statement(text, error.line)
             if text is None or len(errors) >= MAX_SYNTAX_ERRORS:
                 break
     if errors:
-        raise PolicySyntaxError(_first_per_line(errors))
+        raise PolicySyntaxError(first_per_line(errors))
     try:
         statements = _ToSyntax(path).transform(tree)
     except _TooDeep as error:
@@ -115,138 +91,17 @@ def parse_policy(source: str, path: str) -> s.PolicyFile:
     return s.PolicyFile(path, source, tuple(statements), tuple(_comments(source)))
 
 
-class _TooDeep(Exception):
-    def __init__(self, meta):
-        self.meta = meta
-
-
-def _blank_statement(text: str, line: int) -> str | None:
-    """`text` with the erroneous line blanked out, to look for further errors after it.
-
-    Policies are written one statement per line, so dropping the bad line lets the
-    parser resynchronise. A dropped line that opens a block takes the block with it.
-    Offsets are kept (characters become spaces), so later positions stay exact.
-    None when there is nothing left to blank (the error is at the end of the file).
-    """
-    lines = text.split("\n")
-    if not 0 < line <= len(lines) or not lines[line - 1].strip():
-        return None
-    depth = 0
-    index = line - 1
-    while index < len(lines):
-        code = _STRING_OR_COMMENT.sub(lambda m: "" if m.group().startswith("#") else '""', lines[index])
-        depth += code.count("{") - code.count("}")
-        lines[index] = " " * len(lines[index])
-        index += 1
-        if depth <= 0:
-            break
-    return "\n".join(lines)
-
-
-# Strings cannot span lines, so a line-by-line scan that skips strings finds comments exactly.
-_STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
-
-
 def _comments(source: str):
     """Every comment, with its position; the grammar ignores them, `policy fmt` keeps them."""
     for lineno, line in enumerate(source.split("\n"), start=1):
-        for match in _STRING_OR_COMMENT.finditer(line):
+        for match in STRING_OR_COMMENT.finditer(line):
             if match.group().startswith("#"):
                 yield s.Comment(match.group().rstrip(), lineno, match.start() + 1)
 
 
-def _first_per_line(errors: list[Diagnostic]) -> list[Diagnostic]:
-    """After a syntax error the parser resynchronises; keep one error per line."""
-    seen: set[int] = set()
-    kept = []
-    for error in errors:
-        if error.span.line not in seen:
-            seen.add(error.span.line)
-            kept.append(error)
-    return kept
-
-
-def _syntax_diagnostic(error: UnexpectedInput, source: str, path: str) -> Diagnostic:
-    line, column = max(error.line, 1), max(error.column, 1)
-    offset = getattr(error, "pos_in_stream", None) or 0
-    span = Span(path, line, column, line, column + 1, offset, offset + 1)
-    if isinstance(error, UnexpectedCharacters):
-        char = source[error.pos_in_stream] if error.pos_in_stream < len(source) else ""
-        message, hint = f"unexpected character {char!r}", _expected(error.allowed)
-        if char == "'":
-            hint = 'strings use double quotes: "like this"'
-    elif isinstance(error, UnexpectedEOF):
-        message, hint = "unexpected end of file", _expected(error.expected)
-        span = _end_span(source, path)
-    elif isinstance(error, UnexpectedToken):
-        token = error.token
-        if token.type == "$END":
-            message = "unexpected end of file"
-            span = _end_span(source, path)
-            if "RBRACE" in error.expected:
-                message += ": a block is not closed"
-        else:
-            message = f"unexpected {_describe_token(token)}"
-        hint = _hint_for(token, error.expected, source)
-        if token.type == GLUED_KEYWORD:
-            word = re.match(r"\w+", source[token.start_pos :]).group()
-            message = f'"{word}" is not a word of the language'
-            hint = f'if "{token}" is meant, put a space after it'
-    else:
-        message, hint = "syntax error", None
-    return diagnostic(Severity.ERROR, message, span, source, hint)
-
-
-def _end_span(source: str, path: str) -> Span:
-    """The end of the last line that has something on it."""
-    lines = source.rstrip().split("\n")
-    line, column = len(lines), len(lines[-1]) + 1
-    return Span(path, line, column, line, column, len(source), len(source))
-
-
-def _describe_token(token: Token) -> str:
-    text = str(token)
-    if token.type in ("STRING",):
-        return f"string {text}"
-    return f'"{text}"'
-
-
-def _hint_for(token: Token, expected: set[str], source: str) -> str | None:
-    text = str(token)
-    # The lexer splits "v1/models" before its "/": look at what follows the token too.
-    text_and_rest = text + source[token.end_pos : token.end_pos + 1] if token.end_pos is not None else text
-    if text.startswith("'"):
-        return 'strings use double quotes: "like this"'
-    if text == "=" and "COMPARE_OP" in expected:
-        return "to compare, write == instead of ="
-    if "VERDICT" in expected and "RBRACE" in expected and text.lower() in ("allow", "block", "approve"):
-        return "verdicts are lower-case: allow, block or approve"
-    if "METHOD" in expected and text.upper() in _HTTP_METHODS and text != text.upper():
-        return f"HTTP methods are upper-case: {text.upper()}"
-    if "PATH_GLOB" in expected and token.type == "STRING" and text.startswith('"/'):
-        return f"write the path without quotes: {_string(token)}"
-    if "PATH_GLOB" in expected and not text.startswith("/") and "/" in text_and_rest:
-        return "paths start with /"
-    if expected >= {"HOST", "DEFAULT"} or expected >= {"DEFAULT", "CREDENTIAL"}:
-        return f"expected {TOP_LEVEL}"
-    return _expected(expected)
-
-
-_HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"}
-
-
-def _expected(expected) -> str | None:
-    if not expected:
-        return None
-    names = sorted({TERMINAL_NAMES.get(name, _keyword(name)) for name in expected})
-    if len(names) > 6:
-        return None
-    return "expected " + " or ".join(names)
-
-
-def _keyword(terminal: str) -> str:
-    # Anonymous keyword terminals are named after their text in upper case ("HOST").
-    return f'"{terminal.lower()}"' if terminal.isalpha() else terminal
+class _TooDeep(Exception):
+    def __init__(self, meta):
+        self.meta = meta
 
 
 def _span(path: str, meta_or_token) -> Span:
@@ -256,8 +111,6 @@ def _span(path: str, meta_or_token) -> Span:
     return Span(path, m.line, m.column, m.end_line, m.end_column, start, end)
 
 
-def _string(token: Token) -> str:
-    return json.loads(str(token))
 
 
 def _number(token: Token) -> int | float:
@@ -314,22 +167,22 @@ class _ToSyntax:
         return s.Credential(self._word(name), tuple(lines), self._span(meta))
 
     def secret_line(self, meta, children):
-        return s.SecretLine(self._value(children[0], _string(children[0])), self._span(meta))
+        return s.SecretLine(self._value(children[0], string_value(children[0])), self._span(meta))
 
     def header_line(self, meta, children):
         header, template = children
-        return s.HeaderLine(self._word(header), self._value(template, _string(template)), self._span(meta))
+        return s.HeaderLine(self._word(header), self._value(template, string_value(template)), self._span(meta))
 
     def query_line(self, meta, children):
         parameter, template = children
-        return s.QueryLine(self._word(parameter), self._value(template, _string(template)), self._span(meta))
+        return s.QueryLine(self._word(parameter), self._value(template, string_value(template)), self._span(meta))
 
     def oauth_line(self, meta, children):
         return s.OAuthLine(self._span(meta))
 
     def oauth_setting(self, meta, children):
         key, value = children
-        return s.OAuthSetting(str(key), self._value(value, _string(value)), self._span(meta))
+        return s.OAuthSetting(str(key), self._value(value, string_value(value)), self._span(meta))
 
     # host blocks
 
@@ -379,7 +232,7 @@ class _ToSyntax:
         return _When(children[0])
 
     def reason(self, meta, children):
-        return _Reason(self._value(children[0], _string(children[0])))
+        return _Reason(self._value(children[0], string_value(children[0])))
 
     # conditions
 
@@ -397,7 +250,7 @@ class _ToSyntax:
 
     def matches(self, meta, children):
         field, pattern = children
-        return s.Matches(self._word(field), self._value(pattern, _string(pattern)), self._span(meta))
+        return s.Matches(self._word(field), self._value(pattern, string_value(pattern)), self._span(meta))
 
     def and_(self, meta, children):
         return s.And(children[0], children[1], self._span(meta))
@@ -414,7 +267,7 @@ class _ToSyntax:
     def scalar(self, meta, children):
         token = children[0]
         if token.type == "STRING":
-            return self._value(token, _string(token))
+            return self._value(token, string_value(token))
         if token.type == "NUMBER":
             return self._value(token, _number(token))
         if token.type == "BOOLEAN":
@@ -425,7 +278,7 @@ class _ToSyntax:
 
     def test_block(self, meta, children):
         name, *expects = children
-        return s.TestBlock(self._value(name, _string(name)), tuple(expects), self._span(meta))
+        return s.TestBlock(self._value(name, string_value(name)), tuple(expects), self._span(meta))
 
     def expect(self, meta, children):
         expected, method, url, *options = children
@@ -457,13 +310,13 @@ class _ToSyntax:
         return str(children[0])
 
     def as_agent(self, meta, children):
-        return _Agent(self._value(children[0], _string(children[0])))
+        return _Agent(self._value(children[0], string_value(children[0])))
 
     def json_body(self, meta, children):
         return _Json(children[0])
 
     def header_option(self, meta, children):
-        return _Header(self._value(children[0], _string(children[0])))
+        return _Header(self._value(children[0], string_value(children[0])))
 
     def after_requests(self, meta, children):
         return _After(self._word(children[0]))
@@ -473,13 +326,13 @@ class _ToSyntax:
 
     def json_pair(self, meta, children):
         key, value = children
-        return _string(key), value
+        return string_value(key), value
 
     def json_array(self, meta, children):
         return list(children)
 
     def json_string(self, meta, children):
-        return _string(children[0])
+        return string_value(children[0])
 
     def json_number(self, meta, children):
         return _number(children[0])

@@ -1,0 +1,63 @@
+"""What every part of the compiler shares: where diagnostics go, and small readers of words.
+
+The compiler is one object (`compiler._Compiler`) built from a part per concern
+(credentials, conditions, expectations); each part reports through `Reporter`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+
+from firewall.policy import syntax as s
+from firewall.policy.decision import RuleRef
+from firewall.policy.errors import Diagnostic, Severity, Span, diagnostic
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Reporter:
+    """Collects every error and warning of every file, each with its place and source line."""
+
+    def __init__(self, files: list[s.PolicyFile]):
+        self.files = files
+        self.errors: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []
+        self.sources = {f.path: f.source for f in files}
+
+    def error(self, message: str, span: Span, hint: str | None = None) -> None:
+        self.errors.append(diagnostic(Severity.ERROR, message, span, self.sources[span.file], hint))
+
+    def warn(self, message: str, span: Span, hint: str | None = None) -> None:
+        self.warnings.append(diagnostic(Severity.WARNING, message, span, self.sources[span.file], hint))
+
+    def ref(self, span: Span) -> RuleRef:
+        text = self.sources[span.file][span.start : span.end]
+        return RuleRef(span.file, span.line, " ".join(text.split()))
+
+
+def parse_duration(text: str) -> float | None:
+    """`120s`, `5m`, `1h`, `250ms`, `2d` or a plain number of seconds; None if invalid."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?", text.strip())
+    if not match:
+        return None
+    return float(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
+
+
+def did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f'; did you mean "{close[0]}"?' if close else ""
+
+
+def as_int(text: str) -> int | None:
+    return int(text) if re.fullmatch(r"\d+", text) else None
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def show(value) -> str:
+    return json.dumps(value)

@@ -1,0 +1,108 @@
+"""Compiling `credential` blocks: how each vault entry travels, checked before any request."""
+
+from __future__ import annotations
+
+import re
+
+from firewall.policy import syntax as s
+from firewall.policy.compile_base import Reporter
+from firewall.policy.compiled import CompiledBlock, CredentialSpec
+from firewall.policy.errors import Span
+
+
+class CredentialsCompiler(Reporter):
+    def _credentials(self, nodes: list[s.Credential]) -> dict[str, CredentialSpec]:
+        specs: dict[str, CredentialSpec] = {}
+        first_seen: dict[str, s.Credential] = {}
+        for node in nodes:
+            name = node.name.text
+            if name in first_seen:
+                self.error(
+                    f'credential "{name}" is defined twice; the first is at {first_seen[name].span.location}',
+                    node.name.span,
+                )
+                continue
+            first_seen[name] = node
+            spec = self._credential(node)
+            if spec is not None:
+                specs[name] = spec
+        return specs
+
+    def _credential(self, node: s.Credential) -> CredentialSpec | None:
+        secrets = [x for x in node.lines if isinstance(x, s.SecretLine)]
+        carriers = [x for x in node.lines if isinstance(x, (s.HeaderLine, s.QueryLine, s.OAuthLine))]
+        settings = [x for x in node.lines if isinstance(x, s.OAuthSetting)]
+        name = node.name.text
+        ok = True
+        if len(secrets) != 1:
+            span = secrets[1].span if secrets else node.name.span
+            self.error(
+                f'credential "{name}" needs exactly one secret line',
+                span,
+                f'name its vault entry: secret "{name}"',
+            )
+            ok = False
+        if len(carriers) != 1:
+            span = carriers[1].span if carriers else node.name.span
+            self.error(
+                f'credential "{name}" needs exactly one of header, query or oauth',
+                span,
+                'for example: header Authorization = "Bearer {secret}"',
+            )
+            return None
+        carrier = carriers[0]
+        if settings and not isinstance(carrier, s.OAuthLine):
+            self.error(f'"{settings[0].key}" only applies to an oauth credential', settings[0].span)
+            ok = False
+        seen_keys: set[str] = set()
+        for setting in settings:
+            if setting.key in seen_keys:
+                self.error(f'"{setting.key}" is set twice in credential "{name}"', setting.span)
+                ok = False
+            seen_keys.add(setting.key)
+            if setting.key == "token_url" and not str(setting.value.value).startswith("https://"):
+                self.error("token_url must be an https:// URL", setting.value.span)
+                ok = False
+        if isinstance(carrier, s.OAuthLine):
+            kind, target, template = "oauth", "", ""
+        else:
+            kind = "header" if isinstance(carrier, s.HeaderLine) else "query"
+            target_word = carrier.header if kind == "header" else carrier.parameter
+            target = target_word.text.lower() if kind == "header" else target_word.text
+            template = carrier.template.value
+            ok = self._check_template(template, carrier.template.span) and ok
+            if kind == "header" and target in ("host", "content-length", "transfer-encoding", "connection"):
+                self.error(f'header "{target_word.text}" cannot carry a credential', target_word.span)
+                ok = False
+        if not ok:
+            return None
+        return CredentialSpec(
+            name=name,
+            secret=secrets[0].entry.value,
+            kind=kind,
+            target=target,
+            template=template,
+            settings=tuple(sorted((x.key, str(x.value.value)) for x in settings)),
+            source=self.ref(node.span),
+        )
+
+    def _check_template(self, template: str, span: Span) -> bool:
+        placeholders = re.findall(r"\{[^}]*\}", template)
+        if placeholders.count("{secret}") != 1 or len(placeholders) != 1:
+            self.error(
+                "a credential template must contain {secret} exactly once and no other {…}",
+                span,
+                'for example: "Bearer {secret}"',
+            )
+            return False
+        return True
+
+    def _warn_unused_credentials(self, credentials: dict[str, CredentialSpec], blocks: list[CompiledBlock]):
+        used = {inject.credential for block in blocks for inject in block.injects}
+        for node in (x for f in self.files for x in f.statements if isinstance(x, s.Credential)):
+            if node.name.text not in used and node.name.text in credentials:
+                self.warn(
+                    f'credential "{node.name.text}" is not injected by any host block',
+                    node.name.span,
+                    f"add `inject {node.name.text}` to the host block that needs it, or remove it",
+                )
