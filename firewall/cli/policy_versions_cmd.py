@@ -42,10 +42,11 @@ def apply(
     db = database_or_exit(home)
     try:
         previous = policy_store.active_version(db)
-        if previous is not None and previous.sha256 == result.policy.sha256:
+        in_force = _loaded_or_warn(previous)  # None also when the active version's row was damaged
+        if in_force is not None and in_force.sha256 == result.policy.sha256:
             typer.echo(f"unchanged: version {previous.version} (sha256 {previous.sha256[:16]}) is already in force")
             return
-        changes = diff_policies(_loaded_or_warn(previous), result.policy)
+        changes = diff_policies(in_force, result.policy)
         version = policy_store.store_version(db, result.policy, sources, note=note)
     finally:
         db.close()
