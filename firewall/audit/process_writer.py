@@ -89,7 +89,8 @@ class ProcessAuditWriter(BatchingWriter):
                 self._replace_child()  # for the next attempt, or for the batches after this one
                 if read_and_died >= ATTEMPTS_PER_BATCH:
                     break
-                log.error("%s; sending its %d rows to a new one", self._error, len(rows))
+                if deaths <= ATTEMPTS_PER_BATCH or deaths % 100 == 0:  # not a line per death when none can start
+                    log.error("%s; sending its %d rows to a new one (death %d)", self._error, len(rows), deaths)
                 self._wake.wait(min(RETRY_DELAY * (deaths - 1), MAX_PAUSE))  # at once the first time, then slower
                 resend = True
                 continue

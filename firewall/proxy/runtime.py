@@ -129,6 +129,8 @@ class Runtime:
 
     def _keeping(self, name: str) -> str:
         if name == "policy":
+            if self.live.version is None:
+                return "no policy version was loaded yet, so every request stays refused"
             return f"policy version {self.live.version} stays in force"
         if name == "vault":
             return "the proxy keeps the secrets it last read"
