@@ -48,6 +48,10 @@ class ChildGone(Exception):
     """The child process exited, or answered something the protocol does not have."""
 
 
+class ClosedWhileFailing(ChildGone):
+    """close() was called while the child could not write: it was stopped, and what is left is lost."""
+
+
 class ProcessAuditWriter(BatchingWriter):
     """Appends AuditRecords to the `audit` table at `path` through a child process.
 
@@ -60,6 +64,7 @@ class ProcessAuditWriter(BatchingWriter):
         open_database(path).conn.close()  # schema up to date; a bad path fails here, in the caller
         self._batches = 0
         self._child_read = False  # the child said it read the batch being sent
+        self._abandoned = False  # close() stopped waiting: no more attempts
         self._logged_failure: str | None = None  # the write failure last logged, until writes work again
         self._child = self._spawn()
         self._start()
@@ -84,7 +89,9 @@ class ProcessAuditWriter(BatchingWriter):
                 when = "after reading" if self._child_read else "before reading"
                 self._error = AuditWriteError(f"{self.path}: audit writer process {when} batch {self._batches} "
                                               f"({len(rows)} rows): {exc}")
-                if self._stopping:
+                # Closing while writes fail, or close() gave up waiting (_abandon): no more attempts. A child
+                # killed at a bad moment while closing is replaced like at any other time.
+                if self._abandoned or isinstance(exc, ClosedWhileFailing):
                     break
                 self._replace_child()  # for the next attempt, or for the batches after this one
                 if read_and_died >= ATTEMPTS_PER_BATCH:
@@ -133,9 +140,10 @@ class ProcessAuditWriter(BatchingWriter):
                 self._logged_failure = text
             if self._stopping:  # closing while writes fail: stop retrying, say what is lost
                 child.kill()
-                raise ChildGone(f"closed while writes failed: {text}")
+                raise ClosedWhileFailing(f"closed while writes failed: {text}")
 
     def _abandon(self) -> None:
+        self._abandoned = True
         self._child.kill()  # the thread's read ends; it gives up what is left
 
     def _release(self) -> None:

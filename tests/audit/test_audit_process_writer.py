@@ -223,3 +223,13 @@ def test_the_child_ends_when_the_proxy_is_killed(db_path: Path) -> None:
         parent.kill()
         parent.wait(timeout=10)
     assert stored_ids_and_verdict(db_path)[0] == [f"req-{i}" for i in range(10)]
+
+
+def test_closing_while_children_die_before_reading_still_writes_everything(db_path: Path) -> None:
+    """A clean stop that meets a child killed at a bad moment replaces it instead of giving up."""
+    writer = DyingFirst(db_path, 2, batch_size=50)
+    for i in range(120):
+        writer.submit(make_record(i))
+    writer.close()  # no error: nothing was given up
+    assert writer.written == 120
+    assert stored_ids_and_verdict(db_path)[0] == [f"req-{i}" for i in range(120)]
