@@ -42,6 +42,10 @@ class PolicyStoreError(Exception):
     pass
 
 
+WAY_OUT = ("put a good version in force with `firewall policy rollback VERSION` (see `firewall policy history`) "
+           "or `firewall policy apply PATH`")
+
+
 @dataclass(frozen=True)
 class PolicyVersion:
     version: int
@@ -53,11 +57,17 @@ class PolicyVersion:
     compiled: str
 
     def load(self) -> CompiledPolicy:
-        policy = CompiledPolicy.from_json(self.compiled)
+        try:
+            policy = CompiledPolicy.from_json(self.compiled)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not a compiled policy any more
+            raise PolicyStoreError(
+                f"policy version {self.version}: its stored content cannot be read ({type(exc).__name__}: {exc}); "
+                f"the database was modified; {WAY_OUT}"
+            ) from None
         if policy.sha256 != self.sha256:
             raise PolicyStoreError(
                 f"policy version {self.version}: stored sha256 {self.sha256[:12]} does not match its content "
-                f"{policy.sha256[:12]}; the database was modified"
+                f"{policy.sha256[:12]}; the database was modified; {WAY_OUT}"
             )
         return policy
 

@@ -52,6 +52,7 @@ class BatchingWriter:
         self._written = 0
         self._unwritten = 0  # records given up on
         self._error: AuditWriteError | None = None
+        self._lost_cause: AuditWriteError | None = None  # why records were given up on (kept after writes work again)
         self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
 
     def _start(self) -> None:
@@ -91,7 +92,7 @@ class BatchingWriter:
             cause = f": {self._error}" if self._error else ""
             raise AuditWriteError(f"{self.path}: audit records not written within {timeout}s{cause}")
         if self._unwritten:
-            raise AuditWriteError(f"{self.path}: {self._unwritten} audit records not written: {self._error}")
+            raise self._lost()
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued, then stop. Calling it again does nothing."""
@@ -108,7 +109,12 @@ class BatchingWriter:
             raise AuditWriteError(f"{self.path}: audit writer did not finish within {timeout}s: {self._error}")
         self._release()
         if self._unwritten:
-            raise AuditWriteError(f"{self.path}: {self._unwritten} audit records not written: {self._error}")
+            raise self._lost()
+
+    def _lost(self) -> AuditWriteError:
+        """How many records were given up on, and why (the failure at the time, not the latest state)."""
+        return AuditWriteError(f"{self.path}: {self._unwritten} audit records not written: "
+                               f"{self._lost_cause or 'cause unknown'}")
 
     def __enter__(self):
         return self
@@ -129,6 +135,8 @@ class BatchingWriter:
 
     def _give_up(self, count: int) -> None:
         """`count` records will not be written; when closing, nor will anything still queued."""
+        if self._error is not None:
+            self._lost_cause = self._error
         if self._stopping:
             while self._queue:
                 item = self._queue.popleft()

@@ -2,9 +2,10 @@
 
 Started by ProcessAuditWriter (firewall/audit/process_writer.py), which sends
 batches of rows on stdin (the fields of records it has checked). Each batch
-goes in with `insert_rows`, one transaction, and is answered on stdout with
-`ok N` once committed, or `error N why` each time an attempt fails (it is
-tried again every second). It ends when its stdin does, after writing
+is answered on stdout with `got N` as soon as it is read (so the parent knows a
+child that dies later died on this batch, not before it), goes in with
+`insert_rows`, one transaction, and is answered with `ok N` once committed, or
+`error N why` each time an attempt fails (it is tried again every second). It ends when its stdin does, after writing
 everything it was sent.
 """
 
@@ -36,6 +37,7 @@ def serve(path: Path, frames: BinaryIO, answers: BinaryIO) -> None:
     conn = connect(path)
     try:
         for number, resend, rows in read_frames(frames):
+            _answer(answers, f"got {number}")
             if any(type(row) is not tuple or len(row) != len(FIELD_INDEX) for row in rows):
                 raise MalformedBatch(f"batch {number}: rows are not tuples of {len(FIELD_INDEX)} fields")
             if not (resend and rows and already_written(conn, rows[-1])):

@@ -17,7 +17,10 @@ committed. If the child dies, a new one is started and the batch sent again,
 marked as a resend, and the child skips it when its rows are already in (the
 child died after the commit, before it answered). A batch that kills the
 child three times is given up on, counted and reported, so one bad batch
-cannot stop the log.
+cannot stop the log. Only a child that said it read the batch (`got N`) and
+then died counts against it: children killed before they read it (a `kill`,
+the OOM killer, a failed start) are replaced, with a growing pause, until one
+reads it, however many that takes.
 """
 
 from __future__ import annotations
@@ -36,12 +39,17 @@ from firewall.state.db import open_database
 
 log = logging.getLogger("firewall.audit")
 
-ATTEMPTS_PER_BATCH = 3  # child processes a batch may see die before it is given up on
+ATTEMPTS_PER_BATCH = 3  # child processes that read a batch and died on it before it is given up on
+MAX_PAUSE = 5.0  # seconds, at most, between a child's death and the next attempt
 _LENGTH = struct.Struct("!I")
 
 
 class ChildGone(Exception):
     """The child process exited, or answered something the protocol does not have."""
+
+
+class ClosedWhileFailing(ChildGone):
+    """close() was called while the child could not write: it was stopped, and what is left is lost."""
 
 
 class ProcessAuditWriter(BatchingWriter):
@@ -55,6 +63,8 @@ class ProcessAuditWriter(BatchingWriter):
         super().__init__(path, batch_size=batch_size, interval=interval, thread_name="audit-feeder")
         open_database(path).conn.close()  # schema up to date; a bad path fails here, in the caller
         self._batches = 0
+        self._child_read = False  # the child said it read the batch being sent
+        self._abandoned = False  # close() stopped waiting: no more attempts
         self._logged_failure: str | None = None  # the write failure last logged, until writes work again
         self._child = self._spawn()
         self._start()
@@ -68,18 +78,28 @@ class ProcessAuditWriter(BatchingWriter):
         self._batches += 1
         rows = [record.as_tuple() for record in records]
         resend = False
-        for attempt in range(1, ATTEMPTS_PER_BATCH + 1):
+        read_and_died = 0  # children that read this batch and died on it: only those count against it
+        deaths = 0
+        while True:
             try:
                 self._exchange(encode_frame(self._batches, resend, rows))
             except ChildGone as exc:
-                self._error = AuditWriteError(f"{self.path}: audit writer process: {exc}")
-                if self._stopping:
+                deaths += 1
+                read_and_died += self._child_read
+                when = "after reading" if self._child_read else "before reading"
+                self._error = AuditWriteError(f"{self.path}: audit writer process {when} batch {self._batches} "
+                                              f"({len(rows)} rows): {exc}")
+                # Closing while writes fail, or close() gave up waiting (_abandon): no more attempts. A child
+                # killed at a bad moment while closing is replaced like at any other time.
+                if self._abandoned or isinstance(exc, ClosedWhileFailing):
                     break
                 self._replace_child()  # for the next attempt, or for the batches after this one
-                if attempt < ATTEMPTS_PER_BATCH:
-                    log.error("%s; sending its %d rows to a new one", self._error, len(rows))
-                    self._wake.wait(RETRY_DELAY * (attempt - 1))  # at once the first time, then slower
-                    resend = True
+                if read_and_died >= ATTEMPTS_PER_BATCH:
+                    break
+                if deaths <= ATTEMPTS_PER_BATCH or deaths % 100 == 0:  # not a line per death when none can start
+                    log.error("%s; sending its %d rows to a new one (death %d)", self._error, len(rows), deaths)
+                self._wake.wait(min(RETRY_DELAY * (deaths - 1), MAX_PAUSE))  # at once the first time, then slower
+                resend = True
                 continue
             if self._logged_failure:
                 log.warning("%s: audit rows are written again", self.path)
@@ -87,12 +107,14 @@ class ProcessAuditWriter(BatchingWriter):
             self._error = None
             self._written += len(records)
             return
-        log.error("%s: %d audit records given up on: %s", self.path, len(records), self._error)
+        log.error("%s: %d audit records given up on, after %d audit writer process(es) read them and died: %s",
+                  self.path, len(records), read_and_died, self._error)
         self._give_up(len(records))
 
     def _exchange(self, frame: bytes) -> None:
         """Send one frame; read answers until the child says it is committed."""
         child = self._child
+        self._child_read = False  # until it says `got N`
         try:
             child.stdin.write(frame)
             child.stdin.flush()
@@ -104,6 +126,9 @@ class ProcessAuditWriter(BatchingWriter):
                 raise ChildGone(f"it exited ({self._exit_status()})")
             kind, _, rest = line.partition(" ")
             text = rest.partition(" ")[2]  # after the batch number
+            if kind == "got":
+                self._child_read = True
+                continue
             if kind == "ok":
                 return
             if kind != "error":
@@ -115,9 +140,10 @@ class ProcessAuditWriter(BatchingWriter):
                 self._logged_failure = text
             if self._stopping:  # closing while writes fail: stop retrying, say what is lost
                 child.kill()
-                raise ChildGone(f"closed while writes failed: {text}")
+                raise ClosedWhileFailing(f"closed while writes failed: {text}")
 
     def _abandon(self) -> None:
+        self._abandoned = True
         self._child.kill()  # the thread's read ends; it gives up what is left
 
     def _release(self) -> None:

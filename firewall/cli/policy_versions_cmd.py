@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from firewall import policy_store
-from firewall.cli.errors import fail
+from firewall.cli.errors import fail, warn
 from firewall.cli.policy_cmd import PathsArg, app, compile_or_exit
 from firewall.cli.state import database_or_exit, home_or_exit
 from firewall.policy.diff import diff_policies
@@ -42,10 +42,11 @@ def apply(
     db = database_or_exit(home)
     try:
         previous = policy_store.active_version(db)
-        if previous is not None and previous.sha256 == result.policy.sha256:
+        in_force = _loaded_or_warn(previous)  # None also when the active version's row was damaged
+        if in_force is not None and in_force.sha256 == result.policy.sha256:
             typer.echo(f"unchanged: version {previous.version} (sha256 {previous.sha256[:16]}) is already in force")
             return
-        changes = diff_policies(previous.load() if previous else None, result.policy)
+        changes = diff_policies(in_force, result.policy)
         version = policy_store.store_version(db, result.policy, sources, note=note)
     finally:
         db.close()
@@ -129,9 +130,22 @@ def rollback_command(
         fail(str(exc))
     finally:
         db.close()
-    for line in diff_policies(current.load() if current else None, restored.load()):
+    for line in diff_policies(_loaded_or_warn(current), restored.load()):
         typer.echo(line)
     typer.echo(f"rolled back: version {restored.version} ({restored.note}) is now in force")
+
+
+def _loaded_or_warn(version: policy_store.PolicyVersion | None):
+    """The compiled policy of the version in force, to diff against; None (everything shows as new)
+    with a warning when it cannot be loaded: the command that replaces it is the way out."""
+    if version is None:
+        return None
+    try:
+        return version.load()
+    except policy_store.PolicyStoreError as exc:
+        warn(f"{str(exc).partition('; put a good version')[0]}; it is replaced now, so the changes below are "
+             "against no policy")
+        return None
 
 
 def _summary_line(v: policy_store.PolicyVersion) -> str:

@@ -27,6 +27,10 @@ def start(
     limits_storage: Annotated[
         str, typer.Option(help="Where limits are counted: memory:// or redis://HOST:PORT (shared by proxies).")
     ] = "memory://",
+    limits_timeout: Annotated[
+        float, typer.Option(help="Seconds a redis:// limits store has to answer; past it a limited request is "
+                                 "refused at once with 503 limits_unavailable.")
+    ] = 0.25,
     foreground: Annotated[bool, typer.Option(help="Run in this terminal instead of in the background.")] = False,
     state_file: Annotated[Optional[Path], typer.Option(hidden=True)] = None,
     pinned_policy: Annotated[Optional[Path], typer.Option(hidden=True)] = None,
@@ -51,12 +55,13 @@ def start(
         from firewall.cli.run_cmd import _keep_passphrase_out_of_environ
 
         _keep_passphrase_out_of_environ()  # agents could read this process's /proc/PID/environ
-        _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, log_file, listen_fd, audit)
+        _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, log_file, listen_fd, audit,
+               limits_timeout)
         return
     try:
         info, _ = process.start_background(
             home, state_file=state_file, port=port, upstream_ca=upstream_ca, limits_storage=limits_storage,
-            audit=audit,
+            audit=audit, limits_timeout=limits_timeout,
         )
     except process.ProxyProcessError as exc:
         fail(str(exc))
@@ -64,7 +69,8 @@ def start(
 
 
 def _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, log_file, listen_fd=None,
-           audit="on") -> None:
+           audit="on", limits_timeout=0.25) -> None:
+    from firewall.policy_store import PolicyStoreError
     from firewall.proxy.limiter import LimiterConfigError
     from firewall.proxy.server import ProxySettings, ProxyStartError, configure_logging, serve
     from firewall.state.home import StateError
@@ -75,12 +81,13 @@ def _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, l
     configure_logging(log_file)
     settings = ProxySettings(
         home=home, port=port, state_file=state_file, upstream_ca=upstream_ca,
-        limits_storage=limits_storage, pinned_policy=pinned_policy, listen_fd=listen_fd,
-        audit=audit == "on",
+        limits_storage=limits_storage, limits_timeout=limits_timeout, pinned_policy=pinned_policy,
+        listen_fd=listen_fd, audit=audit == "on",
     )
     try:
         asyncio.run(serve(settings))
-    except (ProxyStartError, LimiterConfigError, StateError, VaultError, ValueError, OSError) as exc:
+    except (ProxyStartError, LimiterConfigError, PolicyStoreError, StateError, VaultError, ValueError,
+            OSError) as exc:
         fail(str(exc))
 
 
@@ -101,7 +108,9 @@ def stop() -> None:
 
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Say whether the shared proxy runs, where, and since when (exit 1 if it does not).
+    """Say whether the shared proxy runs, where, since when, and what fails in it now (exit 1 if it
+    does not run): a policy version it cannot load, a vault it cannot read, a limits store that
+    does not answer.
 
     Example: firewall proxy status --json
     """
@@ -110,7 +119,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     data = {"running": info is not None}
     if info is not None:
         data.update(pid=info.pid, port=info.port, started=info.started, limits_storage=info.limits_storage,
-                    uptime_s=round(time.time() - info.started, 1))
+                    uptime_s=round(time.time() - info.started, 1),
+                    problems=[{"what": what, "message": message} for what, message in info.problems])
     if as_json:
         typer.echo(json.dumps(data))
     elif info is None:
@@ -118,5 +128,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     else:
         typer.echo(f"running on 127.0.0.1:{info.port} (pid {info.pid}, up {data['uptime_s']}s, "
                    f"limits in {info.limits_storage})")
+        for what, message in info.problems:
+            typer.echo(f"problem: {what} failed: {message}")
     if info is None:
         raise typer.Exit(1)

@@ -248,3 +248,22 @@ def rm(name: Annotated[str, typer.Argument(help="Entry to delete.")]) -> None:
         vault = Vault.open(open_home())
         vault.remove(name)
     typer.echo(f'removed "{name}" from {vault.path}')
+
+
+@app.command("restore-backup")
+def restore_backup_command() -> None:
+    """Put back the last good copy of the vault (vault.json.bak), when the vault file is damaged.
+
+    Every change to the vault writes the backup first. The damaged file is kept as
+    vault.json.damaged; a vault that reads fine is left alone. A running proxy picks the
+    restored vault up within a second.
+
+    Example: firewall secrets restore-backup
+    """
+    from firewall.vault.store import restore_backup
+
+    with vault_errors():
+        home = open_home()
+        count = restore_backup(home)
+    typer.echo(f"restored {home.vault} from its backup: {count} secret(s); the damaged file is "
+               f"{home.vault.name}.damaged")

@@ -3,21 +3,37 @@
 `memory://` (default) keeps counts in this process, in `MemoryWindows`;
 `redis://host:port` shares them between proxies, through the `limits` library.
 A request over any of its limits uses up none of them.
+
+A shared store that does not answer within `timeout` (default 250 ms, `proxy start
+--limits-timeout`), or fails, makes `check` raise `LimitsUnavailable` at once: the
+request is refused (fail closed) rather than held for as long as the store is stuck.
+The outage is logged once, and once when it ends (firewall/proxy/outages.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from firewall.policy import LimitRef
 from firewall.policy.decision import PERIOD_SECONDS
+from firewall.proxy.outages import Outage
 
+log = logging.getLogger("firewall.proxy")
+LIMITS_TIMEOUT = 0.25  # seconds a shared store has, for all of one request's counting
 _ITEMS: dict = {}  # period -> the `limits` item class, filled on first use
+
 
 class LimiterConfigError(ValueError):
     pass
+
+
+class LimitsUnavailable(Exception):
+    """The shared limits store did not answer in time, or failed: the request cannot be counted."""
 
 
 @dataclass(frozen=True)
@@ -26,12 +42,15 @@ class LimitOutcome:
     retry_after: int  # seconds until that limit has room again
 
 
-def storage_uri(uri: str) -> tuple[str, dict]:
+def storage_uri(uri: str, timeout: float = LIMITS_TIMEOUT) -> tuple[str, dict]:
     """Map a user's URI to the `limits` async storage URI and its options."""
     if uri.startswith("memory://"):
         return "async+memory://", {}
     if uri.startswith(("redis://", "rediss://")):
-        return "async+" + uri, {"implementation": "redispy"}
+        # The redis client's own bounds (options `limits` passes on to redis.asyncio.Redis): no wait on a
+        # socket longer than `timeout`, and no retries with back-off, which would outlast it.
+        return "async+" + uri, {"implementation": "redispy", "socket_timeout": timeout,
+                                "socket_connect_timeout": timeout, "retry": None}
     raise LimiterConfigError(
         f"limits storage {uri!r} is not supported; use memory:// or redis://HOST:PORT[/DB]"
     )
@@ -84,9 +103,14 @@ class MemoryWindows:
 
 
 class Limiter:
-    def __init__(self, uri: str = "memory://"):
-        async_uri, options = storage_uri(uri)
+    def __init__(self, uri: str = "memory://", *, timeout: float = LIMITS_TIMEOUT,
+                 on_problem: Callable[[str, str | None], None] | None = None):
+        if not timeout > 0:
+            raise LimiterConfigError(f"the limits timeout must be a positive number of seconds, not {timeout}")
+        async_uri, options = storage_uri(uri, timeout)
         self.uri = uri
+        self.timeout = timeout
+        self.outage = Outage(log, f"counting limits in {uri}", on_change=on_problem)
         self.memory = MemoryWindows() if uri.startswith("memory://") else None
         if self.memory is not None:
             return
@@ -113,9 +137,28 @@ class Limiter:
         return ("firewall", limit.key, limit.agent or "*")
 
     async def check(self, limits: tuple[LimitRef, ...], now: float) -> LimitOutcome:
-        """Count the request against every limit, unless it is over one of them."""
+        """Count the request against every limit, unless it is over one of them.
+
+        Raises LimitsUnavailable when a shared store does not answer within `timeout`, or fails."""
         if self.memory is not None:
             return self.memory.check(limits, now)
+        if not limits:
+            return LimitOutcome(None, 0)
+        try:
+            async with asyncio.timeout(self.timeout):
+                outcome = await self._check_shared(limits, now)
+        except TimeoutError:
+            self.outage.failed(f"no answer within {self.timeout * 1000:.0f} ms",
+                               consequence="limited requests are refused with 503 limits_unavailable")
+            raise LimitsUnavailable(f"the limits store did not answer within {self.timeout * 1000:.0f} ms") from None
+        except Exception as exc:  # the store's client failed (connection refused, reset, ...)
+            detail = f"{type(exc).__name__}: {exc}"
+            self.outage.failed(detail, consequence="limited requests are refused with 503 limits_unavailable")
+            raise LimitsUnavailable(f"the limits store failed ({detail})") from None
+        self.outage.ok()
+        return outcome
+
+    async def _check_shared(self, limits: tuple[LimitRef, ...], now: float) -> LimitOutcome:
         for limit in limits:
             if not await self.strategy.test(self._item(limit), *self._ids(limit)):
                 return LimitOutcome(limit, await self._retry_after(limit, now))

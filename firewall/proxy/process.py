@@ -37,6 +37,7 @@ class ProxyInfo:
     pinned_policy: bool
     limits_storage: str
     state_file: Path
+    problems: tuple[tuple[str, str], ...] = ()  # (what fails, what happened and what the proxy does meanwhile)
 
     @property
     def url(self) -> str:
@@ -78,6 +79,7 @@ def read_info(state_file: Path) -> ProxyInfo | None:
         pinned_policy=bool(data.get("pinned_policy")),
         limits_storage=str(data.get("limits_storage", "memory://")),
         state_file=state_file,
+        problems=tuple((str(p["what"]), str(p["message"])) for p in data.get("problems", ())),
     )
     if not _alive(info.pid):
         state_file.unlink(missing_ok=True)
@@ -132,12 +134,13 @@ def start_background(
     log_file: Path | None = None,
     env: dict[str, str] | None = None,
     audit: str = "on",
+    limits_timeout: float | None = None,
 ) -> tuple[ProxyInfo, subprocess.Popen]:
     """Start the proxy in the foreground of a detached process and wait until it listens.
     `audit="off"` is a benchmark knob (see `firewall proxy start --audit`)."""
     return wait_listening(spawn_background(
         home, state_file=state_file, port=port, upstream_ca=upstream_ca, limits_storage=limits_storage,
-        pinned_policy=pinned_policy, log_file=log_file, env=env, audit=audit,
+        pinned_policy=pinned_policy, log_file=log_file, env=env, audit=audit, limits_timeout=limits_timeout,
     ))
 
 
@@ -153,6 +156,7 @@ def spawn_background(
     env: dict[str, str] | None = None,
     listener: socket.socket | None = None,
     audit: str = "on",
+    limits_timeout: float | None = None,
 ) -> Starting:
     """Start the proxy process and return at once: the caller can do its own work while the
     proxy starts (importing mitmproxy takes most of a second), then `wait_listening`.
@@ -171,6 +175,8 @@ def spawn_background(
         command += ["--upstream-ca", str(upstream_ca)]
     if pinned_policy is not None:
         command += ["--pinned-policy", str(pinned_policy)]
+    if limits_timeout is not None:
+        command += ["--limits-timeout", repr(limits_timeout)]
     if audit != "on":  # benchmarks only: bench/audit_log.py
         command += ["--audit", audit]
     pass_fds: tuple[int, ...] = ()

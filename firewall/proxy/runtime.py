@@ -4,23 +4,36 @@ A watcher thread polls the state database and the vault file (every 200 ms)
 and swaps in new values; the event loop only ever reads attributes, so it
 never waits on the disk. A swap replaces a whole object at once: a request
 keeps the policy object it was decided with.
+
+Each of the policy, the tokens and the vault is refreshed on its own: one that
+cannot be read (a policy version whose content no longer matches its sha256, a
+corrupt vault) keeps its last good value and is said once (firewall/proxy/outages.py),
+in the log and in the proxy's state file (`proxy status`), while the others stay
+current: a revoked token is refused even while the policy cannot be replaced.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from firewall import agents, policy_store
 from firewall.policy import CompiledPolicy, compile_source
+from firewall.proxy.outages import Outage
 from firewall.redaction import SecretIndex
 from firewall.state.db import open_database
-from firewall.state.home import Home
+from firewall.state.home import Home, StateError
+from firewall.vault.errors import VaultError
 
 log = logging.getLogger("firewall.proxy")
 POLL_INTERVAL = 0.2
+# What the watcher knows may fail and says without a traceback: a policy version that does not
+# load, a vault that does not read, a state file or database the proxy cannot use.
+KNOWN_FAILURES = (policy_store.PolicyStoreError, VaultError, StateError, sqlite3.Error, OSError)
 
 # With nothing applied yet, the proxy refuses everything. Compiled only when needed: the
 # first compile builds the parser (~0.1 s of a proxy's start-up).
@@ -43,7 +56,8 @@ class LivePolicy:
 class Runtime:
     """Shared, read-mostly state of one proxy process."""
 
-    def __init__(self, home: Home, pinned_policy: CompiledPolicy | None = None):
+    def __init__(self, home: Home, pinned_policy: CompiledPolicy | None = None,
+                 on_problem: Callable[[str, str | None], None] | None = None):
         self.home = home
         self.pinned = pinned_policy is not None
         # Until load(): the pinned policy, or none at all (the proxy serves nothing before load()).
@@ -56,6 +70,12 @@ class Runtime:
         self._thread: threading.Thread | None = None
         self._used: set[str] = set()
         self._used_lock = threading.Lock()
+        # One outage each: what fails is logged once and reported through `on_problem` (the state file).
+        self.outages = {
+            name: Outage(log, what, on_change=on_problem)
+            for name, what in (("policy", "loading the active policy version"), ("tokens", "reading agent tokens"),
+                               ("vault", "reading the vault"), ("usage", "recording when secrets were last used"))
+        }
 
     # ---- start-up and the watcher ----
 
@@ -88,15 +108,35 @@ class Runtime:
         db = open_database(self.home.database)
         try:
             while not self._stop.wait(POLL_INTERVAL):
-                try:
-                    self._refresh_policy(db)
-                    self.tokens = agents.live_tokens(db)
-                    self._refresh_vault()
-                    self._flush_used()
-                except Exception:  # keep serving with what we have; say why
-                    log.exception("refreshing policy, tokens or vault failed; keeping the previous state")
+                self._guarded("policy", lambda: self._refresh_policy(db))
+                self._guarded("tokens", lambda: self._refresh_tokens(db))
+                self._guarded("vault", self._refresh_vault)
+                self._flush_used()
         finally:
             db.close()
+
+    def _guarded(self, name: str, refresh: Callable[[], None]) -> None:
+        """Run one refresh; a failure keeps the previous value and is said once (see outages.py)."""
+        outage = self.outages[name]
+        try:
+            refresh()
+        except KNOWN_FAILURES as exc:
+            outage.failed(str(exc), consequence=self._keeping(name))
+        except Exception as exc:  # not a condition we know: say it with its traceback, once
+            outage.failed(f"{type(exc).__name__}: {exc}", unexpected=True, consequence=self._keeping(name))
+        else:
+            outage.ok()
+
+    def _keeping(self, name: str) -> str:
+        if name == "policy":
+            if self.live.version is None:
+                return "no policy version was loaded yet, so every request stays refused"
+            return f"policy version {self.live.version} stays in force"
+        if name == "vault":
+            return "the proxy keeps the secrets it last read"
+        if name == "tokens":
+            return "the proxy keeps the tokens it last read"
+        return ""
 
     def _refresh_policy(self, db) -> None:
         if self.pinned:
@@ -107,6 +147,9 @@ class Runtime:
         version = policy_store.get_version(db, marker[0])
         self.live = LivePolicy(version.load(), version.version)
         log.info("policy version %s (%s) is in force", version.version, version.sha256[:12])
+
+    def _refresh_tokens(self, db) -> None:
+        self.tokens = agents.live_tokens(db)
 
     def _refresh_vault(self) -> None:
         from firewall.vault import Vault
@@ -160,10 +203,7 @@ class Runtime:
         with self._used_lock:
             used, self._used = self._used, set()
         if used and self.vault is not None:
-            try:
-                self.vault.mark_used(sorted(used))
-            except Exception:
-                log.exception("recording when secrets were last used failed")
+            self._guarded("usage", lambda: self.vault.mark_used(sorted(used)))
 
 
 def pinned_policy_from(path: Path) -> CompiledPolicy:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import gc
-import json
 import logging
 import os
 import signal
@@ -42,14 +41,16 @@ from firewall.proxy.addons.reauthorize import Reauthorize
 from firewall.proxy.addons.streaming import Streaming
 from firewall.proxy.addons.tunnels import Tunnels
 from firewall.proxy.chain import Chain
-from firewall.proxy.limiter import Limiter
+from firewall.proxy.limiter import LIMITS_TIMEOUT, Limiter
+from firewall.proxy.log_file import ProxyLogHandler
 from firewall.proxy.master import build_master
 from firewall.redaction.logs import install as redact_logs
 from firewall.proxy.oauth import TokenKeeper
 from firewall.proxy.resolver import Resolver
 from firewall.proxy.runtime import Runtime, pinned_policy_from
+from firewall.proxy.state_file import StateFile
 from firewall.proxy.upstream_client import upstream_client
-from firewall.state.home import Home, StateError, write_private_file
+from firewall.state.home import Home, StateError
 
 log = logging.getLogger("firewall.proxy")
 BODY_SIZE_LIMIT = "64m"
@@ -67,6 +68,7 @@ class ProxySettings:
     state_file: Path
     upstream_ca: Path | None = None
     limits_storage: str = "memory://"
+    limits_timeout: float = LIMITS_TIMEOUT  # seconds a limits store has to answer before a 503 limits_unavailable
     pinned_policy: Path | None = None  # compiled JSON for this proxy alone (`firewall run --policy`)
     listen_fd: int | None = None  # a listening socket the starting process bound (see listen_on_inherited)
     audit: bool = True  # False only for benchmarks (`--audit off`): records are counted, not written
@@ -92,9 +94,10 @@ class _Ready:
     milliseconds; freezing what start-up allocated keeps those passes short.
     """
 
-    def __init__(self, settings: ProxySettings, runtime: Runtime):
+    def __init__(self, settings: ProxySettings, runtime: Runtime, state: StateFile):
         self.settings = settings
         self.runtime = runtime
+        self.state = state
 
     def running(self) -> None:
         addresses = ctx.master.addons.get("proxyserver").listen_addrs()
@@ -106,7 +109,7 @@ class _Ready:
             "pinned_policy": self.runtime.pinned,
             "limits_storage": self.settings.limits_storage,
         }
-        write_private_file(self.settings.state_file, json.dumps(state).encode())
+        self.state.listening(state)
         log.info("listening on 127.0.0.1:%s", port)
         gc.collect()
         gc.freeze()
@@ -144,10 +147,11 @@ async def serve(settings: ProxySettings) -> None:
         check_port_free(port)
     ca.write_agent_bundles(home)  # creates the CA on first start; refuses a CA key others can read
     pinned = pinned_policy_from(settings.pinned_policy) if settings.pinned_policy else None
-    runtime = Runtime(home, pinned)
+    state_file = StateFile(settings.state_file)
+    runtime = Runtime(home, pinned, on_problem=state_file.problem)
     runtime.load()
     redact_logs(lambda: runtime.secret_index)
-    limiter = Limiter(settings.limits_storage)
+    limiter = Limiter(settings.limits_storage, timeout=settings.limits_timeout, on_problem=state_file.problem)
     await limiter.check_storage()
     trust = ca.upstream_trust_bundle(home, settings.upstream_ca)
 
@@ -186,7 +190,7 @@ async def serve(settings: ProxySettings) -> None:
         UpstreamTLSName(),
         auditor,
         WebSocketGuard(runtime, auditor),
-        _Ready(settings, runtime),
+        _Ready(settings, runtime, state_file),
     ))
     stopping: list[asyncio.Task] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -203,10 +207,10 @@ async def serve(settings: ProxySettings) -> None:
             log.error("%s", exc)
         if settings.audit:
             _checkpoint(home)
-        if not settings.audit:
+        else:
             log.warning("audit log was OFF: %d records counted, none written", writer.written)
         await client.aclose()
-        settings.state_file.unlink(missing_ok=True)
+        state_file.remove()
         ca.restrict_ca_files(home)
 
 
@@ -228,10 +232,8 @@ async def _stop(master: Master, broker: ApprovalBroker) -> None:
 
 
 def configure_logging(log_file: Path | None) -> None:
-    if log_file:  # owner-only, like every file in the state folder
-        os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-        os.chmod(log_file, 0o600)
-    handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    # A file is owner-only, like every file in the state folder, and rotated by size (log_file.py).
+    handler = ProxyLogHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)

@@ -16,3 +16,7 @@ class InvalidValue(VaultError):
 
     The message never contains the value, only its first characters.
     """
+
+
+class DamagedVault(VaultError):
+    """The vault file cannot be parsed or does not authenticate: it was modified or damaged."""

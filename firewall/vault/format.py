@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from firewall.vault.crypto import KeyMode, KeySource, ScryptParams, Sealed
-from firewall.vault.errors import VaultError
+from firewall.vault.errors import DamagedVault, VaultError
 
 FORMAT = "agent-firewall-vault"
 VERSION = 1
@@ -162,7 +162,7 @@ def parse_document(data: bytes, path: Path) -> Document:
             entries={name: _entry(entry, name) for name, entry in entries.items()},
         )
     except _Corrupt as exc:
-        raise VaultError(f"vault file {path} is corrupt: {exc}") from None
+        raise DamagedVault(f"vault file {path} is corrupt: {exc}") from None
 
 
 def _b64text(data: bytes) -> str:

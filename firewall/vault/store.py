@@ -3,7 +3,9 @@
 Readers never lock: every write replaces the file atomically, so a reader sees
 the old or the new version whole. Writers (add, remove, mark_used) hold an
 exclusive lock on `vault.lock` and re-read the file first, so two processes
-writing at once lose nothing.
+writing at once lose nothing. Every write goes to the backup first
+(`vault.json.bak`, firewall/vault/backup.py), and a damaged vault's error
+names it and `firewall secrets restore-backup`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from firewall.vault.crypto import (
     read_key_file,
     unlock,
 )
-from firewall.vault.errors import MissingSecret, VaultError
+from firewall.vault.backup import backup_path, way_out
+from firewall.vault.errors import DamagedVault, MissingSecret, VaultError
 from firewall.vault.format import (
     CHECK_AAD,
     CHECK_PLAINTEXT,
@@ -113,7 +116,13 @@ def _create(home: Home) -> None:
         # A key file without a vault is kept: `firewall init` may have made it.
         key = read_key_file(home.master_key) if home.master_key.exists() else create_key_file(home.master_key)
     doc = Document(source=source, check=key.seal(CHECK_PLAINTEXT, CHECK_AAD), entries={})
-    write_private_file(home.vault, dump_document(doc))
+    _write_with_backup(home.vault, dump_document(doc))
+
+
+def _write_with_backup(path: Path, data: bytes) -> None:
+    """The backup first, then the vault: each atomic, so one of them always holds a whole good vault."""
+    write_private_file(backup_path(path), data)
+    write_private_file(path, data)
 
 
 def _read(path: Path) -> tuple[Document, _FileSignature]:
@@ -123,8 +132,12 @@ def _read(path: Path) -> tuple[Document, _FileSignature]:
             signature = _FileSignature.of(os.fstat(handle.fileno()))
             data = handle.read()
     except FileNotFoundError:
-        raise VaultError(f"vault file {path} does not exist (run: firewall init)") from None
-    return parse_document(data, path), signature
+        hint = f"; {way_out(path)}" if backup_path(path).exists() else " (run: firewall init)"
+        raise VaultError(f"vault file {path} does not exist{hint}") from None
+    try:
+        return parse_document(data, path), signature
+    except DamagedVault as exc:
+        raise DamagedVault(f"{exc}; {way_out(path)}") from None
 
 
 def _verify_key(key: MasterKey, doc: Document, home: Home) -> None:
@@ -136,9 +149,9 @@ def _verify_key(key: MasterKey, doc: Document, home: Home) -> None:
         return
     if doc.source.mode is KeyMode.PASSPHRASE:
         raise VaultError(f"wrong passphrase for vault {home.vault}")
-    raise VaultError(
+    raise DamagedVault(
         f"key file {home.master_key} does not unlock vault {home.vault}: "
-        "the key file was replaced or the vault file was modified"
+        f"the key file was replaced or the vault file was modified; if the vault file was, {way_out(home.vault)}"
     )
 
 
@@ -184,9 +197,9 @@ class Vault:
         try:
             plaintext = self._key.unseal(entry.sealed, entry_aad(name, entry.provider))
         except InvalidTag:
-            raise VaultError(
+            raise DamagedVault(
                 f'vault entry "{name}" failed authentication: the vault file was modified '
-                f"or the key is wrong ({self.path})"
+                f"or the key is wrong ({self.path}); {way_out(self.path)}"
             ) from None
         return plaintext.decode()
 
@@ -209,7 +222,7 @@ class Vault:
         try:
             current = _FileSignature.of(os.stat(self.path))
         except FileNotFoundError:
-            raise VaultError(f"vault file {self.path} has disappeared") from None
+            raise VaultError(f"vault file {self.path} has disappeared; {way_out(self.path)}") from None
         if current == self._signature:
             return False
         self._load()
@@ -225,7 +238,7 @@ class Vault:
     # Writing
 
     def _write(self, doc: Document) -> None:
-        write_private_file(self.path, dump_document(doc))
+        _write_with_backup(self.path, dump_document(doc))
         self._doc = doc
         self._signature = _FileSignature.of(os.stat(self.path))
 
@@ -278,3 +291,39 @@ class Vault:
                     changed = True
             if changed:
                 write_usage(usage_path(self._home), usage)
+
+
+def restore_backup(home: Home) -> int:
+    """Put the last good copy (`vault.json.bak`) back as the vault; the damaged file is kept aside as
+    `vault.json.damaged`. Refuses when the vault reads fine, or when the backup does not unlock
+    with the key in use. Returns the number of entries restored."""
+    vault, backup = home.vault, backup_path(home.vault)
+    with _locked(home):
+        if not backup.exists():
+            raise VaultError(f"there is no backup of the vault ({backup}); {way_out(vault)}")
+        try:
+            doc, _ = _read(backup)
+        except DamagedVault as exc:
+            raise VaultError(f"the backup {backup} cannot be read either: {str(exc).partition('; ')[0]}") from None
+        key = unlock(doc.source, home.master_key, backup)
+        try:
+            _verify_key(key, doc, home)
+            for name, entry in doc.entries.items():
+                key.unseal(entry.sealed, entry_aad(name, entry.provider))
+        except (DamagedVault, InvalidTag):
+            raise VaultError(f"the backup {backup} does not unlock with {home.master_key} either; "
+                             "add the secrets again with `firewall secrets add NAME`") from None
+        if vault.exists() and _reads_fine(home):
+            raise VaultError(f"vault {vault} reads fine; nothing to restore")
+        if vault.exists():
+            os.replace(vault, vault.with_name(vault.name + ".damaged"))
+        write_private_file(vault, dump_document(doc))
+    return len(doc.entries)
+
+
+def _reads_fine(home: Home) -> bool:
+    try:
+        Vault.open(home).values()
+    except VaultError:
+        return False
+    return True

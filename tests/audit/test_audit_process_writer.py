@@ -90,7 +90,7 @@ def test_a_resent_batch_the_dead_child_had_committed_is_skipped(db_path: Path) -
         capture_output=True, timeout=60, cwd=REPO,
     )
     assert child.returncode == 0, child.stderr.decode()
-    assert child.stdout.decode().splitlines() == ["ok 1", "ok 2", "ok 3"]
+    assert child.stdout.decode().splitlines() == ["got 1", "ok 1", "got 2", "ok 2", "got 3", "ok 3"]
     ids, verdict = stored_ids_and_verdict(db_path)
     assert ids == [f"req-{i}" for i in range(5)]
     assert verdict.startswith("audit log intact: 5 rows;")
@@ -146,9 +146,37 @@ def test_a_batch_that_keeps_killing_the_child_is_given_up_and_the_log_goes_on(db
         while writer.written < 1:
             assert time.monotonic() < deadline, "the record after the given-up one was not written"
             time.sleep(0.05)
-        with pytest.raises(AuditWriteError, match="1 audit records not written"):
-            writer.close()  # close still says what was lost
+        with pytest.raises(AuditWriteError, match=r"1 audit records not written: .*after reading batch 1 .*exit code 1"):
+            writer.close()  # close still says what was lost, and why (not the later success's "None")
     assert stored_ids_and_verdict(db_path)[0] == ["req-1"]
+
+
+class DyingFirst(ProcessAuditWriter):
+    """Its first `dying` child processes are killed before they read anything (as by `kill -9`
+    or the OOM killer at a bad moment); the later ones are real."""
+
+    def __init__(self, path: Path, dying: int, **kwargs) -> None:
+        self.dying = dying
+        super().__init__(path, **kwargs)
+
+    def _spawn(self) -> subprocess.Popen:
+        if self.dying <= 0:
+            return super()._spawn()
+        self.dying -= 1
+        return subprocess.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("dying", [3, 5])
+def test_children_killed_before_they_read_a_batch_do_not_count_against_it(db_path: Path, dying: int) -> None:
+    with DyingFirst(db_path, dying, batch_size=50) as writer:
+        for i in range(120):
+            writer.submit(make_record(i))
+        writer.flush(timeout=60)
+        assert (writer.written, writer.error, writer.dying) == (120, None, 0)
+    ids, verdict = stored_ids_and_verdict(db_path)
+    assert ids == [f"req-{i}" for i in range(120)]
+    assert verdict.startswith("audit log intact: 120 rows;")
 
 
 def test_the_child_ignores_ctrl_c_and_ends_with_its_input(db_path: Path) -> None:
@@ -195,3 +223,13 @@ def test_the_child_ends_when_the_proxy_is_killed(db_path: Path) -> None:
         parent.kill()
         parent.wait(timeout=10)
     assert stored_ids_and_verdict(db_path)[0] == [f"req-{i}" for i in range(10)]
+
+
+def test_closing_while_children_die_before_reading_still_writes_everything(db_path: Path) -> None:
+    """A clean stop that meets a child killed at a bad moment replaces it instead of giving up."""
+    writer = DyingFirst(db_path, 2, batch_size=50)
+    for i in range(120):
+        writer.submit(make_record(i))
+    writer.close()  # no error: nothing was given up
+    assert writer.written == 120
+    assert stored_ids_and_verdict(db_path)[0] == [f"req-{i}" for i in range(120)]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,8 +19,19 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class RedisServer:
+    url: str
+    process: subprocess.Popen  # to stop it (SIGSTOP) in fault tests
+
+
 @pytest.fixture
-def redis_url(tmp_path: Path) -> str:
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> RedisServer:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed; scripts/test.sh installs it (apt-get install redis-server)")
@@ -40,7 +53,8 @@ def redis_url(tmp_path: Path) -> str:
                 time.sleep(0.05)
         else:
             pytest.fail("redis-server did not answer PING within 10 s")
-        yield f"redis://127.0.0.1:{port}"
+        yield RedisServer(f"redis://127.0.0.1:{port}", server)
     finally:
+        server.send_signal(signal.SIGCONT)  # a test that stopped it may have failed before it went on
         server.terminate()
         server.wait(timeout=10)

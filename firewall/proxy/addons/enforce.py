@@ -22,7 +22,7 @@ from firewall.proxy.addons.reauthorize import remember_oauth
 from firewall.proxy.deciding import decide_with_addresses
 from firewall.proxy.exfil import carried_secrets
 from firewall.proxy.inject import CredentialUnavailable, apply_injections
-from firewall.proxy.limiter import Limiter
+from firewall.proxy.limiter import Limiter, LimitsUnavailable
 from firewall.proxy.oauth import TokenKeeper
 from firewall.proxy.notes import FlowNotes, notes_of
 from firewall.proxy.resolver import Resolver
@@ -133,7 +133,15 @@ class Enforcer:
             return False
         # An approved request goes on exactly like an allowed one: limits, path, credentials.
         outcome = "approve" if notes.approval_id else f"would_{decision.would.value}" if decision.would else "allow"
-        limit = await self.limiter.check(decision.limits, time.time())
+        try:
+            limit = await self.limiter.check(decision.limits, time.time())
+        except LimitsUnavailable as exc:  # fail closed, at once: the limiter logged it (once per outage)
+            notes.refuse("error", "limits_unavailable", str(exc))
+            flow.response = error_response(
+                503, "limits_unavailable", f"the firewall cannot count this request against its limits, so it "
+                f"was refused: {exc}; retry later", notes.request_id, rule=notes.rule, headers={"retry-after": "1"},
+            )
+            return False
         if limit.over is not None:
             if not report:
                 notes.refuse("limit", "rate_limited", f"over {limit.over.source.text}", limit.over.source.location)
