@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from firewall.approvals import preview, store
-from firewall.approvals.store import APPROVED, CANCELLED, DENIED, EXPIRED, PENDING, Approval, Grant, HeldRequest
+from firewall.approvals import grants, preview, store
+from firewall.approvals.records import APPROVED, CANCELLED, DENIED, EXPIRED, PENDING, Approval, Grant, HeldRequest
 from firewall.state.db import open_database
 
 log = logging.getLogger("firewall.proxy")
@@ -148,7 +148,7 @@ class ApprovalBroker:
 
     async def grant_for(self, agent: str, rule: str, rule_text: str) -> Grant | None:
         """A live standing grant of this rule to this agent, if any."""
-        return await self._db(store.matching_grant, agent, rule, rule_text, self.clock())
+        return await self._db(grants.matching_grant, agent, rule, rule_text, self.clock())
 
     async def hold(self, held: HeldRequest, gone: Callable[[], bool]) -> Outcome:
         """Wait for a person's answer. `gone()` says whether the agent has disconnected."""

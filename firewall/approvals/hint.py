@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from firewall.approvals import store
+from firewall.approvals import records, store
 from firewall.audit.render import printable
 from firewall.state.db import connect
 
@@ -52,7 +52,7 @@ class WaitingHint:
         finally:
             db.close()
 
-    def _tell(self, rows: list[store.Approval]) -> None:
+    def _tell(self, rows: list[records.Approval]) -> None:
         for row in rows:
             if row.agent == self.agent and row.created >= self.since and row.id not in self._told:
                 self._told.add(row.id)

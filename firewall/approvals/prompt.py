@@ -19,9 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from firewall.approvals import store
+from firewall.approvals import records, store
 from firewall.approvals.render import duration, request_lines
-from firewall.approvals.store import Approval
+from firewall.approvals.records import Approval
 from firewall.audit.render import printable
 from firewall.state.db import open_database
 
@@ -125,7 +125,7 @@ class Prompt:
         try:
             answer = store.answer(db, row.id, approve=key != "d", by=self.user, now=self.clock(),
                                   grant_for=self.grant_for if key == "g" else None)
-        except store.ApprovalError as exc:
+        except records.ApprovalError as exc:
             self.notices.append(str(exc))
             return
         what = f"{printable(row.method)} {printable(row.url)}"

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 
-from firewall.approvals.store import PENDING, Approval, Grant, describe_outcome
+from firewall.approvals.records import PENDING, Approval, Grant
+from firewall.approvals.store import describe_outcome
 from firewall.audit.record import iso_utc
 from firewall.audit.render import printable
 

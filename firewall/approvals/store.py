@@ -1,4 +1,4 @@
-"""Approval requests, their answers and standing grants, in the state database.
+"""Approval requests and their answers, in the state database (standing grants: grants.py).
 
 The proxy records a held request as a `pending` row; whoever answers first
 (the prompt, `firewall approvals approve|deny`, in any terminal of the same
@@ -16,187 +16,31 @@ prompts can share one database.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import fields
 
 import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
+from firewall.approvals import grants
+from firewall.approvals.records import (
+    APPROVED,
+    CANCELLED,
+    DENIED,
+    EXPIRED,
+    PENDING,
+    AlreadyDecided,
+    Answer,
+    Approval,
+    HeldRequest,
+    UnknownApproval,
+    new_id,
+)
 from firewall.audit.record import iso_utc
 from firewall.audit.txn import transaction
-from firewall.proxy.process import _alive, _zombie
-
-MIGRATIONS = Migrations("approvals")
-
-PENDING, APPROVED, DENIED, EXPIRED, CANCELLED = "pending", "approved", "denied", "expired", "cancelled"
-
-
-@MIGRATIONS()
-def create_approval_tables(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """
-        CREATE TABLE approvals (
-            id TEXT PRIMARY KEY,
-            request_id TEXT NOT NULL,
-            created REAL NOT NULL,
-            expires REAL NOT NULL,
-            timeout REAL NOT NULL,
-            state TEXT NOT NULL,
-            agent TEXT NOT NULL,
-            method TEXT NOT NULL,
-            url TEXT NOT NULL,
-            rule TEXT NOT NULL,
-            rule_text TEXT NOT NULL,
-            reason TEXT,
-            preview TEXT NOT NULL,
-            body_size INTEGER NOT NULL,
-            fingerprint TEXT NOT NULL,
-            policy_sha256 TEXT NOT NULL,
-            proxy_pid INTEGER NOT NULL,
-            held INTEGER NOT NULL,
-            decided_at REAL,
-            decided_by TEXT,
-            detail TEXT,
-            grant_id TEXT,
-            used_at REAL,
-            used_by_request TEXT
-        )
-        """
-    )
-    db.execute("CREATE INDEX approvals_state ON approvals (state)")
-    db.execute("CREATE INDEX approvals_fingerprint ON approvals (fingerprint)")
-    db.execute(
-        """
-        CREATE TABLE approval_grants (
-            id TEXT PRIMARY KEY,
-            agent TEXT NOT NULL,
-            rule TEXT NOT NULL,
-            rule_text TEXT NOT NULL,
-            created REAL NOT NULL,
-            expires REAL NOT NULL,
-            created_by TEXT NOT NULL,
-            approval_id TEXT,
-            revoked REAL,
-            revoked_by TEXT
-        )
-        """
-    )
-    db.execute("CREATE INDEX approval_grants_match ON approval_grants (agent, rule)")
-
-
-class ApprovalError(Exception):
-    """An answer or revocation that cannot be done; the message says why and what to do."""
-
-
-class UnknownApproval(ApprovalError):
-    pass
-
-
-class AlreadyDecided(ApprovalError):
-    pass
-
-
-@dataclass(frozen=True)
-class HeldRequest:
-    """What a person needs to judge a held request, and what binds an approval to it.
-
-    `url` has credential-looking query values masked; `fingerprint` is a hash
-    over agent, method, full URL, the headers that go upstream and the body, so an
-    approval never fits another request (preview.fingerprint).
-    """
-
-    request_id: str
-    agent: str
-    method: str
-    url: str
-    rule: str  # file:line
-    rule_text: str
-    reason: str | None
-    preview: str
-    body_size: int
-    fingerprint: str
-    policy_sha256: str
-    timeout: float
-
-
-@dataclass(frozen=True)
-class Approval:
-    """One row of `approvals`."""
-
-    id: str
-    request_id: str
-    created: float
-    expires: float
-    timeout: float
-    state: str
-    agent: str
-    method: str
-    url: str
-    rule: str
-    rule_text: str
-    reason: str | None
-    preview: str
-    body_size: int
-    fingerprint: str
-    policy_sha256: str
-    proxy_pid: int
-    held: int
-    decided_at: float | None
-    decided_by: str | None
-    detail: str | None
-    grant_id: str | None
-    used_at: float | None
-    used_by_request: str | None
-
-    def as_json(self) -> dict:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        del data["fingerprint"]
-        return data
-
-
-@dataclass(frozen=True)
-class Grant:
-    """One row of `approval_grants`: `agent` may send what `rule` approves, until `expires`."""
-
-    id: str
-    agent: str
-    rule: str
-    rule_text: str
-    created: float
-    expires: float
-    created_by: str
-    approval_id: str | None
-    revoked: float | None
-    revoked_by: str | None
-
-    def as_json(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What `answer` did: the decided row, and the grant it created, if any."""
-
-    approval: Approval
-    grant: Grant | None
-
+from firewall.state.pids import pid_alive
 
 _APPROVAL_COLUMNS = ", ".join(f.name for f in fields(Approval))
-_GRANT_COLUMNS = ", ".join(f.name for f in fields(Grant))
 
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(8)}"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether the proxy process `pid` still runs (a killed one not yet reaped does not), by the
-    same checks `firewall proxy stop` uses."""
-    return _alive(pid) and not _zombie(pid)
-
-
-# ---- the proxy's side ----
 
 def record_pending(db: sqlite_utils.Database, held: HeldRequest, now: float, proxy_pid: int) -> Approval:
     approval = Approval(
@@ -352,11 +196,11 @@ def answer(
         ).rowcount
         if changed == 1 and grant_for is not None:
             row = get(db, approval_id)
-            grant = _insert_grant(db, row, by, now, now + grant_for)
+            grant = grants.insert_grant(db, row, by, now, now + grant_for)
             db.execute("UPDATE approvals SET grant_id = ? WHERE id = ?", [grant.id, approval_id])
     if changed == 1:
         row = get(db, approval_id)
-        return Answer(row, get_grant(db, row.grant_id) if row.grant_id else None)
+        return Answer(row, grants.get_grant(db, row.grant_id) if row.grant_id else None)
     row = get(db, approval_id)
     if row is None:
         raise UnknownApproval(f"no approval request {approval_id!r}; `firewall approvals list` shows the pending ones")
@@ -371,54 +215,3 @@ def describe_outcome(row: Approval) -> str:
     if row.state in (APPROVED, DENIED):
         return f"{row.state} by {row.decided_by} at {when}"
     return f"{row.state} at {when} ({row.detail})" if row.detail else f"{row.state} at {when}"
-
-
-# ---- standing grants ----
-
-def _insert_grant(db: sqlite_utils.Database, row: Approval, by: str, now: float, expires: float) -> Grant:
-    grant = Grant(
-        id=new_id("grt"), agent=row.agent, rule=row.rule, rule_text=row.rule_text, created=now,
-        expires=expires, created_by=by, approval_id=row.id, revoked=None, revoked_by=None,
-    )
-    values = [getattr(grant, f.name) for f in fields(Grant)]
-    db.execute(f"INSERT INTO approval_grants ({_GRANT_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values)
-    return grant
-
-
-def get_grant(db: sqlite_utils.Database, grant_id: str) -> Grant | None:
-    row = db.execute(f"SELECT {_GRANT_COLUMNS} FROM approval_grants WHERE id = ?", [grant_id]).fetchone()
-    return Grant(*row) if row else None
-
-
-def matching_grant(db: sqlite_utils.Database, agent: str, rule: str, rule_text: str, now: float) -> Grant | None:
-    """A live grant of exactly this rule (location and text) to exactly this agent."""
-    row = db.execute(
-        f"SELECT {_GRANT_COLUMNS} FROM approval_grants WHERE agent = ? AND rule = ? AND rule_text = ? "
-        "AND expires > ? AND revoked IS NULL ORDER BY expires DESC LIMIT 1",
-        [agent, rule, rule_text, now],
-    ).fetchone()
-    return Grant(*row) if row else None
-
-
-def live_grants(db: sqlite_utils.Database, now: float) -> list[Grant]:
-    rows = db.execute(
-        f"SELECT {_GRANT_COLUMNS} FROM approval_grants WHERE expires > ? AND revoked IS NULL ORDER BY created, id",
-        [now],
-    ).fetchall()
-    return [Grant(*row) for row in rows]
-
-
-def revoke(db: sqlite_utils.Database, grant_id: str, by: str, now: float) -> Grant:
-    """End a grant now; a grant revoked or expired already raises ApprovalError."""
-    changed = _update(
-        db, "UPDATE approval_grants SET revoked = ?, revoked_by = ? WHERE id = ? AND revoked IS NULL AND expires > ?",
-        [now, by, grant_id, now],
-    )
-    grant = get_grant(db, grant_id)
-    if grant is None:
-        raise UnknownApproval(f"no grant {grant_id!r}; `firewall approvals grants` shows the live ones")
-    if changed != 1:
-        if grant.revoked is not None:
-            raise AlreadyDecided(f"grant {grant_id} was already revoked by {grant.revoked_by} at {iso_utc(grant.revoked)}")
-        raise AlreadyDecided(f"grant {grant_id} already expired at {iso_utc(grant.expires)}")
-    return grant

@@ -12,7 +12,8 @@ from typing import Annotated
 import sqlite_utils
 import typer
 
-from firewall.approvals import render, store
+from firewall.approvals import grants as grant_rows
+from firewall.approvals import records, render, store
 from firewall.audit.times import parse_duration
 from firewall.cli.errors import fail
 from firewall.cli.state import database_or_exit, home_or_exit
@@ -114,7 +115,7 @@ def grants(as_json: Json = False) -> None:
     """
     now = time.time()
     with _database() as db:
-        live = store.live_grants(db, now)
+        live = grant_rows.live_grants(db, now)
     if as_json:
         typer.echo(render.grants_json(live, now))
     elif live:
@@ -131,18 +132,18 @@ def revoke(grant_id: Annotated[str, typer.Argument(metavar="ID", help="The grant
     """
     with _database() as db:
         try:
-            grant = store.revoke(db, grant_id, getpass.getuser(), time.time())
-        except store.ApprovalError as exc:
+            grant = grant_rows.revoke(db, grant_id, getpass.getuser(), time.time())
+        except records.ApprovalError as exc:
             fail(str(exc))
     typer.echo(f"revoked {grant.id}: rule {grant.rule} for agent {grant.agent}")
 
 
-def _answer(approval_id: str, *, approve: bool, grant_for: float | None) -> store.Answer:
+def _answer(approval_id: str, *, approve: bool, grant_for: float | None) -> records.Answer:
     with _database() as db:
         try:
             return store.answer(db, approval_id, approve=approve, by=getpass.getuser(), now=time.time(),
                                 grant_for=grant_for)
-        except store.ApprovalError as exc:
+        except records.ApprovalError as exc:
             fail(str(exc))
 
 

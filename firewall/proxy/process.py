@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from firewall.state.home import Home
+from firewall.state.pids import exists, pid_alive
 from firewall.vault import handoff
 
 START_TIMEOUT = 20.0
@@ -48,16 +49,6 @@ def shared_state_file(home: Home) -> Path:
     return home.run_dir / "proxy.json"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _listening(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -81,7 +72,7 @@ def read_info(state_file: Path) -> ProxyInfo | None:
         state_file=state_file,
         problems=tuple((str(p["what"]), str(p["message"])) for p in data.get("problems", ())),
     )
-    if not _alive(info.pid):
+    if not exists(info.pid):
         state_file.unlink(missing_ok=True)
         return None
     return info
@@ -301,16 +292,8 @@ def stop(info: ProxyInfo, timeout: float = STOP_TIMEOUT) -> bool:
         return True
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(info.pid) or _zombie(info.pid):
+        if not pid_alive(info.pid):
             info.state_file.unlink(missing_ok=True)
             return True
         time.sleep(0.02)
     return False
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(")")[-1].split()[0] == "Z"
-    except OSError:
-        return False

@@ -21,7 +21,7 @@ MIGRATION_SETS: tuple[str, ...] = (
     "firewall.audit.schema:MIGRATIONS",
     "firewall.policy_store:MIGRATIONS",
     "firewall.agents:MIGRATIONS",
-    "firewall.approvals.store:MIGRATIONS",
+    "firewall.approvals.schema:MIGRATIONS",
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from firewall.approvals.store import HeldRequest
+from firewall.approvals.records import HeldRequest
 
 NOW = 1_700_000_000.0
 

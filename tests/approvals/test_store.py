@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from firewall.approvals import store
+from firewall.approvals import grants, records, store
 from firewall.state.db import open_database
 from tests.approvals.support import NOW, held
 
@@ -20,7 +20,7 @@ def test_the_first_answer_wins_and_the_second_is_told_who_decided(db, db_path):
     try:
         answer = store.answer(other, row.id, approve=False, by="alice", now=NOW + 5)
         assert (answer.approval.state, answer.approval.decided_by, answer.approval.decided_at) == ("denied", "alice", NOW + 5)
-        with pytest.raises(store.AlreadyDecided, match=rf"{row.id} was already decided: denied by alice at "):
+        with pytest.raises(records.AlreadyDecided, match=rf"{row.id} was already decided: denied by alice at "):
             store.answer(db, row.id, approve=True, by="bob", now=NOW + 6)
     finally:
         other.close()
@@ -38,7 +38,7 @@ def test_two_answers_at_once_exactly_one_wins(db_path):
         barrier.wait()
         try:
             results.append((user, store.answer(connection, row.id, approve=approve, by=user, now=NOW + 1).approval.state))
-        except store.AlreadyDecided:
+        except records.AlreadyDecided:
             results.append((user, "refused"))
         finally:
             connection.close()
@@ -52,10 +52,10 @@ def test_two_answers_at_once_exactly_one_wins(db_path):
 
 
 def test_an_unknown_id_and_an_answer_after_the_expiry(db):
-    with pytest.raises(store.UnknownApproval, match="no approval request 'apr_nope'; `firewall approvals list`"):
+    with pytest.raises(records.UnknownApproval, match="no approval request 'apr_nope'; `firewall approvals list`"):
         store.answer(db, "apr_nope", approve=True, by="alice", now=NOW)
     row = store.record_pending(db, held(timeout=2), NOW, ME)
-    with pytest.raises(store.AlreadyDecided, match=r"expired at .*no answer within the approval timeout"):
+    with pytest.raises(records.AlreadyDecided, match=r"expired at .*no answer within the approval timeout"):
         store.answer(db, row.id, approve=True, by="alice", now=NOW + 2)
     assert store.get(db, row.id).state == "expired"
 
@@ -68,24 +68,24 @@ def test_a_grant_fits_only_its_agent_its_rule_location_and_text_until_it_expires
         "ci", "test.policy:4", NOW + 600, "alice", row.id)
     assert answer.approval.grant_id == grant.id
     h = held()
-    assert store.matching_grant(db, "ci", h.rule, h.rule_text, NOW + 599).id == grant.id
-    assert store.matching_grant(db, "other-agent", h.rule, h.rule_text, NOW + 1) is None
-    assert store.matching_grant(db, "ci", "test.policy:5", h.rule_text, NOW + 1) is None
-    assert store.matching_grant(db, "ci", h.rule, "approve POST /v1/**", NOW + 1) is None  # the rule was edited
-    assert store.matching_grant(db, "ci", h.rule, h.rule_text, NOW + 600) is None
-    assert [g.id for g in store.live_grants(db, NOW + 1)] == [grant.id]
+    assert grants.matching_grant(db, "ci", h.rule, h.rule_text, NOW + 599).id == grant.id
+    assert grants.matching_grant(db, "other-agent", h.rule, h.rule_text, NOW + 1) is None
+    assert grants.matching_grant(db, "ci", "test.policy:5", h.rule_text, NOW + 1) is None
+    assert grants.matching_grant(db, "ci", h.rule, "approve POST /v1/**", NOW + 1) is None  # the rule was edited
+    assert grants.matching_grant(db, "ci", h.rule, h.rule_text, NOW + 600) is None
+    assert [g.id for g in grants.live_grants(db, NOW + 1)] == [grant.id]
 
 
 def test_revoking_a_grant_ends_it_once(db):
     row = store.record_pending(db, held(), NOW, ME)
     grant = store.answer(db, row.id, approve=True, by="alice", now=NOW, grant_for=600).grant
-    revoked = store.revoke(db, grant.id, "bob", NOW + 10)
+    revoked = grants.revoke(db, grant.id, "bob", NOW + 10)
     assert (revoked.revoked, revoked.revoked_by) == (NOW + 10, "bob")
-    assert store.matching_grant(db, "ci", grant.rule, grant.rule_text, NOW + 11) is None
-    with pytest.raises(store.AlreadyDecided, match=f"grant {grant.id} was already revoked by bob"):
-        store.revoke(db, grant.id, "carol", NOW + 12)
-    with pytest.raises(store.UnknownApproval, match="no grant 'grt_nope'"):
-        store.revoke(db, "grt_nope", "carol", NOW)
+    assert grants.matching_grant(db, "ci", grant.rule, grant.rule_text, NOW + 11) is None
+    with pytest.raises(records.AlreadyDecided, match=f"grant {grant.id} was already revoked by bob"):
+        grants.revoke(db, grant.id, "carol", NOW + 12)
+    with pytest.raises(records.UnknownApproval, match="no grant 'grt_nope'"):
+        grants.revoke(db, "grt_nope", "carol", NOW)
 
 
 def test_grant_for_needs_an_approval():

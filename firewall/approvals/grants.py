@@ -1,0 +1,70 @@
+"""Standing grants: `agent` may send what one approve rule holds, without asking, until they expire.
+
+A grant names its rule by location and text, so an edited rule no longer matches it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import sqlite_utils
+
+from firewall.approvals.records import AlreadyDecided, Approval, Grant, UnknownApproval, new_id
+from firewall.audit.record import iso_utc
+from firewall.audit.txn import transaction
+
+_GRANT_COLUMNS = ", ".join(f.name for f in fields(Grant))
+
+
+def update_one(db: sqlite_utils.Database, sql: str, params: list) -> int:
+    with transaction(db.conn, immediate=True):
+        return db.execute(sql, params).rowcount
+
+
+def insert_grant(db: sqlite_utils.Database, row: Approval, by: str, now: float, expires: float) -> Grant:
+    grant = Grant(
+        id=new_id("grt"), agent=row.agent, rule=row.rule, rule_text=row.rule_text, created=now,
+        expires=expires, created_by=by, approval_id=row.id, revoked=None, revoked_by=None,
+    )
+    values = [getattr(grant, f.name) for f in fields(Grant)]
+    db.execute(f"INSERT INTO approval_grants ({_GRANT_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values)
+    return grant
+
+
+def get_grant(db: sqlite_utils.Database, grant_id: str) -> Grant | None:
+    row = db.execute(f"SELECT {_GRANT_COLUMNS} FROM approval_grants WHERE id = ?", [grant_id]).fetchone()
+    return Grant(*row) if row else None
+
+
+def matching_grant(db: sqlite_utils.Database, agent: str, rule: str, rule_text: str, now: float) -> Grant | None:
+    """A live grant of exactly this rule (location and text) to exactly this agent."""
+    row = db.execute(
+        f"SELECT {_GRANT_COLUMNS} FROM approval_grants WHERE agent = ? AND rule = ? AND rule_text = ? "
+        "AND expires > ? AND revoked IS NULL ORDER BY expires DESC LIMIT 1",
+        [agent, rule, rule_text, now],
+    ).fetchone()
+    return Grant(*row) if row else None
+
+
+def live_grants(db: sqlite_utils.Database, now: float) -> list[Grant]:
+    rows = db.execute(
+        f"SELECT {_GRANT_COLUMNS} FROM approval_grants WHERE expires > ? AND revoked IS NULL ORDER BY created, id",
+        [now],
+    ).fetchall()
+    return [Grant(*row) for row in rows]
+
+
+def revoke(db: sqlite_utils.Database, grant_id: str, by: str, now: float) -> Grant:
+    """End a grant now; a grant revoked or expired already raises ApprovalError."""
+    changed = update_one(
+        db, "UPDATE approval_grants SET revoked = ?, revoked_by = ? WHERE id = ? AND revoked IS NULL AND expires > ?",
+        [now, by, grant_id, now],
+    )
+    grant = get_grant(db, grant_id)
+    if grant is None:
+        raise UnknownApproval(f"no grant {grant_id!r}; `firewall approvals grants` shows the live ones")
+    if changed != 1:
+        if grant.revoked is not None:
+            raise AlreadyDecided(f"grant {grant_id} was already revoked by {grant.revoked_by} at {iso_utc(grant.revoked)}")
+        raise AlreadyDecided(f"grant {grant_id} already expired at {iso_utc(grant.expires)}")
+    return grant
