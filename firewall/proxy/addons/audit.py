@@ -68,7 +68,8 @@ class Auditor:
                 policy_sha256=decision.policy_sha256 if decision else self.runtime.policy.sha256,
                 credentials="", upstream_status=None, duration_ms=max(0.0, (time.time() - notes.started) * 1000),
                 bytes_out=notes.bytes_out, bytes_in=notes.bytes_in, approval_id=None, scrubbed=0,
-                detail=redact(scrub(notes.detail, secrets)) if notes.detail else None,
+                detail=self.runtime.isolation_note(
+                    notes.token_hash, redact(scrub(notes.detail, secrets)) if notes.detail else None),
             ))
         except Exception:
             log.exception("writing the audit row of %s failed", notes.request_id)
@@ -103,7 +104,8 @@ class Auditor:
         response = flow.response
         bytes_in = notes.bytes_in if notes.bytes_in else len(response.raw_content or b"") if response else 0
         redact = self.runtime.secret_index.redact
-        detail = redact(scrub(notes.detail, secrets)) if notes.detail else None
+        detail = self.runtime.isolation_note(
+            notes.token_hash, redact(scrub(notes.detail, secrets)) if notes.detail else None)
         if decision is not None:
             host, path, query = decision.host or flow.request.host, decision.canonical_path, decision.query
         else:
