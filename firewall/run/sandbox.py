@@ -67,7 +67,10 @@ def find_bwrap() -> str:
 
 
 def bwrap_argv(bwrap: str, mounts: Mounts, port: int, channel_fd: int, command: list[str]) -> list[str]:
-    argv = [bwrap, *NAMESPACES, "--die-with-parent", "--dev-bind", "/", "/", "--proc", "/proc"]
+    # --cap-drop ALL: bwrap keeps every capability for a caller that is root, with which the agent
+    # could unmount the tmpfs over the state folder (and set no_new_privs keeps them from coming back).
+    argv = [bwrap, *NAMESPACES, "--cap-drop", "ALL", "--die-with-parent",
+            "--dev-bind", "/", "/", "--proc", "/proc"]
     for path in mounts.hidden:
         argv += ["--tmpfs", str(path)]
     for path in mounts.readable:
