@@ -1,80 +1,26 @@
-"""Running the agent: in its sandbox (the default), or as a plain child (`--no-isolate`).
-
-Either way the agent dies with `firewall run`, and SIGINT, SIGTERM and SIGHUP sent to
-`firewall run` are passed on to the agent itself.
-"""
+"""`firewall run`'s sandbox for one state folder: what it hides, and running the agent in it."""
 
 from __future__ import annotations
 
-import ctypes
-import os
-import signal
-import subprocess
 from pathlib import Path
 
-from firewall.run import sandbox
-from firewall.run.relay import Relay
-from firewall.run.sandbox import MARKER, SandboxError  # noqa: F401 (the names run_cmd uses)
+from firewall.run import supervise
+from firewall.run.sandbox import MARKER, Mounts, SandboxError  # noqa: F401 (the names run_cmd uses)
+from firewall.run.supervise import die_with_parent, wait_forwarding  # noqa: F401 (likewise)
 from firewall.state.home import Home, platform_root
-
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-_PR_SET_PDEATHSIG = 1
 
 
 def run_isolated(home: Home, port: int, command: list[str], env: dict[str, str],
                  readable: tuple[Path, ...], writable: tuple[Path, ...]) -> int:
     """Run `command` in a sandbox whose only way out is the proxy on 127.0.0.1:`port`; its exit code."""
-    mounts = sandbox.Mounts(hidden_state(home), readable, writable)
-    started = sandbox.start(mounts, port, command, env)
-    relay = Relay(started.listener, ("127.0.0.1", port))
-    relay.start()
-    try:
-        return wait_forwarding(started.process, started.agent_pid)
-    finally:
-        relay.close()
+    return supervise.run_in(Mounts(hidden_state(home), readable, writable), port, command, env)
 
 
 def hidden_state(home: Home) -> tuple[Path, ...]:
     """The state folders an agent must not see: this run's, and the platform's default one (a nested
     `firewall run` that lost $FIREWALL_HOME would look there)."""
-    folders = []
+    folders: list[Path] = []
     for root in (home.root, platform_root()):
         if root.exists() and (real := root.resolve()) not in folders:
             folders.append(real)
     return tuple(folders)
-
-
-def die_with_parent() -> None:
-    """In the child before exec: SIGKILL when `firewall run` dies (Linux; elsewhere nothing)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-def wait_forwarding(process: subprocess.Popen, agent_pid: int) -> int:
-    """Wait for `process`, passing the signals users stop an agent with on to `agent_pid`;
-    its exit code, 128+N for a death by signal N (the shell's convention)."""
-    try:
-        pidfd = os.pidfd_open(agent_pid)  # signals reach this process, never one given its pid later
-    except (OSError, AttributeError):
-        pidfd = None
-
-    def forward(signum, _frame):
-        try:
-            if pidfd is not None:
-                signal.pidfd_send_signal(pidfd, signum)
-            else:
-                os.kill(agent_pid, signum)
-        except ProcessLookupError:
-            pass
-
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
-    try:
-        code = process.wait()
-        return code if code >= 0 else 128 - code
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if pidfd is not None:
-            os.close(pidfd)
