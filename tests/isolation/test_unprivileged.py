@@ -3,7 +3,7 @@
 stand-in proxy (the control), a loopback listener outside is refused, the hidden state folder is
 empty but for the bound CA file, and no process shows the parent's environment.
 
-The core (firewall/run: sandbox, relay, inner, supervise) is standard library only, so this runs
+The core (firewall/run: sandbox, netns, relay, supervise) is standard library only, so this runs
 with any python3 the user can execute; the project's own interpreter may sit where that user
 cannot read (here: under /root)."""
 
