@@ -1,4 +1,4 @@
-"""The sandbox's core (firewall/run: sandbox, relay, inner), driven without the rest of the project,
+"""The sandbox's core (firewall/run: sandbox, netns, relay, supervise), driven without the rest of the project,
 so that a user who cannot run the project's interpreter (a test user) still exercises it.
 
     python3 sandbox_core.py WORKTREE STATE_DIR OUTSIDE_PORT
