@@ -165,6 +165,11 @@ def _run_agent(home: Home, proxy: process.ProxyInfo, agent: str, command: list[s
     if not bundle.exists() or not ca_cert.exists():
         fail(f"{bundle} is missing; restart the proxy (`firewall proxy stop; firewall proxy start`)")
     placeholders, secret_values = _placeholders_and_secrets(home, compiled)
+    if isolate:
+        try:
+            isolation.find_bwrap()  # before anything is stored
+        except isolation.SandboxError as exc:
+            fail(str(exc))
     db = database_or_exit(home)
     # The token dies with this process (its lease), even if it is killed before it can revoke it.
     token = agents.mint_token(db, agent, lease=own_lease(), isolated=isolate)
