@@ -113,3 +113,25 @@ def test_a_token_lives_as_long_as_its_lease(tmp_path):
         assert held(own_lease()) and not held(cases["ended"])
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("run_args", [(), ("--no-isolate",)], ids=["isolated", "not-isolated"])
+def test_ctrl_c_reaches_the_agent_and_does_not_kill_the_sandbox(shared, tmp_path, run_args):
+    """A terminal's Ctrl-C signals its whole foreground process group: the agent's own handler runs
+    (bwrap ignores the signal instead of dying and taking the agent down with SIGKILL)."""
+    fw, _ = shared
+    ready = tmp_path / "ready"
+    script = f'trap "echo interrupted; exit 7" INT; touch {ready}; while :; do sleep 0.05; done'
+    run = subprocess.Popen([sys.executable, "-m", "firewall", "run", *run_args, "--", "sh", "-c", script],
+                           env=fw.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    try:
+        assert wait_until(lambda: ready.exists() or run.poll() is not None, timeout=30) and ready.exists()
+        os.killpg(run.pid, signal.SIGINT)
+        out, err = run.communicate(timeout=10)
+        assert run.returncode == 7, (run.returncode, err)
+        assert "interrupted" in out
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait(timeout=5)
