@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from firewall.run import supervise
@@ -13,7 +14,8 @@ from firewall.state.home import Home, platform_root
 def run_isolated(home: Home, port: int, command: list[str], env: dict[str, str],
                  readable: tuple[Path, ...], writable: tuple[Path, ...]) -> int:
     """Run `command` in a sandbox whose only way out is the proxy on 127.0.0.1:`port`; its exit code."""
-    return supervise.run_in(Mounts(hidden_state(home), readable, writable), port, command, env)
+    mounts = Mounts((*hidden_state(home), *runtime_dirs()), readable, writable, service_sockets())
+    return supervise.run_in(mounts, port, command, env)
 
 
 def hidden_state(home: Home) -> tuple[Path, ...]:
@@ -24,3 +26,23 @@ def hidden_state(home: Home) -> tuple[Path, ...]:
         if root.exists() and (real := root.resolve()) not in folders:
             folders.append(real)
     return tuple(folders)
+
+
+# Unix sockets outside the user's runtime folder through which a process can have a command run
+# outside the sandbox (the Docker and Podman APIs) or talk to the system's services (D-Bus).
+SERVICE_SOCKETS = ("/run/docker.sock", "/var/run/docker.sock", "/run/podman/podman.sock",
+                   "/run/dbus/system_bus_socket", "/var/run/dbus/system_bus_socket")
+
+
+def runtime_dirs() -> tuple[Path, ...]:
+    """The user's runtime folder (/run/user/UID): its D-Bus session bus and systemd's socket would
+    let the agent start a command outside the sandbox (`systemd-run --user`), and rootless Docker
+    or Podman keep their sockets there."""
+    found = {Path(f"/run/user/{os.getuid()}")}
+    if configured := os.environ.get("XDG_RUNTIME_DIR"):
+        found.add(Path(configured))
+    return tuple(sorted(path.resolve() for path in found if path.is_dir()))
+
+
+def service_sockets() -> tuple[Path, ...]:
+    return tuple(sorted({Path(path).resolve() for path in SERVICE_SOCKETS if Path(path).exists()}))

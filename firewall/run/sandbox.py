@@ -47,6 +47,7 @@ class Mounts:
     hidden: tuple[Path, ...]  # empty tmpfs over each
     readable: tuple[Path, ...]  # bound back read-only (files inside a hidden folder)
     writable: tuple[Path, ...] = ()  # bound back read-write
+    blocked: tuple[Path, ...] = ()  # Unix socket files replaced by /dev/null: connect() is refused
 
 
 @dataclass
@@ -73,8 +74,10 @@ def bwrap_argv(bwrap: str, env_program: str, mounts: Mounts, info_fd: int, block
     # could unmount the tmpfs over the state folder (and set no_new_privs keeps them from coming back).
     argv = [bwrap, *NAMESPACES, "--cap-drop", "ALL", "--die-with-parent", "--info-fd", str(info_fd),
             "--block-fd", str(block_fd), "--dev-bind", "/", "/", "--proc", "/proc"]
-    for path in mounts.hidden:
+    for path in sorted(mounts.hidden, key=lambda hidden: len(Path(hidden).parts)):  # a parent first
         argv += ["--tmpfs", str(path)]
+    for path in mounts.blocked:
+        argv += ["--ro-bind", "/dev/null", str(path)]
     for path in mounts.readable:
         argv += ["--ro-bind", str(path), str(path)]
     for path in mounts.writable:

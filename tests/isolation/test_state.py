@@ -111,3 +111,29 @@ def test_a_nested_run_gets_no_new_identity(shared):
         assert tokens.execute("SELECT COUNT(*) FROM agent_tokens WHERE agent = 'other'").fetchone()[0] == 0
     finally:
         tokens.close()
+
+
+def test_blocked_unix_sockets_refuse_connections(tmp_path):
+    """A Unix socket file `Mounts.blocked` names (the Docker API, the system bus) is /dev/null inside:
+    connecting is refused. The control: the same socket, not blocked, answers from inside."""
+    import socket
+
+    from firewall.run import sandbox, supervise
+
+    path = tmp_path / "service.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen()
+    server.settimeout(10)
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    connect = [sys.executable, "-c", f"import socket; socket.socket(socket.AF_UNIX).connect({str(path)!r})"]
+    try:
+        env = {"PATH": os.environ["PATH"]}
+        assert supervise.run_in(sandbox.Mounts((), (), (), (path,)), port, connect, env) == 1
+        assert supervise.run_in(sandbox.Mounts((), ()), port, connect, env) == 0  # the control
+        server.accept()[0].close()
+    finally:
+        server.close()
+        probe.close()
