@@ -41,7 +41,16 @@ def runtime_dirs() -> tuple[Path, ...]:
     found = {Path(f"/run/user/{os.getuid()}")}
     if configured := os.environ.get("XDG_RUNTIME_DIR"):
         found.add(Path(configured))
-    return tuple(sorted(path.resolve() for path in found if path.is_dir()))
+    return tuple(sorted(path.resolve() for path in found if _private_dir(path)))
+
+
+def _private_dir(path: Path) -> bool:
+    """A runtime folder as the XDG spec has it: the user's own, 0700 (never /tmp, say)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    return path.is_dir() and info.st_uid == os.getuid() and info.st_mode & 0o077 == 0
 
 
 def service_sockets() -> tuple[Path, ...]:

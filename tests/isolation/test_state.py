@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +138,15 @@ def test_blocked_unix_sockets_refuse_connections(tmp_path):
     finally:
         server.close()
         probe.close()
+
+
+def test_the_runtime_folder_hidden_is_a_private_one(tmp_path, monkeypatch):
+    """$XDG_RUNTIME_DIR is hidden when it is the user's own 0700 folder; a shared one (/tmp) never."""
+    from firewall.run import isolation
+
+    private = tmp_path / "runtime"
+    private.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(private))
+    assert private.resolve() in isolation.runtime_dirs()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/tmp")
+    assert Path("/tmp").resolve() not in isolation.runtime_dirs()
