@@ -13,10 +13,10 @@ import typer
 from firewall import agents, run_env
 from firewall.approvals.hint import WaitingHint
 from firewall.cli.errors import fail, warn
-from firewall.run.lease import own_lease
 from firewall.cli.state import database_or_exit, home_or_exit
 from firewall.proxy import process
 from firewall.run import isolation
+from firewall.run.lease import own_lease
 from firewall.state.home import Home, write_private_file
 
 

@@ -131,7 +131,7 @@ def _set_up(process: subprocess.Popen, info_read: int, block_write: int, port: i
 
 def _env_program() -> str:
     found = shutil.which("env") or "/usr/bin/env"
-    probe = subprocess.run([found, DEFAULT_SIGNALS, "true"], capture_output=True)
+    probe = subprocess.run([found, DEFAULT_SIGNALS, "true"], capture_output=True, check=False)
     if probe.returncode != 0:
         raise SandboxError(f"{found} does not know {DEFAULT_SIGNALS} (GNU coreutils 8.31 or later does); "
                            "update coreutils or run without isolation: `firewall run --no-isolate -- ...`")
@@ -168,7 +168,7 @@ def _first_child(pid: int, process: subprocess.Popen) -> int | None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline and process.poll() is None:
         try:
-            children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         except OSError:
             return None
         if children:
@@ -180,7 +180,7 @@ def _first_child(pid: int, process: subprocess.Popen) -> int | None:
 def refusal(bwrap: str) -> str | None:
     """Why this kernel refuses the namespaces, found by trying the smallest sandbox, or None."""
     probe = subprocess.run(
-        [bwrap, *NAMESPACES, "--ro-bind", "/", "/", "true"], capture_output=True, text=True, timeout=10
+        [bwrap, *NAMESPACES, "--ro-bind", "/", "/", "true"], capture_output=True, text=True, timeout=10, check=False
     )
     if probe.returncode == 0:
         return None

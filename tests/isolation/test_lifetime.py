@@ -20,7 +20,8 @@ import pytest
 from firewall import agents
 from firewall.run.lease import Lease, held, own_lease
 from firewall.state.db import open_database
-from tests.e2e.helpers import SCRIPTS as E2E_SCRIPTS, wait_until
+from tests.e2e.helpers import SCRIPTS as E2E_SCRIPTS
+from tests.e2e.helpers import wait_until
 from tests.isolation.support import setup_home
 
 
@@ -64,7 +65,7 @@ def test_kill_9_of_the_run_ends_the_agent_and_its_token(shared, tmp_path, run_ar
               f"exec {sys.executable} {E2E_SCRIPTS / 'hold.py'} $R.json {go} 120")
     run = subprocess.Popen([sys.executable, "-m", "firewall", "run", *run_args, "--", "sh", "-c", script],
                            env=fw.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    agent_processes = lambda: _with_marker(marker) + _with_marker(str(ready))  # noqa: E731
+    agent_processes = lambda: _with_marker(marker) + _with_marker(str(ready))
     try:
         assert wait_until(lambda: ready.exists() or run.poll() is not None, timeout=30) and ready.exists()
         proxy_url = json.loads(ready.read_text())["HTTPS_PROXY"]

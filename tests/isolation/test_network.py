@@ -10,7 +10,14 @@ import subprocess
 
 import pytest
 
-from tests.isolation.support import ESCAPE_TIME, SCRIPTS, Listeners, escape, node, setup_home
+from tests.isolation.support import (
+    ESCAPE_TIME,
+    SCRIPTS,
+    Listeners,
+    escape,
+    node,
+    setup_home,
+)
 from tests.support.fixtures import REAL_KEY
 
 REFUSED_DIRECTLY = ("tcp_loopback", "tcp_other_address", "tcp_ipv6_loopback", "dns_system_resolver", "https_direct")

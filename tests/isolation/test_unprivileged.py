@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="not root: the whole s
 
 
 def _as_user(*command: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([shutil.which("runuser") or "runuser", "-u", USER, "--", *command], capture_output=True, text=True,
+    return subprocess.run([shutil.which("runuser") or "runuser", "-u", USER, "--", *command], capture_output=True, text=True, check=False,
                           timeout=timeout, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp"})
 
 

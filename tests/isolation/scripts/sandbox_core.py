@@ -7,17 +7,15 @@ Serves a stand-in proxy on loopback, starts a sandbox whose command reports what
 see, and prints that report as JSON. Standard library only.
 """
 
-import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 
 worktree, state, outside_port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 sys.path.insert(0, worktree)
-from firewall.run import sandbox  # noqa: E402
-from firewall.run.supervise import run_in  # noqa: E402
+from firewall.run import sandbox
+from firewall.run.supervise import run_in
 
 stand_in = socket.create_server(("127.0.0.1", 0))
 
