@@ -2,7 +2,9 @@
 
 The agent presents `name:token` as proxy credentials. Only the token's
 sha256 is stored, so the database never holds a usable token; a token is
-revoked when its run ends.
+revoked when its run ends. A token minted with a lease (the run's pid and start
+time) is also dead once that process is gone, even if the run was killed before it
+could revoke it: `live_tokens` leaves it out.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import hashlib
 import re
 import secrets
 import time
+from dataclasses import dataclass
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
+
+from firewall.run.lease import Lease, held
 
 MIGRATIONS = Migrations("agents")
 AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -24,6 +29,22 @@ def create_agent_tokens(db: sqlite_utils.Database) -> None:
     db["agent_tokens"].create(
         {"token_hash": str, "agent": str, "created": float, "revoked": float}, pk="token_hash"
     )
+
+
+@MIGRATIONS()
+def add_run_lease(db: sqlite_utils.Database) -> None:
+    # run_pid/run_started: the run's lease (NULL: none, the token lives until revoked);
+    # isolated: 0 for a `firewall run --no-isolate`, whose audit rows say so.
+    table = db["agent_tokens"]
+    table.add_column("run_pid", int)
+    table.add_column("run_started", int)
+    table.add_column("isolated", int)
+
+
+@dataclass(frozen=True)
+class LiveToken:
+    agent: str
+    isolated: bool
 
 
 class AgentError(ValueError):
@@ -42,13 +63,16 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def mint_token(db: sqlite_utils.Database, agent: str, now: float | None = None) -> str:
-    """A new token for `agent`; only its hash is stored."""
+def mint_token(db: sqlite_utils.Database, agent: str, now: float | None = None, lease: Lease | None = None,
+               isolated: bool = True) -> str:
+    """A new token for `agent`, dead with `lease`'s process if given; only its hash is stored."""
     check_agent_name(agent)
     token = secrets.token_urlsafe(24)
-    db["agent_tokens"].insert(
-        {"token_hash": token_hash(token), "agent": agent, "created": now or time.time(), "revoked": None}
-    )
+    db["agent_tokens"].insert({
+        "token_hash": token_hash(token), "agent": agent, "created": now or time.time(), "revoked": None,
+        "run_pid": lease.pid if lease else None, "run_started": lease.started if lease else None,
+        "isolated": int(isolated),
+    })
     return token
 
 
@@ -59,15 +83,27 @@ def revoke_token(db: sqlite_utils.Database, token: str, now: float | None = None
     db.conn.commit()
 
 
+_LIVE = "SELECT token_hash, agent, run_pid, run_started, isolated FROM agent_tokens WHERE revoked IS NULL"
+
+
+def _alive(row) -> bool:
+    return row[2] is None or held(Lease(row[2], row[3]))
+
+
 def agent_for_token(db: sqlite_utils.Database, token: str) -> str | None:
     """The agent a live token belongs to, or None."""
-    row = db.execute(
-        "SELECT agent FROM agent_tokens WHERE token_hash = ? AND revoked IS NULL", [token_hash(token)]
-    ).fetchone()
-    return row[0] if row else None
+    row = db.execute(_LIVE + " AND token_hash = ?", [token_hash(token)]).fetchone()
+    return row[1] if row and _alive(row) else None
+
+
+def live_token_details(db: sqlite_utils.Database) -> dict[str, LiveToken]:
+    """{token hash: its agent and whether its run is isolated} of every live token."""
+    return {
+        row[0]: LiveToken(row[1], row[4] != 0) for row in db.execute(_LIVE).fetchall() if _alive(row)
+    }
 
 
 def live_tokens(db: sqlite_utils.Database) -> dict[str, str]:
     """{token hash: agent} of every live token."""
-    return dict(db.execute("SELECT token_hash, agent FROM agent_tokens WHERE revoked IS NULL").fetchall())
+    return {digest: live.agent for digest, live in live_token_details(db).items()}
 

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: set up, install the system tools the
-# end-to-end tests drive (curl, tmux, redis-server, node), then run pytest.
+# end-to-end tests drive (curl, tmux, redis-server, node, bwrap), then run pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 missing=()
-for tool in curl tmux redis-server node sqlite3; do
+for tool in curl tmux redis-server node sqlite3 bwrap; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     packages=("${missing[@]/node/nodejs}")
+    packages=("${packages[@]/bwrap/bubblewrap}")
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing ${packages[*]}"
         apt-get update -qq >/dev/null

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -13,9 +12,11 @@ import typer
 
 from firewall import agents, run_env
 from firewall.approvals.hint import WaitingHint
-from firewall.cli.errors import fail
+from firewall.cli.errors import fail, warn
 from firewall.cli.state import database_or_exit, home_or_exit
 from firewall.proxy import process
+from firewall.run import isolation
+from firewall.run.lease import own_lease
 from firewall.state.home import Home, write_private_file
 
 
@@ -28,6 +29,9 @@ def run(
     upstream_ca: Annotated[
         Optional[Path], typer.Option(help="Extra CA for upstream servers (only when a proxy is started for this run).")
     ] = None,
+    no_isolate: Annotated[
+        bool, typer.Option("--no-isolate", help="Do not sandbox the command: it could reach the network directly.")
+    ] = False,
 ) -> None:
     """Run CMD with its HTTP(S) sent through the firewall; exit with CMD's exit code.
 
@@ -35,8 +39,14 @@ def run(
     proxy credentials of its own, trusts the firewall's CA, and sees placeholder API
     keys only: the real ones are added by the proxy, after the policy allows a request.
 
+    On Linux the command runs in a sandbox (bubblewrap): its only network is the
+    proxy, and the state folder is hidden from it. --no-isolate runs it as is.
+
     Example: firewall run --agent ci -- python agent.py
     """
+    if os.environ.get(isolation.MARKER):
+        fail("`firewall run` cannot start inside a `firewall run`: the sandbox holds no firewall state "
+             "to run with; start the other agent from outside, next to this one")
     _keep_passphrase_out_of_environ()
     try:
         agents.check_agent_name(agent)
@@ -59,7 +69,7 @@ def run(
         if starting is not None:
             private_proxy = _wait_private_proxy(home, starting)
             proxy = private_proxy[0]
-        code = _run_agent(home, proxy, agent, command, compiled)
+        code = _run_agent(home, proxy, agent, command, compiled, isolate=not no_isolate)
         if private_proxy is not None:
             (stopped, started), private_proxy, starting = (private_proxy, starting), None, None
             _stop_private_proxy(stopped, started)
@@ -145,7 +155,8 @@ def _wait_private_proxy(home: Home, starting: process.Starting):
         fail(str(exc))
 
 
-def _run_agent(home: Home, proxy: process.ProxyInfo, agent: str, command: list[str], compiled) -> int:
+def _run_agent(home: Home, proxy: process.ProxyInfo, agent: str, command: list[str], compiled,
+               isolate: bool) -> int:
     from firewall.proxy.ca import agent_bundle_path, agent_ca_path
 
     if not command:
@@ -154,8 +165,14 @@ def _run_agent(home: Home, proxy: process.ProxyInfo, agent: str, command: list[s
     if not bundle.exists() or not ca_cert.exists():
         fail(f"{bundle} is missing; restart the proxy (`firewall proxy stop; firewall proxy start`)")
     placeholders, secret_values = _placeholders_and_secrets(home, compiled)
+    if isolate:
+        try:
+            isolation.find_bwrap()  # before anything is stored
+        except isolation.SandboxError as exc:
+            fail(str(exc))
     db = database_or_exit(home)
-    token = agents.mint_token(db, agent)
+    # The token dies with this process (its lease), even if it is killed before it can revoke it.
+    token = agents.mint_token(db, agent, lease=own_lease(), isolated=isolate)
     codex_home = None
     try:
         codex_home = _codex_home(home, compiled, agent)
@@ -170,7 +187,15 @@ def _run_agent(home: Home, proxy: process.ProxyInfo, agent: str, command: list[s
         if codex_home is not None:
             env.update(codex_home.env)
         with WaitingHint(home.database, agent, time.time()):
-            return _spawn(command, env)
+            if not isolate:
+                warn("running the command without isolation (--no-isolate): it can reach the network "
+                     "without the proxy; its audit rows say so")
+                return _spawn(command, env)
+            writable = (codex_home.path,) if codex_home is not None else ()
+            try:
+                return isolation.run_isolated(home, proxy.port, command, env, (bundle, ca_cert), writable)
+            except isolation.SandboxError as exc:
+                fail(str(exc))
     finally:
         agents.revoke_token(db, token)
         db.close()
@@ -204,7 +229,6 @@ def _placeholders_and_secrets(home: Home, compiled) -> tuple[dict[str, str], lis
 
 def _codex_home(home: Home, compiled, agent: str):
     """A CODEX_HOME holding a placeholder login, when the policy injects an OAuth (Codex) login."""
-    from firewall.cli.errors import warn
     from firewall.oauth.codex_home import (
         REFRESH_OVERRIDE_URL, create_codex_home, oauth_login, refresh_override_refused, user_codex_home,
     )
@@ -229,21 +253,9 @@ def _codex_home(home: Home, compiled, agent: str):
 
 def _spawn(command: list[str], env: dict[str, str]) -> int:
     try:
-        child = subprocess.Popen(command, env=env)
+        child = subprocess.Popen(command, env=env, preexec_fn=isolation.die_with_parent)
     except FileNotFoundError:
         fail(f"command not found: {command[0]}")
     except PermissionError:
         fail(f"command not executable: {command[0]}")
-    forwarded = {}
-
-    def forward(signum, _frame):
-        child.send_signal(signum)
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        forwarded[sig] = signal.signal(sig, forward)
-    try:
-        code = child.wait()
-        return code if code >= 0 else 128 - code  # killed by a signal: the shell's convention
-    finally:
-        for sig, previous in forwarded.items():
-            signal.signal(sig, previous)
+    return isolation.wait_forwarding(child, child.pid)

@@ -34,6 +34,7 @@ POLL_INTERVAL = 0.2
 # What the watcher knows may fail and says without a traceback: a policy version that does not
 # load, a vault that does not read, a state file or database the proxy cannot use.
 KNOWN_FAILURES = (policy_store.PolicyStoreError, VaultError, StateError, sqlite3.Error, OSError)
+NOT_ISOLATED = "run not isolated (--no-isolate)"  # leads the audit detail of such a run's rows
 
 # With nothing applied yet, the proxy refuses everything. Compiled only when needed: the
 # first compile builds the parser (~0.1 s of a proxy's start-up).
@@ -65,6 +66,7 @@ class Runtime:
         self.secrets: dict[str, str] = {}
         self._secret_index: tuple[dict[str, str], SecretIndex] | None = None
         self.tokens: dict[str, str] = {}  # token sha256 -> agent
+        self.unisolated: frozenset[str] = frozenset()  # token sha256s of `firewall run --no-isolate` runs
         self.vault = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -88,7 +90,7 @@ class Runtime:
         db = open_database(self.home.database)
         try:
             self._refresh_policy(db)
-            self.tokens = agents.live_tokens(db)
+            self._refresh_tokens(db)
         finally:
             db.close()
         if self.live.policy is None:
@@ -149,7 +151,11 @@ class Runtime:
         log.info("policy version %s (%s) is in force", version.version, version.sha256[:12])
 
     def _refresh_tokens(self, db) -> None:
-        self.tokens = agents.live_tokens(db)
+        """Live tokens: not revoked, and their run still alive (a run killed with SIGKILL
+        could not revoke its token; its lease ends with it, seen here within one poll)."""
+        live = agents.live_token_details(db)
+        self.unisolated = frozenset(digest for digest, token in live.items() if not token.isolated)
+        self.tokens = {digest: token.agent for digest, token in live.items()}
 
     def _refresh_vault(self) -> None:
         from firewall.vault import Vault
@@ -176,12 +182,22 @@ class Runtime:
         """A token minted after the last poll: ask the database (call off the event loop)."""
         db = open_database(self.home.database)
         try:
-            agent = agents.agent_for_token(db, token)
+            live = agents.live_token_details(db).get(agents.token_hash(token))
         finally:
             db.close()
+        agent = live.agent if live else None
         if agent is not None:
-            self.tokens = {**self.tokens, agents.token_hash(token): agent}
+            digest = agents.token_hash(token)
+            if not live.isolated:
+                self.unisolated = self.unisolated | {digest}
+            self.tokens = {**self.tokens, digest: agent}
         return agent
+
+    def isolation_note(self, digest: str | None, detail: str | None) -> str | None:
+        """`detail` for an audit row, marked when the row's agent runs without isolation."""
+        if digest is None or digest not in self.unisolated:
+            return detail
+        return f"{NOT_ISOLATED}; {detail}" if detail else NOT_ISOLATED
 
     def secret(self, name: str) -> str | None:
         return self.secrets.get(name)

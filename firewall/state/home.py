@@ -66,6 +66,11 @@ def default_root() -> Path:
     configured = os.environ.get(HOME_ENV)
     if configured:
         return Path(configured).expanduser().absolute()
+    return platform_root()
+
+
+def platform_root() -> Path:
+    """The state folder when $FIREWALL_HOME is not set: the platform's user data folder."""
     return Path(platformdirs.user_data_dir("agent-firewall", appauthor=False))
 
 

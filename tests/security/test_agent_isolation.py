@@ -41,20 +41,24 @@ def test_the_child_gets_none_of_the_firewalls_variables(firewall):
     assert env["KEEP_ME"] == "yes" and env["HTTPS_PROXY"].startswith("http://ci:")
 
 
-def _steal(fw, tmp_path: Path, env: dict[str, str]) -> dict:
+def _steal(fw, tmp_path: Path, env: dict[str, str], *run_args: str) -> dict:
     out = tmp_path / "stolen.json"
-    done = fw.run("run", "--agent", "thief", "--", sys.executable, str(THIEF), str(fw.home), str(out), env=env,
-                  timeout=180)
+    done = fw.run("run", *run_args, "--agent", "thief", "--", sys.executable, str(THIEF), str(fw.home), str(out),
+                  env=env, timeout=180)
     assert done.returncode == 0, done.stderr
     return json.loads(out.read_text())
 
 
 def test_in_key_file_mode_an_agent_can_decrypt_the_vault(firewall, tmp_path):
-    """The control: a same-user agent reads master.key. Isolate agents, or use passphrase mode."""
+    """Without isolation a same-user agent reads master.key (use passphrase mode then); in `firewall
+    run`'s sandbox (the default) the state folder is hidden and it finds nothing to decrypt."""
     firewall.add_secret("openai", REAL_KEY, provider="openai")
     firewall.apply(POLICY)
-    stolen = _steal(firewall, tmp_path, {})
+    stolen = _steal(firewall, tmp_path, {}, "--no-isolate")
     assert stolen["decrypted"] == {"openai": REAL_KEY}
+    isolated = _steal(firewall, tmp_path, {})
+    assert not isolated["decrypted"], isolated["decrypted"]
+    assert REAL_KEY not in json.dumps(isolated)
 
 
 def _passphrase_firewall(home: Path) -> Firewall:
@@ -77,7 +81,7 @@ def test_in_passphrase_mode_an_agent_cannot_decrypt_the_vault(tmp_path, upstream
         fw.run("proxy", "start", "--port", "0", "--upstream-ca", str(upstream_ca_file), env=with_passphrase,
                check=True)
     try:
-        stolen = _steal(fw, tmp_path, with_passphrase)
+        stolen = _steal(fw, tmp_path, with_passphrase, "--no-isolate")  # isolated, it sees even less
     finally:
         if shared_proxy:
             fw.run("proxy", "stop")

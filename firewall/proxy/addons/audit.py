@@ -66,7 +66,7 @@ class Auditor:
                 policy_sha256=decision.policy_sha256 if decision else self.runtime.policy.sha256,
                 credentials="", upstream_status=None, duration_ms=max(0.0, (time.time() - notes.started) * 1000),
                 bytes_out=notes.bytes_out, bytes_in=notes.bytes_in, approval_id=None, scrubbed=0,
-                detail=notes.detail,
+                detail=self.runtime.isolation_note(notes.token_hash, notes.detail),
             )))
         except Exception:
             log.exception("writing the audit row of %s failed", notes.request_id)
@@ -136,5 +136,5 @@ class Auditor:
             bytes_in=bytes_in,
             approval_id=notes.approval_id,
             scrubbed=int(notes.scrubbed),
-            detail=notes.detail,
+            detail=self.runtime.isolation_note(notes.token_hash, notes.detail),
         ))
