@@ -41,8 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `bench.proxy_overhead` importable
     sys.path.insert(0, str(ROOT))
 
-from firewall.audit.record import AuditRecord
 from firewall.audit.process_writer import ProcessAuditWriter
+from firewall.audit.record import AuditRecord
 from firewall.audit.writer import AuditWriter
 from firewall.state.db import open_database
 
@@ -97,8 +97,12 @@ def sample_records(count: int, start: float) -> list[AuditRecord]:
     ]
 
 
-def bench_writer(path: Path, rows: int = 100_000, batch_size: int = 500,
-                 kind: type[AuditWriter] | type[ProcessAuditWriter] = ProcessAuditWriter) -> WriterBench:
+def bench_writer(
+    path: Path,
+    rows: int = 100_000,
+    batch_size: int = 500,
+    kind: type[AuditWriter] | type[ProcessAuditWriter] = ProcessAuditWriter,
+) -> WriterBench:
     """Submit `rows` prebuilt records as fast as possible and wait until all are committed."""
     records = sample_records(rows, start=time.time())
     writer = kind(path, batch_size=batch_size)
@@ -153,17 +157,22 @@ def bench_proxy(rounds: int = 15, per_connection: int = 250, warmup: int = 3) ->
             token = agents.mint_token(db, "bench")
             db.conn.close()
             context = ssl.create_default_context(cafile=str(agent_ca_path(home)))
-            targets[name] = po.Target(name, "127.0.0.1", status["port"], context, f"bench:{token}",
-                                      pid=status["pid"])
+            targets[name] = po.Target(name, "127.0.0.1", status["port"], context, f"bench:{token}", pid=status["pid"])
         results: dict[str, list] = {"on": [], "off": []}
-        print(f"proxy: {rounds} rounds of {po.CONCURRENCY}x{per_connection} requests per configuration; "
-              f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at start", flush=True)
+        print(
+            f"proxy: {rounds} rounds of {po.CONCURRENCY}x{per_connection} requests per configuration; "
+            f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at start",
+            flush=True,
+        )
         for round_no in range(rounds):
-            for name in (("on", "off") if round_no % 2 == 0 else ("off", "on")):
+            for name in ("on", "off") if round_no % 2 == 0 else ("off", "on"):
                 result = asyncio.run(po._load(targets[name], upstream_port, po.CONCURRENCY, per_connection, warmup))
                 results[name].append(result)
-                print(f"  round {round_no + 1} audit {name:3} {result.rps:6.0f} req/s  p50 {result.pct(0.5):6.2f} ms"
-                      f"  p99 {result.pct(0.99):6.2f} ms  proxy CPU {result.cpu_us:5.0f} us/req", flush=True)
+                print(
+                    f"  round {round_no + 1} audit {name:3} {result.rps:6.0f} req/s  p50 {result.pct(0.5):6.2f} ms"
+                    f"  p99 {result.pct(0.99):6.2f} ms  proxy CPU {result.cpu_us:5.0f} us/req",
+                    flush=True,
+                )
         print(f"  load average at the end: {os.getloadavg()[0]:.2f}")
         homes["on"].run("proxy", "stop")
         db = open_database(open_home(homes["on"].home).database)
@@ -184,26 +193,40 @@ def bench_proxy(rounds: int = 15, per_connection: int = 250, warmup: int = 3) ->
 
 def _report_proxy(results: dict[str, list]) -> None:
     med = statistics.median
-    row = {name: {"rps": med(r.rps for r in results[name]), "p50": med(r.pct(0.5) for r in results[name]),
-                  "p99": med(r.pct(0.99) for r in results[name]), "cpu": med(r.cpu_us for r in results[name])}
-           for name in ("off", "on")}
+    row = {
+        name: {
+            "rps": med(r.rps for r in results[name]),
+            "p50": med(r.pct(0.5) for r in results[name]),
+            "p99": med(r.pct(0.99) for r in results[name]),
+            "cpu": med(r.cpu_us for r in results[name]),
+        }
+        for name in ("off", "on")
+    }
     print(f"{'audit':6} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'CPU us/req':>11}   (median over rounds)")
     for name in ("off", "on"):
         r = row[name]
         print(f"{name:6} {r['rps']:7.0f} {r['p50']:7.2f} {r['p99']:7.2f} {r['cpu']:11.0f}")
     paired = sorted(on.rps / off.rps for on, off in zip(results["on"], results["off"], strict=True))
     quartiles = statistics.quantiles(paired, n=4)
-    print(f"throughput on/off, per round: median {med(paired):.3f}, quartiles {quartiles[0]:.3f} to "
-          f"{quartiles[2]:.3f}, range {paired[0]:.3f} to {paired[-1]:.3f}")
+    print(
+        f"throughput on/off, per round: median {med(paired):.3f}, quartiles {quartiles[0]:.3f} to "
+        f"{quartiles[2]:.3f}, range {paired[0]:.3f} to {paired[-1]:.3f}"
+    )
     print(f"throughput on/off, ratio of the median throughputs: {row['on']['rps'] / row['off']['rps']:.3f}")
-    print(f"proxy CPU per request (with the writer's child process) on/off: "
-          f"{row['on']['cpu'] / row['off']['cpu']:.3f}, {row['on']['cpu'] - row['off']['cpu']:+.0f} us")
+    print(
+        f"proxy CPU per request (with the writer's child process) on/off: "
+        f"{row['on']['cpu'] / row['off']['cpu']:.3f}, {row['on']['cpu'] - row['off']['cpu']:+.0f} us"
+    )
     written, expected = results["rows"]
-    print(f"audit rows written by the `on` proxy: {written} (requests sent: {expected})"
-          f"{'' if written == expected else '  MISMATCH'}")
+    print(
+        f"audit rows written by the `on` proxy: {written} (requests sent: {expected})"
+        f"{'' if written == expected else '  MISMATCH'}"
+    )
     cost = 1 - med(paired)
-    print(f"target: logging costs < {TARGET_LOGGING_COST:.0%} of throughput (per-round median): {cost:.1%} "
-          f"({'met' if cost < TARGET_LOGGING_COST else 'NOT met'})")
+    print(
+        f"target: logging costs < {TARGET_LOGGING_COST:.0%} of throughput (per-round median): {cost:.1%} "
+        f"({'met' if cost < TARGET_LOGGING_COST else 'NOT met'})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,10 +241,13 @@ def main(argv: list[str] | None = None) -> int:
         for kind in (ProcessAuditWriter, AuditWriter):
             with tempfile.TemporaryDirectory() as folder:
                 result = bench_writer(Path(folder) / "firewall.db", args.rows, args.batch_size, kind)
-            print(f"{kind.__name__}: {result.rows} rows in {result.seconds:.2f} s = "
-                  f"{result.rows_per_second:,.0f} rows/s; submit() {result.submit_microseconds:.2f} µs per record"
-                  f" on the caller's thread; target {TARGET_ROWS_PER_SECOND:,} rows/s "
-                  f"({'met' if result.rows_per_second >= TARGET_ROWS_PER_SECOND else 'NOT met'})", flush=True)
+            print(
+                f"{kind.__name__}: {result.rows} rows in {result.seconds:.2f} s = "
+                f"{result.rows_per_second:,.0f} rows/s; submit() {result.submit_microseconds:.2f} µs per record"
+                f" on the caller's thread; target {TARGET_ROWS_PER_SECOND:,} rows/s "
+                f"({'met' if result.rows_per_second >= TARGET_ROWS_PER_SECOND else 'NOT met'})",
+                flush=True,
+            )
     if args.only != "writer":
         print()
         _report_proxy(bench_proxy(args.rounds, args.conc_requests))

@@ -59,12 +59,15 @@ SECRET_VALUE = "sk-bench-0123456789abcdefghijklmnopqrstuvwxyz"
 
 # ---------------------------------------------------------------- the upstream (own process)
 
+
 class _UpstreamProtocol(asyncio.Protocol):
     """HTTP/1.1 keep-alive: answers every request with the same small JSON."""
 
     RESPONSE = (
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-        + str(len(BODY)).encode() + b"\r\n\r\n" + BODY
+        + str(len(BODY)).encode()
+        + b"\r\n\r\n"
+        + BODY
     )
 
     def connection_made(self, transport):
@@ -85,7 +88,7 @@ class _UpstreamProtocol(asyncio.Protocol):
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:
                 break
-            head, self.buffer = self.buffer[:end], self.buffer[end + 4:]
+            head, self.buffer = self.buffer[:end], self.buffer[end + 4 :]
             for line in head.split(b"\r\n")[1:]:
                 name, _, value = line.partition(b":")
                 if name.strip().lower() == b"content-length":
@@ -107,6 +110,7 @@ def _serve_upstream(cert_pem: str) -> None:
 
 
 # ---------------------------------------------------------------- bare mitmproxy (own process)
+
 
 def _serve_bare(confdir: str, trust_bundle: str, lean: bool = False) -> None:
     """`lean`: the firewall's own set of mitmproxy addons (firewall.proxy.master) instead of DumpMaster's."""
@@ -130,8 +134,12 @@ def _serve_bare(confdir: str, trust_bundle: str, lean: bool = False) -> None:
         else:
             master = DumpMaster(options, with_termlog=False, with_dumper=False)
         master.options.update(
-            connection_strategy="lazy", ssl_verify_upstream_trusted_ca=trust_bundle, ssl_insecure=False,
-            upstream_cert=False, http3=False, body_size_limit="64m",
+            connection_strategy="lazy",
+            ssl_verify_upstream_trusted_ca=trust_bundle,
+            ssl_insecure=False,
+            upstream_cert=False,
+            http3=False,
+            body_size_limit="64m",
         )
         master.addons.add(Ready())
         await master.run()
@@ -140,6 +148,7 @@ def _serve_bare(confdir: str, trust_bundle: str, lean: bool = False) -> None:
 
 
 # ---------------------------------------------------------------- the client (this process)
+
 
 @dataclass
 class Target:
@@ -209,7 +218,8 @@ class Connection:
         t = self.target
         if not t.via_proxy:
             self.reader, self.writer = await asyncio.open_connection(
-                t.host, t.port, ssl=t.context, server_hostname="localhost")
+                t.host, t.port, ssl=t.context, server_hostname="localhost"
+            )
             return
         self.reader, self.writer = await asyncio.open_connection(t.host, t.port)
         auth = ""
@@ -287,6 +297,7 @@ def _children(pid: int) -> list[int]:
 
 # ---------------------------------------------------------------- set-up
 
+
 def _spawn_port(args: list[str], env: dict | None = None) -> tuple[subprocess.Popen, int]:
     child = subprocess.Popen(args, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, text=True)
     line = child.stdout.readline()
@@ -300,7 +311,11 @@ def generate_policy(upstream_port: int, hosts: int = 19, rules_per_host: int = 5
     """A policy of 100 rules: 19 decoy host blocks of 5 rules, and the bench's own block whose
     allow is its last rule (so every rule of that block is tried), with a credential and a limit."""
     lines = [
-        "credential bench {", '    secret "bench"', '    header Authorization = "Bearer {secret}"', "}", "",
+        "credential bench {",
+        '    secret "bench"',
+        '    header Authorization = "Bearer {secret}"',
+        "}",
+        "",
     ]
     count = 0
     for h in range(hosts):
@@ -332,8 +347,9 @@ class Firewall:
         self.env["FIREWALL_HOME"] = str(home)
 
     def run(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
-        result = subprocess.run([PYTHON, "-m", "firewall", *args], input=input, capture_output=True, text=True,
-                                env=self.env, timeout=120)
+        result = subprocess.run(
+            [PYTHON, "-m", "firewall", *args], input=input, capture_output=True, text=True, env=self.env, timeout=120
+        )
         if result.returncode != 0:
             raise RuntimeError(f"firewall {' '.join(args)} exited {result.returncode}: {result.stderr}")
         return result
@@ -350,15 +366,20 @@ def _time_command(args: list[str], env: dict) -> float:
 
 # ---------------------------------------------------------------- main
 
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seq-requests", type=int, default=1500, help="requests on the one tunnel, per round")
     parser.add_argument("--conc-requests", type=int, default=250, help="requests per tunnel (x16), per round")
     parser.add_argument("--run-repeats", type=int, default=5, help="timings of `firewall run -- true` per case")
-    parser.add_argument("--only", choices=["direct", "bare", "lean", "firewall"], action="append",
-                        help="measure only these configurations (default: direct, bare, firewall); `lean` is bare "
-                             "mitmproxy with the firewall's own set of mitmproxy addons, for diagnosis")
+    parser.add_argument(
+        "--only",
+        choices=["direct", "bare", "lean", "firewall"],
+        action="append",
+        help="measure only these configurations (default: direct, bare, firewall); `lean` is bare "
+        "mitmproxy with the firewall's own set of mitmproxy addons, for diagnosis",
+    )
     parser.add_argument("--keep", action="store_true", help="leave the temporary folder (printed) in place")
     args = parser.parse_args()
     configs = args.only or ["direct", "bare", "firewall"]
@@ -419,24 +440,31 @@ def main() -> int:
             token = agents.mint_token(db, "bench")
             db.close()
             fw_ctx = ssl.create_default_context(cafile=str(agent_ca_path(home)))
-            targets["firewall"] = Target("firewall", "127.0.0.1", status["port"], fw_ctx, f"bench:{token}",
-                                         pid=status["pid"])
+            targets["firewall"] = Target(
+                "firewall", "127.0.0.1", status["port"], fw_ctx, f"bench:{token}", pid=status["pid"]
+            )
 
         modes = [("seq", 1, args.seq_requests), ("conc", CONCURRENCY, args.conc_requests)]
         results: list[Result] = []
         order = [name for name in ("direct", "bare", "lean", "firewall") if name in configs]
-        print(f"bench: {args.rounds} rounds; seq 1x{args.seq_requests}, conc {CONCURRENCY}x{args.conc_requests} "
-              f"requests; policy of {rules} rules; {os.cpu_count()} cores; load average "
-              f"{os.getloadavg()[0]:.2f} at start", flush=True)
+        print(
+            f"bench: {args.rounds} rounds; seq 1x{args.seq_requests}, conc {CONCURRENCY}x{args.conc_requests} "
+            f"requests; policy of {rules} rules; {os.cpu_count()} cores; load average "
+            f"{os.getloadavg()[0]:.2f} at start",
+            flush=True,
+        )
         for round_no in range(args.rounds):
-            rotated = order[round_no % len(order):] + order[:round_no % len(order)]
+            rotated = order[round_no % len(order) :] + order[: round_no % len(order)]
             for mode, conns, per in modes:
                 for name in rotated:
                     result = asyncio.run(_load(targets[name], upstream_port, conns, per, warmup=3))
                     results.append(result)
                     cpu = f"  proxy CPU {result.cpu_us:5.0f} us/req" if result.cpu_us is not None else ""
-                    print(f"  round {round_no + 1} {mode:4} {name:8} {result.rps:7.0f} req/s  "
-                          f"p50 {result.pct(0.5):6.2f} ms  p99 {result.pct(0.99):6.2f} ms{cpu}", flush=True)
+                    print(
+                        f"  round {round_no + 1} {mode:4} {name:8} {result.rps:7.0f} req/s  "
+                        f"p50 {result.pct(0.5):6.2f} ms  p99 {result.pct(0.99):6.2f} ms{cpu}",
+                        flush=True,
+                    )
 
         load_end = os.getloadavg()[0]
         if "firewall" in configs:
@@ -445,8 +473,11 @@ def main() -> int:
             db = open_database(home.database)
             rows = db.execute("SELECT count(*) FROM audit WHERE agent = 'bench'").fetchone()[0]
             db.close()
-            expected = sum(r.requests + CONCURRENCY * 3 * (r.mode == "conc") + 3 * (r.mode == "seq")
-                           for r in results if r.config == "firewall")
+            expected = sum(
+                r.requests + CONCURRENCY * 3 * (r.mode == "conc") + 3 * (r.mode == "seq")
+                for r in results
+                if r.config == "firewall"
+            )
             print(f"audit rows written for the bench agent: {rows} (requests sent: {expected})")
         _report(results, order, first, cold, warm, interpreter, load_end)
     finally:
@@ -474,8 +505,11 @@ def _report(results: list[Result], order: list[str], first, cold, warm, interpre
     for mode in ("seq", "conc"):
         for name in order:
             runs = [r for r in results if r.config == name and r.mode == mode]
-            row = {"rps": med(r.rps for r in runs), "p50": med(r.pct(0.5) for r in runs),
-                   "p99": med(r.pct(0.99) for r in runs)}
+            row = {
+                "rps": med(r.rps for r in runs),
+                "p50": med(r.pct(0.5) for r in runs),
+                "p99": med(r.pct(0.99) for r in runs),
+            }
             cpu = [r.cpu_us for r in runs if r.cpu_us is not None]
             row["cpu"] = med(cpu) if cpu else None
             table[(mode, name)] = row
@@ -488,20 +522,32 @@ def _report(results: list[Result], order: list[str], first, cold, warm, interpre
         for mode in ("seq", "conc"):
             fw, bare = table[(mode, "firewall")], table[(mode, "bare")]
             ratio_rps, ratio_p50 = fw["rps"] / bare["rps"], fw["p50"] / bare["p50"]
-            print(f"  {mode:5} throughput {ratio_rps:5.2f}x   p50 {ratio_p50:5.2f}x   p99 {fw['p99'] / bare['p99']:5.2f}x"
-                  f"   proxy CPU per request {fw['cpu'] / bare['cpu']:5.2f}x")
-            verdicts.append((f"{mode} throughput >= {TARGETS['throughput_ratio']:.2f}x bare",
-                             ratio_rps >= TARGETS["throughput_ratio"]))
+            print(
+                f"  {mode:5} throughput {ratio_rps:5.2f}x   p50 {ratio_p50:5.2f}x   p99 {fw['p99'] / bare['p99']:5.2f}x"
+                f"   proxy CPU per request {fw['cpu'] / bare['cpu']:5.2f}x"
+            )
+            verdicts.append(
+                (
+                    f"{mode} throughput >= {TARGETS['throughput_ratio']:.2f}x bare",
+                    ratio_rps >= TARGETS["throughput_ratio"],
+                )
+            )
             verdicts.append((f"{mode} p50 <= {TARGETS['p50_ratio']:.2f}x bare", ratio_p50 <= TARGETS["p50_ratio"]))
         p99 = table[("conc", "firewall")]["p99"]
         verdicts.append((f"conc p99 {p99:.1f} ms < {TARGETS['conc_p99_ms']:.0f} ms", p99 < TARGETS["conc_p99_ms"]))
     print()
-    print(f"`firewall run -- true`, median of {len(cold)}: no proxy running {med(cold):.3f} s "
-          f"(min {min(cold):.3f}), proxy running {med(warm):.3f} s (min {min(warm):.3f}); "
-          f"`python -c pass` {med(interpreter):.3f} s; the first run in a new state folder (creates the CA) "
-          f"{first:.3f} s")
-    verdicts.append((f"run -- true without a proxy {med(cold):.2f} s <= {TARGETS['run_cold_s']:.1f} s",
-                     med(cold) <= TARGETS["run_cold_s"]))
+    print(
+        f"`firewall run -- true`, median of {len(cold)}: no proxy running {med(cold):.3f} s "
+        f"(min {min(cold):.3f}), proxy running {med(warm):.3f} s (min {min(warm):.3f}); "
+        f"`python -c pass` {med(interpreter):.3f} s; the first run in a new state folder (creates the CA) "
+        f"{first:.3f} s"
+    )
+    verdicts.append(
+        (
+            f"run -- true without a proxy {med(cold):.2f} s <= {TARGETS['run_cold_s']:.1f} s",
+            med(cold) <= TARGETS["run_cold_s"],
+        )
+    )
     print(f"load average at the end: {load_end:.2f}")
     print()
     for text, ok in verdicts:

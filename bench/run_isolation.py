@@ -75,20 +75,23 @@ def main() -> None:
             "no proxy, isolated": [*firewall, "run", "--", "true"],
             "no proxy, --no-isolate": [*firewall, "run", "--no-isolate", "--", "true"],
         }
-        times: dict[str, list[float]] = {name: [] for name in [*cases, "shared proxy, isolated",
-                                                              "shared proxy, --no-isolate", "sandbox alone"]}
+        times: dict[str, list[float]] = {
+            name: [] for name in [*cases, "shared proxy, isolated", "shared proxy, --no-isolate", "sandbox alone"]
+        }
         for n in range(rounds):
             names = list(cases)
-            for name in names[n % 2:] + names[:n % 2]:
+            for name in names[n % 2 :] + names[: n % 2]:
                 times[name].append(timed(cases[name], env, name))
             times["sandbox alone"].append(sandbox_alone(home))
         subprocess.run([*firewall, "proxy", "start", "--port", "0"], env=env, check=True, capture_output=True)
         try:
-            shared = {"shared proxy, isolated": cases["no proxy, isolated"],
-                      "shared proxy, --no-isolate": cases["no proxy, --no-isolate"]}
+            shared = {
+                "shared proxy, isolated": cases["no proxy, isolated"],
+                "shared proxy, --no-isolate": cases["no proxy, --no-isolate"],
+            }
             for n in range(rounds):
                 names = list(shared)
-                for name in names[n % 2:] + names[:n % 2]:
+                for name in names[n % 2 :] + names[: n % 2]:
                     times[name].append(timed(shared[name], env, name))
         finally:
             subprocess.run([*firewall, "proxy", "stop"], env=env, capture_output=True, check=False)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from firewall.run.lease import Lease, held
+from firewall.state.pids import Lease, held
 
 MIGRATIONS = Migrations("agents")
 AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -26,9 +26,7 @@ AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 @MIGRATIONS()
 def create_agent_tokens(db: sqlite_utils.Database) -> None:
-    db["agent_tokens"].create(
-        {"token_hash": str, "agent": str, "created": float, "revoked": float}, pk="token_hash"
-    )
+    db["agent_tokens"].create({"token_hash": str, "agent": str, "created": float, "revoked": float}, pk="token_hash")
 
 
 @MIGRATIONS()
@@ -54,7 +52,8 @@ class AgentError(ValueError):
 def check_agent_name(name: str) -> str:
     if not AGENT_NAME.fullmatch(name):
         raise AgentError(
-            f"agent name {name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            f"agent name {name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
         )
     return name
 
@@ -63,23 +62,28 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def mint_token(db: sqlite_utils.Database, agent: str, now: float | None = None, lease: Lease | None = None,
-               isolated: bool = True) -> str:
+def mint_token(
+    db: sqlite_utils.Database, agent: str, now: float | None = None, lease: Lease | None = None, isolated: bool = True
+) -> str:
     """A new token for `agent`, dead with `lease`'s process if given; only its hash is stored."""
     check_agent_name(agent)
     token = secrets.token_urlsafe(24)
-    db["agent_tokens"].insert({
-        "token_hash": token_hash(token), "agent": agent, "created": now or time.time(), "revoked": None,
-        "run_pid": lease.pid if lease else None, "run_started": lease.started if lease else None,
-        "isolated": int(isolated),
-    })
+    db["agent_tokens"].insert(
+        {
+            "token_hash": token_hash(token),
+            "agent": agent,
+            "created": now or time.time(),
+            "revoked": None,
+            "run_pid": lease.pid if lease else None,
+            "run_started": lease.started if lease else None,
+            "isolated": int(isolated),
+        }
+    )
     return token
 
 
 def revoke_token(db: sqlite_utils.Database, token: str, now: float | None = None) -> None:
-    db.execute(
-        "UPDATE agent_tokens SET revoked = ? WHERE token_hash = ?", [now or time.time(), token_hash(token)]
-    )
+    db.execute("UPDATE agent_tokens SET revoked = ? WHERE token_hash = ?", [now or time.time(), token_hash(token)])
     db.conn.commit()
 
 
@@ -98,12 +102,9 @@ def agent_for_token(db: sqlite_utils.Database, token: str) -> str | None:
 
 def live_token_details(db: sqlite_utils.Database) -> dict[str, LiveToken]:
     """{token hash: its agent and whether its run is isolated} of every live token."""
-    return {
-        row[0]: LiveToken(row[1], row[4] != 0) for row in db.execute(_LIVE).fetchall() if _alive(row)
-    }
+    return {row[0]: LiveToken(row[1], row[4] != 0) for row in db.execute(_LIVE).fetchall() if _alive(row)}
 
 
 def live_tokens(db: sqlite_utils.Database) -> dict[str, str]:
     """{token hash: agent} of every live token."""
     return {digest: live.agent for digest, live in live_token_details(db).items()}
-

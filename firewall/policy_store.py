@@ -42,8 +42,10 @@ class PolicyStoreError(Exception):
     pass
 
 
-WAY_OUT = ("put a good version in force with `firewall policy rollback VERSION` (see `firewall policy history`) "
-           "or `firewall policy apply PATH`")
+WAY_OUT = (
+    "put a good version in force with `firewall policy rollback VERSION` (see `firewall policy history`) "
+    "or `firewall policy apply PATH`"
+)
 
 
 @dataclass(frozen=True)
@@ -121,9 +123,7 @@ def store_version(
 
 def active_version(db: sqlite_utils.Database) -> PolicyVersion | None:
     rows = list(
-        db.query(
-            "SELECT v.* FROM policy_active a JOIN policy_versions v ON v.version = a.version WHERE a.id = 1"
-        )
+        db.query("SELECT v.* FROM policy_active a JOIN policy_versions v ON v.version = a.version WHERE a.id = 1")
     )
     return _version(rows[0]) if rows else None
 

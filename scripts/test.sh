@@ -36,4 +36,9 @@ if [ ! -x "$codex_dir/node_modules/.bin/codex" ]; then
     fi
 fi
 
+# The habits before the tests: lint, format, the import layers (docs/architecture.md).
+.venv/bin/ruff check firewall tests bench scripts
+.venv/bin/ruff format --check --quiet firewall tests bench scripts
+.venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
+
 exec .venv/bin/python -m pytest "$@"

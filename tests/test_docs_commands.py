@@ -39,7 +39,9 @@ def test_every_command_is_in_the_docs(path):
 
 
 @pytest.mark.parametrize(
-    ("path", "command"), [(p, c) for p, c in COMMANDS if not _is_group(c)], ids=[" ".join(p) for p, c in COMMANDS if not _is_group(c)]
+    ("path", "command"),
+    [(p, c) for p, c in COMMANDS if not _is_group(c)],
+    ids=[" ".join(p) for p, c in COMMANDS if not _is_group(c)],
 )
 def test_every_command_help_has_an_example(path, command):
     assert "Example: firewall " + path[0] in (command.help or ""), f"firewall {' '.join(path)} --help has no example"

@@ -46,7 +46,11 @@ class Outcome:
 REFUSALS = {
     DENIED: (403, "approval_denied", "a person refused this request"),
     EXPIRED: (403, "approval_expired", "nobody approved this request within the approval timeout; it was refused"),
-    CANCELLED: (503, "approval_cancelled", "the firewall proxy stopped while this request waited for approval; retry it"),
+    CANCELLED: (
+        503,
+        "approval_cancelled",
+        "the firewall proxy stopped while this request waited for approval; retry it",
+    ),
     USED: (403, "approval_used", "the approval of this request was already used by an identical request"),
     ABANDONED: (499, "approval_abandoned", "the agent disconnected while its request waited for approval"),
 }
@@ -101,8 +105,14 @@ class _Waiter:
 class ApprovalBroker:
     """Holds requests for approval inside one proxy process. Use from the event loop."""
 
-    def __init__(self, database: Path, *, poll_interval: float = POLL_INTERVAL,
-                 clock: Callable[[], float] = time.time, proxy_pid: int | None = None):
+    def __init__(
+        self,
+        database: Path,
+        *,
+        poll_interval: float = POLL_INTERVAL,
+        clock: Callable[[], float] = time.time,
+        proxy_pid: int | None = None,
+    ):
         self.database = database
         self.poll_interval = poll_interval
         self.clock = clock
@@ -183,7 +193,9 @@ class ApprovalBroker:
                 log.exception("looking up held approval requests failed; trying again")
                 for waiter in waiters:  # fail closed: nobody can answer what cannot be read
                     if now >= waiter.expires:
-                        _resolve(waiter, Outcome(EXPIRED, waiter.approval_id, "the approval database could not be read"))
+                        _resolve(
+                            waiter, Outcome(EXPIRED, waiter.approval_id, "the approval database could not be read")
+                        )
                 continue
             for waiter in waiters:
                 outcome = outcomes.get(waiter.approval_id)

@@ -23,8 +23,16 @@ def update_one(db: sqlite_utils.Database, sql: str, params: list) -> int:
 
 def insert_grant(db: sqlite_utils.Database, row: Approval, by: str, now: float, expires: float) -> Grant:
     grant = Grant(
-        id=new_id("grt"), agent=row.agent, rule=row.rule, rule_text=row.rule_text, created=now,
-        expires=expires, created_by=by, approval_id=row.id, revoked=None, revoked_by=None,
+        id=new_id("grt"),
+        agent=row.agent,
+        rule=row.rule,
+        rule_text=row.rule_text,
+        created=now,
+        expires=expires,
+        created_by=by,
+        approval_id=row.id,
+        revoked=None,
+        revoked_by=None,
     )
     values = [getattr(grant, f.name) for f in fields(Grant)]
     db.execute(f"INSERT INTO approval_grants ({_GRANT_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values)
@@ -57,7 +65,8 @@ def live_grants(db: sqlite_utils.Database, now: float) -> list[Grant]:
 def revoke(db: sqlite_utils.Database, grant_id: str, by: str, now: float) -> Grant:
     """End a grant now; a grant revoked or expired already raises ApprovalError."""
     changed = update_one(
-        db, "UPDATE approval_grants SET revoked = ?, revoked_by = ? WHERE id = ? AND revoked IS NULL AND expires > ?",
+        db,
+        "UPDATE approval_grants SET revoked = ?, revoked_by = ? WHERE id = ? AND revoked IS NULL AND expires > ?",
         [now, by, grant_id, now],
     )
     grant = get_grant(db, grant_id)
@@ -65,6 +74,8 @@ def revoke(db: sqlite_utils.Database, grant_id: str, by: str, now: float) -> Gra
         raise UnknownApproval(f"no grant {grant_id!r}; `firewall approvals grants` shows the live ones")
     if changed != 1:
         if grant.revoked is not None:
-            raise AlreadyDecided(f"grant {grant_id} was already revoked by {grant.revoked_by} at {iso_utc(grant.revoked)}")
+            raise AlreadyDecided(
+                f"grant {grant_id} was already revoked by {grant.revoked_by} at {iso_utc(grant.revoked)}"
+            )
         raise AlreadyDecided(f"grant {grant_id} already expired at {iso_utc(grant.expires)}")
     return grant

@@ -22,8 +22,9 @@ INTERVAL = 0.5
 
 
 class WaitingHint:
-    def __init__(self, database: Path, agent: str, since: float, *, out: TextIO = sys.stderr,
-                 interval: float = INTERVAL):
+    def __init__(
+        self, database: Path, agent: str, since: float, *, out: TextIO = sys.stderr, interval: float = INTERVAL
+    ):
         self.database = database
         self.agent = agent
         self.since = since  # requests held before the agent started are not its own

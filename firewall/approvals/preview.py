@@ -20,13 +20,24 @@ _STRING_LIMIT = 40
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # JSON fields that say what a request will cost or do, shown first when present.
 KEY_FIELDS = (
-    "model", "max_tokens", "max_completion_tokens", "max_output_tokens", "n", "stream", "temperature",
-    "training_file", "validation_file", "purpose", "input_file_id", "endpoint", "size", "quality",
+    "model",
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "n",
+    "stream",
+    "temperature",
+    "training_file",
+    "validation_file",
+    "purpose",
+    "input_file_id",
+    "endpoint",
+    "size",
+    "quality",
 )
 
 
-def display_url(scheme: str, host: str, port: int, path: str, query: str,
-                redact: Callable[[str], str] = keep) -> str:
+def display_url(scheme: str, host: str, port: int, path: str, query: str, redact: Callable[[str], str] = keep) -> str:
     """`scheme://host[:port]/path[?query]`, credential-looking query values masked."""
     netloc = host if _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
     masked = mask_query(query, redact)
@@ -41,14 +52,28 @@ def display_url(scheme: str, host: str, port: int, path: str, query: str,
 UNBOUND_HEADERS = frozenset({"proxy-authorization", "content-length", "traceparent", "x-stainless-retry-count"})
 
 
-def fingerprint(agent: str, method: str, scheme: str, host: str, port: int, path: str, query: str,
-                body: bytes, headers: tuple[tuple[str, str], ...]) -> str:
+def fingerprint(
+    agent: str,
+    method: str,
+    scheme: str,
+    host: str,
+    port: int,
+    path: str,
+    query: str,
+    body: bytes,
+    headers: tuple[tuple[str, str], ...],
+) -> str:
     """sha256 over the agent, method, full (unmasked) URL, every header that goes upstream
     (in order, names lower-cased, UNBOUND_HEADERS left out) and the body's sha256: equal only for
     the same agent sending the same request with the same headers and body."""
     bound = [[name.lower(), value] for name, value in headers if name.lower() not in UNBOUND_HEADERS]
-    parts = [agent, method.upper(), f"{scheme}://{host.lower()}:{port}{path}?{query}",
-             json.dumps(bound, ensure_ascii=False), hashlib.sha256(body).hexdigest()]
+    parts = [
+        agent,
+        method.upper(),
+        f"{scheme}://{host.lower()}:{port}{path}?{query}",
+        json.dumps(bound, ensure_ascii=False),
+        hashlib.sha256(body).hexdigest(),
+    ]
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 
 
@@ -68,7 +93,7 @@ def body_preview(body: bytes, content_type: str | None, redact: Callable[[str], 
     try:
         value = json.loads(text)
     except ValueError:
-        return _cut(f"{size} bytes of {kind}: {json.dumps(redact(text)[: PREVIEW_LIMIT])}")
+        return _cut(f"{size} bytes of {kind}: {json.dumps(redact(text)[:PREVIEW_LIMIT])}")
     if isinstance(value, dict):
         return _cut(_json_object(value, redact) + f" ({size} bytes)")
     return _cut(f"{_json_value('', value, redact)} ({size} bytes)")
@@ -91,7 +116,6 @@ def _json_value(name: str, value: object, redact: Callable[[str], str]) -> str:
         text = value
         return json.dumps(text if len(text) <= _STRING_LIMIT else text[: _STRING_LIMIT - 1] + "…", ensure_ascii=False)
     return json.dumps(value)
-
 
 
 def _cut(text: str) -> str:

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from firewall.approvals import records, store
-from firewall.approvals.render import duration, request_lines
 from firewall.approvals.records import Approval
+from firewall.approvals.render import duration, request_lines
 from firewall.audit.render import printable
 from firewall.state.db import open_database
 
@@ -49,9 +49,11 @@ def screen(queue: list[Approval], now: float, grant_for: float, notices: list[st
         ]
         if len(queue) > 1:
             lines += ["", "Next:"]
-            for row in queue[1: 1 + QUEUE_SHOWN]:
-                lines.append(f"  {row.id}  {printable(row.agent)}  {printable(row.method)} {printable(row.url)}  "
-                             f"(expires in {duration(row.expires - now)})")
+            for row in queue[1 : 1 + QUEUE_SHOWN]:
+                lines.append(
+                    f"  {row.id}  {printable(row.agent)}  {printable(row.method)} {printable(row.url)}  "
+                    f"(expires in {duration(row.expires - now)})"
+                )
             if len(queue) > 1 + QUEUE_SHOWN:
                 lines.append(f"  ... and {len(queue) - 1 - QUEUE_SHOWN} more")
     if notices:
@@ -70,8 +72,16 @@ class Keys(Protocol):
 class Prompt:
     """The interactive loop over the state database at `database`."""
 
-    def __init__(self, database: Path, *, grant_for: float, user: str, out: TextIO, keys: Keys,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        database: Path,
+        *,
+        grant_for: float,
+        user: str,
+        out: TextIO,
+        keys: Keys,
+        clock: Callable[[], float] = time.time,
+    ):
         self.database = database
         self.grant_for = grant_for
         self.user = user
@@ -117,21 +127,30 @@ class Prompt:
             if row.id not in still and row.id not in self.answered:
                 now_row = store.get(db, row.id)
                 if now_row is not None:
-                    self.notices.append(f"{row.id} {printable(row.method)} {printable(row.url)}: "
-                                        f"{store.describe_outcome(now_row)}")
+                    self.notices.append(
+                        f"{row.id} {printable(row.method)} {printable(row.url)}: {store.describe_outcome(now_row)}"
+                    )
 
     def _answer(self, db, row: Approval, key: str) -> None:
         self.answered.add(row.id)
         try:
-            answer = store.answer(db, row.id, approve=key != "d", by=self.user, now=self.clock(),
-                                  grant_for=self.grant_for if key == "g" else None)
+            answer = store.answer(
+                db,
+                row.id,
+                approve=key != "d",
+                by=self.user,
+                now=self.clock(),
+                grant_for=self.grant_for if key == "g" else None,
+            )
         except records.ApprovalError as exc:
             self.notices.append(str(exc))
             return
         what = f"{printable(row.method)} {printable(row.url)}"
         if answer.grant is not None:
-            self.notices.append(f"approved {row.id} {what}, and rule {printable(row.rule)} for agent "
-                                f"{printable(row.agent)} for {duration(self.grant_for)} ({answer.grant.id})")
+            self.notices.append(
+                f"approved {row.id} {what}, and rule {printable(row.rule)} for agent "
+                f"{printable(row.agent)} for {duration(self.grant_for)} ({answer.grant.id})"
+            )
         else:
             self.notices.append(f"{answer.approval.state} {row.id} {what}")
 

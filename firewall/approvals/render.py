@@ -51,16 +51,20 @@ def requests_text(rows: list[Approval], now: float) -> str:
 
 
 def grant_line(grant: Grant, now: float) -> str:
-    return (f"{grant.id}  agent {printable(grant.agent)}  rule {printable(grant.rule)}  "
-            f"{printable(grant.rule_text)}  by {printable(grant.created_by)}, "
-            f"{duration(grant.expires - now)} left (until {iso_utc(grant.expires)})")
+    return (
+        f"{grant.id}  agent {printable(grant.agent)}  rule {printable(grant.rule)}  "
+        f"{printable(grant.rule_text)}  by {printable(grant.created_by)}, "
+        f"{duration(grant.expires - now)} left (until {iso_utc(grant.expires)})"
+    )
 
 
 def requests_json(rows: list[Approval], now: float) -> str:
-    return json.dumps([{**row.as_json(), "expires_in": max(0.0, round(row.expires - now, 1))} for row in rows],
-                      indent=2)
+    return json.dumps(
+        [{**row.as_json(), "expires_in": max(0.0, round(row.expires - now, 1))} for row in rows], indent=2
+    )
 
 
 def grants_json(grants: list[Grant], now: float) -> str:
-    return json.dumps([{**grant.as_json(), "expires_in": max(0.0, round(grant.expires - now, 1))} for grant in grants],
-                      indent=2)
+    return json.dumps(
+        [{**grant.as_json(), "expires_in": max(0.0, round(grant.expires - now, 1))} for grant in grants], indent=2
+    )

@@ -7,6 +7,7 @@ from sqlite_utils.migrations import Migrations
 
 MIGRATIONS = Migrations("approvals")
 
+
 @MIGRATIONS()
 def create_approval_tables(db: sqlite_utils.Database) -> None:
     db.execute(

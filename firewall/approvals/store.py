@@ -44,12 +44,30 @@ _APPROVAL_COLUMNS = ", ".join(f.name for f in fields(Approval))
 
 def record_pending(db: sqlite_utils.Database, held: HeldRequest, now: float, proxy_pid: int) -> Approval:
     approval = Approval(
-        id=new_id("apr"), request_id=held.request_id, created=now, expires=now + held.timeout,
-        timeout=held.timeout, state=PENDING, agent=held.agent, method=held.method, url=held.url,
-        rule=held.rule, rule_text=held.rule_text, reason=held.reason, preview=held.preview,
-        body_size=held.body_size, fingerprint=held.fingerprint, policy_sha256=held.policy_sha256,
-        proxy_pid=proxy_pid, held=1, decided_at=None, decided_by=None, detail=None, grant_id=None,
-        used_at=None, used_by_request=None,
+        id=new_id("apr"),
+        request_id=held.request_id,
+        created=now,
+        expires=now + held.timeout,
+        timeout=held.timeout,
+        state=PENDING,
+        agent=held.agent,
+        method=held.method,
+        url=held.url,
+        rule=held.rule,
+        rule_text=held.rule_text,
+        reason=held.reason,
+        preview=held.preview,
+        body_size=held.body_size,
+        fingerprint=held.fingerprint,
+        policy_sha256=held.policy_sha256,
+        proxy_pid=proxy_pid,
+        held=1,
+        decided_at=None,
+        decided_by=None,
+        detail=None,
+        grant_id=None,
+        used_at=None,
+        used_by_request=None,
     )
     values = [getattr(approval, f.name) for f in fields(Approval)]
     with transaction(db.conn, immediate=True):
@@ -79,16 +97,21 @@ def _update(db: sqlite_utils.Database, sql: str, params: list) -> int:
 
 def expire(db: sqlite_utils.Database, approval_id: str, now: float) -> bool:
     """The proxy's timeout: pending → expired. False when an answer came first."""
-    return _update(
-        db, "UPDATE approvals SET state = ?, decided_at = ?, held = 0, detail = ? WHERE id = ? AND state = ?",
-        [EXPIRED, now, "no answer within the approval timeout", approval_id, PENDING],
-    ) == 1
+    return (
+        _update(
+            db,
+            "UPDATE approvals SET state = ?, decided_at = ?, held = 0, detail = ? WHERE id = ? AND state = ?",
+            [EXPIRED, now, "no answer within the approval timeout", approval_id, PENDING],
+        )
+        == 1
+    )
 
 
 def cancel(db: sqlite_utils.Database, proxy_pid: int, now: float, detail: str) -> int:
     """A proxy stopping: every row it still holds pending → cancelled."""
     return _update(
-        db, "UPDATE approvals SET state = ?, decided_at = ?, held = 0, detail = ? WHERE proxy_pid = ? AND state = ?",
+        db,
+        "UPDATE approvals SET state = ?, decided_at = ?, held = 0, detail = ? WHERE proxy_pid = ? AND state = ?",
         [CANCELLED, now, detail, proxy_pid, PENDING],
     )
 
@@ -100,11 +123,15 @@ def release(db: sqlite_utils.Database, approval_id: str) -> None:
 
 def claim(db: sqlite_utils.Database, approval_id: str, request_id: str, now: float) -> bool:
     """Use an approved row for one request; False when it was used already."""
-    return _update(
-        db, "UPDATE approvals SET used_at = ?, used_by_request = ?, held = 0 "
+    return (
+        _update(
+            db,
+            "UPDATE approvals SET used_at = ?, used_by_request = ?, held = 0 "
             "WHERE id = ? AND state = ? AND used_at IS NULL",
-        [now, request_id, approval_id, APPROVED],
-    ) == 1
+            [now, request_id, approval_id, APPROVED],
+        )
+        == 1
+    )
 
 
 def claim_retry(db: sqlite_utils.Database, held: HeldRequest, now: float) -> Approval | None:
@@ -131,8 +158,14 @@ def adopt_abandoned(db: sqlite_utils.Database, held: HeldRequest, now: float, pr
         [held.fingerprint, held.agent, held.rule, PENDING, now],
     ).fetchall()
     for (approval_id,) in rows:
-        if _update(db, "UPDATE approvals SET held = 1, proxy_pid = ? WHERE id = ? AND state = ? AND held = 0",
-                   [proxy_pid, approval_id, PENDING]) == 1:
+        if (
+            _update(
+                db,
+                "UPDATE approvals SET held = 1, proxy_pid = ? WHERE id = ? AND state = ? AND held = 0",
+                [proxy_pid, approval_id, PENDING],
+            )
+            == 1
+        ):
             return get(db, approval_id)
     return None
 
@@ -140,9 +173,7 @@ def adopt_abandoned(db: sqlite_utils.Database, held: HeldRequest, now: float, pr
 def expire_stale(db: sqlite_utils.Database, now: float, alive: Callable[[int], bool] = pid_alive) -> int:
     """Pending rows nobody will answer for: past their expiry, or held by a proxy that is gone
     (crashed). Called when a proxy starts and before pending rows are listed."""
-    stale = db.execute(
-        "SELECT id, proxy_pid, expires FROM approvals WHERE state = ?", [PENDING]
-    ).fetchall()
+    stale = db.execute("SELECT id, proxy_pid, expires FROM approvals WHERE state = ?", [PENDING]).fetchall()
     count = 0
     for approval_id, pid, expires in stale:
         if expires <= now:
@@ -152,13 +183,15 @@ def expire_stale(db: sqlite_utils.Database, now: float, alive: Callable[[int], b
         else:
             continue
         count += _update(
-            db, "UPDATE approvals SET state = ?, decided_at = ?, held = 0, detail = ? WHERE id = ? AND state = ?",
+            db,
+            "UPDATE approvals SET state = ?, decided_at = ?, held = 0, detail = ? WHERE id = ? AND state = ?",
             [EXPIRED, now, detail, approval_id, PENDING],
         )
     return count
 
 
 # ---- the person's side ----
+
 
 def pending(db: sqlite_utils.Database) -> list[Approval]:
     """Pending rows, oldest first."""

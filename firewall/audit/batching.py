@@ -113,8 +113,9 @@ class BatchingWriter:
 
     def _lost(self) -> AuditWriteError:
         """How many records were given up on, and why (the failure at the time, not the latest state)."""
-        return AuditWriteError(f"{self.path}: {self._unwritten} audit records not written: "
-                               f"{self._lost_cause or 'cause unknown'}")
+        return AuditWriteError(
+            f"{self.path}: {self._unwritten} audit records not written: {self._lost_cause or 'cause unknown'}"
+        )
 
     def __enter__(self):
         return self

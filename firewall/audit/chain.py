@@ -79,9 +79,7 @@ class Anchor:
 
 
 def latest_anchor(conn: sqlite3.Connection) -> Anchor | None:
-    row = conn.execute(
-        "SELECT seq, hash, time, cutoff, count FROM audit_anchor ORDER BY seq DESC LIMIT 1"
-    ).fetchone()
+    row = conn.execute("SELECT seq, hash, time, cutoff, count FROM audit_anchor ORDER BY seq DESC LIMIT 1").fetchone()
     return Anchor(*row) if row else None
 
 

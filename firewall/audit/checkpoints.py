@@ -67,16 +67,19 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     """The state folder's signing key, made on first use (0600)."""
     if not path.exists():
         key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         write_private_file(path, pem)
         return key
     check_private_file(path)
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: not an Ed25519 private key ({exc}); move it aside to make a new one "
-                              "(checkpoints signed with it then verify only with --public-key)") from exc
+        raise CheckpointError(
+            f"{path}: not an Ed25519 private key ({exc}); move it aside to make a new one "
+            "(checkpoints signed with it then verify only with --public-key)"
+        ) from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise CheckpointError(f"{path}: not an Ed25519 private key")
     return key
@@ -149,8 +152,9 @@ class CheckpointReport:
         return not self.problems
 
 
-def check(conn: sqlite3.Connection, checkpoints: list[Checkpoint], public: Ed25519PublicKey,
-          source: Path) -> CheckpointReport:
+def check(
+    conn: sqlite3.Connection, checkpoints: list[Checkpoint], public: Ed25519PublicKey, source: Path
+) -> CheckpointReport:
     """Compare the database with signed checkpoints (see the module docstring)."""
     problems: list[str] = []
     expected_id = key_id(public)
@@ -189,8 +193,6 @@ def check(conn: sqlite3.Connection, checkpoints: list[Checkpoint], public: Ed255
         if seq <= newest and signed_prunes.get(seq) != anchor_hash:
             problems.append(f"the prune anchor at row {seq} has no signed prune record: a forged prune")
     return CheckpointReport(checked=len(good), problems=tuple(problems))
-
-
 
 
 def checkpoint_database(database: Path, key_path: Path, path: Path, now: float) -> Checkpoint:

@@ -87,8 +87,9 @@ class ProcessAuditWriter(BatchingWriter):
                 deaths += 1
                 read_and_died += self._child_read
                 when = "after reading" if self._child_read else "before reading"
-                self._error = AuditWriteError(f"{self.path}: audit writer process {when} batch {self._batches} "
-                                              f"({len(rows)} rows): {exc}")
+                self._error = AuditWriteError(
+                    f"{self.path}: audit writer process {when} batch {self._batches} ({len(rows)} rows): {exc}"
+                )
                 # Closing while writes fail, or close() gave up waiting (_abandon): no more attempts. A child
                 # killed at a bad moment while closing is replaced like at any other time.
                 if self._abandoned or isinstance(exc, ClosedWhileFailing):
@@ -107,8 +108,13 @@ class ProcessAuditWriter(BatchingWriter):
             self._error = None
             self._written += len(records)
             return
-        log.error("%s: %d audit records given up on, after %d audit writer process(es) read them and died: %s",
-                  self.path, len(records), read_and_died, self._error)
+        log.error(
+            "%s: %d audit records given up on, after %d audit writer process(es) read them and died: %s",
+            self.path,
+            len(records),
+            read_and_died,
+            self._error,
+        )
         self._give_up(len(records))
 
     def _exchange(self, frame: bytes) -> None:
@@ -159,7 +165,9 @@ class ProcessAuditWriter(BatchingWriter):
     def _spawn(self) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "firewall.audit.child", str(self.path)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
         )
 
     def _exit_status(self) -> str:

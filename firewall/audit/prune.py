@@ -46,9 +46,7 @@ def prune(db: sqlite_utils.Database, cutoff: float, now: float | None = None) ->
             return PruneResult(deleted=0, cutoff=cutoff, last_seq=None)
         _, link, tamper = walk(conn.execute(f"{SELECT_CHAIN} WHERE seq <= ? ORDER BY seq", [last]), start)
         if tamper:
-            raise PruneError(
-                f"refusing to prune: audit log tampered at row {tamper.seq}: {tamper.kind}"
-            )
+            raise PruneError(f"refusing to prune: audit log tampered at row {tamper.seq}: {tamper.kind}")
         if link.seq != last:  # the rows just before the first kept one are missing
             raise PruneError(f"refusing to prune: audit log tampered at row {link.seq + 1}: deleted")
         deleted = conn.execute("DELETE FROM audit WHERE seq <= ?", [last]).rowcount

@@ -68,10 +68,7 @@ def last_seq(db: sqlite_utils.Database) -> int:
 def between(db: sqlite_utils.Database, filters: AuditFilter, after: int, upto: int) -> list[Row]:
     """Matching rows with `after` < seq <= `upto`, in seq order."""
     condition, params = filters.sql()
-    sql = (
-        f"SELECT {', '.join(ALL_COLUMNS)} FROM audit "
-        f"WHERE seq > ? AND seq <= ? AND {condition} ORDER BY seq"
-    )
+    sql = f"SELECT {', '.join(ALL_COLUMNS)} FROM audit WHERE seq > ? AND seq <= ? AND {condition} ORDER BY seq"
     return [dict(zip(ALL_COLUMNS, row, strict=True)) for row in db.execute(sql, [after, upto, *params])]
 
 

@@ -98,10 +98,7 @@ def stats_table(groups: Sequence[Group], by: str) -> list[str]:
         return align([("DECISION", "COUNT"), *((printable(g.value), str(g.total)) for g in groups)])
     decisions = _decision_order(groups)
     header = (by.upper(), "TOTAL", *(printable(d) for d in decisions))
-    lines = [
-        (printable(g.value), str(g.total), *(str(dict(g.decisions).get(d, 0)) for d in decisions))
-        for g in groups
-    ]
+    lines = [(printable(g.value), str(g.total), *(str(dict(g.decisions).get(d, 0)) for d in decisions)) for g in groups]
     return align([header, *lines])
 
 

@@ -42,8 +42,10 @@ def prompt(
 
     seconds = _duration_or_exit(grant_for, "--grant-for")
     if not sys.stdin.isatty():
-        fail("`firewall approvals` asks in a terminal and stdin is not one; from a script use "
-             "`firewall approvals list`, `approve ID` or `deny ID`")
+        fail(
+            "`firewall approvals` asks in a terminal and stdin is not one; from a script use "
+            "`firewall approvals list`, `approve ID` or `deny ID`"
+        )
     home = home_or_exit()
     database_or_exit(home).close()  # the schema is current before the prompt starts
     try:
@@ -93,8 +95,10 @@ def approve(
     typer.echo(f"approved {row.id}: {row.method} {row.url} (agent {row.agent})")
     if answer.grant is not None:
         grant = answer.grant
-        typer.echo(f"granted rule {grant.rule} to agent {grant.agent} for {render.duration(seconds)} "
-                   f"({grant.id}; end it early with `firewall approvals revoke {grant.id}`)")
+        typer.echo(
+            f"granted rule {grant.rule} to agent {grant.agent} for {render.duration(seconds)} "
+            f"({grant.id}; end it early with `firewall approvals revoke {grant.id}`)"
+        )
 
 
 @app.command()
@@ -141,8 +145,9 @@ def revoke(grant_id: Annotated[str, typer.Argument(metavar="ID", help="The grant
 def _answer(approval_id: str, *, approve: bool, grant_for: float | None) -> records.Answer:
     with _database() as db:
         try:
-            return store.answer(db, approval_id, approve=approve, by=getpass.getuser(), now=time.time(),
-                                grant_for=grant_for)
+            return store.answer(
+                db, approval_id, approve=approve, by=getpass.getuser(), now=time.time(), grant_for=grant_for
+            )
         except records.ApprovalError as exc:
             fail(str(exc))
 

@@ -162,8 +162,12 @@ def prune(
 
 @app.command()
 def checkpoint(
-    public_key: Annotated[Path | None, typer.Option(
-        "--public-key", help="Also write the signing key's public half (PEM) here, to verify copies elsewhere.")] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key", help="Also write the signing key's public half (PEM) here, to verify copies elsewhere."
+        ),
+    ] = None,
 ) -> None:
     """Sign the audit chain's head and append it to the checkpoint file.
 
@@ -186,10 +190,16 @@ def checkpoint(
 
 @app.command()
 def verify(
-    checkpoint_file: Annotated[Path | None, typer.Option(
-        "--checkpoint", help="A checkpoint file (default: the state folder's, when there is one).")] = None,
-    public_key: Annotated[Path | None, typer.Option(
-        "--public-key", help="The public key the checkpoints are signed with (default: the state folder's).")] = None,
+    checkpoint_file: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="A checkpoint file (default: the state folder's, when there is one)."),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key", help="The public key the checkpoints are signed with (default: the state folder's)."
+        ),
+    ] = None,
 ) -> None:
     """Check the hash chain, and the signed checkpoints: exit 0 if intact, 1 naming what was tampered.
 
@@ -202,8 +212,11 @@ def verify(
         checked = None
         if source is not None:
             try:
-                public = (checkpoints.public_key_from(public_key) if public_key
-                          else checkpoints.load_or_create_key(_existing(home.audit_key)).public_key())
+                public = (
+                    checkpoints.public_key_from(public_key)
+                    if public_key
+                    else checkpoints.load_or_create_key(_existing(home.audit_key)).public_key()
+                )
                 checked = checkpoints.check(db.conn, checkpoints.read(source), public, source)
             except (checkpoints.CheckpointError, StateError) as exc:
                 fail(str(exc))

@@ -44,8 +44,11 @@ def _register() -> None:
 
     from firewall.cli import approvals_cmd
 
-    app.add_typer(approvals_cmd.app, name="approvals",
-                  help="Answer requests held for a person's approval; with no subcommand, ask in this terminal.")
+    app.add_typer(
+        approvals_cmd.app,
+        name="approvals",
+        help="Answer requests held for a person's approval; with no subcommand, ask in this terminal.",
+    )
 
 
 def _only_run() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -83,11 +83,11 @@ def explain(
     method: Annotated[str, typer.Argument(help="HTTP method, e.g. POST.")],
     url: Annotated[str, typer.Argument(help="Full URL, e.g. https://api.openai.com/v1/models.")],
     policy: Annotated[
-        Optional[list[Path]], typer.Option("--policy", "-p", help="Policy file or folder (default: the applied policy).")
+        list[Path] | None, typer.Option("--policy", "-p", help="Policy file or folder (default: the applied policy).")
     ] = None,
-    agent: Annotated[Optional[str], typer.Option(help="The agent sending the request.")] = None,
-    data: Annotated[Optional[str], typer.Option(help="Request body (JSON for json.* conditions).")] = None,
-    header: Annotated[Optional[list[str]], typer.Option(help='A request header, "Name: value"; repeatable.')] = None,
+    agent: Annotated[str | None, typer.Option(help="The agent sending the request.")] = None,
+    data: Annotated[str | None, typer.Option(help="Request body (JSON for json.* conditions).")] = None,
+    header: Annotated[list[str] | None, typer.Option(help='A request header, "Name: value"; repeatable.')] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show what the policy decides for one request, and why.
@@ -133,13 +133,19 @@ def decision_json(decision: Decision) -> dict:
         "message": decision.message,
         "rule": (
             {"file": decision.rule.file, "line": decision.rule.line, "text": decision.rule.text}
-            if decision.rule else None
+            if decision.rule
+            else None
         ),
         "rule_reason": decision.rule_reason,
         "limits": [
-            {"amount": l.amount, "per": l.period, "per_agent": l.agent is not None, "rule": l.source.location,
-             "text": l.source.text}
-            for l in decision.limits
+            {
+                "amount": limit.amount,
+                "per": limit.period,
+                "per_agent": limit.agent is not None,
+                "rule": limit.source.location,
+                "text": limit.source.text,
+            }
+            for limit in decision.limits
         ],
         "inject": [i.credential for i in decision.inject],
         "host": decision.host,

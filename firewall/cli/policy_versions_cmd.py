@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -83,8 +83,9 @@ def show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
     if version is None:
         fail("no policy has been applied yet; apply one with `firewall policy apply PATH`")
     if as_json:
-        typer.echo(json.dumps({**version.summary(), "sources": [{"path": p, "text": t} for p, t in version.sources]},
-                              indent=2))
+        typer.echo(
+            json.dumps({**version.summary(), "sources": [{"path": p, "text": t} for p, t in version.sources]}, indent=2)
+        )
         return
     typer.echo(_summary_line(version))
     for path, text in version.sources:
@@ -104,8 +105,9 @@ def history_command(as_json: Annotated[bool, typer.Option("--json", help="Print 
     finally:
         db.close()
     if as_json:
-        typer.echo(json.dumps([{**v.summary(), "active": bool(active and active[0] == v.version)} for v in versions],
-                              indent=2))
+        typer.echo(
+            json.dumps([{**v.summary(), "active": bool(active and active[0] == v.version)} for v in versions], indent=2)
+        )
         return
     if not versions:
         typer.echo("no policy has been applied yet")
@@ -116,7 +118,7 @@ def history_command(as_json: Annotated[bool, typer.Option("--json", help="Print 
 
 @app.command("rollback")
 def rollback_command(
-    version: Annotated[Optional[int], typer.Argument(help="Version to bring back (default: the previous one).")] = None,
+    version: Annotated[int | None, typer.Argument(help="Version to bring back (default: the previous one).")] = None,
 ) -> None:
     """Put an earlier policy version back in force (recorded as a new version).
 
@@ -143,8 +145,10 @@ def _loaded_or_warn(version: policy_store.PolicyVersion | None):
     try:
         return version.load()
     except policy_store.PolicyStoreError as exc:
-        warn(f"{str(exc).partition('; put a good version')[0]}; it is replaced now, so the changes below are "
-             "against no policy")
+        warn(
+            f"{str(exc).partition('; put a good version')[0]}; it is replaced now, so the changes below are "
+            "against no policy"
+        )
         return None
 
 

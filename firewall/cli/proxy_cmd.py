@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,22 +22,31 @@ DEFAULT_PORT = 8877
 def start(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = DEFAULT_PORT,
     upstream_ca: Annotated[
-        Optional[Path], typer.Option(help="Extra CA (PEM) to trust for upstream servers, e.g. a corporate CA.")
+        Path | None, typer.Option(help="Extra CA (PEM) to trust for upstream servers, e.g. a corporate CA.")
     ] = None,
     limits_storage: Annotated[
         str, typer.Option(help="Where limits are counted: memory:// or redis://HOST:PORT (shared by proxies).")
     ] = "memory://",
     limits_timeout: Annotated[
-        float, typer.Option(help="Seconds a redis:// limits store has to answer; past it a limited request is "
-                                 "refused at once with 503 limits_unavailable.")
+        float,
+        typer.Option(
+            help="Seconds a redis:// limits store has to answer; past it a limited request is "
+            "refused at once with 503 limits_unavailable."
+        ),
     ] = 0.25,
     foreground: Annotated[bool, typer.Option(help="Run in this terminal instead of in the background.")] = False,
-    state_file: Annotated[Optional[Path], typer.Option(hidden=True)] = None,
-    pinned_policy: Annotated[Optional[Path], typer.Option(hidden=True)] = None,
-    log_file: Annotated[Optional[Path], typer.Option(hidden=True)] = None,
-    listen_fd: Annotated[Optional[int], typer.Option(hidden=True)] = None,
-    audit: Annotated[str, typer.Option(hidden=True, help="Benchmarks only: `off` counts audit records but "
-                                       "writes none (bench/audit_log.py). Never off by default.")] = "on",
+    state_file: Annotated[Path | None, typer.Option(hidden=True)] = None,
+    pinned_policy: Annotated[Path | None, typer.Option(hidden=True)] = None,
+    log_file: Annotated[Path | None, typer.Option(hidden=True)] = None,
+    listen_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
+    audit: Annotated[
+        str,
+        typer.Option(
+            hidden=True,
+            help="Benchmarks only: `off` counts audit records but "
+            "writes none (bench/audit_log.py). Never off by default.",
+        ),
+    ] = "on",
 ) -> None:
     """Start the proxy on 127.0.0.1, in the background unless --foreground.
 
@@ -49,27 +58,54 @@ def start(
     if shared:
         running = process.running_proxy(home)
         if running is not None:
-            fail(f"a proxy is already running on 127.0.0.1:{running.port} (pid {running.pid}); "
-                 "stop it with `firewall proxy stop`")
+            fail(
+                f"a proxy is already running on 127.0.0.1:{running.port} (pid {running.pid}); "
+                "stop it with `firewall proxy stop`"
+            )
     if foreground:
         from firewall.cli.run_cmd import _keep_passphrase_out_of_environ
 
         _keep_passphrase_out_of_environ()  # agents could read this process's /proc/PID/environ
-        _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, log_file, listen_fd, audit,
-               limits_timeout)
+        _serve(
+            home,
+            port,
+            state_file,
+            upstream_ca,
+            limits_storage,
+            pinned_policy,
+            log_file,
+            listen_fd,
+            audit,
+            limits_timeout,
+        )
         return
     try:
         info, _ = process.start_background(
-            home, state_file=state_file, port=port, upstream_ca=upstream_ca, limits_storage=limits_storage,
-            audit=audit, limits_timeout=limits_timeout,
+            home,
+            state_file=state_file,
+            port=port,
+            upstream_ca=upstream_ca,
+            limits_storage=limits_storage,
+            audit=audit,
+            limits_timeout=limits_timeout,
         )
     except process.ProxyProcessError as exc:
         fail(str(exc))
     typer.echo(f"proxy listening on 127.0.0.1:{info.port} (pid {info.pid})")
 
 
-def _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, log_file, listen_fd=None,
-           audit="on", limits_timeout=0.25) -> None:
+def _serve(
+    home,
+    port,
+    state_file,
+    upstream_ca,
+    limits_storage,
+    pinned_policy,
+    log_file,
+    listen_fd=None,
+    audit="on",
+    limits_timeout=0.25,
+) -> None:
     from firewall.policy_store import PolicyStoreError
     from firewall.proxy.limiter import LimiterConfigError
     from firewall.proxy.server import ProxySettings, ProxyStartError, configure_logging, serve
@@ -80,14 +116,19 @@ def _serve(home, port, state_file, upstream_ca, limits_storage, pinned_policy, l
         fail(f"--audit is `on` or `off`, not {audit!r}")
     configure_logging(log_file)
     settings = ProxySettings(
-        home=home, port=port, state_file=state_file, upstream_ca=upstream_ca,
-        limits_storage=limits_storage, limits_timeout=limits_timeout, pinned_policy=pinned_policy,
-        listen_fd=listen_fd, audit=audit == "on",
+        home=home,
+        port=port,
+        state_file=state_file,
+        upstream_ca=upstream_ca,
+        limits_storage=limits_storage,
+        limits_timeout=limits_timeout,
+        pinned_policy=pinned_policy,
+        listen_fd=listen_fd,
+        audit=audit == "on",
     )
     try:
         asyncio.run(serve(settings))
-    except (ProxyStartError, LimiterConfigError, PolicyStoreError, StateError, VaultError, ValueError,
-            OSError) as exc:
+    except (ProxyStartError, LimiterConfigError, PolicyStoreError, StateError, VaultError, ValueError, OSError) as exc:
         fail(str(exc))
 
 
@@ -118,16 +159,23 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     info = process.running_proxy(home)
     data = {"running": info is not None}
     if info is not None:
-        data.update(pid=info.pid, port=info.port, started=info.started, limits_storage=info.limits_storage,
-                    uptime_s=round(time.time() - info.started, 1),
-                    problems=[{"what": what, "message": message} for what, message in info.problems])
+        data.update(
+            pid=info.pid,
+            port=info.port,
+            started=info.started,
+            limits_storage=info.limits_storage,
+            uptime_s=round(time.time() - info.started, 1),
+            problems=[{"what": what, "message": message} for what, message in info.problems],
+        )
     if as_json:
         typer.echo(json.dumps(data))
     elif info is None:
         typer.echo("no proxy is running; start one with `firewall proxy start`")
     else:
-        typer.echo(f"running on 127.0.0.1:{info.port} (pid {info.pid}, up {data['uptime_s']}s, "
-                   f"limits in {info.limits_storage})")
+        typer.echo(
+            f"running on 127.0.0.1:{info.port} (pid {info.pid}, up {data['uptime_s']}s, "
+            f"limits in {info.limits_storage})"
+        )
         for what, message in info.problems:
             typer.echo(f"problem: {what} failed: {message}")
     if info is None:

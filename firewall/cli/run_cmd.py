@@ -6,7 +6,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,18 +16,18 @@ from firewall.cli.errors import fail, warn
 from firewall.cli.state import database_or_exit, home_or_exit
 from firewall.proxy import process
 from firewall.run import isolation
-from firewall.run.lease import own_lease
 from firewall.state.home import Home, write_private_file
+from firewall.state.pids import own_lease
 
 
 def run(
     command: Annotated[list[str], typer.Argument(help="The agent's command and its arguments, after --.")],
     agent: Annotated[str, typer.Option(help="The agent's name, as policies and the audit log see it.")] = "default",
     policy: Annotated[
-        Optional[list[Path]], typer.Option(help="Run under this policy without applying it for everyone.")
+        list[Path] | None, typer.Option(help="Run under this policy without applying it for everyone.")
     ] = None,
     upstream_ca: Annotated[
-        Optional[Path], typer.Option(help="Extra CA for upstream servers (only when a proxy is started for this run).")
+        Path | None, typer.Option(help="Extra CA for upstream servers (only when a proxy is started for this run).")
     ] = None,
     no_isolate: Annotated[
         bool, typer.Option("--no-isolate", help="Do not sandbox the command: it could reach the network directly.")
@@ -45,8 +45,10 @@ def run(
     Example: firewall run --agent ci -- python agent.py
     """
     if os.environ.get(isolation.MARKER):
-        fail("`firewall run` cannot start inside a `firewall run`: the sandbox holds no firewall state "
-             "to run with; start the other agent from outside, next to this one")
+        fail(
+            "`firewall run` cannot start inside a `firewall run`: the sandbox holds no firewall state "
+            "to run with; start the other agent from outside, next to this one"
+        )
     _keep_passphrase_out_of_environ()
     try:
         agents.check_agent_name(agent)
@@ -101,8 +103,11 @@ def _pinned_policy(home: Home, paths: list[Path]):
     compiled = compile_or_exit(paths).policy
     missing = _missing_secrets(home, compiled.secrets())
     if missing:
-        fail("the policy injects credentials whose vault entries do not exist: " + ", ".join(missing)
-             + "; add them with `firewall secrets add NAME` first")
+        fail(
+            "the policy injects credentials whose vault entries do not exist: "
+            + ", ".join(missing)
+            + "; add them with `firewall secrets add NAME` first"
+        )
     path = home.run_dir / f"policy-{os.getpid()}.json"
     write_private_file(path, compiled.to_json().encode())
     return compiled, path
@@ -155,8 +160,7 @@ def _wait_private_proxy(home: Home, starting: process.Starting):
         fail(str(exc))
 
 
-def _run_agent(home: Home, proxy: process.ProxyInfo, agent: str, command: list[str], compiled,
-               isolate: bool) -> int:
+def _run_agent(home: Home, proxy: process.ProxyInfo, agent: str, command: list[str], compiled, isolate: bool) -> int:
     from firewall.proxy.ca import agent_bundle_path, agent_ca_path
 
     if not command:
@@ -188,8 +192,10 @@ def _run_agent(home: Home, proxy: process.ProxyInfo, agent: str, command: list[s
             env.update(codex_home.env)
         with WaitingHint(home.database, agent, time.time()):
             if not isolate:
-                warn("running the command without isolation (--no-isolate): it can reach the network "
-                     "without the proxy; its audit rows say so")
+                warn(
+                    "running the command without isolation (--no-isolate): it can reach the network "
+                    "without the proxy; its audit rows say so"
+                )
                 return _spawn(command, env)
             writable = (codex_home.path,) if codex_home is not None else ()
             try:
@@ -230,7 +236,11 @@ def _placeholders_and_secrets(home: Home, compiled) -> tuple[dict[str, str], lis
 def _codex_home(home: Home, compiled, agent: str):
     """A CODEX_HOME holding a placeholder login, when the policy injects an OAuth (Codex) login."""
     from firewall.oauth.codex_home import (
-        REFRESH_OVERRIDE_URL, create_codex_home, oauth_login, refresh_override_refused, user_codex_home,
+        REFRESH_OVERRIDE_URL,
+        create_codex_home,
+        oauth_login,
+        refresh_override_refused,
+        user_codex_home,
     )
     from firewall.vault import Vault, VaultError
 
@@ -243,8 +253,10 @@ def _codex_home(home: Home, compiled, agent: str):
     if found is None:
         return None
     if not refresh_override_refused(compiled, agent):
-        warn(f"the policy does not refuse {REFRESH_OVERRIDE_URL}, where Codex is told to refresh its "
-             "placeholder login; add `default block` so its own refresh attempts are refused")
+        warn(
+            f"the policy does not refuse {REFRESH_OVERRIDE_URL}, where Codex is told to refresh its "
+            "placeholder login; add `default block` so its own refresh attempts are refused"
+        )
     try:
         return create_codex_home(found[1], user_codex_home(os.environ), home.run_dir)
     except OSError as exc:

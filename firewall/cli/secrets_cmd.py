@@ -11,12 +11,11 @@ import getpass
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
-
-import time
 
 import typer
 
@@ -185,31 +184,42 @@ def _print_logins(logins: dict[str, LoginReport]) -> None:
     _print_rows(
         ("NAME", "ACCOUNT", "PLAN", "EXPIRES", "LAST REFRESH", "STATE"),
         [
-            (name, r.account or "?", r.plan or "?", _time_or(r.expires, "unknown"),
-             _time_or(r.last_refresh, "never"), r.state)
+            (
+                name,
+                r.account or "?",
+                r.plan or "?",
+                _time_or(r.expires, "unknown"),
+                _time_or(r.last_refresh, "never"),
+                r.state,
+            )
             for name, r in logins.items()
         ],
     )
     for name, r in logins.items():
         if r.state == "needs login":
-            typer.echo(f'{name}: {r.detail}; log in again (`codex login`), then: '
-                       f"firewall secrets add {name} --provider codex --file ~/.codex/auth.json --force")
+            typer.echo(
+                f"{name}: {r.detail}; log in again (`codex login`), then: "
+                f"firewall secrets add {name} --provider codex --file ~/.codex/auth.json --force"
+            )
         elif r.detail and r.state != "expired":
             typer.echo(f"{name}: {r.detail}")
 
 
 def _print_table(entries: list[EntryInfo]) -> None:
-    _print_rows(("NAME", "PROVIDER", "CREATED", "UPDATED", "LAST USED", "FINGERPRINT"), [
-        (
-            e.name,
-            e.provider,
-            format_time(e.created),
-            format_time(e.updated),
-            format_time(e.last_used) if e.last_used else "never",
-            e.fingerprint,
-        )
-        for e in entries
-    ])
+    _print_rows(
+        ("NAME", "PROVIDER", "CREATED", "UPDATED", "LAST USED", "FINGERPRINT"),
+        [
+            (
+                e.name,
+                e.provider,
+                format_time(e.created),
+                format_time(e.updated),
+                format_time(e.last_used) if e.last_used else "never",
+                e.fingerprint,
+            )
+            for e in entries
+        ],
+    )
 
 
 @app.command("list")
@@ -265,5 +275,6 @@ def restore_backup_command() -> None:
     with vault_errors():
         home = open_home()
         count = restore_backup(home)
-    typer.echo(f"restored {home.vault} from its backup: {count} secret(s); the damaged file is "
-               f"{home.vault.name}.damaged")
+    typer.echo(
+        f"restored {home.vault} from its backup: {count} secret(s); the damaged file is {home.vault.name}.damaged"
+    )

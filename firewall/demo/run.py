@@ -70,8 +70,18 @@ def run_demo(keep: bool = False) -> int:
         firewall("policy", "test", str(policy))
         firewall("policy", "apply", str(policy))
         _step("run the agent through the firewall")
-        firewall("run", "--agent", "demo-agent", "--upstream-ca", str(ca), "--",
-                 sys.executable, "-m", "firewall.demo.agent", f"https://localhost:{standin.port}")
+        firewall(
+            "run",
+            "--agent",
+            "demo-agent",
+            "--upstream-ca",
+            str(ca),
+            "--",
+            sys.executable,
+            "-m",
+            "firewall.demo.agent",
+            f"https://localhost:{standin.port}",
+        )
         _step("what the stand-in API received in the Authorization header")
         for value in sorted(set(standin.authorizations)):
             print(f"  {value[:22]}… (the vault's key, added by the proxy; the agent never had it)")

@@ -28,9 +28,18 @@ class StandIn:
                 body = json.loads(self.rfile.read(length) or b"{}") if length else {}
                 standin.authorizations.append(self.headers.get("authorization", ""))
                 if self.path.startswith("/v1/chat/completions"):
-                    reply = {"id": "chatcmpl-demo", "object": "chat.completion", "model": body.get("model"),
-                             "choices": [{"index": 0, "finish_reason": "stop",
-                                          "message": {"role": "assistant", "content": "Hello from the stand-in."}}]}
+                    reply = {
+                        "id": "chatcmpl-demo",
+                        "object": "chat.completion",
+                        "model": body.get("model"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": "Hello from the stand-in."},
+                            }
+                        ],
+                    }
                 elif self.path.startswith("/v1/models"):
                     reply = {"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model"}]}
                 else:

@@ -57,17 +57,20 @@ def placeholder_login(login: Login) -> str:
     if login.plan:
         auth["chatgpt_plan_type"] = login.plan
     claims = {"exp": PLACEHOLDER_EXPIRY, "iss": "agent-firewall-placeholder", AUTH_CLAIM: auth}
-    return json.dumps({
-        "auth_mode": "chatgpt",
-        "OPENAI_API_KEY": None,
-        "tokens": {
-            "id_token": unsigned(claims),
-            "access_token": unsigned({**claims, "jti": secrets.token_hex(8)}),
-            "refresh_token": "firewall-placeholder-" + secrets.token_hex(16),
-            "account_id": login.account_id,
+    return json.dumps(
+        {
+            "auth_mode": "chatgpt",
+            "OPENAI_API_KEY": None,
+            "tokens": {
+                "id_token": unsigned(claims),
+                "access_token": unsigned({**claims, "jti": secrets.token_hex(8)}),
+                "refresh_token": "firewall-placeholder-" + secrets.token_hex(16),
+                "account_id": login.account_id,
+            },
+            "last_refresh": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         },
-        "last_refresh": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-    }, indent=2)
+        indent=2,
+    )
 
 
 def oauth_login(policy: CompiledPolicy, values: Mapping[str, str]) -> tuple[str, Login] | None:

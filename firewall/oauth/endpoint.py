@@ -87,7 +87,9 @@ def read_answer(response: httpx.Response) -> TokenAnswer:
         access_token=payload["access_token"],
         refresh_token=_optional_str(payload, "refresh_token"),
         id_token=_optional_str(payload, "id_token"),
-        expires_in=float(expires_in) if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) else None,
+        expires_in=float(expires_in)
+        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
+        else None,
     )
 
 

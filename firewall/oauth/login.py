@@ -24,7 +24,7 @@ CHATGPT_MODES = ("chatgpt",)
 API_KEY_HINT = (
     "is an API-key login (it holds OPENAI_API_KEY), not a ChatGPT login: store the key with "
     "`firewall secrets add openai --provider openai --stdin`, or run `codex login`, choose "
-    "\"Sign in with ChatGPT\", and import ~/.codex/auth.json again"
+    '"Sign in with ChatGPT", and import ~/.codex/auth.json again'
 )
 
 
@@ -100,8 +100,13 @@ class Login:
     # ---- changing ----
 
     def refreshed(
-        self, *, access_token: str, refresh_token: str | None, id_token: str | None,
-        expires_in: float | None, now: float,
+        self,
+        *,
+        access_token: str,
+        refresh_token: str | None,
+        id_token: str | None,
+        expires_in: float | None,
+        now: float,
     ) -> Login:
         """This login after a token endpoint's answer; a field it did not send is kept."""
         new_id = id_token or self.id_token
@@ -159,7 +164,7 @@ def parse_login(text: str) -> Login:
     if mode == "apikey" or (not isinstance(document.get("tokens"), dict) and isinstance(api_key, str) and api_key):
         raise InvalidLogin(API_KEY_HINT)
     if mode is not None and mode not in CHATGPT_MODES:
-        raise InvalidLogin(f"has auth_mode {mode!r}; only a ChatGPT login (\"chatgpt\") can be imported")
+        raise InvalidLogin(f'has auth_mode {mode!r}; only a ChatGPT login ("chatgpt") can be imported')
     tokens = document.get("tokens")
     if not isinstance(tokens, dict):
         raise InvalidLogin('has no "tokens" object')

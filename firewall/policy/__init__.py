@@ -17,7 +17,21 @@ from firewall.policy.errors import CompileError, PolicyError, PolicySyntaxError
 from firewall.policy.loader import compile_source, load_policy
 
 __all__ = [
-    "CompileError", "CompileResult", "CompiledPolicy", "Decision", "ExpectCase", "Injection", "LimitRef",
-    "Mode", "PolicyError", "PolicySyntaxError", "Reason", "Request", "RuleRef", "Verdict",
-    "compile_source", "decide", "load_policy",
+    "CompileError",
+    "CompileResult",
+    "CompiledPolicy",
+    "Decision",
+    "ExpectCase",
+    "Injection",
+    "LimitRef",
+    "Mode",
+    "PolicyError",
+    "PolicySyntaxError",
+    "Reason",
+    "Request",
+    "RuleRef",
+    "Verdict",
+    "compile_source",
+    "decide",
+    "load_policy",
 ]

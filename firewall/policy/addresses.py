@@ -167,8 +167,10 @@ def embedded_ipv4(address: IPv6) -> tuple[Embedding, ...]:
     if address in _NAT64_LOCAL:
         # RFC 6052 section 2.2: where the IPv4 address sits depends on the operator's prefix
         # length, which only the operator knows; every position a /48 allows is a candidate.
-        return tuple(Embedding(f"NAT64 local-use {_NAT64_LOCAL} (as a /{length})", _rfc6052(value, length))
-                     for length in (48, 56, 64, 96))
+        return tuple(
+            Embedding(f"NAT64 local-use {_NAT64_LOCAL} (as a /{length})", _rfc6052(value, length))
+            for length in (48, 56, 64, 96)
+        )
     if address.sixtofour is not None:
         return (Embedding("6to4 2002::/16", address.sixtofour),)
     if address.teredo is not None:
@@ -223,8 +225,10 @@ def _classify_ipv6(address: IPv6) -> AddressClass:
         why = "it embeds an IPv4 address"
     else:
         return AddressClass(str(address), True, False)
-    wrapped = [f"wrapping {embedding.ipv4} as {embedding.form}" + ("" if found.public else f": {found.why}")
-               for embedding, found in inner]
+    wrapped = [
+        f"wrapping {embedding.ipv4} as {embedding.form}" + ("" if found.public else f": {found.why}")
+        for embedding, found in inner
+    ]
     return AddressClass(str(address), False, link_local, "; ".join([why, *wrapped]), embeds)
 
 

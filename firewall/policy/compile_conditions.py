@@ -40,11 +40,10 @@ class ConditionsCompiler(Reporter):
             return None
         if isinstance(node, s.Compare):
             if node.op in ("<", "<=", ">", ">=") and not is_number(node.value.value):
-                self.error(f'"{node.op}" compares numbers; {show(node.value.value)} is not a number',
-                           node.value.span)
+                self.error(f'"{node.op}" compares numbers; {show(node.value.value)} is not a number', node.value.span)
                 return None
             if field.kind in NUMERIC_FIELDS and not is_number(node.value.value):
-                self.error(f'{field.text} is a number; compare it with a number', node.value.span)
+                self.error(f"{field.text} is a number; compare it with a number", node.value.span)
                 return None
             return CompareCond(field, node.op, self._literal(field, node.value.value))
         if isinstance(node, s.InList):
@@ -86,7 +85,8 @@ class ConditionsCompiler(Reporter):
             self.error(
                 f'unknown field "{text}"{did_you_mean(text, suggestions)}',
                 word.span,
-                None if did_you_mean(text, suggestions) else
-                "fields: agent, method, path, host, query.NAME, header.NAME, json.a.b, body.size",
+                None
+                if did_you_mean(text, suggestions)
+                else "fields: agent, method, path, host, query.NAME, header.NAME, json.a.b, body.size",
             )
         return None

@@ -37,8 +37,10 @@ class ExpectationsCompiler(Reporter):
 
     def _expect(self, node: s.Expect, test_name: str) -> ExpectCase | None:
         if node.method.text not in (*HTTP_METHODS, TUNNEL_METHOD):
-            self.error(f'unknown HTTP method "{node.method.text}"{did_you_mean(node.method.text, HTTP_METHODS)}',
-                       node.method.span)
+            self.error(
+                f'unknown HTTP method "{node.method.text}"{did_you_mean(node.method.text, HTTP_METHODS)}',
+                node.method.span,
+            )
             return None
         headers = []
         for header in node.headers:
@@ -54,14 +56,18 @@ class ExpectationsCompiler(Reporter):
                 self.error(f'"after" takes a whole number of requests, not "{node.after.text}"', node.after.span)
                 return None
         if node.expected == "limit" and after is None:
-            self.error("expect limit needs `after N requests`", node.span,
-                       "for example: expect limit GET https://api.example.com/ after 60 requests")
+            self.error(
+                "expect limit needs `after N requests`",
+                node.span,
+                "for example: expect limit GET https://api.example.com/ after 60 requests",
+            )
             return None
         agent = node.agent.value if node.agent else None
         try:
             if node.has_json:
-                request = Request.with_json(node.method.text, node.url.text, node.json_body,
-                                            agent=agent, headers=tuple(headers))
+                request = Request.with_json(
+                    node.method.text, node.url.text, node.json_body, agent=agent, headers=tuple(headers)
+                )
             else:
                 request = Request.from_url(node.method.text, node.url.text, agent=agent, headers=tuple(headers))
         except ValueError as exc:

@@ -14,14 +14,13 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from enum import Enum
 from fnmatch import translate
 from functools import cache, lru_cache
-from typing import Union
 
 from firewall.policy.decision import Mode, RuleRef, Verdict
 from firewall.policy.hosts import HostIndex, parse_host_pattern
 from firewall.policy.paths import PathGlob, compile_glob
 
 FORMAT_VERSION = 1
-Scalar = Union[str, int, float, bool, None]
+Scalar = str | int | float | bool | None
 
 
 @lru_cache(maxsize=16384)
@@ -90,7 +89,7 @@ class NotCond:
     item: Cond
 
 
-Cond = Union[CompareCond, InCond, MatchCond, AllCond, AnyCond, NotCond]
+Cond = CompareCond | InCond | MatchCond | AllCond | AnyCond | NotCond
 
 
 def needs_body(cond: Cond | None) -> bool:
@@ -265,9 +264,22 @@ class CompiledPolicy:
 _TYPES = {
     cls.__name__: cls
     for cls in (
-        FieldRef, CompareCond, InCond, MatchCond, AllCond, AnyCond, NotCond, RequestMatcher,
-        CompiledRule, CompiledLimit, CompiledInject, CredentialSpec, CompiledBlock, SourceFile,
-        CompiledPolicy, RuleRef,
+        FieldRef,
+        CompareCond,
+        InCond,
+        MatchCond,
+        AllCond,
+        AnyCond,
+        NotCond,
+        RequestMatcher,
+        CompiledRule,
+        CompiledLimit,
+        CompiledInject,
+        CredentialSpec,
+        CompiledBlock,
+        SourceFile,
+        CompiledPolicy,
+        RuleRef,
     )
 }
 _ENUMS = {"verdict": Verdict, "default": Verdict, "mode": Mode}
@@ -287,7 +299,8 @@ def _serialised_fields(cls: type) -> tuple[tuple[str, object], ...] | None:
         return None
     return tuple(
         (f.name, _NO_DEFAULT if f.default is MISSING else f.default)
-        for f in fields(cls) if not f.metadata.get("derived")
+        for f in fields(cls)
+        if not f.metadata.get("derived")
     )
 
 

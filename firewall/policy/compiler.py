@@ -55,6 +55,7 @@ def compile_files(files: list[s.PolicyFile]) -> CompileResult:
 class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
     """The whole policy, its host blocks, rules and limits; the other concerns come from the
     parts it is made of (compile_credentials.py, compile_conditions.py, compile_tests.py)."""
+
     # ---- the whole policy ----
 
     def run(self) -> CompileResult:
@@ -80,12 +81,7 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
             blocks=tuple(blocks),
             sources=tuple(SourceFile(f.path, hashlib.sha256(f.source.encode()).hexdigest()) for f in self.files),
         )
-        tests = tuple(
-            case
-            for test in statements
-            if isinstance(test, s.TestBlock)
-            for case in self._test(test)
-        )
+        tests = tuple(case for test in statements if isinstance(test, s.TestBlock) for case in self._test(test))
         if self.errors:
             raise CompileError(self._in_source_order(self.errors))
         return CompileResult(policy, tests, tuple(self._in_source_order(self.warnings)))
@@ -120,10 +116,6 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
 
     # ---- credentials ----
 
-
-
-
-
     # ---- host blocks ----
 
     def _check_duplicate_hosts(self, nodes: list[s.HostBlock]) -> None:
@@ -140,8 +132,7 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
                 key = (pattern.name, pattern.wildcard, port)
                 if key in seen and seen[key] is not word:
                     self.error(
-                        f'host "{word.text}" is already claimed by the host block at '
-                        f"{seen[key].span.location}",
+                        f'host "{word.text}" is already claimed by the host block at {seen[key].span.location}',
                         word.span,
                         "a host belongs to one block: merge the two blocks",
                     )
@@ -190,8 +181,11 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
             self.error("a raw TCP tunnel cannot be held for approval", node.span, "use allow tcp or block tcp")
             return None
         if earlier is not None:
-            self.warn(f"this rule can never match: the tcp rule at {earlier.source.location} decides first",
-                      node.span, "remove it")
+            self.warn(
+                f"this rule can never match: the tcp rule at {earlier.source.location} decides first",
+                node.span,
+                "remove it",
+            )
             return None
         ok = True
         for word in block.patterns:
@@ -203,7 +197,8 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
             if pattern.wildcard or pattern.port is None:
                 self.error(
                     f'"{node.verdict} tcp" needs host blocks that name a host and port exactly, not "{word.text}"',
-                    word.span, "for example: host db.internal:5432 { allow tcp }",
+                    word.span,
+                    "for example: host db.internal:5432 { allow tcp }",
                 )
                 ok = False
         if not ok:
@@ -216,8 +211,11 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
         when = self._condition(node.when) if node.when else None
         defined = {x.name.text for f in self.files for x in f.statements if isinstance(x, s.Credential)}
         if name not in defined:
-            self.error(f'unknown credential "{name}"{did_you_mean(name, defined)}', node.credential.span,
-                       None if defined else f"define it: credential {name} {{ secret \"{name}\" ... }}")
+            self.error(
+                f'unknown credential "{name}"{did_you_mean(name, defined)}',
+                node.credential.span,
+                None if defined else f'define it: credential {name} {{ secret "{name}" ... }}',
+            )
             return None
         if name not in credentials:
             return None  # the credential itself has an error, reported there
@@ -258,8 +256,9 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
     def _limit(self, node: s.Limit, block_patterns: list[str]) -> CompiledLimit | None:
         amount = as_int(node.amount.text)
         if amount is None or amount < 1:
-            self.error(f'limit must be a whole number of requests, at least 1, not "{node.amount.text}"',
-                       node.amount.span)
+            self.error(
+                f'limit must be a whole number of requests, at least 1, not "{node.amount.text}"', node.amount.span
+            )
             return None
         match = self._matcher(node.methods, node.paths, node.when)
         if match is None:
@@ -281,12 +280,7 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
 
     # ---- conditions ----
 
-
-
-
     # ---- tests ----
-
-
 
 
 def _always_covers(earlier: RequestMatcher, later: RequestMatcher) -> bool:
@@ -312,12 +306,6 @@ def _glob_covers(outer: str, inner: str) -> bool:
 
 
 def _shift(span: Span, offset: int) -> Span:
-    return Span(span.file, span.line, span.column + offset, span.end_line, span.end_column,
-                span.start + offset, span.end)
-
-
-
-
-
-
-
+    return Span(
+        span.file, span.line, span.column + offset, span.end_line, span.end_column, span.start + offset, span.end
+    )

@@ -71,8 +71,10 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     if len(document) != len(pairs):
         seen = set()
         key = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise AmbiguousBody(f"the JSON body has the key {key[:40]!r} twice in one object; a server may read "
-                            f"either value, so the request has no single meaning: send each key once")
+        raise AmbiguousBody(
+            f"the JSON body has the key {key[:40]!r} twice in one object; a server may read "
+            f"either value, so the request has no single meaning: send each key once"
+        )
     return document
 
 

@@ -96,10 +96,16 @@ def decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
         return decision
     names = ", ".join(f'"{name}"' for name in leaked)
     return replace(
-        decision, verdict=Verdict.BLOCK, reason=Reason.EXFILTRATION, rule=None, rule_reason=None,
-        limits=(), inject=(), would=None,
+        decision,
+        verdict=Verdict.BLOCK,
+        reason=Reason.EXFILTRATION,
+        rule=None,
+        rule_reason=None,
+        limits=(),
+        inject=(),
+        would=None,
         message=f"the request carries the value of the vault secret {names}, which the policy does not "
-                f"add to this request; a secret never goes anywhere but where the policy injects it",
+        f"add to this request; a secret never goes anywhere but where the policy injects it",
     )
 
 
@@ -117,12 +123,19 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
         return Decision(Verdict.BLOCK, Reason.MALFORMED_REQUEST, message="the method is not an HTTP method", **base)
     for name, value in request.headers:
         if _LINE_BREAK.search(name) or _LINE_BREAK.search(value):
-            return Decision(Verdict.BLOCK, Reason.MALFORMED_REQUEST,
-                            message=f"the header {name.strip()[:40]!r} holds a line break or NUL (obs-fold)", **base)
+            return Decision(
+                Verdict.BLOCK,
+                Reason.MALFORMED_REQUEST,
+                message=f"the header {name.strip()[:40]!r} holds a line break or NUL (obs-fold)",
+                **base,
+            )
     if request.method in _UNSAFE_METHODS:
-        return Decision(Verdict.BLOCK, Reason.UNSAFE_METHOD,
-                        message=f"{request.method} is never forwarded: the server echoes the request back, "
-                                f"credentials included", **base)
+        return Decision(
+            Verdict.BLOCK,
+            Reason.UNSAFE_METHOD,
+            message=f"{request.method} is never forwarded: the server echoes the request back, credentials included",
+            **base,
+        )
     # 2
     try:
         host = _normalized(request.host)
@@ -131,15 +144,22 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
     base["host"] = host
     for claim in request.claimed:
         if not _same_destination(claim, host, request.port):
-            return Decision(Verdict.BLOCK, Reason.DESTINATION_MISMATCH,
-                            message=f"{claim!r} does not name the destination {host}:{request.port}", **base)
+            return Decision(
+                Verdict.BLOCK,
+                Reason.DESTINATION_MISMATCH,
+                message=f"{claim!r} does not name the destination {host}:{request.port}",
+                **base,
+            )
     private = _first_private(host, request.addresses)
     if private is not None and not _exempt(policy, host, request.port, private):
-        return Decision(Verdict.BLOCK, Reason.PRIVATE_ADDRESS,
-                        message=f"{host} is or resolves to the non-public address {private.address} ({private.why}); "
-                                f"a host block must name {host}:{request.port} exactly (a link-local address: as the "
-                                f"address itself)",
-                        **base)
+        return Decision(
+            Verdict.BLOCK,
+            Reason.PRIVATE_ADDRESS,
+            message=f"{host} is or resolves to the non-public address {private.address} ({private.why}); "
+            f"a host block must name {host}:{request.port} exactly (a link-local address: as the "
+            f"address itself)",
+            **base,
+        )
     if request.scheme == "tcp":
         return _tunnel(policy, host, request.port, base)
     # 3
@@ -157,15 +177,23 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
     block = policy.block_for(host, request.port)
     if block is None:
         return _report(
-            Decision(policy.default, Reason.DEFAULT_NO_HOST, rule=policy.default_source,
-                     message=f"no host block names {host}:{request.port}", **base)
+            Decision(
+                policy.default,
+                Reason.DEFAULT_NO_HOST,
+                rule=policy.default_source,
+                message=f"no host block names {host}:{request.port}",
+                **base,
+            )
         )
     base["host_block"] = block.source
     # 5
     if request.scheme == "http" and block.injects:
         return Decision(
-            Verdict.BLOCK, Reason.PLAIN_HTTP_CREDENTIAL, rule=block.source,
-            message=f"{host} gets a credential, which is never sent over plain HTTP; use https://", **base,
+            Verdict.BLOCK,
+            Reason.PLAIN_HTTP_CREDENTIAL,
+            rule=block.source,
+            message=f"{host} gets a credential, which is never sent over plain HTTP; use https://",
+            **base,
         )
     try:
         # 6, 7
@@ -183,8 +211,17 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
         return Decision(Verdict.BLOCK, Reason.AMBIGUOUS_BODY, message=str(exc), **base)
     # 9
     return _report(
-        Decision(verdict, reason, rule=rule, rule_reason=rule_reason, message=_message(verdict, reason, rule),
-                 limits=limits, inject=inject, decided_at=now, **base)
+        Decision(
+            verdict,
+            reason,
+            rule=rule,
+            rule_reason=rule_reason,
+            message=_message(verdict, reason, rule),
+            limits=limits,
+            inject=inject,
+            decided_at=now,
+            **base,
+        )
     )
 
 
@@ -192,10 +229,22 @@ def _tunnel(policy: CompiledPolicy, host: str, port: int, base: dict) -> Decisio
     block = policy.block_for(host, port)
     rule = block.tcp if block is not None else None
     if rule is None:
-        return Decision(Verdict.BLOCK, Reason.NOT_HTTP, message=f"the tunnel to {host}:{port} does not carry "
-                        f"HTTP(S), and no host block naming {host}:{port} says `allow tcp`", **base)
-    return Decision(rule.verdict, Reason.RULE, rule=rule.source, rule_reason=rule.reason,
-                    message=_message(rule.verdict, Reason.RULE, rule.source), host_block=block.source, **base)
+        return Decision(
+            Verdict.BLOCK,
+            Reason.NOT_HTTP,
+            message=f"the tunnel to {host}:{port} does not carry "
+            f"HTTP(S), and no host block naming {host}:{port} says `allow tcp`",
+            **base,
+        )
+    return Decision(
+        rule.verdict,
+        Reason.RULE,
+        rule=rule.source,
+        rule_reason=rule.reason,
+        message=_message(rule.verdict, Reason.RULE, rule.source),
+        host_block=block.source,
+        **base,
+    )
 
 
 def _same_destination(claim: str, host: str, port: int) -> bool:
@@ -254,8 +303,7 @@ def _matches(match: RequestMatcher, method: str, view: RequestView, *, lenient: 
 def _limits(block: CompiledBlock, request: Request, view: RequestView) -> tuple[LimitRef, ...]:
     # An unreadable condition counts the request (fails closed).
     return tuple(
-        LimitRef(limit.key, limit.amount, limit.period, request.agent or "-" if limit.per_agent else None,
-                 limit.source)
+        LimitRef(limit.key, limit.amount, limit.period, request.agent or "-" if limit.per_agent else None, limit.source)
         for limit in block.limits
         if _matches(limit.match, request.method, view, lenient=True)
     )

@@ -56,9 +56,7 @@ def line_of(text: str, line: int) -> str:
     return lines[line - 1] if 0 < line <= len(lines) else ""
 
 
-def diagnostic(
-    severity: Severity, message: str, span: Span, source: str, hint: str | None = None
-) -> Diagnostic:
+def diagnostic(severity: Severity, message: str, span: Span, source: str, hint: str | None = None) -> Diagnostic:
     return Diagnostic(severity, message, span, line_of(source, span.line), hint)
 
 

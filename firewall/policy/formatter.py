@@ -92,8 +92,9 @@ class _Formatter:
                 self._emit(self._host_item(item), item.span.line, item.span.end_line, INDENT)
             self._close(span, "")
         elif isinstance(node, s.TestBlock):
-            self._emit(f"test {_string(node.name.value)} {{", span.line, node.name.span.end_line, "",
-                       blank_before=separate)
+            self._emit(
+                f"test {_string(node.name.value)} {{", span.line, node.name.span.end_line, "", blank_before=separate
+            )
             method_width = max((len(e.method.text) for e in node.expects), default=0)
             for expect in node.expects:
                 self._emit(self._expect(expect, method_width), expect.span.line, expect.span.end_line, INDENT)

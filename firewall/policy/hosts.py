@@ -159,7 +159,9 @@ def _split_port(pattern: str, text: str) -> tuple[str, int | None]:
             raise InvalidHost(f'invalid host pattern {_quoted(text)}: write an IPv6 address as "[::1]" or "[::1]:8443"')
         return host + bracket, _parse_port(rest[1:], text) if rest else None
     if pattern.count(":") > 1:
-        raise InvalidHost(f'invalid host pattern {_quoted(text)}: write an IPv6 address in brackets, as in "[::1]:8443"')
+        raise InvalidHost(
+            f'invalid host pattern {_quoted(text)}: write an IPv6 address in brackets, as in "[::1]:8443"'
+        )
     host, colon, port = pattern.partition(":")
     return host, _parse_port(port, text) if colon else None
 

@@ -25,8 +25,9 @@ from firewall.policy.decision import Request
 HEADERS = ("x-http-method-override", "x-http-method", "x-method-override")
 PARAMETER = "_method"
 _FORM = "application/x-www-form-urlencoded"
-_MULTIPART_PART = re.compile(rb'content-disposition:[^\r\n]*\bname\s*=\s*"?_method"?(?:[;\s]|$)',
-                             re.IGNORECASE | re.MULTILINE)
+_MULTIPART_PART = re.compile(
+    rb'content-disposition:[^\r\n]*\bname\s*=\s*"?_method"?(?:[;\s]|$)', re.IGNORECASE | re.MULTILINE
+)
 
 
 def method_override(request: Request, query: str) -> str | None:
@@ -42,8 +43,10 @@ def method_override(request: Request, query: str) -> str | None:
     types = {value.split(";")[0].strip().lower() for name, value in request.headers if name.lower() == "content-type"}
     if _FORM in types:
         if not request.body_complete:
-            return (f"a {sent} with a form body the firewall cannot read in full may carry {PARAMETER}, which "
-                    f"asks the server to act as another method; send the form smaller or uncompressed")
+            return (
+                f"a {sent} with a form body the firewall cannot read in full may carry {PARAMETER}, which "
+                f"asks the server to act as another method; send the form smaller or uncompressed"
+            )
         for key, value in parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True):
             if key == PARAMETER and value.strip().upper() != sent:
                 return _refusal(f"the form field {PARAMETER}={value.strip()[:20]!r}", sent)
@@ -53,5 +56,7 @@ def method_override(request: Request, query: str) -> str | None:
 
 
 def _refusal(what: str, sent: str) -> str:
-    return (f"{what} asks the server to act as another method than {sent}, which the policy cannot decide "
-            f"on; send the request with the method it means")
+    return (
+        f"{what} asks the server to act as another method than {sent}, which the policy cannot decide "
+        f"on; send the request with the method it means"
+    )

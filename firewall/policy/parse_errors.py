@@ -84,8 +84,6 @@ def blank_statement(text: str, line: int) -> str | None:
 STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
 
 
-
-
 def first_per_line(errors: list[Diagnostic]) -> list[Diagnostic]:
     """After a syntax error the parser resynchronises; keep one error per line."""
     seen: set[int] = set()

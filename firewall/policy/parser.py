@@ -53,9 +53,7 @@ def _parser() -> Lark:
     rules = grammar.split("// ---- terminals")[0]
     keywords = {word.upper() for word in re.findall(r'"([a-z_]+)"', rules)}
     callbacks = {name: _keyword_must_end for name in keywords | set(_NAMED_KEYWORDS)}
-    return Lark(
-        grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False, lexer_callbacks=callbacks
-    )
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False, lexer_callbacks=callbacks)
 
 
 MAX_SYNTAX_ERRORS = 20
@@ -84,10 +82,17 @@ def parse_policy(source: str, path: str) -> s.PolicyFile:
         statements = _ToSyntax(path).transform(tree)
     except _TooDeep as error:
         span = _span(path, error.meta)
-        raise PolicySyntaxError([diagnostic(
-            Severity.ERROR, f"nested more than {MAX_NESTING} levels deep", span, source,
-            "split the condition into several rules, or compare with `in [...]`",
-        )]) from None
+        raise PolicySyntaxError(
+            [
+                diagnostic(
+                    Severity.ERROR,
+                    f"nested more than {MAX_NESTING} levels deep",
+                    span,
+                    source,
+                    "split the condition into several rules, or compare with `in [...]`",
+                )
+            ]
+        ) from None
     return s.PolicyFile(path, source, tuple(statements), tuple(_comments(source)))
 
 
@@ -109,8 +114,6 @@ def _span(path: str, meta_or_token) -> Span:
     start = getattr(m, "start_pos", 0)
     end = getattr(m, "end_pos", start)
     return Span(path, m.line, m.column, m.end_line, m.end_column, start, end)
-
-
 
 
 def _number(token: Token) -> int | float:

@@ -7,12 +7,11 @@ that meaning is valid, is the compiler's business.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from firewall.policy.errors import Span
 
-JsonValue = Union[dict, list, str, int, float, bool, None]
-Scalar = Union[str, int, float, bool, None]
+JsonValue = dict | list | str | int | float | bool | None
+Scalar = str | int | float | bool | None
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ class Not:
     span: Span
 
 
-Condition = Union[Compare, InList, Matches, And, Or, Not]
+Condition = Compare | InList | Matches | And | Or | Not
 
 
 # ---- top-level statements ---------------------------------------------------
@@ -131,7 +130,7 @@ class OAuthSetting:
     span: Span
 
 
-CredentialLine = Union[SecretLine, HeaderLine, QueryLine, OAuthLine, OAuthSetting]
+CredentialLine = SecretLine | HeaderLine | QueryLine | OAuthLine | OAuthSetting
 
 
 @dataclass(frozen=True)
@@ -178,7 +177,7 @@ class TcpRule:
     span: Span
 
 
-HostItem = Union[Inject, Limit, Rule, TcpRule]
+HostItem = Inject | Limit | Rule | TcpRule
 
 
 @dataclass(frozen=True)
@@ -208,7 +207,7 @@ class TestBlock:
     span: Span
 
 
-Statement = Union[DefaultStmt, ModeStmt, ApprovalTimeoutStmt, Credential, HostBlock, TestBlock]
+Statement = DefaultStmt | ModeStmt | ApprovalTimeoutStmt | Credential | HostBlock | TestBlock
 
 
 @dataclass(frozen=True)

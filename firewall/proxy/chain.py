@@ -94,7 +94,9 @@ def fail_closed(hook: str, args: tuple, exc: Exception) -> None:
         notes = notes_of(flow)
         notes.refuse("error", "internal_error", f"{type(exc).__name__} in {hook}")
         flow.response = error_response(
-            500, "firewall_error", "the firewall failed while checking this request, so it was refused",
+            500,
+            "firewall_error",
+            "the firewall failed while checking this request, so it was refused",
             notes.request_id,
         )
         return

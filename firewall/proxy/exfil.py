@@ -25,8 +25,12 @@ def carried_secrets(index: SecretIndex, request: Request, body: bytes, content_e
     """Names of the vault entries whose values appear in `request` or its whole `body`."""
     if not index.forms:
         return ()
-    parts = [_bytes(request.method), _bytes(request.host), _bytes(request.target),
-             *(_bytes(claim) for claim in request.claimed)]
+    parts = [
+        _bytes(request.method),
+        _bytes(request.host),
+        _bytes(request.target),
+        *(_bytes(claim) for claim in request.claimed),
+    ]
     parts.append(_bytes("\n".join(f"{name}: {value}" for name, value in request.headers)))
     parts.append(body)
     if content_encoding and content_encoding.strip().lower() not in IDENTITY:

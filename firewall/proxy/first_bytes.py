@@ -28,8 +28,12 @@ _TCHAR = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
 _REQUEST_LINE = re.compile(_TCHAR + rb"{1,32} [^ \r\n]+ HTTP/\d\.\d\r?\n")
 # Every prefix of a request line (the line not yet ended).
 _REQUEST_LINE_START = re.compile(
-    _TCHAR + rb"{0,32}|" + _TCHAR + rb"{1,32} [^ \r\n]*|"
-    + _TCHAR + rb"{1,32} [^ \r\n]+ (H(T(T(P(/(\d(\.(\d\r?)?)?)?)?)?)?)?)?"
+    _TCHAR
+    + rb"{0,32}|"
+    + _TCHAR
+    + rb"{1,32} [^ \r\n]*|"
+    + _TCHAR
+    + rb"{1,32} [^ \r\n]+ (H(T(T(P(/(\d(\.(\d\r?)?)?)?)?)?)?)?)?"
 )
 
 

@@ -21,8 +21,9 @@ class CredentialUnavailable(Exception):
     `code` is the error type the agent sees; `retry_after` (seconds) is set when trying later may work.
     """
 
-    def __init__(self, injection: Injection, why: str, *, code: str = "credential_unavailable",
-                 retry_after: int | None = None):
+    def __init__(
+        self, injection: Injection, why: str, *, code: str = "credential_unavailable", retry_after: int | None = None
+    ):
         self.injection = injection
         self.code = code
         self.retry_after = retry_after

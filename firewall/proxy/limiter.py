@@ -49,11 +49,13 @@ def storage_uri(uri: str, timeout: float = LIMITS_TIMEOUT) -> tuple[str, dict]:
     if uri.startswith(("redis://", "rediss://")):
         # The redis client's own bounds (options `limits` passes on to redis.asyncio.Redis): no wait on a
         # socket longer than `timeout`, and no retries with back-off, which would outlast it.
-        return "async+" + uri, {"implementation": "redispy", "socket_timeout": timeout,
-                                "socket_connect_timeout": timeout, "retry": None}
-    raise LimiterConfigError(
-        f"limits storage {uri!r} is not supported; use memory:// or redis://HOST:PORT[/DB]"
-    )
+        return "async+" + uri, {
+            "implementation": "redispy",
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": None,
+        }
+    raise LimiterConfigError(f"limits storage {uri!r} is not supported; use memory:// or redis://HOST:PORT[/DB]")
 
 
 class MemoryWindows:
@@ -103,8 +105,13 @@ class MemoryWindows:
 
 
 class Limiter:
-    def __init__(self, uri: str = "memory://", *, timeout: float = LIMITS_TIMEOUT,
-                 on_problem: Callable[[str, str | None], None] | None = None):
+    def __init__(
+        self,
+        uri: str = "memory://",
+        *,
+        timeout: float = LIMITS_TIMEOUT,
+        on_problem: Callable[[str, str | None], None] | None = None,
+    ):
         if not timeout > 0:
             raise LimiterConfigError(f"the limits timeout must be a positive number of seconds, not {timeout}")
         async_uri, options = storage_uri(uri, timeout)
@@ -128,8 +135,12 @@ class Limiter:
         if not _ITEMS:  # `limits` is imported only for a shared storage
             from limits import RateLimitItemPerDay, RateLimitItemPerHour, RateLimitItemPerMinute, RateLimitItemPerSecond
 
-            _ITEMS.update(second=RateLimitItemPerSecond, minute=RateLimitItemPerMinute,
-                          hour=RateLimitItemPerHour, day=RateLimitItemPerDay)
+            _ITEMS.update(
+                second=RateLimitItemPerSecond,
+                minute=RateLimitItemPerMinute,
+                hour=RateLimitItemPerHour,
+                day=RateLimitItemPerDay,
+            )
         return _ITEMS[limit.period](limit.amount)
 
     @staticmethod
@@ -148,8 +159,10 @@ class Limiter:
             async with asyncio.timeout(self.timeout):
                 outcome = await self._check_shared(limits, now)
         except TimeoutError:
-            self.outage.failed(f"no answer within {self.timeout * 1000:.0f} ms",
-                               consequence="limited requests are refused with 503 limits_unavailable")
+            self.outage.failed(
+                f"no answer within {self.timeout * 1000:.0f} ms",
+                consequence="limited requests are refused with 503 limits_unavailable",
+            )
             raise LimitsUnavailable(f"the limits store did not answer within {self.timeout * 1000:.0f} ms") from None
         except Exception as exc:  # the store's client failed (connection refused, reset, ...)
             detail = f"{type(exc).__name__}: {exc}"

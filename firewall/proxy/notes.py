@@ -20,7 +20,7 @@ def new_request_id() -> str:
     """`req_` and 20 random hex digits (80 bits from os.urandom)."""
     if not _ids:
         pool = os.urandom(_ID_CHARS // 2 * _ID_BATCH).hex()
-        _ids.extend(pool[i:i + _ID_CHARS] for i in range(0, len(pool), _ID_CHARS))
+        _ids.extend(pool[i : i + _ID_CHARS] for i in range(0, len(pool), _ID_CHARS))
     return "req_" + _ids.pop()
 
 

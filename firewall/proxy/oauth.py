@@ -258,8 +258,11 @@ class TokenKeeper:
                     answer = await self._call(settings, slot.login.refresh_token)
                     now = self.clock()
                     login = slot.login.refreshed(
-                        access_token=answer.access_token, refresh_token=answer.refresh_token,
-                        id_token=answer.id_token, expires_in=answer.expires_in, now=now,
+                        access_token=answer.access_token,
+                        refresh_token=answer.refresh_token,
+                        id_token=answer.id_token,
+                        expires_in=answer.expires_in,
+                        now=now,
                     )
                     slot.pending = (login, login.to_json())
                 login, text = slot.pending
@@ -279,8 +282,9 @@ class TokenKeeper:
                 log.exception('refreshing "%s" failed unexpectedly', name)
                 slot.failure = f"internal error ({type(exc).__name__})"
             slot.retry_at = self.clock() + min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (slot.failures - 1))
-            log.warning('refreshing "%s" failed (%s); next attempt in %.0fs', name, slot.failure,
-                        slot.retry_at - self.clock())
+            log.warning(
+                'refreshing "%s" failed (%s); next attempt in %.0fs', name, slot.failure, slot.retry_at - self.clock()
+            )
             await self._record(name, State.RETRYING, slot.failure)
             return
         slot.superseded.add(_digest(slot.source))

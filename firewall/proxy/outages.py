@@ -20,9 +20,15 @@ REMIND_EVERY = 600.0  # seconds between "still failing" lines while an outage la
 class Outage:
     """One condition that can fail over and over (the policy, the vault, the limits store, ...)."""
 
-    def __init__(self, log: logging.Logger, what: str, *, remind: float = REMIND_EVERY,
-                 clock: Callable[[], float] = time.monotonic,
-                 on_change: Callable[[str, str | None], None] | None = None) -> None:
+    def __init__(
+        self,
+        log: logging.Logger,
+        what: str,
+        *,
+        remind: float = REMIND_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[str, str | None], None] | None = None,
+    ) -> None:
         self.log = log
         self.what = what  # e.g. "reading the vault": the subject of every line
         self.remind = remind
@@ -54,13 +60,17 @@ class Outage:
             count, since = self.count, now - self._since
         tail = f"; {consequence}" if consequence else ""
         if first:
-            self.log.error("%s failed: %s%s (said once; a line follows when it works again)", self.what, detail,
-                           tail, exc_info=unexpected)
+            self.log.error(
+                "%s failed: %s%s (said once; a line follows when it works again)",
+                self.what,
+                detail,
+                tail,
+                exc_info=unexpected,
+            )
             if self.on_change:
                 self.on_change(self.what, f"{detail}{tail}")
         else:
-            self.log.error("%s still failing: %d time(s) in %.0f s; last: %s%s", self.what, count, since, detail,
-                           tail)
+            self.log.error("%s still failing: %d time(s) in %.0f s; last: %s%s", self.what, count, since, detail, tail)
 
     def ok(self) -> None:
         """A success: ends the outage, if there is one, with one line."""

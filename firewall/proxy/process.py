@@ -129,10 +129,20 @@ def start_background(
 ) -> tuple[ProxyInfo, subprocess.Popen]:
     """Start the proxy in the foreground of a detached process and wait until it listens.
     `audit="off"` is a benchmark knob (see `firewall proxy start --audit`)."""
-    return wait_listening(spawn_background(
-        home, state_file=state_file, port=port, upstream_ca=upstream_ca, limits_storage=limits_storage,
-        pinned_policy=pinned_policy, log_file=log_file, env=env, audit=audit, limits_timeout=limits_timeout,
-    ))
+    return wait_listening(
+        spawn_background(
+            home,
+            state_file=state_file,
+            port=port,
+            upstream_ca=upstream_ca,
+            limits_storage=limits_storage,
+            pinned_policy=pinned_policy,
+            log_file=log_file,
+            env=env,
+            audit=audit,
+            limits_timeout=limits_timeout,
+        )
+    )
 
 
 def spawn_background(
@@ -158,9 +168,17 @@ def spawn_background(
     log_file = log_file or home.run_dir / "proxy.log"
     # `python -m firewall.proxy` is `firewall proxy start --foreground` without the rest of the CLI.
     command = [
-        sys.executable, "-m", "firewall.proxy",
-        "--port", str(port), "--state-file", str(state_file), "--limits-storage", limits_storage,
-        "--log-file", str(log_file),
+        sys.executable,
+        "-m",
+        "firewall.proxy",
+        "--port",
+        str(port),
+        "--state-file",
+        str(state_file),
+        "--limits-storage",
+        limits_storage,
+        "--log-file",
+        str(log_file),
     ]
     if upstream_ca is not None:
         command += ["--upstream-ca", str(upstream_ca)]
@@ -180,8 +198,13 @@ def spawn_background(
     log_offset = log_file.stat().st_size if log_file.exists() else 0
     try:
         process = subprocess.Popen(
-            command, stdin=subprocess.PIPE if passphrase else subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, env=child_env, start_new_session=True, pass_fds=pass_fds,
+            command,
+            stdin=subprocess.PIPE if passphrase else subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=child_env,
+            start_new_session=True,
+            pass_fds=pass_fds,
         )
     finally:
         port_bound = listener.getsockname()[1] if listener is not None else None
@@ -202,8 +225,12 @@ def accepting(starting: Starting) -> ProxyInfo:
     drainer.start()
     starting.drainer.append(drainer)
     return ProxyInfo(
-        pid=starting.process.pid, port=starting.port, started=time.time(), pinned_policy=starting.pinned_policy,
-        limits_storage=starting.limits_storage, state_file=starting.state_file,
+        pid=starting.process.pid,
+        port=starting.port,
+        started=time.time(),
+        pinned_policy=starting.pinned_policy,
+        limits_storage=starting.limits_storage,
+        state_file=starting.state_file,
     )
 
 

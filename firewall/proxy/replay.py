@@ -12,10 +12,20 @@ import httpx
 from mitmproxy import http
 
 MAX_BODY = 64 * 1024 * 1024  # the proxy's body_size_limit
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate",
-    "te", "trailer", "transfer-encoding", "upgrade", "content-length",
-})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+    }
+)
 
 
 class ReplayFailed(Exception):

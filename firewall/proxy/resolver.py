@@ -37,8 +37,7 @@ class UncheckedDestination(OSError):
 
 
 class Resolver:
-    def __init__(self, ttl: float = LOOKUP_TTL, getaddrinfo=None, clock=time.monotonic,
-                 pin_ttl: float = PIN_TTL):
+    def __init__(self, ttl: float = LOOKUP_TTL, getaddrinfo=None, clock=time.monotonic, pin_ttl: float = PIN_TTL):
         """`ttl`: how long a lookup is reused; `pin_ttl`: how long a pin lets the proxy dial;
         `getaddrinfo`: an async callable like `loop.getaddrinfo` for `lookup` to ask
         (default: the event loop's own, as it was before `install`); `clock`: seconds, for expiry."""

@@ -57,8 +57,12 @@ class LivePolicy:
 class Runtime:
     """Shared, read-mostly state of one proxy process."""
 
-    def __init__(self, home: Home, pinned_policy: CompiledPolicy | None = None,
-                 on_problem: Callable[[str, str | None], None] | None = None):
+    def __init__(
+        self,
+        home: Home,
+        pinned_policy: CompiledPolicy | None = None,
+        on_problem: Callable[[str, str | None], None] | None = None,
+    ):
         self.home = home
         self.pinned = pinned_policy is not None
         # Until load(): the pinned policy, or none at all (the proxy serves nothing before load()).
@@ -75,8 +79,12 @@ class Runtime:
         # One outage each: what fails is logged once and reported through `on_problem` (the state file).
         self.outages = {
             name: Outage(log, what, on_change=on_problem)
-            for name, what in (("policy", "loading the active policy version"), ("tokens", "reading agent tokens"),
-                               ("vault", "reading the vault"), ("usage", "recording when secrets were last used"))
+            for name, what in (
+                ("policy", "loading the active policy version"),
+                ("tokens", "reading agent tokens"),
+                ("vault", "reading the vault"),
+                ("usage", "recording when secrets were last used"),
+            )
         }
 
     # ---- start-up and the watcher ----
@@ -225,4 +233,3 @@ class Runtime:
 def pinned_policy_from(path: Path) -> CompiledPolicy:
     """A compiled policy handed to this proxy alone (by `firewall run --policy`)."""
     return CompiledPolicy.from_json(path.read_text(encoding="utf-8"))
-

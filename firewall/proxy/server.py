@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mitmproxy import ctx
-from mitmproxy.options import Options
 from mitmproxy.master import Master
+from mitmproxy.options import Options
 
 from firewall.approvals.broker import ApprovalBroker
 from firewall.audit import AuditWriteError, ProcessAuditWriter
@@ -34,22 +34,22 @@ from firewall.proxy.addons.dial_guard import DialGuard
 from firewall.proxy.addons.enforce import Enforcer
 from firewall.proxy.addons.framing import Framing
 from firewall.proxy.addons.identity import Identity
-from firewall.proxy.addons.scrub import Scrubber
-from firewall.proxy.addons.upstream_tls import UpstreamTLSName
-from firewall.proxy.addons.ws_guard import WebSocketGuard
 from firewall.proxy.addons.reauthorize import Reauthorize
+from firewall.proxy.addons.scrub import Scrubber
 from firewall.proxy.addons.streaming import Streaming
 from firewall.proxy.addons.tunnels import Tunnels
+from firewall.proxy.addons.upstream_tls import UpstreamTLSName
+from firewall.proxy.addons.ws_guard import WebSocketGuard
 from firewall.proxy.chain import Chain
 from firewall.proxy.limiter import LIMITS_TIMEOUT, Limiter
 from firewall.proxy.log_file import ProxyLogHandler
 from firewall.proxy.master import build_master
-from firewall.redaction.logs import install as redact_logs
 from firewall.proxy.oauth import TokenKeeper
 from firewall.proxy.resolver import Resolver
 from firewall.proxy.runtime import Runtime, pinned_policy_from
 from firewall.proxy.state_file import StateFile
 from firewall.proxy.upstream_client import upstream_client
+from firewall.redaction.logs import install as redact_logs
 from firewall.state.home import Home, StateError
 
 log = logging.getLogger("firewall.proxy")
@@ -178,20 +178,22 @@ async def serve(settings: ProxySettings) -> None:
     )
     auditor = Auditor(runtime, writer)
     identity = Identity(runtime)
-    master.addons.add(Chain(  # one addon to mitmproxy: firewall/proxy/chain.py
-        identity,
-        Tunnels(runtime, identity, resolver, auditor),
-        Framing(),
-        Enforcer(runtime, limiter, resolver, broker, oauth=keeper),
-        DialGuard(resolver),
-        Streaming(),
-        Reauthorize(keeper, client),
-        Scrubber(runtime, auditor),  # after every addon that may buffer or replace a response
-        UpstreamTLSName(),
-        auditor,
-        WebSocketGuard(runtime, auditor),
-        _Ready(settings, runtime, state_file),
-    ))
+    master.addons.add(
+        Chain(  # one addon to mitmproxy: firewall/proxy/chain.py
+            identity,
+            Tunnels(runtime, identity, resolver, auditor),
+            Framing(),
+            Enforcer(runtime, limiter, resolver, broker, oauth=keeper),
+            DialGuard(resolver),
+            Streaming(),
+            Reauthorize(keeper, client),
+            Scrubber(runtime, auditor),  # after every addon that may buffer or replace a response
+            UpstreamTLSName(),
+            auditor,
+            WebSocketGuard(runtime, auditor),
+            _Ready(settings, runtime, state_file),
+        )
+    )
     stopping: list[asyncio.Task] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stopping.append(loop.create_task(_stop(master, broker))))

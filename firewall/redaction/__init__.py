@@ -6,5 +6,14 @@ from firewall.redaction.index import MASK, MIN_SECRET_CHARS, SecretIndex, secret
 from firewall.redaction.masker import Masker, StreamMasker
 from firewall.redaction.query import keep, looks_secret, mask_query
 
-__all__ = ["MASK", "MIN_SECRET_CHARS", "Masker", "SecretIndex", "StreamMasker", "keep", "looks_secret",
-           "mask_query", "secret_values"]
+__all__ = [
+    "MASK",
+    "MIN_SECRET_CHARS",
+    "Masker",
+    "SecretIndex",
+    "StreamMasker",
+    "keep",
+    "looks_secret",
+    "mask_query",
+    "secret_values",
+]

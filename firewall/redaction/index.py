@@ -101,8 +101,15 @@ class SecretForms:
     def masked_forms(self) -> tuple[bytes, ...]:
         """What a response may echo: every form, percent-encoding in both hex cases."""
         percent = quote_from_bytes(self.raw, safe="").encode()
-        forms = {self.raw, percent, percent.lower(), self.raw.replace(b"/", b"\\/"), self.hex, self.hex.upper(),
-                 *self.base64}
+        forms = {
+            self.raw,
+            percent,
+            percent.lower(),
+            self.raw.replace(b"/", b"\\/"),
+            self.hex,
+            self.hex.upper(),
+            *self.base64,
+        }
         return tuple(sorted(forms, key=len, reverse=True))
 
 

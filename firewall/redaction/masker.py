@@ -28,7 +28,7 @@ def _decode_escapes(data: bytes) -> tuple[bytes, list[int]]:
     starts: list[int] = []
     pos = 0
     for match in _CHAR_ESCAPE.finditer(data):
-        view += data[pos:match.start()]
+        view += data[pos : match.start()]
         starts.extend(range(pos, match.start()))
         view.append(ord("/") if match.group(3) else int(match.group(1) or match.group(2), 16))
         starts.append(match.start())
@@ -75,7 +75,7 @@ class Masker:
         for start in range(len(data) - len(tail), len(data)):
             rest = data[start:]
             open_escape = _OPEN_ESCAPE.search(rest)
-            view, _ = _decode_escapes(rest[:open_escape.start()] if open_escape else rest)
+            view, _ = _decode_escapes(rest[: open_escape.start()] if open_escape else rest)
             if any(raw.startswith(view) and (view or open_escape) for raw in self.raws):
                 return len(data) - start
         return 0

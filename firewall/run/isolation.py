@@ -11,8 +11,14 @@ from firewall.run.supervise import die_with_parent, wait_forwarding  # noqa: F40
 from firewall.state.home import Home, platform_root
 
 
-def run_isolated(home: Home, port: int, command: list[str], env: dict[str, str],
-                 readable: tuple[Path, ...], writable: tuple[Path, ...]) -> int:
+def run_isolated(
+    home: Home,
+    port: int,
+    command: list[str],
+    env: dict[str, str],
+    readable: tuple[Path, ...],
+    writable: tuple[Path, ...],
+) -> int:
     """Run `command` in a sandbox whose only way out is the proxy on 127.0.0.1:`port`; its exit code."""
     mounts = Mounts((*hidden_state(home), *runtime_dirs()), readable, writable, service_sockets())
     return supervise.run_in(mounts, port, command, env)
@@ -30,8 +36,13 @@ def hidden_state(home: Home) -> tuple[Path, ...]:
 
 # Unix sockets outside the user's runtime folder through which a process can have a command run
 # outside the sandbox (the Docker and Podman APIs) or talk to the system's services (D-Bus).
-SERVICE_SOCKETS = ("/run/docker.sock", "/var/run/docker.sock", "/run/podman/podman.sock",
-                   "/run/dbus/system_bus_socket", "/var/run/dbus/system_bus_socket")
+SERVICE_SOCKETS = (
+    "/run/docker.sock",
+    "/var/run/docker.sock",
+    "/run/podman/podman.sock",
+    "/run/dbus/system_bus_socket",
+    "/var/run/dbus/system_bus_socket",
+)
 
 
 def runtime_dirs() -> tuple[Path, ...]:

@@ -68,12 +68,27 @@ def find_bwrap() -> str:
     return found
 
 
-def bwrap_argv(bwrap: str, env_program: str, mounts: Mounts, info_fd: int, block_fd: int,
-               command: list[str]) -> list[str]:
+def bwrap_argv(
+    bwrap: str, env_program: str, mounts: Mounts, info_fd: int, block_fd: int, command: list[str]
+) -> list[str]:
     # --cap-drop ALL: bwrap keeps every capability for a caller that is root, with which the agent
     # could unmount the tmpfs over the state folder (and set no_new_privs keeps them from coming back).
-    argv = [bwrap, *NAMESPACES, "--cap-drop", "ALL", "--die-with-parent", "--info-fd", str(info_fd),
-            "--block-fd", str(block_fd), "--dev-bind", "/", "/", "--proc", "/proc"]
+    argv = [
+        bwrap,
+        *NAMESPACES,
+        "--cap-drop",
+        "ALL",
+        "--die-with-parent",
+        "--info-fd",
+        str(info_fd),
+        "--block-fd",
+        str(block_fd),
+        "--dev-bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+    ]
     for path in sorted(mounts.hidden, key=lambda hidden: len(Path(hidden).parts)):  # a parent first
         argv += ["--tmpfs", str(path)]
     for path in mounts.blocked:
@@ -94,7 +109,9 @@ def start(mounts: Mounts, port: int, command: list[str], env: dict[str, str]) ->
         try:
             process = subprocess.Popen(
                 bwrap_argv(bwrap, env_program, mounts, info_write, block_read, command),
-                env={**env, MARKER: "1"}, pass_fds=(info_write, block_read), preexec_fn=_shield,
+                env={**env, MARKER: "1"},
+                pass_fds=(info_write, block_read),
+                preexec_fn=_shield,
             )
         except OSError as exc:
             raise SandboxError(f"cannot start {bwrap}: {exc.strerror}") from exc
@@ -133,8 +150,10 @@ def _env_program() -> str:
     found = shutil.which("env") or "/usr/bin/env"
     probe = subprocess.run([found, DEFAULT_SIGNALS, "true"], capture_output=True, check=False)
     if probe.returncode != 0:
-        raise SandboxError(f"{found} does not know {DEFAULT_SIGNALS} (GNU coreutils 8.31 or later does); "
-                           "update coreutils or run without isolation: `firewall run --no-isolate -- ...`")
+        raise SandboxError(
+            f"{found} does not know {DEFAULT_SIGNALS} (GNU coreutils 8.31 or later does); "
+            "update coreutils or run without isolation: `firewall run --no-isolate -- ...`"
+        )
     return found
 
 

@@ -111,10 +111,7 @@ def check_private_file(path: Path) -> None:
     """Refuse a secret file that group or others can read or write."""
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        raise StateError(
-            f"{path}: permissions {mode:04o} let other users read it; "
-            f"fix with: chmod 600 {path}"
-        )
+        raise StateError(f"{path}: permissions {mode:04o} let other users read it; fix with: chmod 600 {path}")
 
 
 def read_private_json(path: Path, version: int, section: str) -> object | None:

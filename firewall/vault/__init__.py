@@ -1,8 +1,8 @@
 """The encrypted vault of real credentials, and the catalog of providers they belong to.
 
-    vault = Vault.open(open_home())
-    vault.add("openai", value, provider="openai")
-    vault.get("openai")          # decrypted in memory only
+vault = Vault.open(open_home())
+vault.add("openai", value, provider="openai")
+vault.get("openai")          # decrypted in memory only
 """
 
 from firewall.vault.crypto import PASSPHRASE_ENV, KeyMode, KeySource, MasterKey, ScryptParams

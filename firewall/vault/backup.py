@@ -23,5 +23,6 @@ def way_out(vault: Path) -> str:
     backup = backup_path(vault)
     if backup.exists():
         return f"the last good copy is {backup}: put it back with `{RESTORE_COMMAND}`"
-    return (f"there is no backup ({backup}): move {vault} away and add the secrets again with "
-            "`firewall secrets add NAME`")
+    return (
+        f"there is no backup ({backup}): move {vault} away and add the secrets again with `firewall secrets add NAME`"
+    )

@@ -158,8 +158,7 @@ def read_key_file(path: Path) -> MasterKey:
     """The key in an existing key file; refuses a missing, loose or malformed one."""
     if not path.exists():
         raise VaultError(
-            f"key file {path} is missing; the vault cannot be decrypted without it "
-            "(restore it from a backup)"
+            f"key file {path} is missing; the vault cannot be decrypted without it (restore it from a backup)"
         )
     check_private_file(path)
     root = path.read_bytes()

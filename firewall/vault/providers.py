@@ -94,7 +94,7 @@ PROVIDERS: dict[str, Provider] = {
             description="Codex CLI ChatGPT login (the JSON of ~/.codex/auth.json)",
             kind=Kind.OAUTH,
             pattern=None,
-            shape="a Codex login is ~/.codex/auth.json after `codex login` with \"Sign in with ChatGPT\"",
+            shape='a Codex login is ~/.codex/auth.json after `codex login` with "Sign in with ChatGPT"',
             env_var=None,
             placeholder=None,
         ),

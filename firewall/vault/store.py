@@ -22,6 +22,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 
 from firewall.state.home import Home, check_private_file, write_private_file
+from firewall.vault.backup import backup_path, way_out
 from firewall.vault.crypto import (
     KeyMode,
     KeySource,
@@ -33,7 +34,6 @@ from firewall.vault.crypto import (
     read_key_file,
     unlock,
 )
-from firewall.vault.backup import backup_path, way_out
 from firewall.vault.errors import DamagedVault, MissingSecret, VaultError
 from firewall.vault.format import (
     CHECK_AAD,
@@ -251,8 +251,7 @@ class Vault:
             old = self._doc.entries.get(name)
             if old is not None and not force:
                 raise VaultError(
-                    f'a secret named "{name}" already exists in vault {self.path}; '
-                    "use --force to replace it"
+                    f'a secret named "{name}" already exists in vault {self.path}; use --force to replace it'
                 )
             stamp = now()
             entry = Entry(
@@ -311,8 +310,10 @@ def restore_backup(home: Home) -> int:
             for name, entry in doc.entries.items():
                 key.unseal(entry.sealed, entry_aad(name, entry.provider))
         except (DamagedVault, InvalidTag):
-            raise VaultError(f"the backup {backup} does not unlock with {home.master_key} either; "
-                             "add the secrets again with `firewall secrets add NAME`") from None
+            raise VaultError(
+                f"the backup {backup} does not unlock with {home.master_key} either; "
+                "add the secrets again with `firewall secrets add NAME`"
+            ) from None
         if vault.exists() and _reads_fine(home):
             raise VaultError(f"vault {vault} reads fine; nothing to restore")
         if vault.exists():

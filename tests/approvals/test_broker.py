@@ -100,7 +100,9 @@ def test_an_agent_that_gives_up_leaves_the_row_pending_and_its_identical_retry_p
         gone.set()
         abandoned = await first
         await asyncio.to_thread(_answer, db_path, approval_id, True)
-        other_body = asyncio.create_task(broker.hold(held(request_id="req_x", fingerprint="0" * 64), gone=lambda: False))
+        other_body = asyncio.create_task(
+            broker.hold(held(request_id="req_x", fingerprint="0" * 64), gone=lambda: False)
+        )
         retry = await broker.hold(held(request_id="req_2"), gone=lambda: False)
         again = asyncio.create_task(broker.hold(held(request_id="req_3"), gone=lambda: False))
         pending = await _pending_id(db_path, 2)

@@ -19,7 +19,11 @@ def test_the_first_answer_wins_and_the_second_is_told_who_decided(db, db_path):
     other = open_database(db_path)  # another terminal
     try:
         answer = store.answer(other, row.id, approve=False, by="alice", now=NOW + 5)
-        assert (answer.approval.state, answer.approval.decided_by, answer.approval.decided_at) == ("denied", "alice", NOW + 5)
+        assert (answer.approval.state, answer.approval.decided_by, answer.approval.decided_at) == (
+            "denied",
+            "alice",
+            NOW + 5,
+        )
         with pytest.raises(records.AlreadyDecided, match=rf"{row.id} was already decided: denied by alice at "):
             store.answer(db, row.id, approve=True, by="bob", now=NOW + 6)
     finally:
@@ -37,13 +41,18 @@ def test_two_answers_at_once_exactly_one_wins(db_path):
         connection = open_database(db_path)
         barrier.wait()
         try:
-            results.append((user, store.answer(connection, row.id, approve=approve, by=user, now=NOW + 1).approval.state))
+            results.append(
+                (user, store.answer(connection, row.id, approve=approve, by=user, now=NOW + 1).approval.state)
+            )
         except records.AlreadyDecided:
             results.append((user, "refused"))
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=answer, args=("alice", True)), threading.Thread(target=answer, args=("bob", False))]
+    threads = [
+        threading.Thread(target=answer, args=("alice", True)),
+        threading.Thread(target=answer, args=("bob", False)),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -65,7 +74,12 @@ def test_a_grant_fits_only_its_agent_its_rule_location_and_text_until_it_expires
     answer = store.answer(db, row.id, approve=True, by="alice", now=NOW, grant_for=600)
     grant = answer.grant
     assert (grant.agent, grant.rule, grant.expires, grant.created_by, grant.approval_id) == (
-        "ci", "test.policy:4", NOW + 600, "alice", row.id)
+        "ci",
+        "test.policy:4",
+        NOW + 600,
+        "alice",
+        row.id,
+    )
     assert answer.approval.grant_id == grant.id
     h = held()
     assert grants.matching_grant(db, "ci", h.rule, h.rule_text, NOW + 599).id == grant.id

@@ -68,8 +68,15 @@ def test_hash_is_sha256_of_prev_hash_and_sorted_compact_json(five_rows: Path) ->
 
 def _tamper_expression(column: str) -> str:
     """An SQL expression that changes `column`'s value in a way its type allows."""
-    numeric = {"port": "+ 1", "bytes_out": "+ 1", "bytes_in": "+ 1", "scrubbed": "+ 1",
-               "upstream_status": "+ 1", "time": "+ 0.5", "duration_ms": "+ 0.5"}
+    numeric = {
+        "port": "+ 1",
+        "bytes_out": "+ 1",
+        "bytes_in": "+ 1",
+        "scrubbed": "+ 1",
+        "upstream_status": "+ 1",
+        "time": "+ 0.5",
+        "duration_ms": "+ 0.5",
+    }
     if column in numeric:
         return f"coalesce({column}, 0) {numeric[column]}"
     return f"coalesce({column}, '') || 'x'"

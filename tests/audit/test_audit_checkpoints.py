@@ -65,8 +65,11 @@ def test_a_forged_prune_is_caught(checkpointed: Path) -> None:
     conn = sqlite3.connect(db)
     prev_of_4 = conn.execute("SELECT prev_hash FROM audit WHERE seq = 4").fetchone()[0]
     conn.close()
-    sqlite3_cli(db, "DELETE FROM audit WHERE seq <= 3; INSERT INTO audit_anchor (seq, hash, time, time_iso, "
-                    f"cutoff, count) VALUES (3, '{prev_of_4}', 0, '', 0, 3)")
+    sqlite3_cli(
+        db,
+        "DELETE FROM audit WHERE seq <= 3; INSERT INTO audit_anchor (seq, hash, time, time_iso, "
+        f"cutoff, count) VALUES (3, '{prev_of_4}', 0, '', 0, 3)",
+    )
     result = _verify(checkpointed)
     assert "audit log intact" in result.stdout
     assert result.returncode == 1 and "forged prune" in result.stdout

@@ -108,7 +108,10 @@ def test_stats_by_agent_and_as_json(logged: Path) -> None:
 
 def test_stats_refuses_an_unknown_grouping(logged: Path) -> None:
     result = firewall(logged, "stats", "--by", "path")
-    assert (result.returncode, result.stderr) == (2, "error: --by: expected one of decision, agent, host, rule, got 'path'\n")
+    assert (result.returncode, result.stderr) == (
+        2,
+        "error: --by: expected one of decision, agent, host, rule, got 'path'\n",
+    )
 
 
 def test_prune_then_verify(logged: Path) -> None:

@@ -87,7 +87,9 @@ def test_a_resent_batch_the_dead_child_had_committed_is_skipped(db_path: Path) -
     child = subprocess.run(
         [sys.executable, "-m", "firewall.audit.child", str(db_path)],
         input=encode_frame(1, False, committed) + encode_frame(2, True, committed) + encode_frame(3, True, not_yet),
-        capture_output=True, timeout=60, cwd=REPO,
+        capture_output=True,
+        timeout=60,
+        cwd=REPO,
     )
     assert child.returncode == 0, child.stderr.decode()
     assert child.stdout.decode().splitlines() == ["got 1", "ok 1", "got 2", "ok 2", "got 3", "ok 3"]
@@ -146,7 +148,9 @@ def test_a_batch_that_keeps_killing_the_child_is_given_up_and_the_log_goes_on(db
         while writer.written < 1:
             assert time.monotonic() < deadline, "the record after the given-up one was not written"
             time.sleep(0.05)
-        with pytest.raises(AuditWriteError, match=r"1 audit records not written: .*after reading batch 1 .*exit code 1"):
+        with pytest.raises(
+            AuditWriteError, match=r"1 audit records not written: .*after reading batch 1 .*exit code 1"
+        ):
             writer.close()  # close still says what was lost, and why (not the later success's "None")
     assert stored_ids_and_verdict(db_path)[0] == ["req-1"]
 
@@ -163,8 +167,11 @@ class DyingFirst(ProcessAuditWriter):
         if self.dying <= 0:
             return super()._spawn()
         self.dying -= 1
-        return subprocess.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        return subprocess.Popen(
+            [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
 
 
 @pytest.mark.parametrize("dying", [3, 5])
@@ -212,8 +219,12 @@ PARENT = textwrap.dedent(
 
 
 def test_the_child_ends_when_the_proxy_is_killed(db_path: Path) -> None:
-    parent = subprocess.Popen([sys.executable, "-c", PARENT.format(repo=str(REPO)), str(db_path)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT.format(repo=str(REPO)), str(db_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         child = int(parent.stdout.readline())
         parent.kill()

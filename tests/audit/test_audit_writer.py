@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from firewall.audit.chain import verify
-from firewall.audit.schema import create_audit_tables
 from firewall.audit.batching import AuditWriteError
+from firewall.audit.chain import verify
 from firewall.audit.process_writer import ProcessAuditWriter
+from firewall.audit.schema import create_audit_tables
 from firewall.audit.writer import AuditWriter
 from firewall.state.db import open_database
 from tests.audit.support import make_record

@@ -24,8 +24,9 @@ class ClientRun:
     dump: str  # the whole output file, to search for things that must not be there
 
 
-def run_client(fw: Firewall, client: str, base_url: str, *steps: str, agent: str, out: Path,
-               env: dict[str, str] | None = None) -> ClientRun:
+def run_client(
+    fw: Firewall, client: str, base_url: str, *steps: str, agent: str, out: Path, env: dict[str, str] | None = None
+) -> ClientRun:
     """scripts/client.py as agent `agent` under `firewall run`; with `env`, run directly with that
     environment instead (for a client that was never given proxy credentials)."""
     command = [sys.executable, str(SCRIPTS / "client.py"), client, base_url, str(out), *steps]

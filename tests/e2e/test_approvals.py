@@ -93,8 +93,20 @@ class Agent:
 
 
 def start_agent(fw: Firewall, agent: str, url: str, body: str | None = None, *curl: str) -> Agent:
-    command = [sys.executable, "-m", "firewall", "run", "--agent", agent, "--",
-               "curl", "-s", "-w", "\n%{http_code}", *curl]
+    command = [
+        sys.executable,
+        "-m",
+        "firewall",
+        "run",
+        "--agent",
+        agent,
+        "--",
+        "curl",
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        *curl,
+    ]
     if body is not None:
         command += ["-H", "content-type: application/json", "--data-raw", body]
     return Agent(command + [url], fw.env)
@@ -185,8 +197,9 @@ def test_a_standing_grant_lets_the_same_agent_through_and_not_another(fw, module
     granted = fw.run("approvals", "approve", row["id"], "--for", "10m", check=True)
     assert "granted rule" in granted.stdout and "to agent ci-grant for 10m00s" in granted.stdout
     assert finish(first)[0] == "200"
-    (grant,) = [g for g in json.loads(fw.run("approvals", "grants", "--json", check=True).stdout)
-                if g["agent"] == "ci-grant"]
+    (grant,) = [
+        g for g in json.loads(fw.run("approvals", "grants", "--json", check=True).stdout) if g["agent"] == "ci-grant"
+    ]
     assert (grant["rule"], grant["approval_id"]) == (row["rule"], row["id"])
 
     # The same agent, the same rule, another body: through at once, no prompt.
@@ -214,8 +227,17 @@ def test_a_standing_grant_lets_the_same_agent_through_and_not_another(fw, module
 def test_other_agents_keep_flowing_while_a_request_is_held(fw, module_upstream):
     held = start_agent(fw, "ci-slow", f"{module_upstream.base_url}/v1/fine_tuning/jobs", TUNE)
     (row,) = wait_pending(fw, "ci-slow")
-    burst = fw.run("run", "--agent", "ci-fast", "--", sys.executable, str(SCRIPTS / "burst.py"),
-                   f"{module_upstream.base_url}/v1/models", "20", timeout=60)
+    burst = fw.run(
+        "run",
+        "--agent",
+        "ci-fast",
+        "--",
+        sys.executable,
+        str(SCRIPTS / "burst.py"),
+        f"{module_upstream.base_url}/v1/models",
+        "20",
+        timeout=60,
+    )
     result = json.loads(burst.stdout)
     assert result["codes"] == [200] * 20
     assert result["seconds"] < 8, result  # ~0.5 s on an idle machine; the held request never slows them
@@ -278,7 +300,8 @@ def test_requests_left_pending_by_a_crashed_proxy_are_expired_when_listed(firewa
     assert pending(firewall, "ci-crash") == []
     rows = json.loads(firewall.run("approvals", "list", "--all", "--json", check=True).stdout)
     assert [(r["state"], r["detail"]) for r in rows] == [
-        ("expired", f"the proxy that held it (pid {row['proxy_pid']}) is gone")]
+        ("expired", f"the proxy that held it (pid {row['proxy_pid']}) is gone")
+    ]
 
 
 class Terminal:
@@ -290,8 +313,14 @@ class Terminal:
         self._tmux("pipe-pane", "-o", "-t", "prompt", f"cat >> {shlex.quote(str(raw_log))}")  # raw bytes: the bell
 
     def _tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-S", str(self.socket), *args], env=self.fw.env, capture_output=True, text=True,
-                              timeout=10, check=True).stdout
+        return subprocess.run(
+            ["tmux", "-S", str(self.socket), *args],
+            env=self.fw.env,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
 
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p", "-t", "prompt")
@@ -309,26 +338,33 @@ class Terminal:
         self._tmux("send-keys", "-t", "prompt", key)
 
     def close(self) -> None:
-        subprocess.run(["tmux", "-S", str(self.socket), "kill-server"], env=self.fw.env, capture_output=True, timeout=10)
+        subprocess.run(
+            ["tmux", "-S", str(self.socket), "kill-server"], env=self.fw.env, capture_output=True, timeout=10
+        )
 
 
 def test_the_prompt_shows_each_held_request_and_one_key_decides_it(fw, module_upstream, tmp_path):
     raw = tmp_path / "terminal.raw"
     raw.touch()
-    terminal = Terminal(fw, tmp_path / "tmux.sock",
-                        [sys.executable, "-m", "firewall", "approvals", "--grant-for", "5m"], raw)
+    terminal = Terminal(
+        fw, tmp_path / "tmux.sock", [sys.executable, "-m", "firewall", "approvals", "--grant-for", "5m"], raw
+    )
     try:
         terminal.wait_for("Waiting for requests that need approval")
         policy = POLICY.format(timeout="30s", port=module_upstream.port)
         tune_url = f"{module_upstream.base_url}/v1/fine_tuning/jobs?api_key=hunter2"
         tune = start_agent(fw, "ci-prompt", tune_url, TUNE)
         screen = terminal.wait_for("Approval needed: request 1 of 1")
-        for text in ("agent    ci-prompt",
-                     f"request  POST https://localhost:{module_upstream.port}/v1/fine_tuning/jobs?api_key=****",
-                     f"test.policy:{rule_line(policy, 'approve POST /v1/fine_tuning')}",
-                     "reason   fine-tuning is billed per token",
-                     'body     {"model": "gpt-4o-mini", "training_file": "file-abc"} (53 bytes)',
-                     "[a] allow once", "for agent ci-prompt for 5m00s", "[d] deny"):
+        for text in (
+            "agent    ci-prompt",
+            f"request  POST https://localhost:{module_upstream.port}/v1/fine_tuning/jobs?api_key=****",
+            f"test.policy:{rule_line(policy, 'approve POST /v1/fine_tuning')}",
+            "reason   fine-tuning is billed per token",
+            'body     {"model": "gpt-4o-mini", "training_file": "file-abc"} (53 bytes)',
+            "[a] allow once",
+            "for agent ci-prompt for 5m00s",
+            "[d] deny",
+        ):
             assert text in screen, f"{text!r} not on the screen:\n{screen}"
         countdown = re.search(r"expires in (\d+)s", screen)
         assert countdown and 20 <= int(countdown[1]) <= 30

@@ -42,8 +42,21 @@ def loaded(module_firewall, module_upstream, module_proxy, tmp_path_factory):
     fw.apply(POLICY.format(port=upstream.port))
     out = tmp_path_factory.mktemp("load20k") / "load.json"
     started = time.monotonic()
-    done = fw.run("run", "--agent", "load20k", "--", sys.executable, str(SCRIPTS / "load.py"), upstream.base_url,
-                  str(out), str(THREADS), PATHS, "--requests", str(PER_THREAD), timeout=150)
+    done = fw.run(
+        "run",
+        "--agent",
+        "load20k",
+        "--",
+        sys.executable,
+        str(SCRIPTS / "load.py"),
+        upstream.base_url,
+        str(out),
+        str(THREADS),
+        PATHS,
+        "--requests",
+        str(PER_THREAD),
+        timeout=150,
+    )
     seconds = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     stopped = fw.run("proxy", "stop", timeout=60)
@@ -58,8 +71,9 @@ def _decisions(fw) -> Counter:
 
     db = open_database(fw.home / "firewall.db")
     try:
-        rows = db.execute("SELECT path, decision, count(*) FROM audit WHERE agent = 'load20k' "
-                          "GROUP BY path, decision").fetchall()
+        rows = db.execute(
+            "SELECT path, decision, count(*) FROM audit WHERE agent = 'load20k' GROUP BY path, decision"
+        ).fetchall()
         total, distinct = db.execute("SELECT count(*), count(DISTINCT request_id) FROM audit").fetchone()
     finally:
         db.conn.close()
@@ -89,7 +103,9 @@ def test_no_request_was_held_up(loaded, capsys):
     latencies = sorted(r[2] - r[1] for r in records)
     p50, p99 = latencies[len(latencies) // 2], latencies[int(0.99 * len(latencies))]
     with capsys.disabled():
-        print(f"\naudit 20k: {len(records)} requests in {seconds:.1f} s (firewall run included) = "
-              f"{len(records) / seconds:.0f} req/s; latency p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
-              f"max {latencies[-1] * 1000:.1f} ms")
+        print(
+            f"\naudit 20k: {len(records)} requests in {seconds:.1f} s (firewall run included) = "
+            f"{len(records) / seconds:.0f} req/s; latency p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
+            f"max {latencies[-1] * 1000:.1f} ms"
+        )
     assert latencies[-1] < MAX_SECONDS, f"slowest request {latencies[-1]:.2f} s (p99 {p99 * 1000:.0f} ms)"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections import Counter
 
@@ -38,13 +37,30 @@ def loaded(module_firewall, module_upstream, module_proxy, tmp_path_factory):
     fw.add_secret("openai", REAL_KEY, provider="openai")
     fw.apply(POLICY.format(port=upstream.port))
     out = tmp_path_factory.mktemp("load") / "load.json"
-    done = fw.run("run", "--agent", "load", "--", sys.executable, str(SCRIPTS / "load.py"), upstream.base_url,
-                  str(out), str(THREADS), "/v1/models,/v1/files,/limited", "--requests", str(REQUESTS))
+    done = fw.run(
+        "run",
+        "--agent",
+        "load",
+        "--",
+        sys.executable,
+        str(SCRIPTS / "load.py"),
+        upstream.base_url,
+        str(out),
+        str(THREADS),
+        "/v1/models,/v1/files,/limited",
+        "--requests",
+        str(REQUESTS),
+    )
     assert done.returncode == 0, done.stderr
     records = json.loads(out.read_text())
-    query = run_client(fw, "httpx", upstream.base_url,
-                       f"get:/v1/models?api_key={LOOKS_LIKE_A_KEY}&note={LOOKS_LIKE_A_KEY}&q=hello",
-                       agent="query", out=out.with_name("query.json"))
+    query = run_client(
+        fw,
+        "httpx",
+        upstream.base_url,
+        f"get:/v1/models?api_key={LOOKS_LIKE_A_KEY}&note={LOOKS_LIKE_A_KEY}&q=hello",
+        agent="query",
+        out=out.with_name("query.json"),
+    )
     assert query.results[0]["status"] == 200
     stopped = fw.run("proxy", "stop", timeout=30)
     assert stopped.returncode == 0, stopped.stderr
@@ -74,8 +90,11 @@ def test_audit_chain_verifies_intact(loaded):
 
 def test_no_secret_value_in_the_database_or_the_proxy_log(loaded):
     fw, upstream, _, _ = loaded
-    assert all(seen.headers.get("authorization") == f"Bearer {REAL_KEY}"
-               for seen in upstream.seen if seen.path.startswith(("/v1/models", "/limited")))
+    assert all(
+        seen.headers.get("authorization") == f"Bearer {REAL_KEY}"
+        for seen in upstream.seen
+        if seen.path.startswith(("/v1/models", "/limited"))
+    )
     stored = database_bytes(fw.home)
     assert len(stored) > 100_000  # the rows are in there
     assert REAL_KEY.encode() not in stored

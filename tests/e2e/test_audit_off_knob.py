@@ -14,11 +14,11 @@ host localhost:{port} {{
 
 def test_audit_off_writes_no_row_and_says_so(firewall, upstream, upstream_ca_file, tmp_path):
     firewall.apply(POLICY.format(port=upstream.port))
-    firewall.run("proxy", "start", "--port", "0", "--upstream-ca", str(upstream_ca_file), "--audit", "off",
-                 check=True)
+    firewall.run("proxy", "start", "--port", "0", "--upstream-ca", str(upstream_ca_file), "--audit", "off", check=True)
     try:
-        client = run_client(firewall, "httpx", upstream.base_url, "get:/v1/models", agent="bench",
-                            out=tmp_path / "out.json")
+        client = run_client(
+            firewall, "httpx", upstream.base_url, "get:/v1/models", agent="bench", out=tmp_path / "out.json"
+        )
         assert client.results[0]["status"] == 200
     finally:
         firewall.run("proxy", "stop", timeout=30, check=True)

@@ -25,8 +25,7 @@ def test_a_proxy_whose_audit_table_is_gone_serves_logs_and_stops_cleanly(firewal
         db.execute("DROP TABLE audit")
         db.execute("DROP TABLE audit_anchor")
 
-    second = run_client(firewall, "httpx", upstream.base_url, "get:/v1/models", agent="lost",
-                        out=tmp_path / "2.json")
+    second = run_client(firewall, "httpx", upstream.base_url, "get:/v1/models", agent="lost", out=tmp_path / "2.json")
     assert second.results[0]["status"] == 200  # the proxy serves on
     log_file = firewall.home / "run" / "proxy.log"
     deadline = time.monotonic() + 10

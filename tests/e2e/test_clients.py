@@ -89,8 +89,9 @@ def test_blocked_path_gets_403_with_the_json_reason_and_rule(setup, client, tmp_
 def test_limit_gets_429_with_retry_after(setup, client, tmp_path):
     fw, upstream, text, path = setup
     before = len(upstream.seen)
-    run = run_client(fw, client, upstream.base_url, "models", "models", agent=f"limited-{client}",
-                     out=tmp_path / "out.json")
+    run = run_client(
+        fw, client, upstream.base_url, "models", "models", agent=f"limited-{client}", out=tmp_path / "out.json"
+    )
     first, second = run.results
     assert first["status"] == 200, first
     assert second["status"] == 429, second
@@ -140,8 +141,9 @@ def test_client_without_proxy_credentials_gets_407(setup, module_proxy, client, 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_upstream_with_an_untrusted_certificate_is_refused(setup, untrusted_upstream, client, tmp_path):
     fw, _, _, _ = setup
-    run = run_client(fw, client, untrusted_upstream.base_url, "get:/anything", agent=f"untrusted-{client}",
-                     out=tmp_path / "out.json")
+    run = run_client(
+        fw, client, untrusted_upstream.base_url, "get:/anything", agent=f"untrusted-{client}", out=tmp_path / "out.json"
+    )
     [result] = run.results
     assert result["status"] == 502, result
     assert "certificate verify failed" in result["body"].lower()
@@ -155,9 +157,20 @@ def test_plain_http_request_without_proxy_credentials_gets_407_json(module_proxy
     _, upstream, _, _ = setup
     before = len(upstream.seen)
     done = subprocess.run(
-        ["curl", "-sS", "--noproxy", "", "-x", f"http://127.0.0.1:{module_proxy.port}", "-D", "-",
-         f"http://localhost:{upstream.port}/v1/models"],
-        capture_output=True, text=True, timeout=30,
+        [
+            "curl",
+            "-sS",
+            "--noproxy",
+            "",
+            "-x",
+            f"http://127.0.0.1:{module_proxy.port}",
+            "-D",
+            "-",
+            f"http://localhost:{upstream.port}/v1/models",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     head, _, body = done.stdout.partition("\n\n")  # text mode: CRLF read as LF
     assert head.startswith("HTTP/1.1 407"), done.stdout

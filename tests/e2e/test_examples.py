@@ -20,8 +20,15 @@ host localhost:{upstream.port} {{
     allow POST /v1/chat/completions when json.model == "gpt-4o-mini"
 }}
 """)
-    result = firewall.run("run", "--agent", "chat", "--", sys.executable, str(EXAMPLES / "openai_chat.py"),
-                          env={"OPENAI_BASE_URL": f"{upstream.base_url}/v1"})
+    result = firewall.run(
+        "run",
+        "--agent",
+        "chat",
+        "--",
+        sys.executable,
+        str(EXAMPLES / "openai_chat.py"),
+        env={"OPENAI_BASE_URL": f"{upstream.base_url}/v1"},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "hello"
     assert upstream.seen[-1].headers["authorization"] == f"Bearer {REAL_KEY}"

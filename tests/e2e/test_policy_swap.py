@@ -68,10 +68,29 @@ def test_new_version_takes_effect_within_a_second_under_load(swap, tmp_path):
     fw.run("policy", "apply", str(open_path), check=True)
     out, ready, stop = tmp_path / "load.json", tmp_path / "ready", tmp_path / "stop"
     load = subprocess.Popen(
-        [sys.executable, "-m", "firewall", "run", "--agent", "load", "--",
-         sys.executable, str(SCRIPTS / "load.py"), upstream.base_url, str(out), "8", "/flip,/v1/models",
-         "--ready", str(ready), "--stop", str(stop)],
-        env=fw.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "firewall",
+            "run",
+            "--agent",
+            "load",
+            "--",
+            sys.executable,
+            str(SCRIPTS / "load.py"),
+            upstream.base_url,
+            str(out),
+            "8",
+            "/flip,/v1/models",
+            "--ready",
+            str(ready),
+            "--stop",
+            str(stop),
+        ],
+        env=fw.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert wait_until(lambda: ready.exists() or load.poll() is not None, timeout=30)
@@ -96,8 +115,10 @@ def test_new_version_takes_effect_within_a_second_under_load(swap, tmp_path):
     assert last_allowed - applied < 1.0, f"/flip still allowed {last_allowed - applied:.2f} s after apply returned"
     assert any(r[1] > applied + 1.0 for r in flips)  # the load went on long enough to tell
     in_flight = [r for r in records if r[1] < applied and r[2] > apply_started]
-    print(f"first 403 sent {min(r[1] for r in flips if r[3] == 403) - applied:+.3f} s after apply returned, "
-          f"last 200 sent {last_allowed - applied:+.3f} s; {len(records)} requests, {len(in_flight)} during the apply")
+    print(
+        f"first 403 sent {min(r[1] for r in flips if r[3] == 403) - applied:+.3f} s after apply returned, "
+        f"last 200 sent {last_allowed - applied:+.3f} s; {len(records)} requests, {len(in_flight)} during the apply"
+    )
     assert len(in_flight) >= 8  # the swap happened under load, every client busy
 
 

@@ -32,14 +32,16 @@ host localhost:{upstream.port} {{
     allow GET
 }}
 """)
-    result = firewall.run("run", "--agent", "smoke", "--", "curl", "-s", "-w", "\\n%{http_code}",
-                          f"{upstream.base_url}/v1/models")
+    result = firewall.run(
+        "run", "--agent", "smoke", "--", "curl", "-s", "-w", "\\n%{http_code}", f"{upstream.base_url}/v1/models"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("200")
     assert upstream.seen[-1].headers["authorization"] == f"Bearer {REAL_KEY}"
 
-    blocked = firewall.run("run", "--agent", "smoke", "--", "curl", "-s", "-w", "\\n%{http_code}",
-                           f"{upstream.base_url}/v1/files/x")
+    blocked = firewall.run(
+        "run", "--agent", "smoke", "--", "curl", "-s", "-w", "\\n%{http_code}", f"{upstream.base_url}/v1/files/x"
+    )
     assert blocked.stdout.strip().endswith("403")
     assert '"policy_blocked"' in blocked.stdout
     assert len(audit_children(firewall.home / "firewall.db")) == 1  # the proxy's audit writer

@@ -100,7 +100,10 @@ class Held:
         command = hold if before is None else ["sh", "-c", f"{shlex.join(before)} && exec {shlex.join(hold)}"]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "firewall", "run", *run_args, "--", *command],
-            env=fw.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=fw.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     def wait_ready(self) -> dict[str, str]:
@@ -113,7 +116,7 @@ class Held:
         stdout, stderr = self.process.communicate(timeout=30)
         return subprocess.CompletedProcess(self.process.args, self.process.returncode, stdout, stderr)
 
-    def __enter__(self) -> "Held":
+    def __enter__(self) -> Held:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -126,12 +129,16 @@ class Held:
                 self.process.communicate(timeout=5)
 
 
-@pytest.mark.parametrize(("command", "code"), [
-    (["true"], 0),
-    (["sh", "-c", "exit 3"], 3),
-    (["sh", "-c", "kill -TERM $$"], 128 + 15),
-    (["sh", "-c", "kill -KILL $$"], 128 + 9),
-], ids=["exit-0", "exit-3", "sigterm", "sigkill"])
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [
+        (["true"], 0),
+        (["sh", "-c", "exit 3"], 3),
+        (["sh", "-c", "kill -TERM $$"], 128 + 15),
+        (["sh", "-c", "kill -KILL $$"], 128 + 9),
+    ],
+    ids=["exit-0", "exit-3", "sigterm", "sigkill"],
+)
 def test_exit_code_is_the_commands(shared, command, code):
     fw, _, _ = shared
     assert fw.run("run", "--", *command).returncode == code
@@ -141,8 +148,13 @@ def test_exit_code_is_the_commands(shared, command, code):
 def env_run(shared, tmp_path_factory):
     """One agent run that dumps its environment, started from a parent environment full of traps."""
     fw, upstream, _ = shared
-    parent = {"NO_PROXY": "localhost", "no_proxy": "127.0.0.1", "HTTPS_PROXY": "http://elsewhere:1",
-              "FIREWALL_EXTRA": "mine", "LEAKY_VAR": f"token={REAL_KEY}"}
+    parent = {
+        "NO_PROXY": "localhost",
+        "no_proxy": "127.0.0.1",
+        "HTTPS_PROXY": "http://elsewhere:1",
+        "FIREWALL_EXTRA": "mine",
+        "LEAKY_VAR": f"token={REAL_KEY}",
+    }
     out = tmp_path_factory.mktemp("env") / "out.json"
     command = [sys.executable, str(SCRIPTS / "client.py"), "httpx", upstream.base_url, str(out)]
     done = fw.run("run", "--agent", "envcheck", "--", *command, env=parent)
@@ -188,8 +200,9 @@ def test_token_is_revoked_when_the_run_ends(shared, tmp_path):
     proxy_url = json.loads(out.read_text())["env"]["HTTPS_PROXY"]
     token = urlsplit(proxy_url).password
     bundle = fw.home / "run" / "ca-bundle.pem"
-    answer = wait_until(lambda: "407" in str(through_proxy(proxy_url, bundle, f"{upstream.base_url}/v1/models")),
-                        timeout=1.0)
+    answer = wait_until(
+        lambda: "407" in str(through_proxy(proxy_url, bundle, f"{upstream.base_url}/v1/models")), timeout=1.0
+    )
     assert answer, through_proxy(proxy_url, bundle, f"{upstream.base_url}/v1/models")
     assert token.encode() not in database_bytes(fw.home)  # only its hash is stored
 
@@ -217,8 +230,16 @@ def test_node_agent_through_a_connect_tunnel(shared, tmp_path):
     fw, upstream, _ = shared
     out = tmp_path / "node.json"
     before = len(upstream.seen)
-    done = fw.run("run", "--agent", "node", "--", "node", str(SCRIPTS / "node_client.js"),
-                  f"{upstream.base_url}/v1/models", str(out))
+    done = fw.run(
+        "run",
+        "--agent",
+        "node",
+        "--",
+        "node",
+        str(SCRIPTS / "node_client.js"),
+        f"{upstream.base_url}/v1/models",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["https"]["status"] == 200, report
@@ -229,8 +250,9 @@ def test_node_agent_through_a_connect_tunnel(shared, tmp_path):
     assert len(upstream.seen) == before + 1  # fetch never got a request through
 
 
-def test_run_without_a_proxy_starts_one_for_the_commands_lifetime(firewall, module_upstream, upstream_ca_file,
-                                                                   tmp_path):
+def test_run_without_a_proxy_starts_one_for_the_commands_lifetime(
+    firewall, module_upstream, upstream_ca_file, tmp_path
+):
     """With no shared proxy, `run` starts one of its own, used by this command alone; SIGTERM to `run`
     reaches the command, `run` exits with its code, and the proxy is gone with it."""
     fw, upstream = firewall, module_upstream
@@ -261,8 +283,17 @@ def test_run_with_policy_uses_it_for_this_command_only(shared, upstream_ca_file,
     pinned = fw.write_policy("pinned.policy", pinned_text)
     out = tmp_path / "pinned.json"
     client = [sys.executable, str(SCRIPTS / "client.py"), "httpx", upstream.base_url, str(out), "models", "chat"]
-    with Held(fw, tmp_path, "--agent", "pinned", "--policy", str(pinned), "--upstream-ca", str(upstream_ca_file),
-              before=client) as held:
+    with Held(
+        fw,
+        tmp_path,
+        "--agent",
+        "pinned",
+        "--policy",
+        str(pinned),
+        "--upstream-ca",
+        str(upstream_ca_file),
+        before=client,
+    ) as held:
         assert not held.wait_ready()["HTTPS_PROXY"].endswith(f":{shared_proxy.port}")  # a proxy of its own
         models, chat = json.loads(out.read_text())["results"]
         assert models["status"] == 403

@@ -71,8 +71,9 @@ def test_a_bad_upstream_ca_is_refused_before_the_command_runs(firewall, upstream
     marker = tmp_path / "ran"
     not_a_ca = tmp_path / "not-a-ca.pem"
     not_a_ca.write_text("hello\n")
-    result = firewall.run("run", "--upstream-ca", str(not_a_ca), "--", sys.executable, "-c",
-                          f"open({str(marker)!r}, 'w').close()")
+    result = firewall.run(
+        "run", "--upstream-ca", str(not_a_ca), "--", sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"
+    )
     assert result.returncode == 1
     assert "not a PEM certificate" in result.stderr
     assert not marker.exists()

@@ -27,8 +27,17 @@ def test_two_proxies_on_one_redis_share_a_limit(tmp_path, upstream, upstream_ca_
     try:
         for fw in proxies:
             fw.apply(policy)
-            fw.run("proxy", "start", "--port", "0", "--upstream-ca", str(upstream_ca_file),
-                   "--limits-storage", redis_url, check=True)
+            fw.run(
+                "proxy",
+                "start",
+                "--port",
+                "0",
+                "--upstream-ca",
+                str(upstream_ca_file),
+                "--limits-storage",
+                redis_url,
+                check=True,
+            )
         a, b = proxies
         url = f"{upstream.base_url}/v1/models"
         codes = [_status(a, url), _status(b, url), _status(a, url), _status(b, url), _status(a, url)]

@@ -93,13 +93,13 @@ def rows_by_tag(fw: Firewall) -> Counter:
     return Counter(tag_of(row["query"] or "") for row in fw.audit_rows())
 
 
-def check_nothing_lost(fw: Firewall, upstream: Upstream, answers: list[Answer], name: str,
-                       bound: float) -> dict:
+def check_nothing_lost(fw: Firewall, upstream: Upstream, answers: list[Answer], name: str, bound: float) -> dict:
     """Every request has exactly one row, every request the upstream saw was one of them, every
     client was answered within `bound` seconds. Prints and returns the figures."""
     tags = [a.tag for a in answers]
-    rows = fw.audit_rows_once(lambda rows: sum(tag_of(r["query"] or "") in set(tags) for r in rows) >= len(tags),
-                              timeout=30)
+    rows = fw.audit_rows_once(
+        lambda rows: sum(tag_of(r["query"] or "") in set(tags) for r in rows) >= len(tags), timeout=30
+    )
     counted = Counter(tag_of(r["query"] or "") for r in rows)
     seen = Counter(tag_of(s.path.partition("?")[2]) for s in upstream.seen)
     lost = [t for t in tags if counted[t] == 0]
@@ -107,9 +107,13 @@ def check_nothing_lost(fw: Firewall, upstream: Upstream, answers: list[Answer], 
     reached_without_row = [t for t in seen if t in set(tags) and counted[t] != 1]
     longest = max(a.seconds for a in answers)
     figures = {
-        "requests": len(answers), "rows": sum(counted[t] for t in tags), "lost": len(lost),
-        "doubled": len(doubled), "reached upstream": sum(seen[t] for t in tags),
-        "longest wait": f"{longest:.3f}s", "answers": dict(Counter(f"{a.status} {a.error or ''}".strip() for a in answers)),
+        "requests": len(answers),
+        "rows": sum(counted[t] for t in tags),
+        "lost": len(lost),
+        "doubled": len(doubled),
+        "reached upstream": sum(seen[t] for t in tags),
+        "longest wait": f"{longest:.3f}s",
+        "answers": dict(Counter(f"{a.status} {a.error or ''}".strip() for a in answers)),
     }
     print(f"\n[fault figures] {name}: {json.dumps(figures)}")
     assert lost == [] and doubled == [] and reached_without_row == [], figures

@@ -70,8 +70,7 @@ def test_audit_children_killed_in_a_row_lose_no_row(firewall, upstream, proxy):
     proxy.stop()
 
     check_nothing_lost(firewall, upstream, control, "audit children: control (none killed)", BOUND)
-    figures = check_nothing_lost(firewall, upstream, under_kills, f"audit children: {KILLS} killed in a row",
-                                 BOUND)
+    figures = check_nothing_lost(firewall, upstream, under_kills, f"audit children: {KILLS} killed in a row", BOUND)
     print(f"[fault figures] audit children killed: {killed}")
     assert figures["answers"] == {"200": THREADS * PER_THREAD}
     assert not log_lines(firewall, "given up on")

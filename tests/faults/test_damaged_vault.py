@@ -73,8 +73,11 @@ def test_a_damaged_vault_keeps_the_last_good_secrets_and_the_backup_restores_it(
     assert {(a.status, a.error) for a in after} == {(200, None)} and sent(after) == {f"Bearer {REAL_KEY}"}
     proxy.stop()
 
-    for name, answers in (("vault control (before)", before), ("vault damaged", during),
-                          ("vault control (after restore)", after)):
+    for name, answers in (
+        ("vault control (before)", before),
+        ("vault damaged", during),
+        ("vault control (after restore)", after),
+    ):
         check_nothing_lost(firewall, upstream, answers, name, BOUND)
     said = log_lines(firewall, "reading the vault")
     assert len([line for line in said if "failed" in line or "works again, after" in line]) == 2, said

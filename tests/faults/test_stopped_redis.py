@@ -25,11 +25,21 @@ THREADS, PER_THREAD = 8, 12
 BOUND = 2.0  # seconds any client may wait while Redis is stopped (250 ms to give up, plus a busy machine)
 
 
-def test_a_stopped_redis_refuses_limited_requests_at_once_and_recovers(firewall, upstream, upstream_ca_file,
-                                                                     redis_server):
+def test_a_stopped_redis_refuses_limited_requests_at_once_and_recovers(
+    firewall, upstream, upstream_ca_file, redis_server
+):
     firewall.apply(POLICY.format(port=upstream.port))
-    firewall.run("proxy", "start", "--port", "0", "--upstream-ca", str(upstream_ca_file),
-                 "--limits-storage", redis_server.url, check=True)
+    firewall.run(
+        "proxy",
+        "start",
+        "--port",
+        "0",
+        "--upstream-ca",
+        str(upstream_ca_file),
+        "--limits-storage",
+        redis_server.url,
+        check=True,
+    )
     try:
         load = LoadClient(firewall, proxy_status(firewall)["port"], upstream)
         paths = ["/limited", "/free"]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from firewall.state.db import open_database
 from firewall import agents
+from firewall.state.db import open_database
 from tests.faults.support import LoadClient, check_nothing_lost, hammer, log_lines, proxy_status
 from tests.support.fixtures import REAL_KEY
 
@@ -40,11 +40,12 @@ def damage_active_version(home: Path) -> int:
     (as if the database had been edited): returns its number."""
     with sqlite3.connect(home / "firewall.db") as db:
         active = db.execute("SELECT version FROM policy_active WHERE id = 1").fetchone()[0]
-        row = db.execute("SELECT sha256, sources, compiled FROM policy_versions WHERE version = ?",
-                         [active]).fetchone()
+        row = db.execute("SELECT sha256, sources, compiled FROM policy_versions WHERE version = ?", [active]).fetchone()
         damaged = active + 1
-        db.execute("INSERT INTO policy_versions VALUES (?, ?, ?, 'test', 'damaged', ?, ?)",
-                   [damaged, row[0], time.time(), row[1], row[2].replace("/v1/models", "/v1/modelz")])
+        db.execute(
+            "INSERT INTO policy_versions VALUES (?, ?, ?, 'test', 'damaged', ?, ?)",
+            [damaged, row[0], time.time(), row[1], row[2].replace("/v1/models", "/v1/modelz")],
+        )
         db.execute("UPDATE policy_active SET version = ? WHERE id = 1", [damaged])
     return damaged
 
@@ -57,8 +58,7 @@ def wait_for(predicate, what: str, timeout: float = 10.0):
     return value
 
 
-def test_an_unloadable_policy_version_keeps_the_last_good_one_and_freezes_nothing_else(
-        firewall, upstream, proxy):
+def test_an_unloadable_policy_version_keeps_the_last_good_one_and_freezes_nothing_else(firewall, upstream, proxy):
     firewall.add_secret("openai", REAL_KEY, provider="openai")
     firewall.apply(POLICY.format(port=upstream.port))
     load = LoadClient(firewall, proxy.port, upstream)
@@ -91,12 +91,17 @@ def test_an_unloadable_policy_version_keeps_the_last_good_one_and_freezes_nothin
         db.close()
     with doomed.client() as client:
         wait_for(lambda: doomed.get(client, "/echo").status == 407, "the revoked token was refused")
-    firewall.run("secrets", "add", "openai", "--provider", "openai", "--force", "--stdin",
-                 input=ROTATED_KEY + "\n", check=True)
+    firewall.run(
+        "secrets", "add", "openai", "--provider", "openai", "--force", "--stdin", input=ROTATED_KEY + "\n", check=True
+    )
     with load.client() as client:
-        wait_for(lambda: load.get(client, "/echo").status == 200
-                 and upstream.seen[-1].headers.get("authorization") == f"Bearer {ROTATED_KEY}",
-                 "the rotated key was sent")
+        wait_for(
+            lambda: (
+                load.get(client, "/echo").status == 200
+                and upstream.seen[-1].headers.get("authorization") == f"Bearer {ROTATED_KEY}"
+            ),
+            "the rotated key was sent",
+        )
 
     rollback = firewall.run("policy", "rollback", "1")
     assert rollback.returncode == 0, rollback.stderr
@@ -108,8 +113,11 @@ def test_an_unloadable_policy_version_keeps_the_last_good_one_and_freezes_nothin
     assert {(a.status, a.error) for a in after} == {(200, None)}
     proxy.stop()
 
-    for name, answers in (("policy control (before)", before), ("policy unloadable", during),
-                          ("policy control (after rollback)", after)):
+    for name, answers in (
+        ("policy control (before)", before),
+        ("policy unloadable", during),
+        ("policy control (after rollback)", after),
+    ):
         check_nothing_lost(firewall, upstream, answers, name, BOUND)
     said = log_lines(firewall, "loading the active policy version")
     assert len(said) == 2, said  # once when it started, once when it ended: not every 0.2 s

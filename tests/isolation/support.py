@@ -83,11 +83,19 @@ class Listeners:
             sock.close()
 
 
-def escape(fw, listeners: Listeners, upstream, out: Path, *run_args: str,
-           python: str = sys.executable) -> tuple[subprocess.CompletedProcess, dict]:
+def escape(
+    fw, listeners: Listeners, upstream, out: Path, *run_args: str, python: str = sys.executable
+) -> tuple[subprocess.CompletedProcess, dict]:
     """scripts/escape.py under `firewall run RUN_ARGS`: (the run, the script's results)."""
-    command = [python, str(SCRIPTS / "escape.py"), str(out), str(listeners.tcp_port), str(listeners.udp_port),
-               str(listeners.dns_port), upstream.base_url]
+    command = [
+        python,
+        str(SCRIPTS / "escape.py"),
+        str(out),
+        str(listeners.tcp_port),
+        str(listeners.udp_port),
+        str(listeners.dns_port),
+        upstream.base_url,
+    ]
     done = fw.run("run", *run_args, "--", *command)
     assert out.exists(), f"the script wrote nothing (exit {done.returncode}):\n{done.stderr}"
     return done, json.loads(out.read_text())

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from firewall import agents
-from firewall.run.lease import Lease, held, own_lease
 from firewall.state.db import open_database
+from firewall.state.pids import Lease, held, own_lease
 from tests.e2e.helpers import SCRIPTS as E2E_SCRIPTS
 from tests.e2e.helpers import wait_until
 from tests.isolation.support import setup_home
@@ -60,11 +60,17 @@ def test_kill_9_of_the_run_ends_the_agent_and_its_token(shared, tmp_path, run_ar
     ready, go = tmp_path / "ready.json", tmp_path / "go"
     # The agent leaves a process behind in the background, then waits (hold.py) for the test. The
     # markers are put together by the shell, so only the agent's processes hold them, not the run's.
-    script = (f"P=agent-; R={tmp_path}/ready; "
-              f"{sys.executable} -c 'import time; time.sleep(120)' ${{P}}{tag} & "
-              f"exec {sys.executable} {E2E_SCRIPTS / 'hold.py'} $R.json {go} 120")
-    run = subprocess.Popen([sys.executable, "-m", "firewall", "run", *run_args, "--", "sh", "-c", script],
-                           env=fw.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    script = (
+        f"P=agent-; R={tmp_path}/ready; "
+        f"{sys.executable} -c 'import time; time.sleep(120)' ${{P}}{tag} & "
+        f"exec {sys.executable} {E2E_SCRIPTS / 'hold.py'} $R.json {go} 120"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "firewall", "run", *run_args, "--", "sh", "-c", script],
+        env=fw.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     agent_processes = lambda: _with_marker(marker) + _with_marker(str(ready))
     try:
         assert wait_until(lambda: ready.exists() or run.poll() is not None, timeout=30) and ready.exists()
@@ -123,9 +129,14 @@ def test_ctrl_c_reaches_the_agent_and_does_not_kill_the_sandbox(shared, tmp_path
     fw, _ = shared
     ready = tmp_path / "ready"
     script = f'trap "echo interrupted; exit 7" INT; touch {ready}; while :; do sleep 0.05; done'
-    run = subprocess.Popen([sys.executable, "-m", "firewall", "run", *run_args, "--", "sh", "-c", script],
-                           env=fw.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           start_new_session=True)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "firewall", "run", *run_args, "--", "sh", "-c", script],
+        env=fw.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert wait_until(lambda: ready.exists() or run.poll() is not None, timeout=30) and ready.exists()
         os.killpg(run.pid, signal.SIGINT)

@@ -52,8 +52,11 @@ def test_isolated_agent_has_no_way_out_but_the_proxy(shared, listeners, tmp_path
     assert results["https_through_proxy"] == {**results["https_through_proxy"], "ok": True, "detail": 200}
     assert len(upstream.seen) == before + 1
     assert upstream.seen[before].headers["authorization"] == f"Bearer {REAL_KEY}"
-    rows = fw.audit_rows_once(lambda rows: any(r["path"] == "/v1/models" and r["agent"] == "default"
-                                               and r["decision"] == "allow" for r in rows))
+    rows = fw.audit_rows_once(
+        lambda rows: any(
+            r["path"] == "/v1/models" and r["agent"] == "default" and r["decision"] == "allow" for r in rows
+        )
+    )
     row = [r for r in rows if r["path"] == "/v1/models"][-1]
     assert row["detail"] is None or "not isolated" not in row["detail"]
 
@@ -77,8 +80,21 @@ def test_the_same_clients_get_out_without_isolation(shared, listeners, tmp_path)
 
 def _curl(fw, upstream, *run_args: str, direct: bool) -> subprocess.CompletedProcess:
     flags = ["--noproxy", "*"] if direct else []
-    return fw.run("run", *run_args, "--", "curl", "-sS", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}",
-                  *flags, f"{upstream.base_url}/v1/models")
+    return fw.run(
+        "run",
+        *run_args,
+        "--",
+        "curl",
+        "-sS",
+        "-m",
+        "5",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        *flags,
+        f"{upstream.base_url}/v1/models",
+    )
 
 
 def test_curl_noproxy_gets_a_connection_error(shared):
@@ -104,8 +120,9 @@ def test_node_fetch_and_https_get_get_a_connection_error(shared, tmp_path):
     results = {}
     for mode, run_args in (("isolated", ()), ("not_isolated", ("--no-isolate",))):
         out = tmp_path / f"{mode}.json"
-        done = fw.run("run", *run_args, "--", "node", str(SCRIPTS / "fetch_direct.js"),
-                      f"{upstream.base_url}/v1/models", str(out))
+        done = fw.run(
+            "run", *run_args, "--", "node", str(SCRIPTS / "fetch_direct.js"), f"{upstream.base_url}/v1/models", str(out)
+        )
         assert done.returncode == 0, done.stderr
         results[mode] = json.loads(out.read_text())
     for client in ("fetch", "https"):

@@ -47,7 +47,7 @@ def test_state_folder_and_parents_environment_are_out_of_reach(shared, tmp_path)
 def test_state_files_the_agent_needs_are_read_only(shared):
     fw, _ = shared
     bundle = fw.home / "run" / "ca-bundle.pem"
-    done = fw.run("run", "--", "sh", "-c", f'head -c 27 {bundle}; echo x >> {bundle}')
+    done = fw.run("run", "--", "sh", "-c", f"head -c 27 {bundle}; echo x >> {bundle}")
     assert done.stdout.startswith("-----BEGIN CERTIFICATE-----")
     assert "Read-only file system" in done.stderr
 
@@ -63,9 +63,18 @@ def test_a_root_agent_cannot_unmount_what_hides_the_state(shared):
 
 def _pending_approval(fw) -> str:
     held = store.HeldRequest(
-        request_id="req_isolation", agent="default", method="GET", url="https://localhost/held", rule="t:1",
-        rule_text="ask GET /held", reason=None, preview="", body_size=0, fingerprint="f" * 64,
-        policy_sha256="0" * 64, timeout=300.0,
+        request_id="req_isolation",
+        agent="default",
+        method="GET",
+        url="https://localhost/held",
+        rule="t:1",
+        rule_text="ask GET /held",
+        reason=None,
+        preview="",
+        body_size=0,
+        fingerprint="f" * 64,
+        policy_sha256="0" * 64,
+        timeout=300.0,
     )
     db = open_database(fw.home / "firewall.db")
     try:
@@ -96,8 +105,20 @@ def test_the_agent_cannot_answer_its_own_approval(shared):
 
 def test_a_nested_run_gets_no_new_identity(shared):
     fw, upstream = shared
-    nested = [sys.executable, "-m", "firewall", "run", "--agent", "other", "--",
-              "curl", "-sS", "-m", "5", f"{upstream.base_url}/v1/models"]
+    nested = [
+        sys.executable,
+        "-m",
+        "firewall",
+        "run",
+        "--agent",
+        "other",
+        "--",
+        "curl",
+        "-sS",
+        "-m",
+        "5",
+        f"{upstream.base_url}/v1/models",
+    ]
     done = fw.run("run", "--", *nested)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [

@@ -30,8 +30,14 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="not root: the whole s
 
 
 def _as_user(*command: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([shutil.which("runuser") or "runuser", "-u", USER, "--", *command], capture_output=True, text=True, check=False,
-                          timeout=timeout, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp"})
+    return subprocess.run(
+        [shutil.which("runuser") or "runuser", "-u", USER, "--", *command],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +65,9 @@ def test_sandbox_core_as_an_unprivileged_user(user_python):
         for path in (state, state / "vault.json", state / "ca.pem"):
             os.chown(path, uid, uid)
         state.chmod(0o700)
-        done = _as_user(user_python, str(SCRIPTS / "sandbox_core.py"), str(WORKTREE), str(state),
-                        str(outside.getsockname()[1]))
+        done = _as_user(
+            user_python, str(SCRIPTS / "sandbox_core.py"), str(WORKTREE), str(state), str(outside.getsockname()[1])
+        )
         assert done.returncode == 0, done.stderr
         report = json.loads(done.stdout)
         assert report["uid"] == uid  # the same user inside, not root

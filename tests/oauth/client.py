@@ -4,7 +4,8 @@
 
 It reads HTTPS_PROXY and SSL_CERT_FILE from its environment (set by `firewall
 run`) like any httpx program, and prints one JSON line: a list of
-{"status", "type", "body"} in request order (the COUNT sent at once, then M more one by one) (`type` is the firewall's error type, if any).
+{"status", "type", "body"} in request order (the COUNT sent at once, then M more one by one)
+(`type` is the firewall's error type, if any).
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ async def send(client: httpx.AsyncClient, url: str, post: str | None) -> dict:
         error_type = response.json()["error"]["type"]
     except (ValueError, KeyError, TypeError):
         error_type = None
-    return {"status": response.status_code, "type": error_type, "body": response.text,
-            "retry_after": response.headers.get("retry-after")}
+    return {
+        "status": response.status_code,
+        "type": error_type,
+        "body": response.text,
+        "retry_after": response.headers.get("retry-after"),
+    }
 
 
 async def main() -> None:

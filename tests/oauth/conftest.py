@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.oauth.stand_ins import CodexBackend, TokenServer, Tokens
+from tests.oauth.stand_ins import CodexBackend, Tokens, TokenServer
 from tests.support.fixtures import Firewall
 from tests.support.logins import login_json
 
@@ -87,10 +87,28 @@ class CodexSetup:
         self.firewall.apply(codex_policy(self.backend, self.token_server.url))
         return login
 
-    def agent(self, path: str = "/backend-api/codex/models", *, count: int = 1, then: int = 0, post: str | None = None,
-              agent: str = "codex", timeout: float = 90) -> list[dict]:
-        args = ["run", "--agent", agent, "--", *CLIENT, f"{self.backend.base_url}{path}", "--count", str(count),
-                "--then", str(then)]
+    def agent(
+        self,
+        path: str = "/backend-api/codex/models",
+        *,
+        count: int = 1,
+        then: int = 0,
+        post: str | None = None,
+        agent: str = "codex",
+        timeout: float = 90,
+    ) -> list[dict]:
+        args = [
+            "run",
+            "--agent",
+            agent,
+            "--",
+            *CLIENT,
+            f"{self.backend.base_url}{path}",
+            "--count",
+            str(count),
+            "--then",
+            str(then),
+        ]
         if post is not None:
             args += ["--post", post]
         result = self.firewall.run(*args, timeout=timeout, env={"PYTHONPATH": str(REPO)})

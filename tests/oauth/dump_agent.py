@@ -15,11 +15,21 @@ def main() -> None:
     home = Path(os.environ["CODEX_HOME"])
     files = {
         str(path.relative_to(home)): {"text": path.read_text(), "mode": stat.S_IMODE(path.stat().st_mode)}
-        for path in sorted(home.rglob("*")) if path.is_file()
+        for path in sorted(home.rglob("*"))
+        if path.is_file()
     }
     refresh = httpx.post(os.environ["CODEX_REFRESH_TOKEN_URL_OVERRIDE"], json={"grant_type": "refresh_token"})
-    print(json.dumps({"env": dict(os.environ), "home": str(home), "files": files,
-                      "refresh_status": refresh.status_code, "refresh_body": refresh.text}))
+    print(
+        json.dumps(
+            {
+                "env": dict(os.environ),
+                "home": str(home),
+                "files": files,
+                "refresh_status": refresh.status_code,
+                "refresh_body": refresh.text,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

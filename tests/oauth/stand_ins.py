@@ -105,8 +105,13 @@ class TokenServer:
             access = access_token(self.lifetime)
             self.tokens.access.add(access)
             self.tokens.refresh = "rt-" + secrets.token_hex(16)
-            answer = {"access_token": access, "refresh_token": self.tokens.refresh, "id_token": id_token(),
-                      "expires_in": int(self.lifetime), "token_type": "Bearer"}
+            answer = {
+                "access_token": access,
+                "refresh_token": self.tokens.refresh,
+                "id_token": id_token(),
+                "expires_in": int(self.lifetime),
+                "token_type": "Bearer",
+            }
         request._json(200, answer)
 
 
@@ -144,8 +149,9 @@ class CodexBackend:
             good = headers.get("authorization", "").removeprefix("Bearer ") in self.tokens.access
             good = good and not self.refuse_all
         if not good or headers.get("chatgpt-account-id") != self.account:
-            return request._json(401, {"error": {"message": "Your authentication token is invalid.",
-                                                 "code": "token_invalid"}})
+            return request._json(
+                401, {"error": {"message": "Your authentication token is invalid.", "code": "token_invalid"}}
+            )
         path = request.path.split("?")[0]
         if path == "/backend-api/codex/models":
             return request._json(200, {"models": [{"slug": "gpt-5-codex"}]})
@@ -157,12 +163,28 @@ class CodexBackend:
     def _stream(request: QuietHandler, ask: dict) -> None:
         events = [
             {"type": "response.created", "response": {"id": "resp_1"}},
-            {"type": "response.output_item.done", "item": {
-                "type": "message", "role": "assistant", "id": "msg_1",
-                "content": [{"type": "output_text", "text": "hello from the stand-in"}]}},
-            {"type": "response.completed", "response": {"id": "resp_1", "usage": {
-                "input_tokens": 1, "input_tokens_details": None, "output_tokens": 1,
-                "output_tokens_details": None, "total_tokens": 2}}},
+            {
+                "type": "response.output_item.done",
+                "item": {
+                    "type": "message",
+                    "role": "assistant",
+                    "id": "msg_1",
+                    "content": [{"type": "output_text", "text": "hello from the stand-in"}],
+                },
+            },
+            {
+                "type": "response.completed",
+                "response": {
+                    "id": "resp_1",
+                    "usage": {
+                        "input_tokens": 1,
+                        "input_tokens_details": None,
+                        "output_tokens": 1,
+                        "output_tokens_details": None,
+                        "total_tokens": 2,
+                    },
+                },
+            },
         ]
         request.send_response(200)
         request.send_header("content-type", "text/event-stream")

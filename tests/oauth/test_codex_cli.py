@@ -23,8 +23,11 @@ PROMPT = "say hi"
 
 
 def codex_binary() -> str | None:
-    for candidate in (os.environ.get("FIREWALL_TEST_CODEX"), str(REPO / ".cache/codex/node_modules/.bin/codex"),
-                      shutil.which("codex")):
+    for candidate in (
+        os.environ.get("FIREWALL_TEST_CODEX"),
+        str(REPO / ".cache/codex/node_modules/.bin/codex"),
+        shutil.which("codex"),
+    ):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -39,8 +42,15 @@ pytestmark = pytest.mark.skipif(
 def run_stopping_everything(command: list[str], env: dict, timeout: float) -> subprocess.CompletedProcess:
     """Run `command` in its own process group, with standard input at EOF (`codex exec` reads more of
     the prompt from a non-terminal stdin); on timeout stop the whole group: firewall run, then Codex."""
-    child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    child = subprocess.Popen(
+        command,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -69,8 +79,21 @@ requires_openai_auth = true
 """)
     codex.firewall.apply(codex_policy(codex.backend, codex.token_server.url))  # through the shared proxy
     result = run_stopping_everything(
-        [sys.executable, "-m", "firewall", "run", "--agent", "codex", "--",
-         CODEX, "exec", "--skip-git-repo-check", "--color", "never", PROMPT],
+        [
+            sys.executable,
+            "-m",
+            "firewall",
+            "run",
+            "--agent",
+            "codex",
+            "--",
+            CODEX,
+            "exec",
+            "--skip-git-repo-check",
+            "--color",
+            "never",
+            PROMPT,
+        ],
         env={**codex.firewall.env, "CODEX_HOME": str(user_home), "HOME": str(tmp_path)},
         timeout=90,
     )

@@ -24,9 +24,21 @@ def test_the_agent_sees_no_real_token_anywhere(codex, tmp_path: Path):
     policy = codex.firewall.write_policy("codex.policy", codex_policy(codex.backend, codex.token_server.url))
 
     result = codex.firewall.run(
-        "run", "--agent", "codex", "--policy", str(policy), "--", sys.executable, "-m", "tests.oauth.dump_agent",
-        env={"PYTHONPATH": str(REPO), "CODEX_HOME": str(user_home),
-             "LEAKED_ACCESS": real_tokens[0], "LEAKED_REFRESH": f"x{real_tokens[1]}x"},
+        "run",
+        "--agent",
+        "codex",
+        "--policy",
+        str(policy),
+        "--",
+        sys.executable,
+        "-m",
+        "tests.oauth.dump_agent",
+        env={
+            "PYTHONPATH": str(REPO),
+            "CODEX_HOME": str(user_home),
+            "LEAKED_ACCESS": real_tokens[0],
+            "LEAKED_REFRESH": f"x{real_tokens[1]}x",
+        },
     )
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
@@ -62,8 +74,15 @@ def test_the_agent_sees_no_real_token_anywhere(codex, tmp_path: Path):
 
 def test_a_policy_without_an_oauth_credential_leaves_codex_home_alone(firewall, upstream, tmp_path: Path):
     policy = firewall.write_policy("plain.policy", f"host localhost:{upstream.port} {{\n    allow GET\n}}\n")
-    result = firewall.run("run", "--policy", str(policy), "--", sys.executable, "-c",
-                          "import os; print(os.environ.get('CODEX_HOME', 'unset'))",
-                          env={"CODEX_HOME": str(tmp_path)})
+    result = firewall.run(
+        "run",
+        "--policy",
+        str(policy),
+        "--",
+        sys.executable,
+        "-c",
+        "import os; print(os.environ.get('CODEX_HOME', 'unset'))",
+        env={"CODEX_HOME": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path)

@@ -98,8 +98,20 @@ host localhost:{upstream.port} {{
     assert codex.token_server.hanging.wait(30), "the refresh never reached the token endpoint"
 
     started = time.monotonic()
-    other = codex.firewall.run("run", "--agent", "other", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                               f"{upstream.base_url}/v1/models", timeout=30)
+    other = codex.firewall.run(
+        "run",
+        "--agent",
+        "other",
+        "--",
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        f"{upstream.base_url}/v1/models",
+        timeout=30,
+    )
     assert other.stdout == "200" and time.monotonic() - started < 10
     assert upstream.seen[-1].headers["authorization"] == f"Bearer {REAL_KEY}"
     assert stuck.is_alive()  # the Codex request still waits for its refresh

@@ -26,18 +26,21 @@ def with_tokens(**changes) -> str:
     return json.dumps({k: v for k, v in document.items()})
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("not json", "is not valid JSON"),
-    ("[1]", 'has no "tokens" object'),
-    (json.dumps({"auth_mode": "apikey", "OPENAI_API_KEY": "sk-abc"}), "is an API-key login"),
-    (json.dumps({"OPENAI_API_KEY": "sk-abc", "tokens": None}), "is an API-key login"),
-    (json.dumps({**GOOD, "auth_mode": "agentIdentity"}), "only a ChatGPT login"),
-    (with_tokens(refresh_token=""), "has no tokens.refresh_token"),
-    (with_tokens(access_token=None), "has no tokens.access_token"),
-    (with_tokens(id_token="not-a-jwt"), "tokens.id_token that is not a JWT"),
-    (with_tokens(access_token="opaque-token"), "without an expiry"),
-    (with_tokens(account_id=None, id_token=jwt.unsigned({"email": EMAIL})), "has no account id"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("not json", "is not valid JSON"),
+        ("[1]", 'has no "tokens" object'),
+        (json.dumps({"auth_mode": "apikey", "OPENAI_API_KEY": "sk-abc"}), "is an API-key login"),
+        (json.dumps({"OPENAI_API_KEY": "sk-abc", "tokens": None}), "is an API-key login"),
+        (json.dumps({**GOOD, "auth_mode": "agentIdentity"}), "only a ChatGPT login"),
+        (with_tokens(refresh_token=""), "has no tokens.refresh_token"),
+        (with_tokens(access_token=None), "has no tokens.access_token"),
+        (with_tokens(id_token="not-a-jwt"), "tokens.id_token that is not a JWT"),
+        (with_tokens(access_token="opaque-token"), "without an expiry"),
+        (with_tokens(account_id=None, id_token=jwt.unsigned({"email": EMAIL})), "has no account id"),
+    ],
+)
 def test_what_is_not_a_usable_chatgpt_login_is_named_without_its_tokens(text: str, problem: str):
     with pytest.raises(InvalidLogin) as caught:
         parse_login(text)
@@ -58,14 +61,17 @@ def test_the_account_id_may_come_from_the_id_token():
     assert parse_login(with_tokens(account_id=None)).account_id == ACCOUNT
 
 
-@pytest.mark.parametrize(("expires_in", "refreshed_ago", "due", "expired"), [
-    (3600, 0, False, False),
-    (301, 3299, False, False),
-    (299, 3301, True, False),   # inside the five-minute margin
-    (-1, 3601, True, True),
-    (25, 15, False, False),     # a 40-second token is due at half its life, not five minutes early
-    (5, 35, True, False),
-])
+@pytest.mark.parametrize(
+    ("expires_in", "refreshed_ago", "due", "expired"),
+    [
+        (3600, 0, False, False),
+        (301, 3299, False, False),
+        (299, 3301, True, False),  # inside the five-minute margin
+        (-1, 3601, True, True),
+        (25, 15, False, False),  # a 40-second token is due at half its life, not five minutes early
+        (5, 35, True, False),
+    ],
+)
 def test_when_a_token_is_due(expires_in, refreshed_ago, due, expired):
     login = parse_login(login_json(expires_in=expires_in, refreshed_ago=refreshed_ago))
     now = time.time()
@@ -97,18 +103,21 @@ def answer(status: int, payload) -> httpx.Response:
     return httpx.Response(status, json=payload)
 
 
-@pytest.mark.parametrize(("status", "payload", "outcome"), [
-    (400, {"error": {"code": "refresh_token_expired"}}, LoginDead),
-    (400, {"error": {"code": "refresh_token_reused"}}, LoginDead),
-    (400, {"error": "refresh_token_invalidated"}, LoginDead),
-    (400, {"error": "invalid_grant", "error_description": "bad"}, LoginDead),
-    (401, {"error": {"message": "nope"}}, LoginDead),
-    (500, {"error": "server_error"}, EndpointUnavailable),
-    (503, None, EndpointUnavailable),
-    (429, {"code": "rate_limited"}, EndpointUnavailable),
-    (400, {"error": "invalid_request"}, EndpointUnavailable),
-    (200, {"token_type": "Bearer"}, EndpointUnavailable),
-])
+@pytest.mark.parametrize(
+    ("status", "payload", "outcome"),
+    [
+        (400, {"error": {"code": "refresh_token_expired"}}, LoginDead),
+        (400, {"error": {"code": "refresh_token_reused"}}, LoginDead),
+        (400, {"error": "refresh_token_invalidated"}, LoginDead),
+        (400, {"error": "invalid_grant", "error_description": "bad"}, LoginDead),
+        (401, {"error": {"message": "nope"}}, LoginDead),
+        (500, {"error": "server_error"}, EndpointUnavailable),
+        (503, None, EndpointUnavailable),
+        (429, {"code": "rate_limited"}, EndpointUnavailable),
+        (400, {"error": "invalid_request"}, EndpointUnavailable),
+        (200, {"token_type": "Bearer"}, EndpointUnavailable),
+    ],
+)
 def test_token_endpoint_answers_are_dead_or_passing(status, payload, outcome):
     with pytest.raises(outcome) as caught:
         read_answer(answer(status, payload))
@@ -128,7 +137,10 @@ def test_an_error_code_is_only_shown_when_it_looks_like_one():
 def test_settings_default_to_openai_and_codex():
     settings = OAuthSettings.from_pairs([("token_url", "https://login.example/token")])
     assert (settings.token_url, settings.client_id, settings.account_header) == (
-        "https://login.example/token", "app_EMoamEEZ73f0CkXaXp7hrann", DEFAULT_ACCOUNT_HEADER)
+        "https://login.example/token",
+        "app_EMoamEEZ73f0CkXaXp7hrann",
+        DEFAULT_ACCOUNT_HEADER,
+    )
     assert OAuthSettings.from_pairs([]).token_url == DEFAULT_TOKEN_URL
 
 

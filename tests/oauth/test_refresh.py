@@ -14,8 +14,11 @@ def test_a_token_near_expiry_is_refreshed_before_the_request(codex):
     [result] = codex.agent()
     assert result["status"] == 200, result
     [call] = codex.token_server.calls
-    assert call.body == {"client_id": "app_EMoamEEZ73f0CkXaXp7hrann", "grant_type": "refresh_token",
-                         "refresh_token": old["tokens"]["refresh_token"]}
+    assert call.body == {
+        "client_id": "app_EMoamEEZ73f0CkXaXp7hrann",
+        "grant_type": "refresh_token",
+        "refresh_token": old["tokens"]["refresh_token"],
+    }
     assert call.content_type == "application/json"
     [seen] = codex.backend.seen
     assert seen.headers["authorization"] != f"Bearer {old['tokens']['access_token']}"
@@ -46,8 +49,11 @@ def test_a_401_refreshes_the_token_and_sends_the_request_once_more(codex):
     first, second = codex.backend.seen
     assert first.headers["authorization"] == f"Bearer {old['tokens']['access_token']}"
     assert second.headers["authorization"].removeprefix("Bearer ") in codex.tokens.access
-    assert (second.method, second.path, second.body) == (first.method, first.path, first.body) == (
-        "POST", RESPONSES, ASK.encode())
+    assert (
+        (second.method, second.path, second.body)
+        == (first.method, first.path, first.body)
+        == ("POST", RESPONSES, ASK.encode())
+    )
     rows = codex.firewall.audit_rows_once(lambda rows: rows)
     assert rows[-1]["upstream_status"] == 200 and "sent once more" in rows[-1]["detail"]
 

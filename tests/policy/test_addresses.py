@@ -21,24 +21,74 @@ from firewall.policy.addresses import IPV4_SPECIAL, IPV6_SPECIAL, MULTICAST, cla
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # IANA IPv4 Special-Purpose Address Registry: every row.
-IPV4_REGISTRY = ["0.0.0.0/8", "0.0.0.0/32", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-                 "172.16.0.0/12", "192.0.0.0/24", "192.0.0.0/29", "192.0.0.8/32", "192.0.0.9/32", "192.0.0.10/32",
-                 "192.0.0.170/32", "192.0.0.171/32", "192.0.2.0/24", "192.31.196.0/24", "192.52.193.0/24",
-                 "192.88.99.0/24", "192.168.0.0/16", "192.175.48.0/24", "198.18.0.0/15", "198.51.100.0/24",
-                 "203.0.113.0/24", "240.0.0.0/4", "255.255.255.255/32"]
+IPV4_REGISTRY = [
+    "0.0.0.0/8",
+    "0.0.0.0/32",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.0.0/29",
+    "192.0.0.8/32",
+    "192.0.0.9/32",
+    "192.0.0.10/32",
+    "192.0.0.170/32",
+    "192.0.0.171/32",
+    "192.0.2.0/24",
+    "192.31.196.0/24",
+    "192.52.193.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "192.175.48.0/24",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+]
 # IANA IPv6 Special-Purpose Address Registry: every row.
-IPV6_REGISTRY = ["::1/128", "::/128", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64",
-                 "100:0:0:1::/64", "2001::/23", "2001::/32", "2001:1::1/128", "2001:1::2/128", "2001:1::3/128",
-                 "2001:2::/48", "2001:3::/32", "2001:4:112::/48", "2001:10::/28", "2001:20::/28", "2001:30::/28",
-                 "2001:db8::/32", "2002::/16", "2620:4f:8000::/48", "3fff::/20", "5f00::/16", "fc00::/7",
-                 "fe80::/10"]
+IPV6_REGISTRY = [
+    "::1/128",
+    "::/128",
+    "::ffff:0:0/96",
+    "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "100:0:0:1::/64",
+    "2001::/23",
+    "2001::/32",
+    "2001:1::1/128",
+    "2001:1::2/128",
+    "2001:1::3/128",
+    "2001:2::/48",
+    "2001:3::/32",
+    "2001:4:112::/48",
+    "2001:10::/28",
+    "2001:20::/28",
+    "2001:30::/28",
+    "2001:db8::/32",
+    "2002::/16",
+    "2620:4f:8000::/48",
+    "3fff::/20",
+    "5f00::/16",
+    "fc00::/7",
+    "fe80::/10",
+]
 # Not in those registries, and not public either: multicast, and IPv6 outside 2000::/3 (reserved space).
 OTHERS = ["224.0.0.0/4", "ff00::/8", "::/8", "4000::/3", "fec0::/10"]
 LINK_LOCAL = ["169.254.0.0/16", "fe80::/10"]
 
 PUBLIC_IPV4 = ["93.184.216.34", "1.1.1.1", "8.8.8.8", "140.82.112.3", "192.0.1.1", "192.0.3.1", "223.255.255.254"]
-PUBLIC_IPV6 = ["2606:4700::1111", "2a00:1450:4001:80b::200e", "2620:fe::fe", "2001:4860:4860::8888",
-               "2001:200::1", "3ffe::1"]
+PUBLIC_IPV6 = [
+    "2606:4700::1111",
+    "2a00:1450:4001:80b::200e",
+    "2620:fe::fe",
+    "2001:4860:4860::8888",
+    "2001:200::1",
+    "3ffe::1",
+]
 
 NETWORKS = [ipaddress.ip_network(prefix) for prefix in IPV4_REGISTRY + IPV6_REGISTRY + OTHERS]
 
@@ -68,17 +118,18 @@ def embeddings(v4: ipaddress.IPv4Address, noise: int = 0x1234_5678) -> list[str]
             before_u = 64 - length
             layout = "0" * (length - 48) + bits[:before_u] + "00000000" + bits[before_u:]
         suffix = int(layout.ljust(80, "0"), 2)
-        rfc6052.append(ipaddress.IPv6Address((0x0064_ff9b_0001 << 80) | suffix))
+        rfc6052.append(ipaddress.IPv6Address((0x0064_FF9B_0001 << 80) | suffix))
     teredo_server = ipaddress.IPv4Address("65.54.227.120")
     forms = [
         ipaddress.IPv6Address((0xFFFF << 32) | value),  # IPv4-mapped
         ipaddress.IPv6Address(value),  # IPv4-compatible
         ipaddress.IPv6Address((0xFFFF << 48) | value),  # SIIT IPv4-translated
-        ipaddress.IPv6Address((0x0064_ff9b << 96) | value),  # NAT64 well-known
+        ipaddress.IPv6Address((0x0064_FF9B << 96) | value),  # NAT64 well-known
         *rfc6052,
         ipaddress.IPv6Address((0x2002 << 112) | (value << 80) | noise),  # 6to4
-        ipaddress.IPv6Address((0x2001_0000 << 96) | (int(teredo_server) << 64) | (noise << 32)
-                              | (value ^ 0xFFFF_FFFF)),  # Teredo client, bit-inverted
+        ipaddress.IPv6Address(
+            (0x2001_0000 << 96) | (int(teredo_server) << 64) | (noise << 32) | (value ^ 0xFFFF_FFFF)
+        ),  # Teredo client, bit-inverted
         ipaddress.IPv6Address((0x2001_0000 << 96) | (value << 64) | (noise << 32) | 0x1234),  # Teredo server
     ]
     return [str(form) for form in forms if int(form) > 1]  # ::v4 for 0.0.0.0/0.0.0.1 is :: or ::1
@@ -149,8 +200,11 @@ def test_an_ipv6_global_unicast_address_outside_every_entry_is_public(address):
 
 
 @PROPERTY
-@given(st.one_of(st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address),
-                 st.integers(0, 2**128 - 1).map(ipaddress.IPv6Address)))
+@given(
+    st.one_of(
+        st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address), st.integers(0, 2**128 - 1).map(ipaddress.IPv6Address)
+    )
+)
 def test_what_pythons_ipaddress_calls_not_global_is_not_public_here_either(address):
     if not address.is_global:
         assert not classify(str(address)).public
@@ -175,12 +229,18 @@ def test_control_a_form_embedding_a_public_ipv4_address_is_not_public_but_not_li
         assert v4 in found.why
 
 
-@pytest.mark.parametrize(("address", "wraps"), [
-    ("64:ff9b::7f00:1", "127.0.0.1"), ("64:ff9b::a9fe:a9fe", "169.254.169.254"), ("::7f00:1", "127.0.0.1"),
-    ("::ffff:0:7f00:1", "127.0.0.1"), ("2002:7f00:1::1", "127.0.0.1"),
-    ("2001:0:4136:e378:8000:63bf:80ff:fffe", "127.0.0.1"),  # Teredo, client bits inverted
-    ("64:ff9b:1::7f00:1", "127.0.0.1"),
-])
+@pytest.mark.parametrize(
+    ("address", "wraps"),
+    [
+        ("64:ff9b::7f00:1", "127.0.0.1"),
+        ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
+        ("::7f00:1", "127.0.0.1"),
+        ("::ffff:0:7f00:1", "127.0.0.1"),
+        ("2002:7f00:1::1", "127.0.0.1"),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "127.0.0.1"),  # Teredo, client bits inverted
+        ("64:ff9b:1::7f00:1", "127.0.0.1"),
+    ],
+)
 def test_the_issue_s_spellings_say_what_they_wrap(address, wraps):
     found = classify(address)
     assert not found.public and f"wrapping {wraps}" in found.why

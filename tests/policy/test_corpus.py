@@ -69,6 +69,20 @@ def test_every_corpus_policy_has_cases():
 
 
 def test_every_case_spells_its_keys_right():
-    known = {"policy", "method", "url", "agent", "headers", "json", "body", "body_size", "addresses", "expect",
-             "reason", "line", "path", *OPTIONAL}
+    known = {
+        "policy",
+        "method",
+        "url",
+        "agent",
+        "headers",
+        "json",
+        "body",
+        "body_size",
+        "addresses",
+        "expect",
+        "reason",
+        "line",
+        "path",
+        *OPTIONAL,
+    }
     assert [sorted(set(case) - known) for case in CASES if set(case) - known] == []

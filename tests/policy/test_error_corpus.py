@@ -51,7 +51,10 @@ def test_check_prints_the_expected_diagnostics(name, monkeypatch):
 def test_the_real_command_prints_the_same(name):
     process = subprocess.run(
         [sys.executable, "-m", "firewall", "policy", "check", _target(name)],
-        cwd=ERRORS, capture_output=True, text=True, timeout=60,
+        cwd=ERRORS,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert process.stderr == (ERRORS / f"{name}.expected").read_text(encoding="utf-8")
     assert process.returncode == _expected_exit(name)
@@ -61,4 +64,4 @@ def test_the_spec_example_puts_the_caret_under_the_misspelt_field():
     lines = (ERRORS / "spec-unknown-field.expected").read_text(encoding="utf-8").splitlines()
     location, source, caret = lines[:3]
     assert location == 'spec-unknown-field.policy:4:28: unknown field "jsn.model"; did you mean "json.model"?'
-    assert source[caret.index("^"):].startswith("jsn.model")
+    assert source[caret.index("^") :].startswith("jsn.model")

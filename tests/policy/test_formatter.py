@@ -52,8 +52,14 @@ def test_the_formatted_corpus_decides_the_same(case):
 
     def summary(policy: CompiledPolicy):
         decision = decide(policy, request_of(case), now=0.0)
-        return (decision.verdict, decision.reason, decision.would, decision.rule.text if decision.rule else None,
-                [i.credential for i in decision.inject], [(l.amount, l.agent) for l in decision.limits])
+        return (
+            decision.verdict,
+            decision.reason,
+            decision.would,
+            decision.rule.text if decision.rule else None,
+            [i.credential for i in decision.inject],
+            [(limit.amount, limit.agent) for limit in decision.limits],
+        )
 
     assert summary(compiled(case["policy"], formatted=True)) == summary(compiled(case["policy"], formatted=False))
 
@@ -77,13 +83,13 @@ def test_the_formatted_corpus_decides_the_same(case):
             id="lists with comma and space, comments inside a block indented with it",
         ),
         pytest.param(
-            "host a.com {\n  block when (agent == \"a\" and agent == \"b\") or (agent == \"c\")\n}\n",
-            "host a.com {\n    block when agent == \"a\" and agent == \"b\" or agent == \"c\"\n}\n",
+            'host a.com {\n  block when (agent == "a" and agent == "b") or (agent == "c")\n}\n',
+            'host a.com {\n    block when agent == "a" and agent == "b" or agent == "c"\n}\n',
             id="parentheses that change nothing go",
         ),
         pytest.param(
-            "host a.com {\n  block when (agent == \"a\" or agent == \"b\") and not (json.n in [1,2] or json.m == true)\n}\n",
-            "host a.com {\n    block when (agent == \"a\" or agent == \"b\") and not (json.n in [1, 2] or json.m == true)\n}\n",
+            'host a.com {\n  block when (agent == "a" or agent == "b") and not (json.n in [1,2] or json.m == true)\n}\n',
+            'host a.com {\n    block when (agent == "a" or agent == "b") and not (json.n in [1, 2] or json.m == true)\n}\n',
             id="parentheses that bind stay",
         ),
         pytest.param(
@@ -99,8 +105,8 @@ def test_layout(source, formatted):
     assert fmt(source) == formatted
 
 
-UNFORMATTED = 'host api.example.com{\n  allow GET   # reads\n}\n'
-FORMATTED = 'host api.example.com {\n    allow GET  # reads\n}\n'
+UNFORMATTED = "host api.example.com{\n  allow GET   # reads\n}\n"
+FORMATTED = "host api.example.com {\n    allow GET  # reads\n}\n"
 
 
 def test_check_reports_an_unformatted_file_and_leaves_it_byte_identical(tmp_path):

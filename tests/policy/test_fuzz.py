@@ -36,12 +36,77 @@ SOURCES = [path.read_text(encoding="utf-8") for path in sorted(CORPUS.glob("*.po
 SOURCES += [path.read_text(encoding="utf-8") for path in sorted((REPO / "policies").glob("*.policy"))]
 
 TOKENS = [
-    "default", "mode", "report", "enforce", "approval", "timeout", "5m", "credential", "secret", "header", "query",
-    "oauth", "token_url", "host", "inject", "limit", "per", "agent", "minute", "allow", "block", "approve",
-    "when", "reason", "and", "or", "not", "in", "matches", "test", "expect", "as", "json", "after", "requests",
-    "GET", "POST", "{", "}", "(", ")", "[", "]", ",", ":", "=", "==", "!=", "<", ">=", "#", "\n", '"',
-    '"x"', "1", "-1", "1.5", "true", "null", "a.com", "*.a.com", "localhost:8443", "/v1/**", "/v1/*/x",
-    "json.model", "query.q", "header.X", "body.size", "https://a.com/v1", "{secret}", '"Bearer {secret}"',
+    "default",
+    "mode",
+    "report",
+    "enforce",
+    "approval",
+    "timeout",
+    "5m",
+    "credential",
+    "secret",
+    "header",
+    "query",
+    "oauth",
+    "token_url",
+    "host",
+    "inject",
+    "limit",
+    "per",
+    "agent",
+    "minute",
+    "allow",
+    "block",
+    "approve",
+    "when",
+    "reason",
+    "and",
+    "or",
+    "not",
+    "in",
+    "matches",
+    "test",
+    "expect",
+    "as",
+    "json",
+    "after",
+    "requests",
+    "GET",
+    "POST",
+    "{",
+    "}",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    ":",
+    "=",
+    "==",
+    "!=",
+    "<",
+    ">=",
+    "#",
+    "\n",
+    '"',
+    '"x"',
+    "1",
+    "-1",
+    "1.5",
+    "true",
+    "null",
+    "a.com",
+    "*.a.com",
+    "localhost:8443",
+    "/v1/**",
+    "/v1/*/x",
+    "json.model",
+    "query.q",
+    "header.X",
+    "body.size",
+    "https://a.com/v1",
+    "{secret}",
+    '"Bearer {secret}"',
 ]
 
 
@@ -71,14 +136,14 @@ def mutate(source: str, edits: list[tuple[str, float, float, str]]) -> str:
             return token
         at, other = int(where * len(text)), int(where_else * len(text))
         if kind == "delete":
-            text = text[:at] + text[at + 1:]
+            text = text[:at] + text[at + 1 :]
         elif kind == "insert":
             text = text[:at] + token + text[at:]
         elif kind == "duplicate":
-            text = text[:at] + text[at:other + 1] + text[at:]
+            text = text[:at] + text[at : other + 1] + text[at:]
         elif kind == "swap":
             low, high = sorted((at, min(other, len(text) - 1)))
-            text = text[:low] + text[high] + text[low + 1:high] + text[low] + text[high + 1:]
+            text = text[:low] + text[high] + text[low + 1 : high] + text[low] + text[high + 1 :]
         elif kind == "delete-token":
             words = re.split(r"(\s+)", text)
             del words[int(where * len(words))]
@@ -133,8 +198,12 @@ def test_policy_check_on_mutated_files_exits_cleanly(tmp_path):
         edits = [(rng.choice(kinds), rng.random(), rng.random(), rng.choice(TOKENS)) for _ in range(3)]
         paths.append(tmp_path / f"mutated-{index}.policy")
         paths[-1].write_text(mutate(source, edits), encoding="utf-8")
-    process = subprocess.run([sys.executable, "-m", "firewall", "policy", "check", *map(str, paths)],
-                             capture_output=True, text=True, timeout=60)
+    process = subprocess.run(
+        [sys.executable, "-m", "firewall", "policy", "check", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert process.returncode in (0, 2), process.stderr
     assert "Traceback" not in process.stderr
     if process.returncode == 2:
@@ -156,8 +225,9 @@ host api.example.com {
     "paths.policy",
 ).policy
 
-SEGMENTS = st.lists(st.sampled_from(["v1", "V1", "files", "images", "chat", "models", "a-b_c.d~e"]),
-                    min_size=0, max_size=5)
+SEGMENTS = st.lists(
+    st.sampled_from(["v1", "V1", "files", "images", "chat", "models", "a-b_c.d~e"]), min_size=0, max_size=5
+)
 
 
 def decision_of(method: str, path: str) -> tuple:
@@ -173,8 +243,7 @@ def equivalent_spelling(draw, segments: list[str]) -> str:
     for segment in segments:
         detour = draw(st.sampled_from(["", "./", "/", "junk/../", "%2e/", "x/%2E%2e/"]))
         spelled = "".join(
-            f"%{ord(char):02{draw(st.sampled_from(['X', 'x']))}}" if draw(st.booleans()) else char
-            for char in segment
+            f"%{ord(char):02{draw(st.sampled_from(['X', 'x']))}}" if draw(st.booleans()) else char for char in segment
         )
         parts.append(detour + spelled)
     trailing = draw(st.sampled_from(["", "/", "/.", "//"])) if segments else ""
@@ -188,8 +257,21 @@ def test_an_equivalent_spelling_gets_the_decision_of_the_plain_path(data, segmen
     assert decision_of(method, tricky) == decision_of(method, "/" + "/".join(segments))
 
 
-AMBIGUOUS_PIECES = ["%2F", "%2f", "%5C", "%5c", "%00", ";", ";jsessionid=1", "%252F", "%25%32%46", "%", "%zz",
-                    "%C0%AF", "\\"]
+AMBIGUOUS_PIECES = [
+    "%2F",
+    "%2f",
+    "%5C",
+    "%5c",
+    "%00",
+    ";",
+    ";jsessionid=1",
+    "%252F",
+    "%25%32%46",
+    "%",
+    "%zz",
+    "%C0%AF",
+    "\\",
+]
 
 
 @PROPERTY

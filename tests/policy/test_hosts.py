@@ -116,10 +116,16 @@ def test_parse_host_pattern(text, pattern, canonical):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("api*.x.com", 'invalid host pattern "api*.x.com": wildcard must be a whole leading label, as in "*.example.com"'),
+        (
+            "api*.x.com",
+            'invalid host pattern "api*.x.com": wildcard must be a whole leading label, as in "*.example.com"',
+        ),
         ("a.*.com", 'invalid host pattern "a.*.com": wildcard must be a whole leading label, as in "*.example.com"'),
         ("**.x.com", 'invalid host pattern "**.x.com": wildcard must be a whole leading label, as in "*.example.com"'),
-        ("*.*.x.com", 'invalid host pattern "*.*.x.com": wildcard must be a whole leading label, as in "*.example.com"'),
+        (
+            "*.*.x.com",
+            'invalid host pattern "*.*.x.com": wildcard must be a whole leading label, as in "*.example.com"',
+        ),
         ("*.10.0.0.1", 'invalid host pattern "*.10.0.0.1": a wildcard needs a domain name, not an address'),
         ("x.com:0", 'invalid host pattern "x.com:0": port must be a number from 1 to 65535'),
         ("x.com:65536", 'invalid host pattern "x.com:65536": port must be a number from 1 to 65535'),
@@ -226,7 +232,9 @@ def _claims(pattern: HostPattern) -> set[tuple[str, bool, int]]:
 
 
 def _reference_lookup(entries: list[tuple[HostPattern, int]], host: str, port: int) -> int | None:
-    exact = [value for pattern, value in entries if not pattern.wildcard and pattern.name == host and port in pattern.ports()]
+    exact = [
+        value for pattern, value in entries if not pattern.wildcard and pattern.name == host and port in pattern.ports()
+    ]
     if exact:
         return exact[0]
     wildcards = [

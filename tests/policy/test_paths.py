@@ -209,7 +209,7 @@ def test_canonical_form_of_any_text_is_a_fixed_point(target):
 
 _UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 _KEPT_RAW = "!$&'()*+,=:@"  # reserved characters that stand for themselves
-_ENCODED_RAW = " \"<>[]^`{|}é€😀"  # characters that may not appear raw in a path
+_ENCODED_RAW = ' "<>[]^`{|}é€😀'  # characters that may not appear raw in a path
 
 
 def _escapes(char: str, upper: bool) -> str:

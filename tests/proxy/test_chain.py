@@ -53,8 +53,12 @@ def test_calls_parts_in_order_awaiting_coroutines():
     chain = Chain(SyncRequest("a", calls), AsyncRequest("b", calls), SyncRequest("c", calls))
     asyncio.run(chain.request("flow"))
     asyncio.run(chain.response("flow"))
-    assert calls == [("a", "request", "flow"), ("b", "request", "flow"), ("c", "request", "flow"),
-                     ("b", "response", "flow")]
+    assert calls == [
+        ("a", "request", "flow"),
+        ("b", "request", "flow"),
+        ("c", "request", "flow"),
+        ("b", "response", "flow"),
+    ]
 
 
 def test_an_error_is_logged_and_the_next_part_still_runs(caplog):

@@ -57,11 +57,14 @@ def test_classify(data: bytes, expected: Opening) -> None:
     assert classify(data) is expected
 
 
-@pytest.mark.parametrize(("data", "expected"), [
-    (TLS_HELLO_START, Opening.OTHER),  # TLS inside intercepted TLS is not unwrapped again
-    (b"GET / HTTP/1.1\r\n", Opening.HTTP),
-    (b"PING\r\n", Opening.OTHER),
-])
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (TLS_HELLO_START, Opening.OTHER),  # TLS inside intercepted TLS is not unwrapped again
+        (b"GET / HTTP/1.1\r\n", Opening.HTTP),
+        (b"PING\r\n", Opening.OTHER),
+    ],
+)
 def test_classify_inside_tls(data: bytes, expected: Opening) -> None:
     assert classify(data, inside_tls=True) is expected
 

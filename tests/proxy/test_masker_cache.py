@@ -9,7 +9,9 @@ def test_the_same_names_get_the_same_masker_and_it_masks_alike():
     assert index.masker({"openai"}) is first
     assert index.masker(["openai", "github"]) is not first
     assert first.mask(b"key sk-proj-abcdefghijklmnop0123 ghp_zyxwvutsrqponm9876") == (
-        b"key " + b"*" * len("sk-proj-abcdefghijklmnop0123") + b" ghp_zyxwvutsrqponm9876", 1)
+        b"key " + b"*" * len("sk-proj-abcdefghijklmnop0123") + b" ghp_zyxwvutsrqponm9876",
+        1,
+    )
     both = index.masker(["github", "openai"])
     assert both is index.masker(["openai", "github"])
     assert both.mask(b"ghp_zyxwvutsrqponm9876")[1] == 1

@@ -20,8 +20,13 @@ log = logging.getLogger("test.outages")
 def test_an_outage_is_said_once_reminded_with_a_count_and_ended_once(caplog) -> None:
     now = [0.0]
     changes = []
-    outage = Outage(log, "reading the thing", remind=600, clock=lambda: now[0],
-                    on_change=lambda what, message: changes.append((what, message)))
+    outage = Outage(
+        log,
+        "reading the thing",
+        remind=600,
+        clock=lambda: now[0],
+        on_change=lambda what, message: changes.append((what, message)),
+    )
     with caplog.at_level(logging.INFO, logger="test.outages"):
         outage.ok()  # control: nothing failing, nothing said
         for _ in range(2401):  # ten minutes of a poll every 0.25 s

@@ -16,16 +16,19 @@ def flow_with(headers: dict[str, str]) -> http.HTTPFlow:
     return flow
 
 
-@pytest.mark.parametrize("headers,streamed", [
-    ({"content-length": "2"}, False),
-    ({"content-length": str(WHOLE_UP_TO)}, False),
-    ({"content-length": str(WHOLE_UP_TO + 1)}, True),
-    ({}, True),  # chunked or until close: length unknown
-    ({"transfer_encoding": "chunked"}, True),
-    ({"content-length": "100", "content_type": "text/event-stream"}, True),
-    ({"content-length": "100", "content_type": "Text/Event-Stream; charset=utf-8"}, True),
-    ({"content-length": "x12"}, True),
-])
+@pytest.mark.parametrize(
+    "headers,streamed",
+    [
+        ({"content-length": "2"}, False),
+        ({"content-length": str(WHOLE_UP_TO)}, False),
+        ({"content-length": str(WHOLE_UP_TO + 1)}, True),
+        ({}, True),  # chunked or until close: length unknown
+        ({"transfer_encoding": "chunked"}, True),
+        ({"content-length": "100", "content_type": "text/event-stream"}, True),
+        ({"content-length": "100", "content_type": "Text/Event-Stream; charset=utf-8"}, True),
+        ({"content-length": "x12"}, True),
+    ],
+)
 def test_streams_all_but_small_answers_of_known_length(headers, streamed):
     flow = flow_with(headers)
     Streaming().responseheaders(flow)

@@ -100,8 +100,9 @@ def hostile(test_ca, tmp_path_factory) -> HostileUpstream:
 
 
 @pytest.fixture(scope="module")
-def corpus(module_firewall: Firewall, module_upstream: Upstream, hostile: HostileUpstream,
-           module_proxy: RunningProxy) -> Corpus:
+def corpus(
+    module_firewall: Firewall, module_upstream: Upstream, hostile: HostileUpstream, module_proxy: RunningProxy
+) -> Corpus:
     fw = module_firewall
     fw.add_secret("openai", SECRET, provider="openai")
     fw.apply(CORPUS_POLICY.format(hostile=hostile.port, upstream=module_upstream.port))

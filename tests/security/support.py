@@ -16,10 +16,10 @@ import socket
 import ssl
 import threading
 import time
-from urllib.parse import quote
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from firewall import agents
 from firewall.state.db import open_database
@@ -120,8 +120,9 @@ class Agent:
             return sock, reply
         return sock, None
 
-    def tls(self, target: str, *, sni: str | None = None, alpn: list[str] | None = None,
-            auth: str | None = "default") -> ssl.SSLSocket:
+    def tls(
+        self, target: str, *, sni: str | None = None, alpn: list[str] | None = None, auth: str | None = "default"
+    ) -> ssl.SSLSocket:
         """A TLS connection through a CONNECT tunnel, trusting only the proxy's CA."""
         sock, refused = self.connect(target, auth=auth)
         assert refused is None, f"CONNECT {target} was refused: {refused}"
@@ -144,8 +145,15 @@ class Agent:
             return read_reply(sock, method)
 
 
-def request_bytes(method: str, target: str, host: str, *, headers: dict[str, str] | None = None,
-                  body: bytes = b"", auth: str | None = None) -> bytes:
+def request_bytes(
+    method: str,
+    target: str,
+    host: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    auth: str | None = None,
+) -> bytes:
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
     if auth:
         lines.append(f"Proxy-Authorization: {auth}")
@@ -180,7 +188,6 @@ class HostileUpstream(Upstream):
     """
 
 
-
 def _hostile_handler(ref: list[HostileUpstream]):
     class Handler(QuietHandler):
         def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
@@ -209,13 +216,17 @@ def _hostile_handler(ref: list[HostileUpstream]):
             ref[0].seen.append(Seen(self.command, self.path, headers, body))
             path, _, query = self.path.partition("?")
             auth = headers.get("authorization", "").encode()
-            echo = json.dumps({"method": self.command, "path": self.path, "headers": headers,
-                               "body": body.decode(errors="replace")}).encode()
+            echo = json.dumps(
+                {"method": self.command, "path": self.path, "headers": headers, "body": body.decode(errors="replace")}
+            ).encode()
             if path == "/echo":
                 self._send(200, echo, {"content-type": "application/json", "x-echo-auth": auth.decode()})
             elif path == "/error":
-                self._send(401, b"invalid credentials: " + auth + b" was rejected",
-                           {"www-authenticate": f'Bearer error="invalid_token", got="{auth.decode()}"'})
+                self._send(
+                    401,
+                    b"invalid credentials: " + auth + b" was rejected",
+                    {"www-authenticate": f'Bearer error="invalid_token", got="{auth.decode()}"'},
+                )
             elif path == "/basic":
                 self._send(200, b"\n".join(base64.b64encode(b"x" * n + auth) for n in range(3)))
             elif path == "/gzip":
@@ -226,8 +237,9 @@ def _hostile_handler(ref: list[HostileUpstream]):
                 at = int(query.partition("=")[2] or 10)
                 self._chunks([b"before " + auth[:at], auth[at:] + b" after"], 0.2)
             elif path == "/sse":
-                self._chunks([b"data: one\n\n", b"data: " + auth + b"\n\n", b"data: [DONE]\n\n"], 0.1,
-                             "text/event-stream")
+                self._chunks(
+                    [b"data: one\n\n", b"data: " + auth + b"\n\n", b"data: [DONE]\n\n"], 0.1, "text/event-stream"
+                )
             elif path == "/reason":
                 self.send_response(401, "rejected " + auth.decode())
                 self.send_header("content-length", "0")
@@ -310,8 +322,13 @@ def tcp_sink():
         listener.close()
 
 
-def h2_exchange(conn: ssl.SSLSocket, headers: list[tuple[str, str]], body: bytes = b"",
-                validate: bool = True, trailers: list[tuple[str, str]] | None = None) -> tuple[int | None, bytes]:
+def h2_exchange(
+    conn: ssl.SSLSocket,
+    headers: list[tuple[str, str]],
+    body: bytes = b"",
+    validate: bool = True,
+    trailers: list[tuple[str, str]] | None = None,
+) -> tuple[int | None, bytes]:
     """One HTTP/2 request on `conn` (ALPN h2 already agreed): (status or None if the proxy reset
     or closed instead of answering, body). `validate=False` sends headers the h2 library would refuse;
     `trailers` end the request after the body."""
@@ -319,13 +336,14 @@ def h2_exchange(conn: ssl.SSLSocket, headers: list[tuple[str, str]], body: bytes
     import h2.connection
     import h2.events
 
-    config = h2.config.H2Configuration(client_side=True, validate_outbound_headers=validate,
-                                       normalize_outbound_headers=validate)
+    config = h2.config.H2Configuration(
+        client_side=True, validate_outbound_headers=validate, normalize_outbound_headers=validate
+    )
     h2conn = h2.connection.H2Connection(config)
     h2conn.initiate_connection()
     h2conn.send_headers(1, headers, end_stream=not body and not trailers)
     for start in range(0, len(body), 16384):  # the peer's default largest frame
-        h2conn.send_data(1, body[start:start + 16384], end_stream=start + 16384 >= len(body) and not trailers)
+        h2conn.send_data(1, body[start : start + 16384], end_stream=start + 16384 >= len(body) and not trailers)
     if trailers:
         h2conn.send_headers(1, trailers, end_stream=True)
     conn.sendall(h2conn.data_to_send())

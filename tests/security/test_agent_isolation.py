@@ -43,8 +43,19 @@ def test_the_child_gets_none_of_the_firewalls_variables(firewall):
 
 def _steal(fw, tmp_path: Path, env: dict[str, str], *run_args: str) -> dict:
     out = tmp_path / "stolen.json"
-    done = fw.run("run", *run_args, "--agent", "thief", "--", sys.executable, str(THIEF), str(fw.home), str(out),
-                  env=env, timeout=180)
+    done = fw.run(
+        "run",
+        *run_args,
+        "--agent",
+        "thief",
+        "--",
+        sys.executable,
+        str(THIEF),
+        str(fw.home),
+        str(out),
+        env=env,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(out.read_text())
 
@@ -74,12 +85,20 @@ def _passphrase_firewall(home: Path) -> Firewall:
 def test_in_passphrase_mode_an_agent_cannot_decrypt_the_vault(tmp_path, upstream_ca_file, shared_proxy):
     fw = _passphrase_firewall(tmp_path / "home")
     with_passphrase = {"FIREWALL_PASSPHRASE": PASSPHRASE}
-    fw.run("secrets", "add", "openai", "--provider", "openai", "--stdin", input=REAL_KEY + "\n",
-           env=with_passphrase, check=True)
+    fw.run(
+        "secrets",
+        "add",
+        "openai",
+        "--provider",
+        "openai",
+        "--stdin",
+        input=REAL_KEY + "\n",
+        env=with_passphrase,
+        check=True,
+    )
     fw.run("policy", "apply", str(fw.write_policy("p.policy", POLICY)), env=with_passphrase, check=True)
     if shared_proxy:
-        fw.run("proxy", "start", "--port", "0", "--upstream-ca", str(upstream_ca_file), env=with_passphrase,
-               check=True)
+        fw.run("proxy", "start", "--port", "0", "--upstream-ca", str(upstream_ca_file), env=with_passphrase, check=True)
     try:
         stolen = _steal(fw, tmp_path, with_passphrase, "--no-isolate")  # isolated, it sees even less
     finally:
@@ -88,13 +107,17 @@ def test_in_passphrase_mode_an_agent_cannot_decrypt_the_vault(tmp_path, upstream
     assert stolen["decrypted"] is None and stolen["attempts"] > 1
     # It did read where the passphrase used to be: the environment of `firewall run` and of the proxy.
     cmdlines = {name: text for name, text in stolen["read"].items() if name.endswith("/cmdline")}
+
     def role(cmdline: str) -> str | None:
         if "\0proxy\0start" in cmdline or "\0firewall.proxy\0" in cmdline:
             return "proxy"
         return "run" if "\0firewall\0run\0" in cmdline else None
 
-    looked_at = {role(text) for name, text in cmdlines.items()
-                 if role(text) and str(fw.home) in stolen["read"].get(name.replace("/cmdline", "/environ"), "")}
+    looked_at = {
+        role(text)
+        for name, text in cmdlines.items()
+        if role(text) and str(fw.home) in stolen["read"].get(name.replace("/cmdline", "/environ"), "")
+    }
     assert looked_at == {"proxy", "run"}
     assert not (fw.home / "master.key").exists()
     leaks = [name for name, text in stolen["read"].items() if PASSPHRASE in text or REAL_KEY in text]

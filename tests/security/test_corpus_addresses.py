@@ -45,14 +45,47 @@ host 169.254.169.254 {
 """).policy
 
 # Each wraps 127.0.0.1, 10.0.0.5 or 169.254.169.254 (metadata) in an IPv6 form that reaches it.
-LOOPBACK_FORMS = ["64:ff9b::7f00:1", "::7f00:1", "::ffff:0:7f00:1", "::ffff:7f00:1", "64:ff9b:1::7f00:1",
-                  "2002:7f00:1::1", "2001:0:4136:e378:8000:63bf:80ff:fffe"]
+LOOPBACK_FORMS = [
+    "64:ff9b::7f00:1",
+    "::7f00:1",
+    "::ffff:0:7f00:1",
+    "::ffff:7f00:1",
+    "64:ff9b:1::7f00:1",
+    "2002:7f00:1::1",
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",
+]
 PRIVATE_FORMS = ["64:ff9b::a00:5", "::a00:5", "::ffff:0:a00:5", "2002:a00:5::1"]
-METADATA_FORMS = ["64:ff9b::a9fe:a9fe", "::a9fe:a9fe", "::ffff:0:a9fe:a9fe", "::ffff:a9fe:a9fe",
-                  "64:ff9b:1::a9fe:a9fe", "2002:a9fe:a9fe::1", "2001:0:4136:e378:8000:63bf:5601:5601"]
-SPECIAL = ["192.0.0.9", "192.31.196.1", "192.52.193.1", "192.88.99.1", "192.175.48.1", "198.18.0.1", "240.0.0.1",
-           "255.255.255.255", "100::1", "100:0:0:1::1", "2001:1::1", "2001:20::1", "2001:db8::1", "3fff::1",
-           "5f00::1", "2620:4f:8000::1", "4000::1", "fec0::1", "fe80::1%eth0", "2606:4700::1111%eth0"]
+METADATA_FORMS = [
+    "64:ff9b::a9fe:a9fe",
+    "::a9fe:a9fe",
+    "::ffff:0:a9fe:a9fe",
+    "::ffff:a9fe:a9fe",
+    "64:ff9b:1::a9fe:a9fe",
+    "2002:a9fe:a9fe::1",
+    "2001:0:4136:e378:8000:63bf:5601:5601",
+]
+SPECIAL = [
+    "192.0.0.9",
+    "192.31.196.1",
+    "192.52.193.1",
+    "192.88.99.1",
+    "192.175.48.1",
+    "198.18.0.1",
+    "240.0.0.1",
+    "255.255.255.255",
+    "100::1",
+    "100:0:0:1::1",
+    "2001:1::1",
+    "2001:20::1",
+    "2001:db8::1",
+    "3fff::1",
+    "5f00::1",
+    "2620:4f:8000::1",
+    "4000::1",
+    "fec0::1",
+    "fe80::1%eth0",
+    "2606:4700::1111%eth0",
+]
 PUBLIC = ["93.184.216.34", "2606:4700::1111", "2a00:1450:4001:80b::200e"]
 
 
@@ -73,8 +106,9 @@ def test_a_wildcard_name_resolving_to_a_wrapped_or_special_address_is_refused(ad
 NAMED = ("64:ff9b::a9fe:a9fe", "::ffff:a9fe:a9fe")  # POLICY names these (the second as 169.254.169.254)
 
 
-@pytest.mark.parametrize("address", [a for a in LOOPBACK_FORMS + PRIVATE_FORMS + METADATA_FORMS + SPECIAL
-                                     if a not in NAMED])
+@pytest.mark.parametrize(
+    "address", [a for a in LOOPBACK_FORMS + PRIVATE_FORMS + METADATA_FORMS + SPECIAL if a not in NAMED]
+)
 def test_an_address_literal_of_that_kind_no_block_names_is_refused(address):
     if "%" in address:  # a zone in a host is no host at all
         assert decided(f"[{address}]") == (Verdict.BLOCK, Reason.INVALID_HOST)
@@ -139,8 +173,9 @@ def test_control_a_name_resolving_to_public_addresses_is_allowed_and_pinned(answ
     assert tuple(info[4][0] for info in infos) == answer
 
 
-@pytest.mark.parametrize("answer", [("2606:4700::1111", "64:ff9b::7f00:1"), ("::7f00:1",), ("::ffff:0:7f00:1",),
-                                    ("fe80::1%eth0",)])
+@pytest.mark.parametrize(
+    "answer", [("2606:4700::1111", "64:ff9b::7f00:1"), ("::7f00:1",), ("::ffff:0:7f00:1",), ("fe80::1%eth0",)]
+)
 def test_one_wrapped_address_among_public_ones_is_enough_to_refuse(answer):
     decision, _ = _through_resolver(answer)
     assert (decision.verdict, decision.reason) == (Verdict.BLOCK, Reason.PRIVATE_ADDRESS)
@@ -179,8 +214,9 @@ def _cases(port: int) -> list[LiteralCase]:
         LiteralCase("IPv4-compatible, dotted", f"[::127.0.0.1]:{port}", "private_address"),
         LiteralCase("SIIT IPv4-translated", f"[::ffff:0:7f00:1]:{port}", "private_address"),
         LiteralCase("6to4", f"[2002:7f00:1::1]:{port}", "private_address"),
-        LiteralCase("Teredo (client bits inverted)", f"[2001:0:4136:e378:8000:63bf:80ff:fffe]:{port}",
-                    "private_address"),
+        LiteralCase(
+            "Teredo (client bits inverted)", f"[2001:0:4136:e378:8000:63bf:80ff:fffe]:{port}", "private_address"
+        ),
         LiteralCase("NAT64 of the metadata address", f"[64:ff9b::a9fe:a9fe]:{port}", "private_address"),
         LiteralCase("a reserved IPv4 address", f"240.0.0.1:{port}", "private_address"),
         LiteralCase("an IPv6 documentation address", f"[3fff::1]:{port}", "private_address"),
@@ -206,8 +242,7 @@ def agent(module_firewall: Firewall, literal_upstream: Upstream, module_proxy: R
     return Agent(module_proxy.port, "attacker", mint_token(module_firewall, "attacker"), proxy_ca(module_firewall))
 
 
-def test_ipv6_forms_of_loopback_through_the_proxy(agent: Agent, module_firewall: Firewall,
-                                                  literal_upstream: Upstream):
+def test_ipv6_forms_of_loopback_through_the_proxy(agent: Agent, module_firewall: Firewall, literal_upstream: Upstream):
     module_upstream = literal_upstream
     failures = []
     for case in _cases(module_upstream.port):

@@ -55,20 +55,54 @@ class Case:
 
 CASES = [
     # a JSON body with a repeated key: both an allowlist and a blocklist read it
-    Case("duplicate model past an allowlist", "POST", "/v1/chat/completions",
-         b'{"model": "o3", "model": "gpt-4o-mini"}', JSON, ("block", "ambiguous_body")),
-    Case("duplicate model past a blocklist", "POST", "/v2/x",
-         b'{"model": "o3", "model": "gpt-4o-mini"}', JSON, ("block", "ambiguous_body")),
-    Case("duplicate model, last wins order", "POST", "/v2/x",
-         b'{"model": "gpt-4o-mini", "model": "o3"}', JSON, ("block", "ambiguous_body")),
-    Case("duplicate key spelled with an escape", "POST", "/v1/chat/completions",
-         b'{"model": "o3", "mo\\u0064el": "gpt-4o-mini"}', JSON, ("block", "ambiguous_body")),
-    Case("duplicate key deep in the body", "POST", "/v1/chat/completions",
-         b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "role": "system"}]}', JSON,
-         ("block", "ambiguous_body")),
+    Case(
+        "duplicate model past an allowlist",
+        "POST",
+        "/v1/chat/completions",
+        b'{"model": "o3", "model": "gpt-4o-mini"}',
+        JSON,
+        ("block", "ambiguous_body"),
+    ),
+    Case(
+        "duplicate model past a blocklist",
+        "POST",
+        "/v2/x",
+        b'{"model": "o3", "model": "gpt-4o-mini"}',
+        JSON,
+        ("block", "ambiguous_body"),
+    ),
+    Case(
+        "duplicate model, last wins order",
+        "POST",
+        "/v2/x",
+        b'{"model": "gpt-4o-mini", "model": "o3"}',
+        JSON,
+        ("block", "ambiguous_body"),
+    ),
+    Case(
+        "duplicate key spelled with an escape",
+        "POST",
+        "/v1/chat/completions",
+        b'{"model": "o3", "mo\\u0064el": "gpt-4o-mini"}',
+        JSON,
+        ("block", "ambiguous_body"),
+    ),
+    Case(
+        "duplicate key deep in the body",
+        "POST",
+        "/v1/chat/completions",
+        b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "role": "system"}]}',
+        JSON,
+        ("block", "ambiguous_body"),
+    ),
     Case("control: one model on the allowlist", "POST", "/v1/chat/completions", b'{"model": "gpt-4o-mini"}', JSON),
-    Case("control: the same key in two objects", "POST", "/v2/x",
-         b'{"model": "gpt-4o-mini", "metadata": {"model": "o3"}}', JSON),
+    Case(
+        "control: the same key in two objects",
+        "POST",
+        "/v2/x",
+        b'{"model": "gpt-4o-mini", "metadata": {"model": "o3"}}',
+        JSON,
+    ),
     # a type the operator cannot read
     Case("max_tokens as a string", "POST", "/v3/x", b'{"max_tokens": "5000"}', JSON, ("block", "rule")),
     Case("max_tokens as NaN", "POST", "/v3/x", b'{"max_tokens": NaN}', JSON, ("block", "rule")),
@@ -76,18 +110,42 @@ CASES = [
     Case("control: max_tokens a small number", "POST", "/v3/x", b'{"max_tokens": 100}', JSON),
     Case("control: no max_tokens (the server's default)", "POST", "/v3/x", b'{"model": "gpt-4o-mini"}', JSON),
     # method overrides
-    Case("X-HTTP-Method-Override: DELETE", "POST", "/v5/x", headers={"X-HTTP-Method-Override": "DELETE"},
-         refused=("block", "method_override")),
-    Case("X-HTTP-Method: DELETE", "POST", "/v5/x", headers={"X-HTTP-Method": "DELETE"},
-         refused=("block", "method_override")),
-    Case("X-Method-Override: delete", "POST", "/v5/x", headers={"X-Method-Override": "delete"},
-         refused=("block", "method_override")),
+    Case(
+        "X-HTTP-Method-Override: DELETE",
+        "POST",
+        "/v5/x",
+        headers={"X-HTTP-Method-Override": "DELETE"},
+        refused=("block", "method_override"),
+    ),
+    Case(
+        "X-HTTP-Method: DELETE",
+        "POST",
+        "/v5/x",
+        headers={"X-HTTP-Method": "DELETE"},
+        refused=("block", "method_override"),
+    ),
+    Case(
+        "X-Method-Override: delete",
+        "POST",
+        "/v5/x",
+        headers={"X-Method-Override": "delete"},
+        refused=("block", "method_override"),
+    ),
     Case("_method in the query", "POST", "/v5/x?_method=DELETE", refused=("block", "method_override")),
     Case("_method in a form body", "POST", "/v5/x", b"name=a&_method=DELETE", FORM, ("block", "method_override")),
-    Case("a GET that asks to be a DELETE", "GET", "/v5/x", headers={"X-HTTP-Method-Override": "DELETE"},
-         refused=("block", "method_override")),
-    Case("control: the override names the request's own method", "POST", "/v5/x",
-         headers={"X-HTTP-Method-Override": "POST"}),
+    Case(
+        "a GET that asks to be a DELETE",
+        "GET",
+        "/v5/x",
+        headers={"X-HTTP-Method-Override": "DELETE"},
+        refused=("block", "method_override"),
+    ),
+    Case(
+        "control: the override names the request's own method",
+        "POST",
+        "/v5/x",
+        headers={"X-HTTP-Method-Override": "POST"},
+    ),
     Case("control: a form without _method", "POST", "/v5/x", b"name=a&method=DELETE", FORM),
     Case("control: DELETE is blocked by its rule", "DELETE", "/v5/x", refused=("block", "rule")),
     # repeated query parameters and headers
@@ -108,10 +166,17 @@ class Setup:
     def api(self) -> str:
         return f"localhost:{self.upstream.port}"
 
-    def send(self, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None,
-             agent: Agent | None = None) -> Reply:
-        return (agent or self.agent).https(self.api, request_bytes(method, target, self.api, headers=headers,
-                                                                   body=body), method=method)
+    def send(
+        self,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        agent: Agent | None = None,
+    ) -> Reply:
+        return (agent or self.agent).https(
+            self.api, request_bytes(method, target, self.api, headers=headers, body=body), method=method
+        )
 
     def row(self, reply: Reply) -> dict:
         return audit_row(self.firewall.home, reply.headers["x-firewall-request-id"])
@@ -120,8 +185,9 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(module_firewall: Firewall, module_upstream: Upstream, module_proxy: RunningProxy) -> Setup:
     module_firewall.apply(POLICY.format(port=module_upstream.port))
-    agent = Agent(module_proxy.port, "fail-closed", mint_token(module_firewall, "fail-closed"),
-                  proxy_ca(module_firewall))
+    agent = Agent(
+        module_proxy.port, "fail-closed", mint_token(module_firewall, "fail-closed"), proxy_ca(module_firewall)
+    )
     return Setup(module_firewall, agent, module_upstream)
 
 
@@ -140,8 +206,9 @@ def test_fail_closed(setup: Setup, case: Case):
         assert [(seen.method, seen.body) for seen in reached] == [(case.method, case.body)]
 
 
-@pytest.mark.parametrize(("values", "refused"), [(["blue", "red"], True), (["red", "blue"], True),
-                                                 (["blue", "blue"], False)])
+@pytest.mark.parametrize(
+    ("values", "refused"), [(["blue", "red"], True), (["red", "blue"], True), (["blue", "blue"], False)]
+)
 def test_a_repeated_header_cannot_hide_a_value_from_a_block(setup: Setup, values: list[str], refused: bool):
     raw = request_bytes("GET", "/team", setup.api)
     head, _, rest = raw.partition(b"\r\n")
@@ -165,8 +232,9 @@ def _pending(fw: Firewall, agent: str) -> list[dict]:
     return [row for row in rows if row["agent"] == agent]
 
 
-def _wait_pending(fw: Firewall, agent: str, *, held: int | None = None, exclude: set[str] = frozenset(),
-                  timeout: float = 20) -> dict:
+def _wait_pending(
+    fw: Firewall, agent: str, *, held: int | None = None, exclude: set[str] = frozenset(), timeout: float = 20
+) -> dict:
     """The one pending row of `agent` not in `exclude` (with `held` as asked, when given)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -195,8 +263,9 @@ class Held:
     def __init__(self, setup: Setup, agent: Agent, method: str, target: str, body: bytes, headers: dict[str, str]):
         self.reply: Reply | None = None
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._send, args=(setup, agent, method, target, body, headers),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._send, args=(setup, agent, method, target, body, headers), daemon=True
+        )
         self._thread.start()
 
     def _send(self, setup, agent, method, target, body, headers) -> None:
@@ -262,6 +331,7 @@ def test_max_tokens_as_a_string_waits_for_a_person(setup: Setup):
     assert setup.upstream.seen[before:] == []
 
     # Control: a small number goes straight through.
-    reply = setup.send("POST", "/v1/chat/completions", b'{"model": "gpt-4o-mini", "max_tokens": 100}', dict(JSON),
-                       agent=agent)
+    reply = setup.send(
+        "POST", "/v1/chat/completions", b'{"model": "gpt-4o-mini", "max_tokens": 100}', dict(JSON), agent=agent
+    )
     assert reply.status == 200, reply.body

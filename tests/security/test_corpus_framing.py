@@ -16,8 +16,13 @@ SMUGGLED = b"GET /admin/keys HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 def _post(corpus, headers=(), body=b"", trailers=None, authority=None):
-    head = [(":method", "POST"), (":scheme", "https"), (":authority", authority or corpus.keyed),
-            (":path", "/echo"), *headers]
+    head = [
+        (":method", "POST"),
+        (":scheme", "https"),
+        (":authority", authority or corpus.keyed),
+        (":path", "/echo"),
+        *headers,
+    ]
     with corpus.agent.tls(corpus.keyed, alpn=["h2"]) as conn:
         assert conn.selected_alpn_protocol() == "h2"
         return h2_exchange(conn, head, body, validate=False, trailers=trailers)
@@ -34,8 +39,11 @@ def test_control_a_body_with_its_content_length_goes_through(corpus):
     assert _seen_paths(corpus, before) == ["/echo"] and corpus.hostile.seen[-1].body == b"hello"
 
 
-@pytest.mark.parametrize("body", [b"hello" + SMUGGLED, SMUGGLED, b"x" * 60_000 + SMUGGLED],
-                         ids=["after a body", "as the whole body", "after a body of several frames"])
+@pytest.mark.parametrize(
+    "body",
+    [b"hello" + SMUGGLED, SMUGGLED, b"x" * 60_000 + SMUGGLED],
+    ids=["after a body", "as the whole body", "after a body of several frames"],
+)
 def test_a_body_without_content_length_is_framed_not_a_second_request(corpus, body):
     before = len(corpus.hostile.seen)
     status, _ = _post(corpus, body=body)
@@ -60,11 +68,15 @@ def test_request_trailers_are_refused(corpus):
     assert _seen_paths(corpus, before) == []
 
 
-@pytest.mark.parametrize("hosts", [
-    ["evil.example"],
-    ["KEYED", "evil.example"],
-    ["evil.example", "KEYED"],
-], ids=["another host", "a second host after the right one", "the right one second"])
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        ["evil.example"],
+        ["KEYED", "evil.example"],
+        ["evil.example", "KEYED"],
+    ],
+    ids=["another host", "a second host after the right one", "the right one second"],
+)
 def test_host_headers_that_disagree_with_the_authority_are_refused(corpus, hosts):
     before = len(corpus.hostile.seen)
     headers = [("host", h.replace("KEYED", corpus.keyed)) for h in hosts]

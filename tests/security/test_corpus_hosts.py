@@ -43,9 +43,25 @@ def decided(host: str, addresses: tuple[str, ...] = (), port: int = 443):
 
 # ---- the engine: names that resolve to addresses no one may reach ----
 
-NON_PUBLIC = ["127.0.0.1", "127.5.6.7", "10.0.0.5", "172.16.0.1", "192.168.1.1", "100.64.0.1", "0.0.0.0",
-              "169.254.169.254", "169.254.170.2", "::1", "fd00::1", "fd12:3456::1", "fe80::1", "::ffff:10.0.0.1",
-              "::ffff:169.254.169.254", "::", "224.0.0.1"]
+NON_PUBLIC = [
+    "127.0.0.1",
+    "127.5.6.7",
+    "10.0.0.5",
+    "172.16.0.1",
+    "192.168.1.1",
+    "100.64.0.1",
+    "0.0.0.0",
+    "169.254.169.254",
+    "169.254.170.2",
+    "::1",
+    "fd00::1",
+    "fd12:3456::1",
+    "fe80::1",
+    "::ffff:10.0.0.1",
+    "::ffff:169.254.169.254",
+    "::",
+    "224.0.0.1",
+]
 
 
 @pytest.mark.parametrize("address", NON_PUBLIC)
@@ -66,9 +82,19 @@ def test_a_name_named_exactly_still_never_reaches_link_local_metadata(address):
     assert decided("api.example.com", ("10.0.0.5",)) == (Verdict.ALLOW, Reason.RULE)
 
 
-@pytest.mark.parametrize("spelling", ["169.254.169.254", "2852039166", "0251.0376.0251.0376", "0xa9.0xfe.0xa9.0xfe",
-                                      "0xa9fea9fe", "169.16689662", "[::ffff:169.254.169.254]",
-                                      "[::ffff:a9fe:a9fe]"])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "169.254.169.254",
+        "2852039166",
+        "0251.0376.0251.0376",
+        "0xa9.0xfe.0xa9.0xfe",
+        "0xa9fea9fe",
+        "169.16689662",
+        "[::ffff:169.254.169.254]",
+        "[::ffff:a9fe:a9fe]",
+    ],
+)
 def test_the_metadata_address_is_one_address_however_it_is_spelled(spelling):
     """Only the policy's own spelling of 169.254.169.254 reaches it, and every spelling is that one."""
     assert decided(spelling, ()) == (Verdict.ALLOW, Reason.RULE)
@@ -76,15 +102,40 @@ def test_the_metadata_address_is_one_address_however_it_is_spelled(spelling):
     assert decided(spelling, (), port=8080) == (Verdict.BLOCK, Reason.PRIVATE_ADDRESS)
 
 
-@pytest.mark.parametrize("spelling", ["127.0.0.1", "2130706433", "0177.0.0.1", "0x7f.1", "0x7f000001", "127.1",
-                                      "[::1]", "[::ffff:127.0.0.1]", "[0:0:0:0:0:ffff:7f00:1]", "10.1",
-                                      "[fd00::1]", "[fe80::1]"])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "127.0.0.1",
+        "2130706433",
+        "0177.0.0.1",
+        "0x7f.1",
+        "0x7f000001",
+        "127.1",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "[0:0:0:0:0:ffff:7f00:1]",
+        "10.1",
+        "[fd00::1]",
+        "[fe80::1]",
+    ],
+)
 def test_an_ip_literal_no_block_names_is_refused_without_dns(spelling):
     assert decided(spelling, ()) == (Verdict.BLOCK, Reason.PRIVATE_ADDRESS)
 
 
-@pytest.mark.parametrize("spelling", ["256.0.0.1", "1.2.3.4.5", "0x1g.0.0.1", "[::ffff:1.2.3]", "[fe80::1%eth0]",
-                                      "exa mple.com", "a..b", "x" * 64 + ".com"])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "256.0.0.1",
+        "1.2.3.4.5",
+        "0x1g.0.0.1",
+        "[::ffff:1.2.3]",
+        "[fe80::1%eth0]",
+        "exa mple.com",
+        "a..b",
+        "x" * 64 + ".com",
+    ],
+)
 def test_a_malformed_host_is_refused(spelling):
     assert decided(spelling, ()) == (Verdict.BLOCK, Reason.INVALID_HOST)
 
@@ -94,10 +145,17 @@ def test_case_and_a_trailing_dot_decide_as_the_plain_name(spelling):
     assert decided(spelling, ("93.184.216.34",)) == decided("api.example.com", ("93.184.216.34",))
 
 
-@pytest.mark.parametrize("lookalike", ["аpi.example.com",  # Cyrillic а
-                                       "api.examp1e.com", "api.example.com.evil.net", "api-example.com",
-                                       "xn--pi-7kc.example.com",  # the punycode of the Cyrillic name
-                                       "api.exаmple.com"])
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        "аpi.example.com",  # Cyrillic а
+        "api.examp1e.com",
+        "api.example.com.evil.net",
+        "api-example.com",
+        "xn--pi-7kc.example.com",  # the punycode of the Cyrillic name
+        "api.exаmple.com",
+    ],
+)
 def test_look_alike_names_are_other_names(lookalike):
     assert decided(lookalike, ("93.184.216.34",)) == (Verdict.BLOCK, Reason.DEFAULT_NO_HOST)
 
@@ -153,8 +211,9 @@ def test_within_the_lookup_ttl_a_second_answer_is_never_asked_for():
     assert dns.calls == ["files.example.org"]
 
 
-@pytest.mark.parametrize("answer", [("10.0.0.5",), ("169.254.169.254",), ("fd00::1",), ("::1",),
-                                    ("93.184.216.34", "192.168.0.10")])
+@pytest.mark.parametrize(
+    "answer", [("10.0.0.5",), ("169.254.169.254",), ("fd00::1",), ("::1",), ("93.184.216.34", "192.168.0.10")]
+)
 def test_a_name_resolving_to_a_private_address_is_never_pinned(answer):
     resolver = Resolver(ttl=0, getaddrinfo=FakeDNS(answer))
     assert _decide_and_pin(resolver, "files.example.org")[:2] == (Verdict.BLOCK, Reason.PRIVATE_ADDRESS)
@@ -209,8 +268,9 @@ def _cases(port: int, keyed_port: int, other_port: int) -> list[HostCase]:
         HostCase("a link-local IPv6 address", "[fe80::1]:443", "private_address"),
         HostCase("a Cyrillic look-alike of the allowed name, raw UTF-8", f"lоcalhost:{keyed_port}", "bad_request"),
         HostCase("the punycode of that look-alike", f"xn--lcalhost-nbh:{keyed_port}", "default_no_host"),
-        HostCase("the allowed name as a subdomain of another", f"localhost.attacker.invalid:{keyed_port}",
-                 "default_no_host"),
+        HostCase(
+            "the allowed name as a subdomain of another", f"localhost.attacker.invalid:{keyed_port}", "default_no_host"
+        ),
     ]
 
 

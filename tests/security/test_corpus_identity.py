@@ -51,9 +51,20 @@ def _credentials(alice: Agent, bob: Agent) -> dict[str, str | None]:
     }
 
 
-@pytest.mark.parametrize("case", ["no credentials", "a wrong token", "bob's token under alice's name",
-                                  "alice's token under bob's name", "an empty token", "no colon", "not base64",
-                                  "a bearer token instead of basic", "the token alone"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "no credentials",
+        "a wrong token",
+        "bob's token under alice's name",
+        "alice's token under bob's name",
+        "an empty token",
+        "no colon",
+        "not base64",
+        "a bearer token instead of basic",
+        "the token alone",
+    ],
+)
 def test_bad_proxy_credentials_get_407_and_nothing_else(corpus, alice, bob, case):
     auth = _credentials(alice, bob)[case]
     before = len(corpus.upstream.seen)
@@ -71,8 +82,9 @@ def test_switching_identity_inside_a_tunnel_does_not_work(corpus, alice, bob):
     raw = request_bytes("GET", "/team/plans", corpus.api, headers={"Proxy-Authorization": alice.auth})
     reply = bob.https(corpus.api, raw)
     assert reply.status == 403 and corpus.row(reply)["agent"] == "bob"
-    echo = bob.https(corpus.api, request_bytes("GET", "/echo/x", corpus.api,
-                                               headers={"Proxy-Authorization": alice.auth}))
+    echo = bob.https(
+        corpus.api, request_bytes("GET", "/echo/x", corpus.api, headers={"Proxy-Authorization": alice.auth})
+    )
     assert echo.status == 200
     assert "proxy-authorization" not in corpus.upstream.seen[-1].headers
     assert len(corpus.upstream.seen) == before + 1
@@ -93,8 +105,15 @@ def refused_within(agent: Agent, target: str, timeout: float):
 
 def test_a_token_dies_with_its_run(corpus, tmp_path):
     """`firewall run` mints a token for the run and revokes it when the command exits."""
-    done = corpus.firewall.run("run", "--agent", "alice", "--", sys.executable, "-c",
-                               "import os, json; print(json.dumps(os.environ['HTTPS_PROXY']))")
+    done = corpus.firewall.run(
+        "run",
+        "--agent",
+        "alice",
+        "--",
+        sys.executable,
+        "-c",
+        "import os, json; print(json.dumps(os.environ['HTTPS_PROXY']))",
+    )
     assert done.returncode == 0, done.stderr
     proxy_url = json.loads(done.stdout)
     token = proxy_url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
@@ -150,8 +169,12 @@ def test_an_open_websocket_carries_nothing_once_its_run_ended(corpus):
     agent = Agent(corpus.proxy.port, "lingering", token, corpus.agent.ca)
     key = base64.b64encode(os.urandom(16)).decode()
     with agent.tls(corpus.api) as conn:
-        conn.sendall((f"GET /ws/echo HTTP/1.1\r\nHost: {corpus.api}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        conn.sendall(
+            (
+                f"GET /ws/echo HTTP/1.1\r\nHost: {corpus.api}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         head = read_head(conn)
         assert head.startswith(b"HTTP/1.1 101")
         db = open_database(corpus.firewall.home / "firewall.db")

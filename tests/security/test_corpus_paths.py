@@ -33,8 +33,9 @@ CASES = [
     # percent-encoding: single, double, mixed case
     PathCase("an unreserved letter percent-encoded", "/%61dmin/keys", BLOCKED_BY_RULE),
     PathCase("every letter encoded, mixed hex case", "/%61%64%6d%69%6E/keys", BLOCKED_BY_RULE),
-    PathCase("mixed-case escapes of an allowed path pass as the plain path", "/v1/%6d%6F%64els",
-             upstream_sees="/v1/models"),
+    PathCase(
+        "mixed-case escapes of an allowed path pass as the plain path", "/v1/%6d%6F%64els", upstream_sees="/v1/models"
+    ),
     PathCase("double encoding of a dot", "/v1/%252e%252e/admin/keys", AMBIGUOUS),
     PathCase("double encoding of a slash", "/v1%252fadmin", AMBIGUOUS),
     PathCase("double encoding spelled with escaped hex digits", "/v1/%25%32%66admin", AMBIGUOUS),
@@ -70,8 +71,11 @@ CASES = [
     # a fragment, which no client sends
     PathCase("a fragment hiding dot-dots", "/v1/models#/../../admin", AMBIGUOUS),
     # what the query holds is not the path
-    PathCase("dot-dots in the query stay in the query", "/v1/models?next=/../admin",
-             upstream_sees="/v1/models?next=/../admin"),
+    PathCase(
+        "dot-dots in the query stay in the query",
+        "/v1/models?next=/../admin",
+        upstream_sees="/v1/models?next=/../admin",
+    ),
     # non-ASCII
     PathCase("raw UTF-8 is percent-encoded once", "/v1/mödels", upstream_sees="/v1/m%C3%B6dels"),
 ]
@@ -98,10 +102,26 @@ def test_a_blocked_path_through_curl_with_path_as_is(corpus):
 
     before = len(corpus.upstream.seen)
     done = subprocess.run(
-        ["curl", "-s", "--path-as-is", "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", str(corpus.agent.ca),
-         "-x", f"http://attacker:{corpus.agent.token}@127.0.0.1:{corpus.proxy.port}",
-         f"https://{corpus.api}/v1/../admin/keys", f"https://{corpus.api}/v1/%2e%2e/admin/keys"],
-        capture_output=True, text=True, timeout=30,
+        [
+            "curl",
+            "-s",
+            "--path-as-is",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            str(corpus.agent.ca),
+            "-x",
+            f"http://attacker:{corpus.agent.token}@127.0.0.1:{corpus.proxy.port}",
+            f"https://{corpus.api}/v1/../admin/keys",
+            f"https://{corpus.api}/v1/%2e%2e/admin/keys",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.stdout == "403403", done.stderr
     assert corpus.upstream.seen[before:] == []
@@ -122,9 +142,16 @@ def test_the_same_attacks_from_httpx_under_firewall_run(corpus, tmp_path):
     )
     paths = ["/v1/models", "/%61dmin/keys", "/v1/%2e%2e/admin/keys", "/v1/..%2fadmin", "//admin", "/ADMIN/keys"]
     before = len(corpus.upstream.seen)
-    done = corpus.firewall.run("run", "--agent", "attacker", "--", sys.executable, str(script),
-                               f"https://{corpus.api}", *paths)
+    done = corpus.firewall.run(
+        "run", "--agent", "attacker", "--", sys.executable, str(script), f"https://{corpus.api}", *paths
+    )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"/v1/models": 200, "/%61dmin/keys": 403, "/v1/%2e%2e/admin/keys": 403,
-                                       "/v1/..%2fadmin": 403, "//admin": 403, "/ADMIN/keys": 403}
+    assert json.loads(done.stdout) == {
+        "/v1/models": 200,
+        "/%61dmin/keys": 403,
+        "/v1/%2e%2e/admin/keys": 403,
+        "/v1/..%2fadmin": 403,
+        "//admin": 403,
+        "/ADMIN/keys": 403,
+    }
     assert [seen.path for seen in corpus.upstream.seen[before:]] == ["/v1/models"]

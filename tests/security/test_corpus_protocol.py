@@ -89,11 +89,15 @@ def test_http2_authority_naming_another_destination_is_refused(corpus, authority
     assert _seen(corpus) == before
 
 
-@pytest.mark.parametrize("extra", [
-    [("host", "evil.example")],                            # a Host header beside :authority
-    [("x-a", "b\r\ntransfer-encoding: chunked")],          # CRLF injected into a header value
-    [("transfer-encoding", "chunked")],                    # a connection-specific header (forbidden in h2)
-], ids=["host beside authority", "crlf in a value", "transfer-encoding"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [("host", "evil.example")],  # a Host header beside :authority
+        [("x-a", "b\r\ntransfer-encoding: chunked")],  # CRLF injected into a header value
+        [("transfer-encoding", "chunked")],  # a connection-specific header (forbidden in h2)
+    ],
+    ids=["host beside authority", "crlf in a value", "transfer-encoding"],
+)
 def test_http2_header_tricks_never_reach_upstream(corpus, extra):
     before = _seen(corpus)
     status, _ = _h2(corpus, _h2_head(corpus, corpus.api) + extra, validate=False)
@@ -116,18 +120,21 @@ def test_http2_body_longer_than_its_content_length_never_reaches_upstream(corpus
 SMUGGLING = {
     "Content-Length and Transfer-Encoding together": (
         "POST /v1/chat/completions HTTP/1.1\r\nHost: {api}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
-        "0\r\n\r\nGET /admin/keys HTTP/1.1\r\nHost: {api}\r\n\r\n"),
+        "0\r\n\r\nGET /admin/keys HTTP/1.1\r\nHost: {api}\r\n\r\n"
+    ),
     "two different Content-Lengths": (
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: {api}\r\nContent-Length: 5\r\nContent-Length: 44\r\n\r\n"
-        "hello"),
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {api}\r\nContent-Length: 5\r\nContent-Length: 44\r\n\r\nhello"
+    ),
     "a Transfer-Encoding list": (
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: {api}\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"),
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {api}\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"
+    ),
     "a space before the colon of Transfer-Encoding": (
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: {api}\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n"),
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {api}\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n"
+    ),
     "a chunk size that is not hex": (
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: {api}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n"),
-    "a negative Content-Length": (
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: {api}\r\nContent-Length: -1\r\n\r\n"),
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {api}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n"
+    ),
+    "a negative Content-Length": ("POST /v1/chat/completions HTTP/1.1\r\nHost: {api}\r\nContent-Length: -1\r\n\r\n"),
 }
 
 
@@ -147,8 +154,10 @@ def test_an_obs_fold_continuation_is_refused(corpus):
     """Found a hole: mitmproxy forwarded `X-A: b\\r\\n Transfer-Encoding: chunked` as is; an upstream
     that does not unfold may read the continuation as a header of its own. Fixed in the engine
     (step 1: a header holding CR, LF or NUL is malformed_request)."""
-    raw = (f"GET /v1/models HTTP/1.1\r\nHost: {corpus.api}\r\nX-A: b\r\n Transfer-Encoding: chunked\r\n"
-           f"Connection: close\r\n\r\n").encode()
+    raw = (
+        f"GET /v1/models HTTP/1.1\r\nHost: {corpus.api}\r\nX-A: b\r\n Transfer-Encoding: chunked\r\n"
+        f"Connection: close\r\n\r\n"
+    ).encode()
     before = _seen(corpus)
     reply = corpus.agent.https(corpus.api, raw)
     assert reply.status == 403 and _seen(corpus) == before
@@ -157,8 +166,10 @@ def test_an_obs_fold_continuation_is_refused(corpus):
 
 def test_pipelined_requests_are_each_decided(corpus):
     """An allowed request and a blocked one in one write: the second is decided on its own."""
-    raw = (f"GET /v1/models HTTP/1.1\r\nHost: {corpus.api}\r\n\r\n"
-           f"GET /admin/keys HTTP/1.1\r\nHost: {corpus.api}\r\nConnection: close\r\n\r\n").encode()
+    raw = (
+        f"GET /v1/models HTTP/1.1\r\nHost: {corpus.api}\r\n\r\n"
+        f"GET /admin/keys HTTP/1.1\r\nHost: {corpus.api}\r\nConnection: close\r\n\r\n"
+    ).encode()
     before = len(corpus.upstream.seen)
     with corpus.agent.tls(corpus.api) as conn:
         conn.sendall(raw)
@@ -208,8 +219,9 @@ def _tcp_rows_once_written(corpus, port: int, timeout: float = 5.0) -> list[dict
 
 def test_plain_http_to_the_keyed_host_is_refused(corpus):
     before = len(corpus.hostile.seen)
-    reply = corpus.agent.plain(request_bytes("GET", f"http://{corpus.keyed}/echo", corpus.keyed,
-                                             auth=corpus.agent.auth))
+    reply = corpus.agent.plain(
+        request_bytes("GET", f"http://{corpus.keyed}/echo", corpus.keyed, auth=corpus.agent.auth)
+    )
     assert reply.status == 403 and corpus.row(reply)["reason"] == "plain_http_credential"
     assert len(corpus.hostile.seen) == before
 
@@ -231,8 +243,10 @@ def test_plain_http_inside_a_connect_tunnel_to_the_keyed_host_is_refused(corpus)
 
 def _upgrade(path: str, host: str) -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
-    return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
 
 
 @pytest.mark.parametrize("path", ["/admin/ws", "/v1/../admin/ws", "/ws%2f..%2fadmin"])
@@ -267,8 +281,13 @@ def test_a_vault_value_sent_on_an_open_websocket_is_dropped_and_logged(corpus):
         # the upstream only ever got the second message
         assert ws_read_frame(lambda n: recv_exactly(conn, n)) == (0x1, b"echo: hello")
     deadline = time.monotonic() + 5
-    while not (rows := [r for r in all_audit_rows(corpus.firewall.home)
-                        if r["path"] == "/ws/echo" and r["decision"] == "exfiltration"]):
+    while not (
+        rows := [
+            r
+            for r in all_audit_rows(corpus.firewall.home)
+            if r["path"] == "/ws/echo" and r["decision"] == "exfiltration"
+        ]
+    ):
         assert time.monotonic() < deadline, "no exfiltration row for the WebSocket message"
         time.sleep(0.05)
     assert rows[-1]["reason"] == "exfiltration" and '"openai"' in rows[-1]["detail"]
@@ -280,12 +299,16 @@ def test_a_vault_value_sent_on_an_open_websocket_is_dropped_and_logged(corpus):
 
 def test_a_request_to_the_proxys_own_address_is_refused(corpus):
     port = corpus.proxy.port
-    plain = corpus.agent.plain(request_bytes("GET", f"http://127.0.0.1:{port}/", f"127.0.0.1:{port}",
-                                             auth=corpus.agent.auth))
+    plain = corpus.agent.plain(
+        request_bytes("GET", f"http://127.0.0.1:{port}/", f"127.0.0.1:{port}", auth=corpus.agent.auth)
+    )
     tunnel = corpus.agent.https(f"127.0.0.1:{port}", request_bytes("GET", "/", f"127.0.0.1:{port}"))
     by_name = corpus.agent.https(f"localhost:{port}", request_bytes("GET", "/", f"localhost:{port}"))
     assert [corpus.row(r)["reason"] for r in (plain, tunnel, by_name)] == [
-        "private_address", "private_address", "default_no_host"]
+        "private_address",
+        "private_address",
+        "default_no_host",
+    ]
 
 
 def test_the_mitmproxy_onboarding_app_is_not_served(corpus):

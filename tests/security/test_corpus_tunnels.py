@@ -111,8 +111,10 @@ def _plain_http(conn: socket.socket, service: TcpService) -> None:
         _echo(conn, service)
         return
     body = b'{"ok": true}'
-    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                 b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+    )
 
 
 # ---- the corpus: one proxy, one policy, these services ----
@@ -167,11 +169,13 @@ class Tunnels:
 @pytest.fixture(scope="module")
 def tunnels(module_firewall: Firewall, module_upstream: Upstream, module_proxy: RunningProxy) -> Tunnels:
     with tcp_service(_echo) as allowed, tcp_service(_echo) as refused, tcp_service(_plain_http) as http:
-        policy = TUNNEL_POLICY.format(allowed=allowed.port, refused=refused.port, http=http.port,
-                                      https=module_upstream.port)
+        policy = TUNNEL_POLICY.format(
+            allowed=allowed.port, refused=refused.port, http=http.port, https=module_upstream.port
+        )
         module_firewall.apply(policy)
-        agent = Agent(module_proxy.port, "tunneller", mint_token(module_firewall, "tunneller"),
-                      proxy_ca(module_firewall))
+        agent = Agent(
+            module_proxy.port, "tunneller", mint_token(module_firewall, "tunneller"), proxy_ca(module_firewall)
+        )
         yield Tunnels(module_firewall, agent, allowed, refused, http, module_upstream)
 
 
@@ -222,15 +226,15 @@ class RawCase:
 
 
 RAW_CASES = [
-    RawCase("a Redis command to a loopback address no `allow tcp` names", "127.0.0.1:{refused}",
-            b"PING\r\n", "not_http"),
+    RawCase(
+        "a Redis command to a loopback address no `allow tcp` names", "127.0.0.1:{refused}", b"PING\r\n", "not_http"
+    ),
     RawCase("an SSH greeting", "127.0.0.1:{refused}", b"SSH-2.0-OpenSSH_9.2 exfil\r\n", "not_http"),
     RawCase("binary bytes", "127.0.0.1:{refused}", bytes(range(256)), "not_http"),
     # refused before any DNS lookup: a destination the policy refuses is never even resolved
     RawCase("a name for loopback that no block names", "localhost:{refused}", b"PING\r\n", "not_http"),
     RawCase("IPv4-mapped IPv6 loopback", "[::ffff:127.0.0.1]:{refused}", b"PING\r\n", "not_http"),
-    RawCase("the allowed service, spelled as one decimal number", "2130706433:{allowed}", b"PING\r\n",
-            "rule"),
+    RawCase("the allowed service, spelled as one decimal number", "2130706433:{allowed}", b"PING\r\n", "rule"),
     RawCase("the allowed address on another port", "127.0.0.1:{http}", b"PING\r\n", "not_http"),
 ]
 
@@ -239,7 +243,8 @@ RAW_CASES = [
 def test_raw_tcp_the_policy_does_not_allow_carries_nothing(tunnels: Tunnels, case: RawCase):
     target = case.target.format(refused=tunnels.refused.port, allowed=tunnels.allowed.port, http=tunnels.http.port)
     service = {"refused": tunnels.refused, "allowed": tunnels.allowed, "http": tunnels.http}[
-        next(name for name in ("refused", "allowed", "http") if "{" + name + "}" in case.target)]
+        next(name for name in ("refused", "allowed", "http") if "{" + name + "}" in case.target)
+    ]
     port = int(target.rsplit(":", 1)[1])
     before_rows, before_data = len(tunnels.rows(port)), service.data
     sock, refused = tunnels.agent.connect(target)
@@ -325,8 +330,9 @@ def test_control_a_client_hello_in_pieces_is_intercepted_and_decided(tunnels: Tu
     with sock:
         client = PiecewiseTLS(sock, ssl.create_default_context(cafile=str(tunnels.agent.ca)), "localhost")
         client.handshake()
-        reply = client.request(b"GET /v1/models HTTP/1.1\r\nHost: localhost:%d\r\nConnection: close\r\n\r\n"
-                               % tunnels.https.port)
+        reply = client.request(
+            b"GET /v1/models HTTP/1.1\r\nHost: localhost:%d\r\nConnection: close\r\n\r\n" % tunnels.https.port
+        )
     assert reply.startswith(b"HTTP/1.1 200")
     assert [s.path for s in tunnels.https.seen[before:]] == ["/v1/models"]
 
@@ -361,8 +367,9 @@ def test_http_after_a_blank_line_is_decided_like_any_request(tunnels: Tunnels):
     sock, refused = tunnels.agent.connect(f"127.0.0.1:{tunnels.http.port}")
     assert refused is None
     with sock:
-        sock.sendall(b"\r\n\r\nGET /secret HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n"
-                     % tunnels.http.port)
+        sock.sendall(
+            b"\r\n\r\nGET /secret HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n" % tunnels.http.port
+        )
         reply = read_reply(sock)
     assert reply.status == 403 and reply.error["type"] == "policy_blocked"
     assert len(tunnels.http.received) == before
@@ -376,8 +383,10 @@ def test_a_switch_to_another_protocol_relays_nothing_after_it(tunnels: Tunnels):
     sock, refused = tunnels.agent.connect(f"127.0.0.1:{tunnels.http.port}")
     assert refused is None
     with sock:
-        sock.sendall(b"GET /upgrade HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\n"
-                     % tunnels.http.port)
+        sock.sendall(
+            b"GET /upgrade HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\n"
+            % tunnels.http.port
+        )
         sock.settimeout(5)
         head = b""
         try:
@@ -422,8 +431,14 @@ def test_an_allowed_tunnel_is_closed_once_its_token_is_revoked(tunnels: Tunnels)
 
 def _curl_redis_ping(firewall: Firewall, port: int) -> subprocess.CompletedProcess:
     return firewall.run(
-        "run", "--agent", "x", "--", "sh", "-c",
-        f"printf 'PING\\r\\n' | curl -s -m 3 -p telnet://127.0.0.1:{port}", timeout=60,
+        "run",
+        "--agent",
+        "x",
+        "--",
+        "sh",
+        "-c",
+        f"printf 'PING\\r\\n' | curl -s -m 3 -p telnet://127.0.0.1:{port}",
+        timeout=60,
     )
 
 
@@ -435,6 +450,6 @@ def test_firewall_run_curl_telnet_to_redis(firewall: Firewall, proxy: RunningPro
     rows = firewall.audit_rows_once(lambda rows: any(r["method"] == "TCP" for r in rows))
     assert [(r["decision"], r["reason"]) for r in rows if r["method"] == "TCP"] == [("block", "private_address")]
 
-    firewall.apply(f"default block\nhost 127.0.0.1:{port} {{\n    allow tcp reason \"the test Redis\"\n}}\n")
+    firewall.apply(f'default block\nhost 127.0.0.1:{port} {{\n    allow tcp reason "the test Redis"\n}}\n')
     allowed = _curl_redis_ping(firewall, port)  # the control: the same command, now allowed
     assert "+PONG" in allowed.stdout

@@ -52,14 +52,17 @@ def test_a_secret_sent_where_it_is_injected_goes_through():
     assert (decision.verdict, decision.reason) == (Verdict.ALLOW, Reason.RULE)
 
 
-@pytest.mark.parametrize("url", [
-    "https://example.com/upload",        # a host block that injects nothing
-    "https://evil.example.net/",          # no host block at all
-    "http://api.openai.com/v1/models",   # plain HTTP to the right host: never injected
-    "https://api.openai.com:8443/x",     # a port the policy does not name
-    "https://10.0.0.1/",                 # a private address
-    "https://api.openai.com/a/..%2fb",   # an ambiguous path
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/upload",  # a host block that injects nothing
+        "https://evil.example.net/",  # no host block at all
+        "http://api.openai.com/v1/models",  # plain HTTP to the right host: never injected
+        "https://api.openai.com:8443/x",  # a port the policy does not name
+        "https://10.0.0.1/",  # a private address
+        "https://api.openai.com/a/..%2fb",  # an ambiguous path
+    ],
+)
 def test_a_secret_sent_anywhere_else_is_exfiltration(url):
     decision = decide_with(url, ("openai",))
     assert (decision.verdict, decision.reason) == (Verdict.BLOCK, Reason.EXFILTRATION)

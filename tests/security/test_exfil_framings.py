@@ -28,7 +28,8 @@ def _zstd_frames(*parts: bytes) -> bytes:
 CARRIERS = {
     # (body, Content-Encoding)
     "two gzip members, the value in the second": (
-        lambda v: (gzip.compress(b"harmless " * 10) + gzip.compress(v), "gzip")),
+        lambda v: (gzip.compress(b"harmless " * 10) + gzip.compress(v), "gzip")
+    ),
     "two zstd frames, the value in the second": (lambda v: (_zstd_frames(b"harmless", v), "zstd")),
     "gzip inside gzip": (lambda v: (gzip.compress(gzip.compress(v)), "gzip")),
     "a gzip file without Content-Encoding": (lambda v: (gzip.compress(v), None)),

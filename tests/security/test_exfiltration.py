@@ -50,8 +50,9 @@ def _run_agent(fw, upstream, tmp_path: Path, value: str, env: dict | None = None
     found = tmp_path / f"found-{secrets.token_hex(4)}.txt"
     found.write_text(value + "\n")
     out = tmp_path / f"out-{secrets.token_hex(4)}.json"
-    done = fw.run("run", "--agent", "thief", "--", sys.executable, str(SCRIPT), upstream.base_url, str(found), str(out),
-                  env=env)
+    done = fw.run(
+        "run", "--agent", "thief", "--", sys.executable, str(SCRIPT), upstream.base_url, str(found), str(out), env=env
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(out.read_text()), done
 

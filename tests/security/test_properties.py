@@ -19,8 +19,9 @@ from tests.security.conftest import CORPUS_POLICY
 from tests.security.support import request_bytes
 
 ENGINE = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-THROUGH_PROXY = settings(max_examples=30, deadline=None,
-                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+THROUGH_PROXY = settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 
 POLICY = compile_source("""
 default block
@@ -44,10 +45,54 @@ host localhost:8443 {
 }
 """).policy
 
-PIECES = ["v1", "admin", "files", "models", "public", "static", "latest", "meta-data", "instance-id", "",
-          ".", "..", "%2e", "%2E", "%2e%2e", ".%2E", "%2f", "%2F", "%5c", "\\", "%00", "%41", "%61dmin", "%25",
-          "%252e", "%25%32%66", ";", ";x=1", "%3b", "%c0%ae", "%e0%80%ae", "%C3%A9", "é", "~", "%7E", "#frag",
-          "?q=1", "%3f", "*", "%20", " ", "%zz", "%", "ADMIN", "V1", "\t"]
+PIECES = [
+    "v1",
+    "admin",
+    "files",
+    "models",
+    "public",
+    "static",
+    "latest",
+    "meta-data",
+    "instance-id",
+    "",
+    ".",
+    "..",
+    "%2e",
+    "%2E",
+    "%2e%2e",
+    ".%2E",
+    "%2f",
+    "%2F",
+    "%5c",
+    "\\",
+    "%00",
+    "%41",
+    "%61dmin",
+    "%25",
+    "%252e",
+    "%25%32%66",
+    ";",
+    ";x=1",
+    "%3b",
+    "%c0%ae",
+    "%e0%80%ae",
+    "%C3%A9",
+    "é",
+    "~",
+    "%7E",
+    "#frag",
+    "?q=1",
+    "%3f",
+    "*",
+    "%20",
+    " ",
+    "%zz",
+    "%",
+    "ADMIN",
+    "V1",
+    "\t",
+]
 paths = st.lists(st.sampled_from(PIECES), max_size=7).map(lambda parts: "/" + "/".join(parts))
 methods = st.sampled_from(["GET", "POST", "DELETE"])
 
@@ -85,8 +130,11 @@ LOOKALIKES = {"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х", 
 
 @st.composite
 def name_spellings(draw):
-    base = draw(st.sampled_from(["api.example.com", "cdn.example.org", "a.b.example.org", "example.org",
-                                 "evil.example.net", "localhost"]))
+    base = draw(
+        st.sampled_from(
+            ["api.example.com", "cdn.example.org", "a.b.example.org", "example.org", "evil.example.net", "localhost"]
+        )
+    )
     chars = [c.upper() if c.isalpha() and draw(st.booleans()) else c for c in base]
     if draw(st.integers(0, 4)) == 0:  # a look-alike letter
         at = draw(st.sampled_from([i for i, c in enumerate(base) if c in LOOKALIKES] or [0]))
@@ -97,8 +145,11 @@ def name_spellings(draw):
 @st.composite
 def address_spellings(draw, values=None):
     """One IPv4 address written any way inet_aton reads it, or as an IPv4-mapped IPv6 address."""
-    value = draw(st.sampled_from(values) if values else (
-        st.sampled_from([0x5DB8D822, 0xA9FEA9FE, 0x7F000001, 0x0A000001, 0x08080808]) | st.integers(0, 2**32 - 1)))
+    value = draw(
+        st.sampled_from(values)
+        if values
+        else (st.sampled_from([0x5DB8D822, 0xA9FEA9FE, 0x7F000001, 0x0A000001, 0x08080808]) | st.integers(0, 2**32 - 1))
+    )
     octets = list(value.to_bytes(4, "big"))
     form = draw(st.sampled_from(["dotted", "number", "octal", "hex", "two", "three", "mapped", "mapped-hex"]))
     if form == "dotted":

@@ -43,8 +43,9 @@ def _row_since(corpus, path: str, started: float) -> dict:
 
 
 def _keyed(corpus, path: str, headers: dict | None = None, method: str = "GET", body: bytes = b""):
-    return corpus.agent.https(corpus.keyed, request_bytes(method, path, corpus.keyed, headers=headers, body=body),
-                              method=method)
+    return corpus.agent.https(
+        corpus.keyed, request_bytes(method, path, corpus.keyed, headers=headers, body=body), method=method
+    )
 
 
 def test_an_echo_of_the_injected_credential_is_masked_with_the_length_kept(corpus):
@@ -114,8 +115,17 @@ def test_a_compressed_answer_that_cannot_be_unpacked_is_refused(corpus):
 
 def test_a_websocket_message_quoting_the_credential_is_masked(corpus):
     key = base64.b64encode(os.urandom(16)).decode()
-    upgrade = request_bytes("GET", "/ws", corpus.keyed, headers={
-        "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13"})
+    upgrade = request_bytes(
+        "GET",
+        "/ws",
+        corpus.keyed,
+        headers={
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": key,
+            "Sec-WebSocket-Version": "13",
+        },
+    )
     with corpus.agent.tls(corpus.keyed) as conn:
         conn.sendall(upgrade.replace(b"Connection: close\r\n", b""))
         head = read_head(conn)
@@ -127,8 +137,9 @@ def test_a_websocket_message_quoting_the_credential_is_masked(corpus):
 def test_answers_of_hosts_that_get_no_credential_are_left_alone(corpus):
     """Nothing was injected, so nothing is masked: the agent's own header comes back as sent."""
     before, started = len(corpus.upstream.seen), time.time()
-    reply = corpus.agent.https(corpus.api, request_bytes("GET", "/echo/me", corpus.api,
-                                                         headers={"X-Mine": "sk-not-a-vault-value-000000"}))
+    reply = corpus.agent.https(
+        corpus.api, request_bytes("GET", "/echo/me", corpus.api, headers={"X-Mine": "sk-not-a-vault-value-000000"})
+    )
     assert reply.status == 200 and b"sk-not-a-vault-value-000000" in reply.body
     assert len(corpus.upstream.seen) == before + 1
     assert _row_since(corpus, "/echo/me", started)["scrubbed"] == 0
@@ -155,9 +166,17 @@ def test_the_upstream_gets_an_exact_content_length_after_injection(corpus):
 
 def _chat(corpus, body: bytes, headers: dict | None = None):
     before = len(corpus.upstream.seen)
-    reply = corpus.agent.https(corpus.api, request_bytes("POST", "/v1/chat/completions", corpus.api, body=body,
-                                                         headers={"Content-Type": "application/json",
-                                                                  **(headers or {})}), method="POST")
+    reply = corpus.agent.https(
+        corpus.api,
+        request_bytes(
+            "POST",
+            "/v1/chat/completions",
+            corpus.api,
+            body=body,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        ),
+        method="POST",
+    )
     return reply, len(corpus.upstream.seen) - before
 
 

@@ -36,8 +36,7 @@ CARRIERS = {
     "base64, offset 2": base64.b64encode(b"xy" + RAW),
     "base64 url-safe": base64.urlsafe_b64encode(b"user:" + RAW),
     "base64 url-safe, percent-encoded": quote(base64.b64encode(b"z" + RAW).decode(), safe="").encode(),
-    "base64 with MIME line breaks": b"\r\n".join(
-        base64.encodebytes(b"12" + RAW)[i:i + 16] for i in range(0, 80, 16)),
+    "base64 with MIME line breaks": b"\r\n".join(base64.encodebytes(b"12" + RAW)[i : i + 16] for i in range(0, 80, 16)),
     "hex": RAW.hex().encode(),
     "hex upper case": RAW.hex().upper().encode(),
     "split by a line break": RAW[:10] + b"\n" + RAW[10:],
@@ -46,7 +45,9 @@ CARRIERS = {
     "broken by a JSON \\u000a": json.dumps({"k": SECRET[:10] + "\n" + SECRET[10:]}).replace("\\n", "\\u000a").encode(),
     "broken by %0A": quote(SECRET[:10] + "\n" + SECRET[10:], safe="").encode(),
     "broken by + in a form": b"q=" + quote(SECRET[:10], safe="").encode() + b"+" + quote(SECRET[10:], safe="").encode(),
-    "base64 of a file (76 columns) in JSON": json.dumps({"file": base64.encodebytes(b"x" * 54 + RAW).decode()}).encode(),
+    "base64 of a file (76 columns) in JSON": json.dumps(
+        {"file": base64.encodebytes(b"x" * 54 + RAW).decode()}
+    ).encode(),
     "base64 of a file (76 columns) in a form": b"file=" + quote(base64.encodebytes(b"y" * 54 + RAW)).encode(),
 }
 
@@ -62,9 +63,15 @@ def test_a_compressed_secret_is_not_found_by_the_scanner_alone():
 
 
 def test_ordinary_requests_find_nothing():
-    assert INDEX.find(b"POST /v1/chat/completions", b"content-type: application/json",
-                      json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode(),
-                      base64.b64encode(b"sk-proj-something-else-entirely")) == ()
+    assert (
+        INDEX.find(
+            b"POST /v1/chat/completions",
+            b"content-type: application/json",
+            json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode(),
+            base64.b64encode(b"sk-proj-something-else-entirely"),
+        )
+        == ()
+    )
 
 
 def test_short_values_are_not_indexed():
@@ -74,9 +81,17 @@ def test_short_values_are_not_indexed():
 
 
 def test_an_oauth_login_is_indexed_by_its_tokens():
-    login = json.dumps({"auth_mode": "chatgpt", "last_refresh": "2025-01-01T00:00:00Z",
-                        "tokens": {"access_token": "eyJhbGciOi.access.token-value", "refresh_token": "rt_0123456789",
-                                   "account_id": "acct-0000-1111"}})
+    login = json.dumps(
+        {
+            "auth_mode": "chatgpt",
+            "last_refresh": "2025-01-01T00:00:00Z",
+            "tokens": {
+                "access_token": "eyJhbGciOi.access.token-value",
+                "refresh_token": "rt_0123456789",
+                "account_id": "acct-0000-1111",
+            },
+        }
+    )
     assert set(secret_values(login)) == {"eyJhbGciOi.access.token-value", "rt_0123456789"}
     index = SecretIndex.build({"codex": login})
     assert index.find(b"refresh_token=rt_0123456789") == ("codex",)
@@ -116,7 +131,7 @@ def test_a_stream_is_masked_whatever_the_chunk_boundaries(before, after, cuts):
     stream = INDEX.masker(["openai"]).stream()
     out, at = [], 0
     for size in cuts * (len(body) // sum(cuts) + 1):
-        out.append(stream.feed(body[at:at + size]))
+        out.append(stream.feed(body[at : at + size]))
         at += size
         if at >= len(body):
             break
@@ -151,14 +166,17 @@ def test_control_escapes_that_spell_something_else_are_left_alone():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(sorted(ESCAPED_ECHOES.values())), st.binary(max_size=40),
-       st.lists(st.integers(1, 13), min_size=1, max_size=6))
+@given(
+    st.sampled_from(sorted(ESCAPED_ECHOES.values())),
+    st.binary(max_size=40),
+    st.lists(st.integers(1, 13), min_size=1, max_size=6),
+)
 def test_an_escaped_value_is_masked_in_a_stream_whatever_the_chunk_boundaries(echo, before, cuts):
     body = before + echo + b" and " + echo
     stream = INDEX.masker(["openai"]).stream()
     out, at = [], 0
     for size in cuts * (len(body) // sum(cuts) + 1):
-        out.append(stream.feed(body[at:at + size]))
+        out.append(stream.feed(body[at : at + size]))
         at += size
         if at >= len(body):
             break
@@ -168,10 +186,14 @@ def test_an_escaped_value_is_masked_in_a_stream_whatever_the_chunk_boundaries(ec
     assert stream.count >= 2 and echo not in masked
 
 
-@pytest.mark.parametrize("text", [
-    b"a JSON body with \\n line breaks and \\u000a escapes of ordinary text",
-    b"q=hello+world&hex=DEADBEEF0123456789abcdef",
-    json.dumps({"file": base64.encodebytes(b"z" * 300).decode()}).encode(),
-], ids=["json escapes", "a form with + and hex", "a base64 file"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"a JSON body with \\n line breaks and \\u000a escapes of ordinary text",
+        b"q=hello+world&hex=DEADBEEF0123456789abcdef",
+        json.dumps({"file": base64.encodebytes(b"z" * 300).decode()}).encode(),
+    ],
+    ids=["json escapes", "a form with + and hex", "a base64 file"],
+)
 def test_control_the_new_views_find_nothing_in_ordinary_text(text):
     assert INDEX.find(text) == ()

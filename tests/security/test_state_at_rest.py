@@ -45,11 +45,31 @@ def test_after_a_whole_session_every_file_and_folder_is_owner_only(firewall, ups
     firewall.add_secret("openai", REAL_KEY, provider="openai")
     firewall.apply(POLICY.format(port=upstream.port))
     firewall.run("proxy", "start", "--port", "0", "--upstream-ca", str(upstream_ca_file), check=True)
-    done = firewall.run("run", "--agent", "ci", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                        f"{upstream.base_url}/v1/models")
+    done = firewall.run(
+        "run",
+        "--agent",
+        "ci",
+        "--",
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        f"{upstream.base_url}/v1/models",
+    )
     assert done.stdout == "200", done.stderr
-    private = firewall.run("run", "--agent", "ci", "--policy", str(firewall.write_policy("p.policy", POLICY.format(
-        port=upstream.port))), "--upstream-ca", str(upstream_ca_file), "--", "true")
+    private = firewall.run(
+        "run",
+        "--agent",
+        "ci",
+        "--policy",
+        str(firewall.write_policy("p.policy", POLICY.format(port=upstream.port))),
+        "--upstream-ca",
+        str(upstream_ca_file),
+        "--",
+        "true",
+    )
     assert private.returncode == 0, private.stderr
     firewall.run("proxy", "stop", check=True)
     firewall.run("audit", "verify")
@@ -86,13 +106,16 @@ def test_a_ca_key_others_can_read_is_refused_at_start_with_the_fix(firewall, ups
 def test_the_ca_private_key_never_leaves_the_state_folder(firewall, upstream, upstream_ca_file, tmp_path):
     firewall.apply(PLAIN_POLICY)
     out = tmp_path / "child.json"
-    probe = ("import json, os, sys; "
-             "paths = {k: v for k, v in os.environ.items() if v.startswith('/') and os.path.isfile(v)}; "
-             "json.dump({'env': dict(os.environ), 'files': {k: open(v, errors='replace').read() "
-             "for k, v in paths.items()}}, "
-             "open(sys.argv[1], 'w'))")
-    done = firewall.run("run", "--agent", "ci", "--upstream-ca", str(upstream_ca_file), "--",
-                        sys.executable, "-c", probe, str(out))
+    probe = (
+        "import json, os, sys; "
+        "paths = {k: v for k, v in os.environ.items() if v.startswith('/') and os.path.isfile(v)}; "
+        "json.dump({'env': dict(os.environ), 'files': {k: open(v, errors='replace').read() "
+        "for k, v in paths.items()}}, "
+        "open(sys.argv[1], 'w'))"
+    )
+    done = firewall.run(
+        "run", "--agent", "ci", "--upstream-ca", str(upstream_ca_file), "--", sys.executable, "-c", probe, str(out)
+    )
     assert done.returncode == 0, done.stderr
     key_pem = (firewall.home / "ca" / "mitmproxy-ca.pem").read_text()
     key_body = key_pem.split("PRIVATE KEY-----")[1].split("-----END")[0].strip().splitlines()[3]  # one line of it

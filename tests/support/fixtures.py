@@ -34,11 +34,16 @@ class Firewall:
     home: Path
     env: dict[str, str]
 
-    def run(self, *args: str, input: str | None = None, timeout: float = 60, env: dict | None = None,
-            check: bool = False) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, input: str | None = None, timeout: float = 60, env: dict | None = None, check: bool = False
+    ) -> subprocess.CompletedProcess:
         result = subprocess.run(
             [sys.executable, "-m", "firewall", *args],
-            input=input, capture_output=True, text=True, timeout=timeout, env={**self.env, **(env or {})},
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**self.env, **(env or {})},
         )
         if check and result.returncode != 0:
             raise AssertionError(f"firewall {' '.join(args)} exited {result.returncode}:\n{result.stderr}")

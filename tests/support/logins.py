@@ -37,17 +37,25 @@ def refresh_token() -> str:
     return "rt-" + secrets.token_hex(16)
 
 
-def login_json(*, expires_in: float = 3600, refreshed_ago: float = 0, access: str | None = None,
-               refresh: str | None = None, account: str = ACCOUNT) -> str:
+def login_json(
+    *,
+    expires_in: float = 3600,
+    refreshed_ago: float = 0,
+    access: str | None = None,
+    refresh: str | None = None,
+    account: str = ACCOUNT,
+) -> str:
     """Codex's auth.json for a ChatGPT login."""
-    return json.dumps({
-        "auth_mode": "chatgpt",
-        "OPENAI_API_KEY": None,
-        "tokens": {
-            "id_token": id_token(account),
-            "access_token": access or access_token(expires_in, account),
-            "refresh_token": refresh or refresh_token(),
-            "account_id": account,
-        },
-        "last_refresh": datetime.fromtimestamp(time.time() - refreshed_ago, UTC).isoformat().replace("+00:00", "Z"),
-    })
+    return json.dumps(
+        {
+            "auth_mode": "chatgpt",
+            "OPENAI_API_KEY": None,
+            "tokens": {
+                "id_token": id_token(account),
+                "access_token": access or access_token(expires_in, account),
+                "refresh_token": refresh or refresh_token(),
+                "account_id": account,
+            },
+            "last_refresh": datetime.fromtimestamp(time.time() - refreshed_ago, UTC).isoformat().replace("+00:00", "Z"),
+        }
+    )

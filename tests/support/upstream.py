@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -74,8 +73,9 @@ class Seen:
     body: bytes
 
 
-def https_server(handler: type[BaseHTTPRequestHandler], cert_pem: str, key_pem: str | None = None,
-                 port: int = 0) -> ThreadingHTTPServer:
+def https_server(
+    handler: type[BaseHTTPRequestHandler], cert_pem: str, key_pem: str | None = None, port: int = 0
+) -> ThreadingHTTPServer:
     """A threaded HTTPS server on 127.0.0.1 (`cert_pem` may hold the key too); `serve` starts it."""
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
@@ -174,30 +174,60 @@ def _handler(upstream_ref: list[Upstream]):
             if parts.path.startswith("/ws") and self.headers.get("upgrade", "").lower() == "websocket":
                 self._websocket()
             elif parts.path == "/v1/models":
-                self._json(200, {"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model",
-                                                             "created": 0, "owned_by": "test"}]})
+                self._json(
+                    200,
+                    {
+                        "object": "list",
+                        "data": [{"id": "gpt-4o-mini", "object": "model", "created": 0, "owned_by": "test"}],
+                    },
+                )
             elif parts.path == "/v1/chat/completions":
                 request = json.loads(body or b"{}")
                 if request.get("stream"):
-                    events = [json.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 0,
-                                          "model": request.get("model", "x"),
-                                          "choices": [{"index": 0, "delta": {"content": word},
-                                                       "finish_reason": None}]})
-                              for word in ("hello", " from", " upstream")]
+                    events = [
+                        json.dumps(
+                            {
+                                "id": "c1",
+                                "object": "chat.completion.chunk",
+                                "created": 0,
+                                "model": request.get("model", "x"),
+                                "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}],
+                            }
+                        )
+                        for word in ("hello", " from", " upstream")
+                    ]
                     self._sse(events + ["[DONE]"], float(query.get("gap", ["0.2"])[0]))
                 else:
-                    self._json(200, {"id": "c1", "object": "chat.completion", "created": 0,
-                                     "model": request.get("model", "x"),
-                                     "choices": [{"index": 0, "finish_reason": "stop",
-                                                  "message": {"role": "assistant", "content": "hello"}}],
-                                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+                    self._json(
+                        200,
+                        {
+                            "id": "c1",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": request.get("model", "x"),
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": "hello"},
+                                }
+                            ],
+                            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                        },
+                    )
             elif parts.path == "/sse":
                 n = int(query.get("n", ["3"])[0])
                 self._sse([f"event {i}" for i in range(n)], float(query.get("gap", ["0.3"])[0]))
             elif parts.path.startswith("/echo"):
-                self._json(200, {"method": self.command, "path": self.path,
-                                 "headers": {k.lower(): v for k, v in self.headers.items()},
-                                 "body": body.decode(errors="replace")})
+                self._json(
+                    200,
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "body": body.decode(errors="replace"),
+                    },
+                )
             else:
                 self._json(200, {"ok": True, "path": self.path})
 

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from firewall.vault import PROVIDERS, InvalidValue, Kind, VaultError, get_provider, validate_value

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from firewall.state.home import Home, StateError
-from firewall.vault import PASSPHRASE_ENV, InvalidValue, KeyMode, MissingSecret, Vault, VaultError
-from firewall.vault import store
+from firewall.vault import PASSPHRASE_ENV, InvalidValue, KeyMode, MissingSecret, Vault, VaultError, store
 
 OPENAI_KEY = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2
 OTHER_OPENAI_KEY = "sk-proj-" + "Z9y8X7w6V5u4T3s2R1q0" * 2

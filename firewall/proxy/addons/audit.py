@@ -59,15 +59,33 @@ class Auditor:
         """The row of a CONNECT tunnel that did not carry HTTP(S): refused, or relayed as raw TCP."""
         decision = notes.decision
         try:
-            self.writer.submit(self._redacted(AuditRecord(
-                time=notes.started, request_id=notes.request_id, agent=notes.agent, method=TUNNEL_METHOD,
-                scheme="tcp", host=decision.host if decision and decision.host else host,
-                port=port, path="", query="", decision=notes.outcome, reason=notes.reason, rule=notes.rule,
-                policy_sha256=decision.policy_sha256 if decision else self.runtime.policy.sha256,
-                credentials="", upstream_status=None, duration_ms=max(0.0, (time.time() - notes.started) * 1000),
-                bytes_out=notes.bytes_out, bytes_in=notes.bytes_in, approval_id=None, scrubbed=0,
-                detail=self.runtime.isolation_note(notes.token_hash, notes.detail),
-            )))
+            self.writer.submit(
+                self._redacted(
+                    AuditRecord(
+                        time=notes.started,
+                        request_id=notes.request_id,
+                        agent=notes.agent,
+                        method=TUNNEL_METHOD,
+                        scheme="tcp",
+                        host=decision.host if decision and decision.host else host,
+                        port=port,
+                        path="",
+                        query="",
+                        decision=notes.outcome,
+                        reason=notes.reason,
+                        rule=notes.rule,
+                        policy_sha256=decision.policy_sha256 if decision else self.runtime.policy.sha256,
+                        credentials="",
+                        upstream_status=None,
+                        duration_ms=max(0.0, (time.time() - notes.started) * 1000),
+                        bytes_out=notes.bytes_out,
+                        bytes_in=notes.bytes_in,
+                        approval_id=None,
+                        scrubbed=0,
+                        detail=self.runtime.isolation_note(notes.token_hash, notes.detail),
+                    )
+                )
+            )
         except Exception:
             log.exception("writing the audit row of %s failed", notes.request_id)
 
@@ -98,9 +116,16 @@ class Auditor:
         def clean(text: str | None) -> str | None:
             return redact(text) if text else text
 
-        return replace(record, agent=clean(record.agent), method=clean(record.method), host=clean(record.host),
-                       path=clean(record.path), query=clean(mask_query(record.query, redact)),
-                       rule=clean(record.rule), detail=clean(record.detail))
+        return replace(
+            record,
+            agent=clean(record.agent),
+            method=clean(record.method),
+            host=clean(record.host),
+            path=clean(record.path),
+            query=clean(mask_query(record.query, redact)),
+            rule=clean(record.rule),
+            detail=clean(record.detail),
+        )
 
     def _row(self, flow: http.HTTPFlow, notes) -> AuditRecord:
         decision = notes.decision
@@ -115,26 +140,28 @@ class Auditor:
             host, path, query = decision.host or flow.request.host, decision.canonical_path, decision.query
         else:
             host, path, query = flow.request.host, flow.request.path.split("?")[0], ""
-        return self._redacted(AuditRecord(
-            time=notes.started,
-            request_id=notes.request_id,
-            agent=notes.agent,
-            method=flow.request.method,
-            scheme=flow.request.scheme or "tunnel",
-            host=host or "unknown",
-            port=flow.request.port or 1,
-            path=path,
-            query=query,
-            decision=outcome,
-            reason=notes.reason,
-            rule=notes.rule,
-            policy_sha256=decision.policy_sha256 if decision else self.runtime.policy.sha256,
-            credentials=",".join(notes.credentials),
-            upstream_status=response.status_code if response is not None and outcome in FORWARDED else None,
-            duration_ms=max(0.0, (time.time() - notes.started) * 1000),
-            bytes_out=len(flow.request.raw_content or b""),
-            bytes_in=bytes_in,
-            approval_id=notes.approval_id,
-            scrubbed=int(notes.scrubbed),
-            detail=self.runtime.isolation_note(notes.token_hash, notes.detail),
-        ))
+        return self._redacted(
+            AuditRecord(
+                time=notes.started,
+                request_id=notes.request_id,
+                agent=notes.agent,
+                method=flow.request.method,
+                scheme=flow.request.scheme or "tunnel",
+                host=host or "unknown",
+                port=flow.request.port or 1,
+                path=path,
+                query=query,
+                decision=outcome,
+                reason=notes.reason,
+                rule=notes.rule,
+                policy_sha256=decision.policy_sha256 if decision else self.runtime.policy.sha256,
+                credentials=",".join(notes.credentials),
+                upstream_status=response.status_code if response is not None and outcome in FORWARDED else None,
+                duration_ms=max(0.0, (time.time() - notes.started) * 1000),
+                bytes_out=len(flow.request.raw_content or b""),
+                bytes_in=bytes_in,
+                approval_id=notes.approval_id,
+                scrubbed=int(notes.scrubbed),
+                detail=self.runtime.isolation_note(notes.token_hash, notes.detail),
+            )
+        )

@@ -23,8 +23,8 @@ from firewall.proxy.deciding import decide_with_addresses
 from firewall.proxy.exfil import carried_secrets
 from firewall.proxy.inject import CredentialUnavailable, apply_injections
 from firewall.proxy.limiter import Limiter, LimitsUnavailable
-from firewall.proxy.oauth import TokenKeeper
 from firewall.proxy.notes import FlowNotes, notes_of
+from firewall.proxy.oauth import TokenKeeper
 from firewall.proxy.resolver import Resolver
 from firewall.proxy.responses import error_response
 from firewall.proxy.runtime import Runtime
@@ -41,8 +41,14 @@ def raw_target(flow: http.HTTPFlow) -> str:
 
 
 class Enforcer:
-    def __init__(self, runtime: Runtime, limiter: Limiter, resolver: Resolver, broker: ApprovalBroker,
-                 oauth: TokenKeeper | None = None):
+    def __init__(
+        self,
+        runtime: Runtime,
+        limiter: Limiter,
+        resolver: Resolver,
+        broker: ApprovalBroker,
+        oauth: TokenKeeper | None = None,
+    ):
         self.runtime = runtime
         self.limiter = limiter
         self.resolver = resolver
@@ -62,7 +68,10 @@ class Enforcer:
             request = self._request(flow, notes)
             try:
                 decision, addresses = await decide_with_addresses(
-                    self.runtime.policy, request, self.resolver, time.time()  # one version decides it all
+                    self.runtime.policy,
+                    request,
+                    self.resolver,
+                    time.time(),  # one version decides it all
                 )
             except OSError as exc:
                 notes.refuse("error", "unresolvable", f"{request.host}: {exc}")
@@ -79,7 +88,9 @@ class Enforcer:
             log.exception("deciding %s failed", notes.request_id)
             notes.refuse("error", "internal_error", f"{type(exc).__name__}: {exc}")
             flow.response = error_response(
-                500, "firewall_error", "the firewall could not decide this request, so it was refused",
+                500,
+                "firewall_error",
+                "the firewall could not decide this request, so it was refused",
                 notes.request_id,
             )
 
@@ -125,8 +136,11 @@ class Enforcer:
             exfiltration = decision.reason is Reason.EXFILTRATION
             notes.refuse("exfiltration" if exfiltration else "block", decision.reason.value, decision.message)
             flow.response = error_response(
-                403, "exfiltration_blocked" if exfiltration else "policy_blocked", _blocked_message(decision),
-                notes.request_id, rule=notes.rule,
+                403,
+                "exfiltration_blocked" if exfiltration else "policy_blocked",
+                _blocked_message(decision),
+                notes.request_id,
+                rule=notes.rule,
             )
             return False
         if decision.verdict is Verdict.APPROVE and not await self._approved(flow, notes, decision):
@@ -138,17 +152,23 @@ class Enforcer:
         except LimitsUnavailable as exc:  # fail closed, at once: the limiter logged it (once per outage)
             notes.refuse("error", "limits_unavailable", str(exc))
             flow.response = error_response(
-                503, "limits_unavailable", f"the firewall cannot count this request against its limits, so it "
-                f"was refused: {exc}; retry later", notes.request_id, rule=notes.rule, headers={"retry-after": "1"},
+                503,
+                "limits_unavailable",
+                f"the firewall cannot count this request against its limits, so it was refused: {exc}; retry later",
+                notes.request_id,
+                rule=notes.rule,
+                headers={"retry-after": "1"},
             )
             return False
         if limit.over is not None:
             if not report:
                 notes.refuse("limit", "rate_limited", f"over {limit.over.source.text}", limit.over.source.location)
                 flow.response = error_response(
-                    429, "rate_limited",
+                    429,
+                    "rate_limited",
                     f"rate limit reached: {limit.over.source.text}; retry after {limit.retry_after}s",
-                    notes.request_id, rule=limit.over.source.location,
+                    notes.request_id,
+                    rule=limit.over.source.location,
                     headers={"retry-after": str(limit.retry_after)},
                 )
                 return False
@@ -161,8 +181,7 @@ class Enforcer:
         except CredentialUnavailable as exc:
             notes.refuse("error", exc.code, str(exc))
             retry = {"retry-after": str(exc.retry_after)} if exc.retry_after else None
-            flow.response = error_response(503, exc.code, str(exc), notes.request_id, rule=notes.rule,
-                                           headers=retry)
+            flow.response = error_response(503, exc.code, str(exc), notes.request_id, rule=notes.rule, headers=retry)
             return False
         remember_oauth(flow, decision.inject, oauth)
         self.runtime.note_used(i.secret for i in decision.inject)
@@ -178,12 +197,23 @@ class Enforcer:
             notes.approval_id, notes.detail = grant.id, f"standing grant by {grant.created_by}"
             return True
         held = await self.broker.describe(
-            request_id=notes.request_id, agent=notes.agent, method=flow.request.method, scheme=flow.request.scheme,
-            host=decision.host, port=flow.request.port, path=decision.canonical_path, query=decision.query,
-            body=flow.request.raw_content or b"", headers=tuple(flow.request.headers.items(multi=True)),
+            request_id=notes.request_id,
+            agent=notes.agent,
+            method=flow.request.method,
+            scheme=flow.request.scheme,
+            host=decision.host,
+            port=flow.request.port,
+            path=decision.canonical_path,
+            query=decision.query,
+            body=flow.request.raw_content or b"",
+            headers=tuple(flow.request.headers.items(multi=True)),
             content_type=flow.request.headers.get("content-type"),
-            rule=rule, rule_text=text, reason=decision.rule_reason, policy_sha256=decision.policy_sha256,
-            timeout=decision.approval_timeout, redact=self.runtime.secret_index.redact,
+            rule=rule,
+            rule_text=text,
+            reason=decision.rule_reason,
+            policy_sha256=decision.policy_sha256,
+            timeout=decision.approval_timeout,
+            redact=self.runtime.secret_index.redact,
         )
         outcome = await self.broker.hold(held, gone=lambda: not flow.client_conn.connected)
         notes.approval_id = outcome.approval_id
@@ -192,8 +222,9 @@ class Enforcer:
             return True
         status, error_type, message = REFUSALS[outcome.state]
         notes.refuse(error_type, decision.reason.value, outcome.detail)
-        flow.response = error_response(status, error_type, f"{message} ({outcome.detail})", notes.request_id,
-                                       rule=notes.rule)
+        flow.response = error_response(
+            status, error_type, f"{message} ({outcome.detail})", notes.request_id, rule=notes.rule
+        )
         return False
 
 

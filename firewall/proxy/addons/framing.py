@@ -27,8 +27,10 @@ class Framing:
             notes = notes_of(flow)
             notes.refuse("block", "malformed_request", "the request has trailers")
             flow.response = error_response(
-                400, "malformed_request", "request trailers are not supported by the firewall; "
-                "send those fields as headers", notes.request_id,
+                400,
+                "malformed_request",
+                "request trailers are not supported by the firewall; send those fields as headers",
+                notes.request_id,
             )
             return
         if request.is_http2 or request.is_http3:

@@ -69,8 +69,9 @@ class Reauthorize:
             if can_answer:
                 notes.refuse("error", exc.code, str(exc))
                 retry = {"retry-after": str(exc.retry_after)} if exc.retry_after else None
-                flow.response = error_response(503, exc.code, str(exc), notes.request_id, rule=notes.rule,
-                                               headers=retry)
+                flow.response = error_response(
+                    503, exc.code, str(exc), notes.request_id, rule=notes.rule, headers=retry
+                )
             return
         if not can_answer:
             return

@@ -95,9 +95,12 @@ class Scrubber:
             if unpacked is None or not unpacked.complete:
                 notes.refuse("error", "unscrubbable_response", f"the {encoding} answer cannot be checked: {why}")
                 flow.response = error_response(
-                    502, "upstream_unscrubbable",
+                    502,
+                    "upstream_unscrubbable",
                     "the upstream's compressed answer could not be checked for the credential the firewall "
-                    "added, so it was not passed on", notes.request_id, rule=notes.rule,
+                    "added, so it was not passed on",
+                    notes.request_id,
+                    rule=notes.rule,
                 )
                 return
             body = unpacked.data
@@ -121,8 +124,9 @@ class Scrubber:
             notes = notes_of(flow)
             if not notes.scrubbed:  # the handshake's row said 0: one row says it now
                 notes.scrubbed = True
-                self.auditor.record_event(flow, notes.outcome, "scrubbed",
-                                          "an injected credential was masked in a WebSocket message")
+                self.auditor.record_event(
+                    flow, notes.outcome, "scrubbed", "an injected credential was masked in a WebSocket message"
+                )
 
 
 def _mask_fields(fields, masker: Masker) -> int:

@@ -27,7 +27,7 @@ from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.context import Context
 from mitmproxy.proxy.layers import ClientTLSLayer, HttpLayer, ServerTLSLayer
 from mitmproxy.proxy.layers.http import HTTPMode
-from mitmproxy.proxy.layers.tcp import TCPLayer, TcpErrorHook, TcpMessageHook
+from mitmproxy.proxy.layers.tcp import TcpErrorHook, TCPLayer, TcpMessageHook
 from mitmproxy.proxy.layers.tls import HTTP_ALPNS
 from mitmproxy.proxy.utils import expect
 

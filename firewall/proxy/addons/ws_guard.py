@@ -43,7 +43,9 @@ class WebSocketGuard:
             return
         message.drop()
         names = ", ".join(f'"{name}"' for name in leaked)
-        detail = (f"a WebSocket message carried the value of the vault secret {names}, which the policy does "
-                  f"not add to this connection; the message was dropped")
+        detail = (
+            f"a WebSocket message carried the value of the vault secret {names}, which the policy does "
+            f"not add to this connection; the message was dropped"
+        )
         log.warning("%s: %s", notes.request_id, detail)
         self.auditor.record_event(flow, "exfiltration", "exfiltration", detail)

@@ -1,6 +1,6 @@
 """Send N quick GETs to URL through the environment's proxy; print {"codes": [...], "seconds": S}.
 
-    python burst.py URL N
+python burst.py URL N
 """
 
 import json

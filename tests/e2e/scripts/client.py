@@ -40,8 +40,13 @@ def step_request(step: str) -> tuple[str, str, dict | None]:
 
 
 def result(status=None, headers=None, body="", events=(), error=None) -> dict:
-    return {"status": status, "headers": {k.lower(): v for k, v in (headers or {}).items()},
-            "body": body, "events": list(events), "error": error}
+    return {
+        "status": status,
+        "headers": {k.lower(): v for k, v in (headers or {}).items()},
+        "body": body,
+        "events": list(events),
+        "error": error,
+    }
 
 
 def describe(exc: BaseException) -> str:

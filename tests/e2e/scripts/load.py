@@ -62,8 +62,15 @@ def main() -> None:
                     refusal = None
                     if response.status_code >= 400 and "json" in response.headers.get("content-type", ""):
                         refusal = response.json().get("error", {}).get("type")
-                    record = [path, started, time.time(), response.status_code, refusal, None,
-                              response.headers.get("x-firewall-request-id")]
+                    record = [
+                        path,
+                        started,
+                        time.time(),
+                        response.status_code,
+                        refusal,
+                        None,
+                        response.headers.get("x-firewall-request-id"),
+                    ]
                 except httpx.HTTPError as exc:
                     record = [path, started, time.time(), None, None, f"{type(exc).__name__}: {exc}", None]
                 records.append(record)  # list.append is atomic under the GIL

@@ -23,8 +23,7 @@ from tests.support.upstream import ws_accept, ws_frame, ws_read_frame  # noqa: E
 def main() -> None:
     url, out = sys.argv[1:]
     key = base64.b64encode(os.urandom(16)).decode()
-    headers = {"connection": "Upgrade", "upgrade": "websocket", "sec-websocket-version": "13",
-               "sec-websocket-key": key}
+    headers = {"connection": "Upgrade", "upgrade": "websocket", "sec-websocket-version": "13", "sec-websocket-key": key}
     report: dict = {}
     with httpx.Client(timeout=30) as client, client.stream("GET", url, headers=headers) as response:
         report.update(status=response.status_code, headers=dict(response.headers))

