@@ -215,8 +215,8 @@ def _classify_ipv6(address: IPv6) -> AddressClass:
         return AddressClass(str(address), inner.public, inner.link_local, why, embedded_ipv4(address))
     entry = special_entry(address)
     embeds = embedded_ipv4(address)
-    inner = [(embedding, classify(str(embedding.ipv4))) for embedding in embeds]
-    link_local = _is_link_local(address) or any(found.link_local for _, found in inner)
+    wrapped_classes = [(embedding, classify(str(embedding.ipv4))) for embedding in embeds]
+    link_local = _is_link_local(address) or any(found.link_local for _, found in wrapped_classes)
     if entry is not None:
         why = str(entry)
     elif address not in IPV6_GLOBAL_UNICAST:
@@ -227,7 +227,7 @@ def _classify_ipv6(address: IPv6) -> AddressClass:
         return AddressClass(str(address), True, False)
     wrapped = [
         f"wrapping {embedding.ipv4} as {embedding.form}" + ("" if found.public else f": {found.why}")
-        for embedding, found in inner
+        for embedding, found in wrapped_classes
     ]
     return AddressClass(str(address), False, link_local, "; ".join([why, *wrapped]), embeds)
 

@@ -14,6 +14,7 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from enum import Enum
 from fnmatch import translate
 from functools import cache, lru_cache
+from typing import Any, cast
 
 from firewall.policy.decision import Mode, RuleRef, Verdict
 from firewall.policy.hosts import HostIndex, parse_host_pattern
@@ -29,8 +30,9 @@ def path_glob(text: str) -> PathGlob:
     return compile_glob(text)
 
 
-def derived():
-    """A field computed in __post_init__: not an argument, not compared, not serialised."""
+def derived() -> Any:
+    """A field computed in __post_init__: not an argument, not compared, not serialised.
+    (Any, as `dataclasses.field` itself is typed: the field's annotation gives its type.)"""
     return field(init=False, repr=False, compare=False, metadata={"derived": True})
 
 
@@ -68,9 +70,9 @@ class InCond:
 class MatchCond:
     field: FieldRef
     pattern: str
-    regex: re.Pattern = derived()
+    regex: re.Pattern[str] = derived()
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "regex", re.compile(translate(self.pattern), re.DOTALL))
 
 
@@ -117,7 +119,7 @@ class RequestMatcher:
     globs: tuple[PathGlob, ...] = derived()
     prefixes: tuple[str, ...] = derived()  # a path any glob matches starts with one of these
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "method_set", frozenset(self.methods))
         object.__setattr__(self, "globs", tuple(path_glob(p) for p in self.paths))
         object.__setattr__(self, "prefixes", tuple(_literal_prefix(p) for p in self.paths))
@@ -188,10 +190,10 @@ class CompiledBlock:
     injects: tuple[CompiledInject, ...]
     source: RuleRef
     tcp: CompiledRule | None = None  # `allow tcp` / `block tcp`: a tunnel that does not carry HTTP
-    rules_by_method: dict = derived()  # method → the rules that may match it, in order
-    rules_any_method: tuple = derived()  # the rules that name no method, in order
+    rules_by_method: dict[str, tuple[CompiledRule, ...]] = derived()  # method → the rules that may match it, in order
+    rules_any_method: tuple[CompiledRule, ...] = derived()  # the rules that name no method, in order
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         named = {method for rule in self.rules for method in rule.match.methods}
         by_method = {
             method: tuple(r for r in self.rules if not r.match.method_set or method in r.match.method_set)
@@ -220,12 +222,12 @@ class CompiledPolicy:
     credentials: tuple[CredentialSpec, ...]
     blocks: tuple[CompiledBlock, ...]
     sources: tuple[SourceFile, ...]
-    host_index: HostIndex = derived()
-    exact_hosts: frozenset = derived()  # (name, port) named by a pattern without a wildcard
-    credential_map: dict = derived()
+    host_index: HostIndex[CompiledBlock] = derived()
+    exact_hosts: frozenset[tuple[str, int]] = derived()  # (name, port) named by a pattern without a wildcard
+    credential_map: dict[str, CredentialSpec] = derived()
     sha256: str = derived()
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         entries = [(parse_host_pattern(p), block) for block in self.blocks for p in block.patterns]
         object.__setattr__(self, "host_index", HostIndex(entries))
         exact = {(p.name, port) for p, _ in entries if not p.wildcard for port in p.ports()}
@@ -261,7 +263,7 @@ class CompiledPolicy:
 
 # ---- serialisation ----------------------------------------------------------
 
-_TYPES = {
+_TYPES: dict[str, type] = {  # the JSON names the class; its constructor gets what the JSON holds
     cls.__name__: cls
     for cls in (
         FieldRef,
@@ -304,10 +306,11 @@ def _serialised_fields(cls: type) -> tuple[tuple[str, object], ...] | None:
     )
 
 
-def _to_data(obj):
-    names = _serialised_fields(type(obj))
+def _to_data(obj: object) -> object:
+    cls: type = type(obj)  # as `type`: mypy does not see a class object of type[object] as Hashable
+    names = _serialised_fields(cls)
     if names is not None:
-        out = {"type": type(obj).__name__}
+        out: dict[str, object] = {"type": type(obj).__name__}
         for name, default in names:
             value = getattr(obj, name)
             if default is not _NO_DEFAULT and value == default:
@@ -321,17 +324,18 @@ def _to_data(obj):
     return obj
 
 
-def _from_data(data, name: str = ""):
+def _from_data(data: object, name: str = "") -> object:
     if isinstance(data, dict):
         cls = _TYPES[data["type"]]
         kwargs = {
             name: _from_data(data[name], name)
-            for name, default in _serialised_fields(cls)
+            for name, default in _serialised_fields(cls) or ()  # every class in _TYPES is a dataclass
             if default is _NO_DEFAULT or name in data
         }
         return cls(**kwargs)
     if isinstance(data, list):
         return tuple(_from_data(item) for item in data)
     if name in _ENUMS and data is not None:
-        return _ENUMS[name](data)
+        # cast: JSON holds an enum's value as text; any other value still fails in the Enum call
+        return _ENUMS[name](cast(str, data))
     return data

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from functools import cached_property
+from typing import NoReturn, TypeGuard
 from urllib.parse import parse_qsl
 
 from firewall.policy.compiled import (
@@ -39,6 +41,7 @@ from firewall.policy.compiled import (
     InCond,
     MatchCond,
     NotCond,
+    Scalar,
 )
 from firewall.policy.decision import Request
 
@@ -62,30 +65,32 @@ class AmbiguousBody(Exception):
     """The JSON body repeats a key in one object: servers disagree on which value counts."""
 
 
-class Repeated(tuple):
+class Repeated(tuple[str, ...]):
     """The values of a query parameter or header sent more than once, in order."""
 
 
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     document = dict(pairs)
     if len(document) != len(pairs):
-        seen = set()
-        key = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise AmbiguousBody(
-            f"the JSON body has the key {key[:40]!r} twice in one object; a server may read "
-            f"either value, so the request has no single meaning: send each key once"
-        )
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise AmbiguousBody(
+                    f"the JSON body has the key {key[:40]!r} twice in one object; a server may read "
+                    f"either value, so the request has no single meaning: send each key once"
+                )
+            seen.add(key)
     return document
 
 
-def _not_json(constant: str):
+def _not_json(constant: str) -> NoReturn:
     raise ValueError(f"{constant} is not JSON")
 
 
 class RequestView:
     """The fields conditions read, computed once per request and only when asked."""
 
-    def __init__(self, request: Request, host: str, path: str, query: str):
+    def __init__(self, request: Request, host: str, path: str, query: str) -> None:
         self.request = request
         self.host = host
         self.path = path
@@ -100,7 +105,7 @@ class RequestView:
         return _grouped((key.lower(), value) for key, value in self.request.headers)
 
     @cached_property
-    def json(self):
+    def json(self) -> object:
         """The parsed body, or _NOT_JSON. Raises AmbiguousBody (not cached: the engine stops there)."""
         if not self.request.body_complete:
             return _NOT_JSON
@@ -109,7 +114,7 @@ class RequestView:
         except (ValueError, UnicodeDecodeError, RecursionError):
             return _NOT_JSON
 
-    def value(self, field: FieldRef):
+    def value(self, field: FieldRef) -> object:
         """The field's value, Repeated values, MISSING, or UNREADABLE."""
         kind = field.kind
         if kind == "agent":
@@ -139,14 +144,14 @@ class RequestView:
         return document
 
 
-def _grouped(pairs) -> dict[str, list[str]]:
+def _grouped(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for key, value in pairs:
         out.setdefault(key, []).append(value)
     return out
 
 
-def _one_or_repeated(values: list[str] | None):
+def _one_or_repeated(values: list[str] | None) -> object:
     if not values:
         return MISSING
     return values[0] if len(values) == 1 else Repeated(values)
@@ -154,6 +159,7 @@ def _one_or_repeated(values: list[str] | None):
 
 def evaluate(cond: Cond, view: RequestView) -> bool | None:
     """True, False or UNKNOWN (None)."""
+    result: bool | None
     if isinstance(cond, AllCond):
         result = True
         for item in cond.items:
@@ -186,7 +192,7 @@ def evaluate(cond: Cond, view: RequestView) -> bool | None:
     return _atom(cond, actual)
 
 
-def _atom(cond: Cond, actual) -> bool | None:
+def _atom(cond: Cond, actual: object) -> bool | None:
     if isinstance(cond, CompareCond):
         return _compare(_as_literal_type(cond.field, actual, cond.value), cond.op, cond.value)
     if isinstance(cond, InCond):
@@ -208,7 +214,7 @@ _INTEGER = re.compile(r"-?\d+")
 _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
 
 
-def _as_literal_type(field: FieldRef, actual, literal):
+def _as_literal_type(field: FieldRef, actual: object, literal: Scalar) -> object:
     if field.kind not in _TEXT_FIELDS or not isinstance(actual, str) or not _is_number(literal):
         return actual
     if _INTEGER.fullmatch(actual):
@@ -216,11 +222,11 @@ def _as_literal_type(field: FieldRef, actual, literal):
     return float(actual) if _NUMBER.fullmatch(actual) else actual
 
 
-def _is_number(value) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _equal(a, b) -> bool:
+def _equal(a: object, b: object) -> bool:
     # JSON true is not 1, and "1" is not 1.
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
@@ -229,7 +235,7 @@ def _equal(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _compare(actual, op: str, expected) -> bool | None:
+def _compare(actual: object, op: str, expected: object) -> bool | None:
     if actual is MISSING:
         return op == "!="
     if op == "==":

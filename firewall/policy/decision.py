@@ -7,6 +7,7 @@ Plain frozen data: the proxy builds a `Request`, `decide()` returns a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
@@ -119,10 +120,18 @@ class Request:
         )
 
     @classmethod
-    def with_json(cls, method: str, url: str, payload: object, **kwargs) -> Request:
+    def with_json(
+        cls,
+        method: str,
+        url: str,
+        payload: object,
+        *,
+        agent: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> Request:
         body = json.dumps(payload).encode()
-        headers = tuple(kwargs.pop("headers", ())) + (("content-type", "application/json"),)
-        return cls.from_url(method, url, headers=headers, body=body, **kwargs)
+        headers = tuple(headers) + (("content-type", "application/json"),)
+        return cls.from_url(method, url, agent=agent, headers=headers, body=body)
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (case-insensitive), or None."""

@@ -53,6 +53,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from functools import lru_cache
+from typing import TypedDict
 
 from firewall.policy.addresses import AddressClass, classify
 from firewall.policy.compiled import CompiledBlock, CompiledPolicy, RequestMatcher
@@ -88,6 +89,18 @@ def _canonical(target: str) -> CanonicalPath:
     return canonicalize(target)
 
 
+class _Context(TypedDict, total=False):
+    """The fields every `Decision` of one request shares, filled in as the steps learn them."""
+
+    policy_sha256: str
+    approval_timeout: float
+    mode: Mode
+    host: str
+    canonical_path: str
+    query: str
+    host_block: RuleRef
+
+
 def decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
     decision = _decide(policy, request, now)
     # 10
@@ -116,7 +129,7 @@ def leaked_secrets(found: tuple[str, ...], injected: tuple[Injection, ...]) -> l
 
 
 def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
-    base = {"policy_sha256": policy.sha256, "approval_timeout": policy.approval_timeout, "mode": policy.mode}
+    base: _Context = {"policy_sha256": policy.sha256, "approval_timeout": policy.approval_timeout, "mode": policy.mode}
 
     # 1
     if not _METHOD.fullmatch(request.method):
@@ -203,7 +216,8 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
                 verdict, reason, rule, rule_reason = candidate.verdict, Reason.RULE, candidate.source, candidate.reason
                 break
         # 8
-        limits, inject = (), ()
+        limits: tuple[LimitRef, ...] = ()
+        inject: tuple[Injection, ...] = ()
         if verdict is not Verdict.BLOCK or policy.mode is Mode.REPORT:
             limits = _limits(block, request, view)
             inject = _injections(policy, block, view)
@@ -225,10 +239,9 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
     )
 
 
-def _tunnel(policy: CompiledPolicy, host: str, port: int, base: dict) -> Decision:
+def _tunnel(policy: CompiledPolicy, host: str, port: int, base: _Context) -> Decision:
     block = policy.block_for(host, port)
-    rule = block.tcp if block is not None else None
-    if rule is None:
+    if block is None or block.tcp is None:
         return Decision(
             Verdict.BLOCK,
             Reason.NOT_HTTP,
@@ -236,14 +249,15 @@ def _tunnel(policy: CompiledPolicy, host: str, port: int, base: dict) -> Decisio
             f"HTTP(S), and no host block naming {host}:{port} says `allow tcp`",
             **base,
         )
+    rule = block.tcp
+    context: _Context = {**base, "host_block": block.source}
     return Decision(
         rule.verdict,
         Reason.RULE,
         rule=rule.source,
         rule_reason=rule.reason,
         message=_message(rule.verdict, Reason.RULE, rule.source),
-        host_block=block.source,
-        **base,
+        **context,
     )
 
 
@@ -329,6 +343,6 @@ def _report(decision: Decision) -> Decision:
 
 def _message(verdict: Verdict, reason: Reason, rule: RuleRef | None) -> str:
     where = f" at {rule.location}" if rule else ""
-    if reason is Reason.RULE:
+    if reason is Reason.RULE and rule is not None:  # a rule decided: it has a source
         return f"{verdict.value} by the rule{where}: {rule.text}"
     return f"no rule of the host block decides this request: the default is {verdict.value}{where}"

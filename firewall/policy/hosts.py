@@ -96,9 +96,11 @@ def _normalize_ipv4(host: str, name: str) -> str:
     parts = host.split(".")
     if len(parts) > 4:
         raise invalid
-    numbers = [_inet_aton_number(part) for part in parts]
+    numbers = [number for part in parts if (number := _inet_aton_number(part)) is not None]
+    if len(numbers) < len(parts):
+        raise invalid
     *leading, last = numbers
-    if None in numbers or any(number > 0xFF for number in leading) or last >= 256 ** (5 - len(parts)):
+    if any(number > 0xFF for number in leading) or last >= 256 ** (5 - len(parts)):
         raise invalid
     value = last
     for index, number in enumerate(leading):
