@@ -1,7 +1,8 @@
 """The policy language: parse → compile → decide, each stage with its own errors."""
 
+from firewall.policy.compile_tests import ExpectCase
 from firewall.policy.compiled import CompiledPolicy
-from firewall.policy.compiler import CompileResult, ExpectCase
+from firewall.policy.compiler import CompileResult
 from firewall.policy.decision import (
     Decision,
     Injection,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections.abc import Iterable
 
 from firewall.policy import syntax as s
 from firewall.policy.decision import RuleRef
@@ -46,7 +47,7 @@ def parse_duration(text: str) -> float | None:
     return float(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
 
 
-def did_you_mean(word: str, choices) -> str:
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f'; did you mean "{close[0]}"?' if close else ""
 
@@ -55,9 +56,9 @@ def as_int(text: str) -> int | None:
     return int(text) if re.fullmatch(r"\d+", text) else None
 
 
-def is_number(value) -> bool:
+def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def show(value) -> str:
+def show(value: object) -> str:
     return json.dumps(value)

@@ -13,6 +13,7 @@ from firewall.policy.compiled import (
     InCond,
     MatchCond,
     NotCond,
+    Scalar,
 )
 from firewall.policy.hosts import InvalidHost, normalize_host
 
@@ -21,14 +22,14 @@ NUMERIC_FIELDS = ("body.size",)
 
 
 class ConditionsCompiler(Reporter):
-    def _condition(self, node) -> Cond | None:
+    def _condition(self, node: s.Condition) -> Cond | None:
         """Compile a condition; None (with errors reported) if any part is invalid."""
         if isinstance(node, s.And) or isinstance(node, s.Or):
             left, right = self._condition(node.left), self._condition(node.right)
             if left is None or right is None:
                 return None
             kind = AllCond if isinstance(node, s.And) else AnyCond
-            items = []
+            items: list[Cond] = []
             for part in (left, right):
                 items.extend(part.items if isinstance(part, kind) else (part,))
             return kind(tuple(items))
@@ -53,7 +54,7 @@ class ConditionsCompiler(Reporter):
             return None
         return MatchCond(field, node.pattern.value)
 
-    def _literal(self, field: FieldRef, value):
+    def _literal(self, field: FieldRef, value: Scalar) -> Scalar:
         """Literals compared with method and host are normalised like the request side."""
         if field.kind == "method" and isinstance(value, str):
             return value.upper()

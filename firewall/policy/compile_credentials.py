@@ -67,7 +67,7 @@ class CredentialsCompiler(Reporter):
             kind, target, template = "oauth", "", ""
         else:
             kind = "header" if isinstance(carrier, s.HeaderLine) else "query"
-            target_word = carrier.header if kind == "header" else carrier.parameter
+            target_word = carrier.header if isinstance(carrier, s.HeaderLine) else carrier.parameter
             target = target_word.text.lower() if kind == "header" else target_word.text
             template = carrier.template.value
             ok = self._check_template(template, carrier.template.span) and ok
@@ -97,7 +97,7 @@ class CredentialsCompiler(Reporter):
             return False
         return True
 
-    def _warn_unused_credentials(self, credentials: dict[str, CredentialSpec], blocks: list[CompiledBlock]):
+    def _warn_unused_credentials(self, credentials: dict[str, CredentialSpec], blocks: list[CompiledBlock]) -> None:
         used = {inject.credential for block in blocks for inject in block.injects}
         for node in (x for f in self.files for x in f.statements if isinstance(x, s.Credential)):
             if node.name.text not in used and node.name.text in credentials:

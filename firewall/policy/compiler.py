@@ -91,7 +91,9 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
         file_order = {f.path: index for index, f in enumerate(self.files)}
         return sorted(diagnostics, key=lambda d: (file_order[d.span.file], d.span.start))
 
-    def _single(self, statements, kind, name: str):
+    def _single[T: s.Statement](
+        self, statements: list[s.Statement], kind: type[T], name: str
+    ) -> tuple[T, RuleRef] | tuple[None, None]:
         found = [x for x in statements if isinstance(x, kind)]
         for extra in found[1:]:
             self.error(
@@ -126,7 +128,7 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
                     entries.append((parse_host_pattern(word.text), word))
                 except InvalidHost:
                     pass  # reported by _block
-        seen: dict[tuple, s.Word] = {}
+        seen: dict[tuple[str, bool, int], s.Word] = {}
         for pattern, word in entries:
             for port in pattern.ports():
                 key = (pattern.name, pattern.wildcard, port)
@@ -146,7 +148,9 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
                 patterns.append(str(parse_host_pattern(word.text)))
             except InvalidHost as exc:
                 self.error(str(exc), word.span)
-        rules, limits, injects = [], [], []
+        rules: list[CompiledRule] = []
+        limits: list[CompiledLimit] = []
+        injects: list[CompiledInject] = []
         tcp: CompiledRule | None = None
         for item in node.items:
             if isinstance(item, s.TcpRule):
@@ -221,7 +225,9 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
             return None  # the credential itself has an error, reported there
         return CompiledInject(name, when, self.ref(node.span))
 
-    def _matcher(self, methods: tuple[s.Word, ...], paths: tuple[s.Word, ...], when) -> RequestMatcher | None:
+    def _matcher(
+        self, methods: tuple[s.Word, ...], paths: tuple[s.Word, ...], when: s.Condition | None
+    ) -> RequestMatcher | None:
         ok = True
         for word in methods:
             if word.text not in HTTP_METHODS:

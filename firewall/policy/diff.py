@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from firewall.policy.compiled import CompiledBlock, CompiledPolicy
+from firewall.policy.compiled import CompiledBlock, CompiledPolicy, CredentialSpec
 
 
 def _items(block: CompiledBlock) -> list[str]:
@@ -50,9 +50,12 @@ def diff_policies(old: CompiledPolicy | None, new: CompiledPolicy) -> list[str]:
     return changes or ["no change in hosts, rules or credentials (only source positions or comments)"]
 
 
-def _cred_key(cred) -> tuple:
+def _cred_key(cred: CredentialSpec) -> tuple[str, str, str, str, tuple[tuple[str, str], ...]]:
     return (cred.secret, cred.kind, cred.target, cred.template, cred.settings)
 
 
-def _text(value) -> str:
-    return getattr(value, "value", value) if not isinstance(value, float) else f"{value:g}s"
+def _text(value: object) -> str:
+    """A default, mode (their enum value) or approval timeout (seconds), as a person reads it."""
+    if isinstance(value, float):
+        return f"{value:g}s"
+    return str(getattr(value, "value", value))

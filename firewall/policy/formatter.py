@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from firewall.policy import syntax as s
+from firewall.policy.errors import Span
 
 INDENT = "    "
 
@@ -56,7 +57,7 @@ class _Formatter:
         self.out.extend(indent + extra for extra in trailing[1:])
         self.last_line = last_line
 
-    def _close(self, span: s.Span, indent: str) -> None:
+    def _close(self, span: Span, indent: str) -> None:
         self._comments_before(span.end_line, indent + INDENT)
         self._emit("}", span.end_line, span.end_line, indent)
 
@@ -72,7 +73,7 @@ class _Formatter:
         self._comments_before(10**9, "")
         return "\n".join(self.out).rstrip("\n") + "\n"
 
-    def _statement(self, node, separate: bool) -> None:
+    def _statement(self, node: s.Statement, separate: bool) -> None:
         span = node.span
         if isinstance(node, s.DefaultStmt):
             self._emit(f"default {node.verdict}", span.line, span.end_line, "", blank_before=separate)
@@ -100,7 +101,7 @@ class _Formatter:
                 self._emit(self._expect(expect, method_width), expect.span.line, expect.span.end_line, INDENT)
             self._close(span, "")
 
-    def _credential_line(self, node) -> str:
+    def _credential_line(self, node: s.CredentialLine) -> str:
         if isinstance(node, s.SecretLine):
             return f"secret {_string(node.entry.value)}"
         if isinstance(node, s.HeaderLine):
@@ -111,7 +112,7 @@ class _Formatter:
             return "oauth"
         return f"{node.key} {_string(node.value.value)}"
 
-    def _host_item(self, node) -> str:
+    def _host_item(self, node: s.HostItem) -> str:
         if isinstance(node, s.Inject):
             return " ".join(filter(None, ["inject", node.credential.text, self._when(node.when)]))
         if isinstance(node, s.Limit):
@@ -139,10 +140,10 @@ class _Formatter:
 
     # ---- conditions ----
 
-    def _when(self, cond) -> str:
+    def _when(self, cond: s.Condition | None) -> str:
         return f"when {self._cond(cond, 0)}" if cond is not None else ""
 
-    def _cond(self, node, parent_level: int) -> str:
+    def _cond(self, node: s.Condition, parent_level: int) -> str:
         # Binding strength: or 1, and 2, not 3, comparisons 4; parenthesise weaker children.
         if isinstance(node, s.Or):
             text, level = f"{self._cond(node.left, 1)} or {self._cond(node.right, 1)}", 1
@@ -154,7 +155,7 @@ class _Formatter:
             text, level = self._comparison(node), 4
         return f"({text})" if level < parent_level else text
 
-    def _comparison(self, node) -> str:
+    def _comparison(self, node: s.Compare | s.InList | s.Matches) -> str:
         if isinstance(node, s.Compare):
             return f"{node.field.text} {node.op} {self._value(node.value)}"
         if isinstance(node, s.InList):
@@ -162,7 +163,7 @@ class _Formatter:
             return f"{node.field.text} {op} [{', '.join(self._value(v) for v in node.values)}]"
         return f"{node.field.text} matches {_string(node.pattern.value)}"
 
-    def _value(self, value: s.Value) -> str:
+    def _value(self, value: s.Value[s.Scalar]) -> str:
         if isinstance(value.value, str):
             return _string(value.value)
         return self.file.source[value.span.start : value.span.end]

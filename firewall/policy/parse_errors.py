@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 
 from lark import Token
 from lark.exceptions import (
@@ -100,7 +101,8 @@ def syntax_diagnostic(error: UnexpectedInput, source: str, path: str) -> Diagnos
     offset = getattr(error, "pos_in_stream", None) or 0
     span = Span(path, line, column, line, column + 1, offset, offset + 1)
     if isinstance(error, UnexpectedCharacters):
-        char = source[error.pos_in_stream] if error.pos_in_stream < len(source) else ""
+        position = error.pos_in_stream  # set by the lexer: where the character is
+        char = source[position] if position is not None and position < len(source) else ""
         message, hint = f"unexpected character {char!r}", _expected(error.allowed)
         if char == "'":
             hint = 'strings use double quotes: "like this"'
@@ -118,7 +120,9 @@ def syntax_diagnostic(error: UnexpectedInput, source: str, path: str) -> Diagnos
             message = f"unexpected {_describe_token(token)}"
         hint = _hint_for(token, error.expected, source)
         if token.type == GLUED_KEYWORD:
-            word = re.match(r"\w+", source[token.start_pos :]).group()
+            glued = re.match(r"\w+", source[token.start_pos :])
+            assert glued is not None  # the token is a keyword running into the next word
+            word = glued.group()
             message = f'"{word}" is not a word of the language'
             hint = f'if "{token}" is meant, put a space after it'
     else:
@@ -164,7 +168,7 @@ def _hint_for(token: Token, expected: set[str], source: str) -> str | None:
 _HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"}
 
 
-def _expected(expected) -> str | None:
+def _expected(expected: Collection[str]) -> str | None:
     if not expected:
         return None
     names = sorted({TERMINAL_NAMES.get(name, _keyword(name)) for name in expected})
@@ -179,4 +183,5 @@ def _keyword(terminal: str) -> str:
 
 
 def string_value(token: Token) -> str:
-    return json.loads(str(token))
+    text: str = json.loads(str(token))  # a STRING token is a JSON string literal
+    return text

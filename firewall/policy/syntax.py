@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from firewall.policy.errors import Span
 
-JsonValue = dict | list | str | int | float | bool | None
+JsonValue = dict[str, object] | list[object] | str | int | float | bool | None
 Scalar = str | int | float | bool | None
 
 
@@ -23,8 +23,10 @@ class Word:
 
 
 @dataclass(frozen=True)
-class Value:
-    value: Scalar
+class Value[T: Scalar]:
+    """A literal and where it is: `Value[str]` where the grammar allows only a string."""
+
+    value: T
     span: Span
 
 
@@ -35,14 +37,14 @@ class Value:
 class Compare:
     field: Word
     op: str  # == != < <= > >=
-    value: Value
+    value: Value[Scalar]
     span: Span
 
 
 @dataclass(frozen=True)
 class InList:
     field: Word
-    values: tuple[Value, ...]
+    values: tuple[Value[Scalar], ...]
     negated: bool
     span: Span
 
@@ -50,7 +52,7 @@ class InList:
 @dataclass(frozen=True)
 class Matches:
     field: Word
-    pattern: Value
+    pattern: Value[str]
     span: Span
 
 
@@ -100,21 +102,21 @@ class ApprovalTimeoutStmt:
 
 @dataclass(frozen=True)
 class SecretLine:
-    entry: Value
+    entry: Value[str]
     span: Span
 
 
 @dataclass(frozen=True)
 class HeaderLine:
     header: Word
-    template: Value
+    template: Value[str]
     span: Span
 
 
 @dataclass(frozen=True)
 class QueryLine:
     parameter: Word
-    template: Value
+    template: Value[str]
     span: Span
 
 
@@ -126,7 +128,7 @@ class OAuthLine:
 @dataclass(frozen=True)
 class OAuthSetting:
     key: str
-    value: Value
+    value: Value[str]
     span: Span
 
 
@@ -164,7 +166,7 @@ class Rule:
     methods: tuple[Word, ...]
     paths: tuple[Word, ...]
     when: Condition | None
-    reason: Value | None
+    reason: Value[str] | None
     span: Span
 
 
@@ -173,7 +175,7 @@ class TcpRule:
     """`allow tcp` / `block tcp`: what a CONNECT tunnel that does not carry HTTP may do."""
 
     verdict: str
-    reason: Value | None
+    reason: Value[str] | None
     span: Span
 
 
@@ -192,17 +194,17 @@ class Expect:
     expected: str  # allow | block | approve | limit
     method: Word
     url: Word
-    agent: Value | None
+    agent: Value[str] | None
     json_body: JsonValue
     has_json: bool
-    headers: tuple[Value, ...]
+    headers: tuple[Value[str], ...]
     after: Word | None
     span: Span
 
 
 @dataclass(frozen=True)
 class TestBlock:
-    name: Value
+    name: Value[str]
     expects: tuple[Expect, ...]
     span: Span
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from firewall.policy.compile_tests import ExpectCase
 from firewall.policy.compiled import CompiledPolicy
-from firewall.policy.compiler import ExpectCase
 from firewall.policy.decision import Decision, Verdict
 from firewall.policy.engine import decide
 
