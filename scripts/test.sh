@@ -36,9 +36,11 @@ if [ ! -x "$codex_dir/node_modules/.bin/codex" ]; then
     fi
 fi
 
-# The habits before the tests: lint, format, the import layers (docs/architecture.md).
+# The habits before the tests: lint, format, the import layers (docs/architecture.md), the
+# types of the policy and redaction packages (pyproject.toml's [tool.mypy]).
 .venv/bin/ruff check firewall tests bench scripts
 .venv/bin/ruff format --check --quiet firewall tests bench scripts
 .venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
+.venv/bin/mypy --no-error-summary
 
 exec .venv/bin/python -m pytest "$@"
