@@ -30,4 +30,15 @@ if [ ! -x .venv/bin/python ] || ! python_ok .venv/bin/python; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
+# `firewall run` seals agents in with bubblewrap (docs/proxy.md); without it, runs fail closed.
+if ! command -v bwrap >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing bubblewrap (firewall run isolates agents with it)"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+    else
+        echo "warning: firewall run isolates agents with bubblewrap, which is not installed:" \
+             "sudo apt-get install bubblewrap (or run agents with --no-isolate)" >&2
+    fi
+fi
 echo "ready: .venv/bin/firewall"
