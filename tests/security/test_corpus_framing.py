@@ -15,9 +15,9 @@ from tests.security.support import h2_exchange, request_bytes
 SMUGGLED = b"GET /admin/keys HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
-def _post(corpus, headers=(), body=b"", trailers=None, authority=None):
+def _post(corpus, headers=(), body=b"", trailers=None, authority=None, method="POST"):
     head = [
-        (":method", "POST"),
+        (":method", method),
         (":scheme", "https"),
         (":authority", authority or corpus.keyed),
         (":path", "/echo"),
@@ -58,6 +58,21 @@ def test_an_empty_post_is_framed_too(corpus):
     status, _ = _post(corpus)
     assert status == 200 and _seen_paths(corpus, before) == ["/echo"]
     assert corpus.hostile.seen[-1].headers.get("content-length") == "0"
+
+
+def test_an_empty_get_goes_out_with_no_length(corpus):
+    """RFC 9110: no Content-Length on a bodiless GET; a length the agent claimed is dropped."""
+    before = len(corpus.hostile.seen)
+    status, _ = _post(corpus, method="GET")
+    assert status == 200 and _seen_paths(corpus, before) == ["/echo"]
+    assert "content-length" not in corpus.hostile.seen[-1].headers
+
+
+def test_a_get_with_a_body_keeps_its_length(corpus):
+    before = len(corpus.hostile.seen)
+    status, _ = _post(corpus, body=SMUGGLED, method="GET")
+    assert status == 200 and _seen_paths(corpus, before) == ["/echo"]
+    assert corpus.hostile.seen[-1].headers.get("content-length") == str(len(SMUGGLED))
 
 
 def test_request_trailers_are_refused(corpus):
