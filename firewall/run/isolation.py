@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Mapping
 from pathlib import Path
 
 from firewall.run import supervise
@@ -20,7 +22,8 @@ def run_isolated(
     writable: tuple[Path, ...],
 ) -> int:
     """Run `command` in a sandbox whose only way out is the proxy on 127.0.0.1:`port`; its exit code."""
-    mounts = Mounts((*hidden_state(home), *runtime_dirs()), readable, writable, service_sockets())
+    hidden = (*hidden_state(home), *runtime_dirs(), *display_dirs())
+    mounts = Mounts(hidden, readable, writable, (*service_sockets(), *agent_sockets(os.environ)))
     return supervise.run_in(mounts, port, command, env)
 
 
@@ -66,3 +69,31 @@ def _private_dir(path: Path) -> bool:
 
 def service_sockets() -> tuple[Path, ...]:
     return tuple(sorted({Path(path).resolve() for path in SERVICE_SOCKETS if Path(path).exists()}))
+
+
+# Environment variables naming a Unix socket of a key agent: through one, the agent could sign
+# with (or, with ssh-agent forwarding, use) the user's keys outside the sandbox.
+AGENT_SOCKET_VARIABLES = ("SSH_AUTH_SOCK", "GPG_AGENT_INFO")
+
+
+def agent_sockets(env: Mapping[str, str]) -> tuple[Path, ...]:
+    """The key agents' socket files the environment names (GPG_AGENT_INFO is `path:pid:1`)."""
+    found = set()
+    for name in AGENT_SOCKET_VARIABLES:
+        if value := env.get(name, "").split(":")[0]:
+            path = Path(value)
+            try:
+                if stat.S_ISSOCK(path.stat().st_mode):
+                    found.add(path.resolve())
+            except OSError:
+                continue
+    return tuple(sorted(found))
+
+
+# The X server's socket folder: a client connected to the user's display can read its windows
+# and type into them. (Its abstract socket is cut off by the network namespace already.)
+DISPLAY_DIRS = ("/tmp/.X11-unix",)
+
+
+def display_dirs() -> tuple[Path, ...]:
+    return tuple(Path(path) for path in DISPLAY_DIRS if Path(path).is_dir())

@@ -171,3 +171,48 @@ def test_the_runtime_folder_hidden_is_a_private_one(tmp_path, monkeypatch):
     assert private.resolve() in isolation.runtime_dirs()
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/tmp")
     assert Path("/tmp").resolve() not in isolation.runtime_dirs()
+
+
+def test_a_key_agents_socket_is_refused_inside(shared, tmp_path):
+    """An ssh-agent socket named by SSH_AUTH_SOCK would let the agent sign with the user's keys:
+    connecting to it from inside is refused. The control: the same connection under --no-isolate."""
+    import socket
+
+    fw, _ = shared
+    path = tmp_path / "ssh-agent.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen()
+    server.settimeout(10)
+    connect = [
+        sys.executable,
+        "-c",
+        "import os, socket; socket.socket(socket.AF_UNIX).connect(os.environ['SSH_AUTH_SOCK'])",
+    ]
+    try:
+        isolated = fw.run("run", "--", *connect, env={"SSH_AUTH_SOCK": str(path)})
+        assert isolated.returncode == 1 and "ConnectionRefusedError" in isolated.stderr, isolated.stderr
+        control = fw.run("run", "--no-isolate", "--", *connect, env={"SSH_AUTH_SOCK": str(path)})
+        assert control.returncode == 0, control.stderr
+        server.accept()[0].close()
+    finally:
+        server.close()
+
+
+def test_agent_sockets_are_found_from_the_environment(tmp_path):
+    import socket
+
+    from firewall.run import isolation
+
+    path = tmp_path / "S.gpg-agent"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    try:
+        env = {"SSH_AUTH_SOCK": str(path), "GPG_AGENT_INFO": f"{path}:123:1"}
+        assert isolation.agent_sockets(env) == (path.resolve(),)
+        plain_file = tmp_path / "not-a-socket"
+        plain_file.write_text("")
+        assert isolation.agent_sockets({"SSH_AUTH_SOCK": str(plain_file)}) == ()  # the control
+        assert isolation.agent_sockets({"SSH_AUTH_SOCK": str(tmp_path / "gone")}) == ()
+    finally:
+        server.close()
