@@ -10,8 +10,8 @@ from dataclasses import fields
 import sqlite_utils
 
 from firewall.approvals.records import AlreadyDecided, Approval, Grant, UnknownApproval, new_id
-from firewall.audit.record import iso_utc
-from firewall.audit.txn import transaction
+from firewall.state.db import transaction
+from firewall.text import iso_utc
 
 _GRANT_COLUMNS = ", ".join(f.name for f in fields(Grant))
 

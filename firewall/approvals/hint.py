@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TextIO
 
 from firewall.approvals import records, store
-from firewall.audit.render import printable
 from firewall.state.db import connect
+from firewall.text import printable
 
 log = logging.getLogger("firewall.run")
 INTERVAL = 0.5

@@ -22,8 +22,8 @@ from typing import Protocol, TextIO
 from firewall.approvals import records, store
 from firewall.approvals.records import Approval
 from firewall.approvals.render import duration, request_lines
-from firewall.audit.render import printable
 from firewall.state.db import open_database
+from firewall.text import printable
 
 TICK = 0.25  # seconds between looks at the database (and countdown updates)
 QUEUE_SHOWN = 5

@@ -10,8 +10,7 @@ import json
 
 from firewall.approvals.records import PENDING, Approval, Grant
 from firewall.approvals.store import describe_outcome
-from firewall.audit.record import iso_utc
-from firewall.audit.render import printable
+from firewall.text import iso_utc, printable
 
 
 def duration(seconds: float) -> str:

@@ -35,9 +35,9 @@ from firewall.approvals.records import (
     UnknownApproval,
     new_id,
 )
-from firewall.audit.record import iso_utc
-from firewall.audit.txn import transaction
+from firewall.state.db import transaction
 from firewall.state.pids import pid_alive
+from firewall.text import iso_utc
 
 _APPROVAL_COLUMNS = ", ".join(f.name for f in fields(Approval))
 

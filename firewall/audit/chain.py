@@ -19,7 +19,7 @@ from operator import itemgetter
 import sqlite_utils
 
 from firewall.audit.record import COLUMNS
-from firewall.audit.txn import transaction
+from firewall.state.db import transaction
 
 GENESIS = "0" * 64
 

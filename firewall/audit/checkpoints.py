@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from firewall.audit.chain import Link, head
-from firewall.audit.record import iso_utc
 from firewall.state.home import SECRET_FILE_MODE, check_private_file, write_private_file
+from firewall.text import iso_utc
 
 HEAD = "head"
 PRUNE = "prune"

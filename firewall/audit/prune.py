@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from firewall.audit.chain import SELECT_CHAIN, START, Link, latest_anchor, walk
-from firewall.audit.record import iso_utc
-from firewall.audit.txn import transaction
+from firewall.state.db import transaction
+from firewall.text import iso_utc
 
 
 class PruneError(Exception):

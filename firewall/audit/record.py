@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
 from operator import attrgetter
+
+from firewall.text import iso_utc
 
 
 class AuditRecordError(ValueError):
@@ -74,11 +75,6 @@ class AuditRecord:
 def row_values(seq: int, fields: tuple[object, ...]) -> tuple[object, ...]:
     """The values in COLUMNS order of row `seq`, from an `as_tuple()` of a checked record."""
     return (seq, fields[0], iso_utc(fields[0]), *fields[1:])  # type: ignore[arg-type]
-
-
-def iso_utc(epoch: float) -> str:
-    """`2025-01-31T12:00:00.123Z`: the form of `time_iso`."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _text(value: object, name: str) -> str:

@@ -8,24 +8,13 @@ import json
 from collections.abc import Iterable, Sequence
 
 from firewall.audit.query import ALL_COLUMNS, Group, Row
+from firewall.text import printable
 
 TABLE_HEADER = ("SEQ", "TIME (UTC)", "AGENT", "DECISION", "METHOD", "URL", "STATUS", "RULE", "REASON")
 # Fixed widths for `tail`, which prints rows before it has seen them all.
 TAIL_WIDTHS = (6, 19, 12, 13, 7, 50, 6, 20)
 URL_WIDTH = 80
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def printable(value: object) -> str:
-    """`value` as one line of text; control characters shown escaped.
-
-    Audit fields come from agents' requests, so a host or path may carry
-    newlines or terminal escape sequences meant to garble the table.
-    """
-    text = "-" if value is None else str(value)
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def url(row: Row) -> str:

@@ -1,26 +1,16 @@
-"""Reading the times people type: `30s`, `15m`, `1h`, `7d`, or an ISO date or datetime."""
+"""Reading the times people type: a duration back from now (firewall.text), or an ISO date or datetime."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
-ACCEPTED = "a duration like 30s, 15m, 1h, 7d or an ISO date/time like 2025-01-31 or 2025-01-31T12:00:00Z"
+from firewall.text import DURATION_EXAMPLES, parse_duration
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"(\d{1,12})([smhd])")
+ACCEPTED = f"a duration like {DURATION_EXAMPLES} or an ISO date/time like 2025-01-31 or 2025-01-31T12:00:00Z"
 
 
 class TimeSpecError(ValueError):
     """A time the user typed is in none of the accepted forms."""
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds in `30s`/`15m`/`1h`/`7d`, or None when `text` is not a duration."""
-    match = _DURATION.fullmatch(text.strip())
-    if not match:
-        return None
-    return int(match[1]) * _UNITS[match[2]]
 
 
 def parse_time(text: str, now: float) -> float:

@@ -22,8 +22,7 @@ from pathlib import Path
 from firewall.audit.batching import RETRY_DELAY, AuditWriteError, BatchingWriter
 from firewall.audit.chain import head, row_hash
 from firewall.audit.record import COLUMNS, AuditRecord, row_values
-from firewall.audit.txn import transaction
-from firewall.state.db import open_database
+from firewall.state.db import open_database, transaction
 
 _ROW = f"({', '.join('?' * (len(COLUMNS) + 2))})"
 _INSERT = f"INSERT INTO audit ({', '.join(COLUMNS)}, prev_hash, hash) VALUES "

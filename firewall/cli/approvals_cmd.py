@@ -14,9 +14,9 @@ import typer
 
 from firewall.approvals import grants as grant_rows
 from firewall.approvals import records, render, store
-from firewall.audit.times import parse_duration
 from firewall.cli.errors import fail
 from firewall.cli.state import database_or_exit, home_or_exit
+from firewall.text import DURATION_EXAMPLES, parse_duration
 
 app = typer.Typer(no_args_is_help=False, add_completion=False)
 DEFAULT_GRANT = "10m"
@@ -28,7 +28,7 @@ Json = Annotated[bool, typer.Option("--json", help="Output JSON.")]
 def prompt(
     ctx: typer.Context,
     grant_for: Annotated[
-        str, typer.Option("--grant-for", help="How long `g` allows a rule for an agent: 30s, 15m, 1h, 7d.")
+        str, typer.Option("--grant-for", help=f"How long `g` allows a rule for an agent: {DURATION_EXAMPLES}.")
     ] = DEFAULT_GRANT,
 ) -> None:
     """Watch for held requests and ask about each: a (allow once), g (allow the rule for the agent
@@ -82,7 +82,7 @@ def approve(
     approval_id: Annotated[str, typer.Argument(metavar="ID", help="The request's id, apr_...")],
     grant_for: Annotated[
         str | None,
-        typer.Option("--for", help="Also allow the request's rule for its agent for this long: 30s, 15m, 1h, 7d."),
+        typer.Option("--for", help=f"Also allow the request's rule for its agent for this long: {DURATION_EXAMPLES}."),
     ] = None,
 ) -> None:
     """Let a held request through; with --for, also let the same rule through for its agent for a while.
@@ -155,7 +155,7 @@ def _answer(approval_id: str, *, approve: bool, grant_for: float | None) -> reco
 def _duration_or_exit(text: str, option: str) -> float:
     seconds = parse_duration(text)
     if not seconds:
-        fail(f"{option}: expected a duration like 30s, 15m, 1h or 7d, got {text!r}", code=2)
+        fail(f"{option}: expected a duration like {DURATION_EXAMPLES}, got {text!r}", code=2)
     return seconds
 
 

@@ -19,11 +19,11 @@ from firewall.audit.prune import PruneError
 from firewall.audit.prune import prune as prune_rows
 from firewall.audit.query import GROUPS, AuditFilter, Row, between, last_seq, newest
 from firewall.audit.query import stats as count_groups
-from firewall.audit.record import iso_utc
 from firewall.audit.times import ACCEPTED, TimeSpecError, parse_time
 from firewall.cli.errors import fail
 from firewall.state.db import open_database
 from firewall.state.home import Home, StateError, open_home
+from firewall.text import iso_utc
 
 POLL_INTERVAL = 0.2  # seconds between `tail` looks for new rows
 

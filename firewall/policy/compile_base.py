@@ -16,7 +16,6 @@ from firewall.policy.decision import RuleRef
 from firewall.policy.errors import Diagnostic, Severity, Span, diagnostic
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
-DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class Reporter:
@@ -37,14 +36,6 @@ class Reporter:
     def ref(self, span: Span) -> RuleRef:
         text = self.sources[span.file][span.start : span.end]
         return RuleRef(span.file, span.line, " ".join(text.split()))
-
-
-def parse_duration(text: str) -> float | None:
-    """`120s`, `5m`, `1h`, `250ms`, `2d` or a plain number of seconds; None if invalid."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?", text.strip())
-    if not match:
-        return None
-    return float(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

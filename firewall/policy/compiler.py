@@ -16,7 +16,6 @@ from firewall.policy.compile_base import (
     HTTP_METHODS,
     as_int,
     did_you_mean,
-    parse_duration,
 )
 from firewall.policy.compile_conditions import ConditionsCompiler
 from firewall.policy.compile_credentials import CredentialsCompiler
@@ -36,6 +35,7 @@ from firewall.policy.decision import Mode, RuleRef, Verdict
 from firewall.policy.errors import CompileError, Diagnostic, Span
 from firewall.policy.hosts import InvalidHost, parse_host_pattern
 from firewall.policy.paths import GlobError
+from firewall.text import DURATION_EXAMPLES, parse_duration
 
 DEFAULT_APPROVAL_TIMEOUT = 120.0
 
@@ -111,7 +111,7 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
             self.error(
                 f'invalid approval timeout "{stmt.duration.text}"',
                 stmt.duration.span,
-                "write a duration such as 90s, 5m or 1h",
+                f"write a duration such as {DURATION_EXAMPLES}",
             )
             return DEFAULT_APPROVAL_TIMEOUT
         return seconds

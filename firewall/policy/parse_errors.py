@@ -31,7 +31,7 @@ TERMINAL_NAMES = {
     "COMPARE_OP": "a comparison (==, !=, <, <=, >, >=)",
     "BOOLEAN": "true or false",
     "NULL": "null",
-    "DURATION": "a duration such as 120s or 5m",
+    "DURATION": "a duration such as 120s, 5m or 1.5h",
     "NUMBER": "a number",
     "STRING": 'a "quoted string"',
     "NAME": "a name",

@@ -88,7 +88,7 @@ def test_bad_since_is_one_line_exit_2_and_creates_nothing(home: Path) -> None:
     result = firewall(home, "--since", "yesterday")
     assert result.returncode == 2
     assert result.stderr == (
-        "error: --since: expected a duration like 30s, 15m, 1h, 7d or an ISO date/time like 2025-01-31"
+        "error: --since: expected a duration like 250ms, 30s, 15m, 1.5h, 7d or 2w or an ISO date/time like 2025-01-31"
         " or 2025-01-31T12:00:00Z, got 'yesterday'\n"
     )
     assert not home.exists()
@@ -127,7 +127,7 @@ def test_prune_then_verify(logged: Path) -> None:
 def test_prune_with_a_bad_age_changes_nothing(logged: Path) -> None:
     result = firewall(logged, "prune", "--older-than", "a month")
     assert result.returncode == 2
-    assert result.stderr.startswith("error: --older-than: expected a duration like 30s")
+    assert result.stderr.startswith("error: --older-than: expected a duration like 250ms, 30s")
     assert firewall(logged, "verify").stdout.startswith("audit log intact: 6 rows;")
 
 

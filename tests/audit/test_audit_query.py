@@ -8,8 +8,9 @@ import pytest
 
 from firewall.audit import render
 from firewall.audit.query import AuditFilter, Group, between, last_seq, newest, stats
-from firewall.audit.times import TimeSpecError, parse_duration, parse_time
+from firewall.audit.times import TimeSpecError, parse_time
 from firewall.state.db import open_database
+from firewall.text import parse_duration
 from tests.audit.support import BASE_TIME, Write, make_record
 
 # (request_id, agent, host, decision, rule), one second apart from BASE_TIME
@@ -120,18 +121,20 @@ NOW = 1_750_000_000.0
         ("2025-01-31T14:00:00+02:00", 1738324800.0),
         ("1900-01-01", 0.0),
         ("99999999d", 0.0),
+        ("1w", NOW - 604800),
+        ("1.5h", NOW - 5400),
     ],
 )
 def test_parse_time(text: str, expected: float) -> None:
     assert parse_time(text, NOW) == expected
 
 
-@pytest.mark.parametrize("text", ["", "yesterday", "1w", "1H", "-1h", "1.5h", "h", "2025-13-01", "1h30m"])
+@pytest.mark.parametrize("text", ["", "yesterday", "1y", "1H", "-1h", "1.5.h", "h", "2025-13-01", "1h30m"])
 def test_parse_time_refuses_other_forms_and_says_which_are_accepted(text: str) -> None:
     with pytest.raises(TimeSpecError) as caught:
         parse_time(text, NOW)
     message = str(caught.value)
-    assert message.startswith("expected a duration like 30s, 15m, 1h, 7d or an ISO date/time")
+    assert message.startswith("expected a duration like 250ms, 30s, 15m, 1.5h, 7d or 2w or an ISO date/time")
     assert message.endswith(f"got {text!r}")
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from firewall.audit.query import ALL_COLUMNS
-from firewall.audit.record import COLUMNS, AuditRecordError, iso_utc
+from firewall.audit.record import COLUMNS, AuditRecordError
 from firewall.policy.decision import Verdict
 from firewall.state.db import open_database
+from firewall.text import iso_utc
 from tests.audit.support import make_record
 
 
