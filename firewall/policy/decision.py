@@ -213,8 +213,3 @@ class Decision:
     policy_sha256: str = ""
     approval_timeout: float = 120.0
     host_block: RuleRef | None = None
-    decided_at: float = 0.0
-
-    @property
-    def allowed(self) -> bool:
-        return self.verdict is Verdict.ALLOW

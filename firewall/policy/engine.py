@@ -233,7 +233,6 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
             message=_message(verdict, reason, rule),
             limits=limits,
             inject=inject,
-            decided_at=now,
             **base,
         )
     )
