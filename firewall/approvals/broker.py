@@ -30,7 +30,7 @@ USED = "used"  # approved, but an identical retry used the approval first
 
 
 @dataclass(frozen=True)
-class Outcome:
+class HoldEnd:
     """How a held request ended. `approval_id` names the row (or grant) that decided it."""
 
     state: str  # approved | denied | expired | cancelled | abandoned | used
@@ -40,20 +40,6 @@ class Outcome:
     @property
     def approved(self) -> bool:
         return self.state == APPROVED
-
-
-# state -> (HTTP status, error type, message) of the refusal the agent gets
-REFUSALS = {
-    DENIED: (403, "approval_denied", "a person refused this request"),
-    EXPIRED: (403, "approval_expired", "nobody approved this request within the approval timeout; it was refused"),
-    CANCELLED: (
-        503,
-        "approval_cancelled",
-        "the firewall proxy stopped while this request waited for approval; retry it",
-    ),
-    USED: (403, "approval_used", "the approval of this request was already used by an identical request"),
-    ABANDONED: (499, "approval_abandoned", "the agent disconnected while its request waited for approval"),
-}
 
 
 def held_request(
@@ -145,7 +131,7 @@ class ApprovalBroker:
         except Exception:
             log.exception("marking held approval requests cancelled failed")
         for waiter in waiters:
-            _resolve(waiter, Outcome(CANCELLED, waiter.approval_id, detail))
+            _resolve(waiter, HoldEnd(CANCELLED, waiter.approval_id, detail))
         await asyncio.get_running_loop().run_in_executor(self._executor, self._close_connection)
         self._executor.shutdown(wait=False)
         return len(waiters)
@@ -160,17 +146,17 @@ class ApprovalBroker:
         """A live standing grant of this rule to this agent, if any."""
         return await self._db(grants.matching_grant, agent, rule, rule_text, self.clock())
 
-    async def hold(self, held: HeldRequest, gone: Callable[[], bool]) -> Outcome:
+    async def hold(self, held: HeldRequest, gone: Callable[[], bool]) -> HoldEnd:
         """Wait for a person's answer. `gone()` says whether the agent has disconnected."""
         if self._closing:
-            return Outcome(CANCELLED, None, "the proxy is stopping")
+            return HoldEnd(CANCELLED, None, "the proxy is stopping")
         reused, row = await self._db(self._open, held, self.clock())
         if reused:
-            return Outcome(APPROVED, row.id, f"an identical request was approved by {row.decided_by}")
+            return HoldEnd(APPROVED, row.id, f"an identical request was approved by {row.decided_by}")
         waiter = _Waiter(row.id, held.request_id, row.expires, gone, asyncio.get_running_loop().create_future())
         self._waiters[row.id] = waiter
         if self._closing:  # close() ran while the row was being written
-            _resolve(waiter, Outcome(CANCELLED, row.id, "the proxy is stopping"))
+            _resolve(waiter, HoldEnd(CANCELLED, row.id, "the proxy is stopping"))
         try:
             return await waiter.future
         finally:
@@ -194,7 +180,7 @@ class ApprovalBroker:
                 for waiter in waiters:  # fail closed: nobody can answer what cannot be read
                     if now >= waiter.expires:
                         _resolve(
-                            waiter, Outcome(EXPIRED, waiter.approval_id, "the approval database could not be read")
+                            waiter, HoldEnd(EXPIRED, waiter.approval_id, "the approval database could not be read")
                         )
                 continue
             for waiter in waiters:
@@ -226,17 +212,17 @@ class ApprovalBroker:
         row = store.adopt_abandoned(db, held, now, self.proxy_pid)
         return False, row or store.record_pending(db, held, now, self.proxy_pid)
 
-    def _check(self, db, claims: dict[str, str], gone: set[str], now: float) -> dict[str, Outcome]:
+    def _check(self, db, claims: dict[str, str], gone: set[str], now: float) -> dict[str, HoldEnd]:
         outcomes = {}
         for approval_id, row in store.get_many(db, claims).items():
             if approval_id in gone and row.state in (PENDING, APPROVED):
                 # Left pending (or approved and unused): an identical retry may still use it.
                 store.release(db, approval_id)
-                outcomes[approval_id] = Outcome(ABANDONED, approval_id, "the agent disconnected while waiting")
+                outcomes[approval_id] = HoldEnd(ABANDONED, approval_id, "the agent disconnected while waiting")
                 continue
             if row.state == PENDING and row.expires <= now:
                 if store.expire(db, approval_id, now):
-                    outcomes[approval_id] = Outcome(EXPIRED, approval_id, f"no answer within {row.timeout:g}s")
+                    outcomes[approval_id] = HoldEnd(EXPIRED, approval_id, f"no answer within {row.timeout:g}s")
                     continue
                 row = store.get(db, approval_id)
             outcome = _settled(db, row, claims[approval_id], now)
@@ -245,19 +231,19 @@ class ApprovalBroker:
         return outcomes
 
 
-def _settled(db, row: Approval, request_id: str, now: float) -> Outcome | None:
+def _settled(db, row: Approval, request_id: str, now: float) -> HoldEnd | None:
     """The outcome of a decided row for the request waiting on it; None while it is pending."""
     if row.state == APPROVED:
         if store.claim(db, row.id, request_id, now):
-            return Outcome(APPROVED, row.id, f"approved by {row.decided_by}")
-        return Outcome(USED, row.id, "an identical request used this approval first")
+            return HoldEnd(APPROVED, row.id, f"approved by {row.decided_by}")
+        return HoldEnd(USED, row.id, "an identical request used this approval first")
     if row.state == DENIED:
-        return Outcome(DENIED, row.id, f"denied by {row.decided_by}")
+        return HoldEnd(DENIED, row.id, f"denied by {row.decided_by}")
     if row.state in (EXPIRED, CANCELLED):
-        return Outcome(row.state, row.id, row.detail or row.state)
+        return HoldEnd(row.state, row.id, row.detail or row.state)
     return None
 
 
-def _resolve(waiter: _Waiter, outcome: Outcome) -> None:
+def _resolve(waiter: _Waiter, outcome: HoldEnd) -> None:
     if not waiter.future.done():
         waiter.future.set_result(outcome)

@@ -27,8 +27,9 @@ import mitmproxy.proxy.layers  # noqa: F401
 import mitmproxy.proxy.server_hooks  # noqa: F401
 from mitmproxy import exceptions, hooks, http
 
-from firewall.proxy.notes import notes_of
-from firewall.proxy.responses import error_response
+from firewall.policy.outcomes import Outcome
+from firewall.proxy.refusals import ProxyReason
+from firewall.proxy.responses import refuse
 
 log = logging.getLogger("mitmproxy.addonmanager")  # where mitmproxy logs an addon's error
 
@@ -91,14 +92,7 @@ def fail_closed(hook: str, args: tuple, exc: Exception) -> None:
         flow.server.error = "the firewall could not check this connection"
         return
     if isinstance(flow, http.HTTPFlow) and hook in BEFORE_UPSTREAM and flow.response is None:
-        notes = notes_of(flow)
-        notes.refuse("error", "internal_error", f"{type(exc).__name__} in {hook}")
-        flow.response = error_response(
-            500,
-            "firewall_error",
-            "the firewall failed while checking this request, so it was refused",
-            notes.request_id,
-        )
+        refuse(flow, Outcome.ERROR, ProxyReason.INTERNAL_ERROR, f"{type(exc).__name__} in {hook}")
         return
     if getattr(flow, "killable", False):
         flow.kill()

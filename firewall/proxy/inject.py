@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from mitmproxy import http
 
 from firewall.policy import Injection
+from firewall.proxy.refusals import ProxyReason
 
 
 class CredentialUnavailable(Exception):
@@ -22,7 +23,12 @@ class CredentialUnavailable(Exception):
     """
 
     def __init__(
-        self, injection: Injection, why: str, *, code: str = "credential_unavailable", retry_after: int | None = None
+        self,
+        injection: Injection,
+        why: str,
+        *,
+        code: ProxyReason = ProxyReason.CREDENTIAL_UNAVAILABLE,
+        retry_after: int | None = None,
     ):
         self.injection = injection
         self.code = code

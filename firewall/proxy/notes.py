@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from firewall.policy import Decision
+from firewall.policy.outcomes import Outcome
 
 KEY = "firewall"
 _ID_CHARS = 20  # hex digits of randomness in a request id
@@ -31,8 +32,8 @@ class FlowNotes:
     agent: str | None = None
     token_hash: str | None = None  # of the proxy credentials that identified the agent
     decision: Decision | None = None
-    outcome: str = ""  # the audit row's `decision`: allow, block, limit, error, would_block, ...
-    reason: str = ""
+    outcome: Outcome | None = None  # the audit row's `decision`
+    reason: str = ""  # the engine's Reason or a ProxyReason (refusals.py)
     rule: str | None = None
     detail: str | None = None
     credentials: tuple[str, ...] = ()
@@ -42,7 +43,7 @@ class FlowNotes:
     scrubbed: bool = False  # an injected secret was masked in the response
     recorded: bool = False
 
-    def refuse(self, outcome: str, reason: str, detail: str | None = None, rule: str | None = None) -> None:
+    def refuse(self, outcome: Outcome, reason: str, detail: str | None = None, rule: str | None = None) -> None:
         self.outcome, self.reason, self.detail = outcome, reason, detail
         if rule is not None:
             self.rule = rule

@@ -37,6 +37,7 @@ from firewall.oauth.settings import OAuthSettings
 from firewall.oauth.status import LoginStatus, State, record_status
 from firewall.policy import Injection
 from firewall.proxy.inject import CredentialUnavailable, OAuthAccess
+from firewall.proxy.refusals import ProxyReason
 from firewall.proxy.resolver import Resolver
 from firewall.state.home import Home, StateError
 from firewall.vault import VaultError
@@ -228,7 +229,7 @@ class TokenKeeper:
             injection,
             f'the login in vault entry "{injection.secret}" can no longer be refreshed ({slot.dead}): '
             + relogin_hint(injection.secret),
-            code="credential_needs_login",
+            code=ProxyReason.CREDENTIAL_NEEDS_LOGIN,
         )
 
     def _unavailable(self, injection: Injection, slot: _Slot) -> CredentialUnavailable:
@@ -238,7 +239,7 @@ class TokenKeeper:
             f'the access token of vault entry "{injection.secret}" could not be refreshed '
             f"({slot.failure or 'the token endpoint gave a token that is already expired'}); "
             f"the firewall tries again in {wait}s",
-            code="credential_refresh_failed",
+            code=ProxyReason.CREDENTIAL_REFRESH_FAILED,
             retry_after=wait,
         )
 

@@ -6,7 +6,41 @@ import json
 
 from mitmproxy import http
 
+from firewall.policy.outcomes import Outcome
+from firewall.proxy.notes import notes_of
+from firewall.proxy.refusals import refusal
+
 PROXY_REALM = "agent-firewall"
+
+
+def refuse(
+    flow: http.HTTPFlow,
+    outcome: Outcome,
+    reason: str,
+    detail: str,
+    *,
+    say: str | None = None,
+    rule: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Answer `flow` with the refusal for (outcome, reason) and note it for the audit row.
+
+    `detail` goes to the audit row; the agent's message is the table's, filled with `say` (what to
+    tell the agent, when it differs from the row's detail) or `detail`.
+    """
+    notes = notes_of(flow)
+    notes.refuse(outcome, reason, detail, rule)
+    answer = refusal(outcome, reason)
+    if answer.status == 407:
+        headers = {"proxy-authenticate": f'Basic realm="{PROXY_REALM}"', **(headers or {})}
+    flow.response = error_response(
+        answer.status,
+        answer.error_type,
+        answer.message.format(detail=detail if say is None else say),
+        notes.request_id,
+        rule=notes.rule,
+        headers=headers,
+    )
 
 
 def error_response(
@@ -32,13 +66,3 @@ def error_response(
     all_headers = {"content-type": "application/json", "x-firewall-request-id": request_id}
     all_headers.update(headers or {})
     return http.Response.make(status, json.dumps(body).encode(), all_headers)
-
-
-def proxy_auth_required(request_id: str, message: str) -> http.Response:
-    return error_response(
-        407,
-        "proxy_auth_required",
-        message,
-        request_id,
-        headers={"proxy-authenticate": f'Basic realm="{PROXY_REALM}"'},
-    )

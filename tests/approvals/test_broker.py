@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from firewall.approvals import store
-from firewall.approvals.broker import ApprovalBroker, Outcome
+from firewall.approvals.broker import ApprovalBroker, HoldEnd
 from firewall.state.db import open_database
 from tests.approvals.support import held
 
@@ -69,7 +69,7 @@ def test_an_approval_reaches_the_held_request_quickly_and_the_loop_keeps_running
         return outcome, approval_id, waited, max(gaps)
 
     outcome, approval_id, waited, worst_gap = _run(db_path, scenario)
-    assert outcome == Outcome("approved", approval_id, "approved by alice")
+    assert outcome == HoldEnd("approved", approval_id, "approved by alice")
     assert waited < 0.5
     assert worst_gap < 0.2
     db = open_database(db_path)

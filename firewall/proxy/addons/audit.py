@@ -15,14 +15,13 @@ from mitmproxy import http
 
 from firewall.audit import AuditRecord, ProcessAuditWriter
 from firewall.policy.decision import TUNNEL_METHOD
+from firewall.policy.outcomes import Outcome
 from firewall.proxy.notes import FlowNotes, notes_of
+from firewall.proxy.refusals import ProxyReason
 from firewall.proxy.runtime import Runtime
 from firewall.redaction import mask_query
 
 log = logging.getLogger("firewall.proxy")
-
-# Outcomes whose request went upstream: their response status is the upstream's.
-FORWARDED = frozenset({"allow", "approve", "would_block", "would_limit", "would_approve"})
 
 
 class CountingWriter:
@@ -99,7 +98,7 @@ class Auditor:
         except Exception:
             log.exception("writing the audit row of %s failed", notes.request_id)
 
-    def record_event(self, flow: http.HTTPFlow, outcome: str, reason: str, detail: str) -> None:
+    def record_event(self, flow: http.HTTPFlow, outcome: Outcome, reason: str, detail: str) -> None:
         """One more row for a flow already recorded: something refused after it was let through
         (a WebSocket message). The row repeats the flow's request with its own outcome."""
         notes = replace(notes_of(flow), outcome=outcome, reason=reason, detail=detail, rule=None)
@@ -130,9 +129,9 @@ class Auditor:
     def _row(self, flow: http.HTTPFlow, notes) -> AuditRecord:
         decision = notes.decision
         outcome = notes.outcome
-        if not outcome:  # nothing decided: mitmproxy refused or lost the flow before our hooks ran
-            outcome, notes.reason = "error", notes.reason or "not_decided"
-        if flow.error and outcome in FORWARDED:
+        if outcome is None:  # nothing decided: mitmproxy refused or lost the flow before our hooks ran
+            outcome, notes.reason = Outcome.ERROR, notes.reason or ProxyReason.NOT_DECIDED
+        if flow.error and outcome.forwarded:
             notes.detail = notes.detail or flow.error.msg
         response = flow.response
         bytes_in = notes.bytes_in if notes.bytes_in else len(response.raw_content or b"") if response else 0
@@ -156,7 +155,7 @@ class Auditor:
                 rule=notes.rule,
                 policy_sha256=decision.policy_sha256 if decision else self.runtime.policy.sha256,
                 credentials=",".join(notes.credentials),
-                upstream_status=response.status_code if response is not None and outcome in FORWARDED else None,
+                upstream_status=response.status_code if response is not None and outcome.forwarded else None,
                 duration_ms=max(0.0, (time.time() - notes.started) * 1000),
                 bytes_out=len(flow.request.raw_content or b""),
                 bytes_in=bytes_in,

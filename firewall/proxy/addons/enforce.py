@@ -16,8 +16,9 @@ from urllib.parse import quote
 
 from mitmproxy import http
 
-from firewall.approvals.broker import REFUSALS, ApprovalBroker
-from firewall.policy import Decision, Mode, Reason, Request, Verdict
+from firewall.approvals.broker import ApprovalBroker
+from firewall.policy import Decision, Request, Verdict
+from firewall.policy.outcomes import Outcome, approval_outcome, blocked_outcome, forwarded_outcome
 from firewall.proxy.addons.reauthorize import remember_oauth
 from firewall.proxy.deciding import decide_with_addresses
 from firewall.proxy.exfil import carried_secrets
@@ -25,8 +26,9 @@ from firewall.proxy.inject import CredentialUnavailable, apply_injections
 from firewall.proxy.limiter import Limiter, LimitsUnavailable
 from firewall.proxy.notes import FlowNotes, notes_of
 from firewall.proxy.oauth import TokenKeeper
+from firewall.proxy.refusals import ProxyReason
 from firewall.proxy.resolver import Resolver
-from firewall.proxy.responses import error_response
+from firewall.proxy.responses import refuse
 from firewall.proxy.runtime import Runtime
 
 log = logging.getLogger("firewall.proxy")
@@ -74,10 +76,8 @@ class Enforcer:
                     time.time(),  # one version decides it all
                 )
             except OSError as exc:
-                notes.refuse("error", "unresolvable", f"{request.host}: {exc}")
-                flow.response = error_response(
-                    502, "upstream_unreachable", f"{request.host} could not be resolved", notes.request_id
-                )
+                why = f"{request.host}: {exc}"
+                refuse(flow, Outcome.ERROR, ProxyReason.UNRESOLVABLE, why, say=f"{request.host} could not be resolved")
                 return
             notes.decision = decision
             notes.rule = decision.rule.location if decision.rule else None
@@ -86,13 +86,7 @@ class Enforcer:
                 self.resolver.pin(request.host, request.port, addresses)
         except Exception as exc:  # fail closed: a request we could not decide goes nowhere
             log.exception("deciding %s failed", notes.request_id)
-            notes.refuse("error", "internal_error", f"{type(exc).__name__}: {exc}")
-            flow.response = error_response(
-                500,
-                "firewall_error",
-                "the firewall could not decide this request, so it was refused",
-                notes.request_id,
-            )
+            refuse(flow, Outcome.ERROR, ProxyReason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
 
     def _request(self, flow: http.HTTPFlow, notes: FlowNotes) -> Request:
         tunnel = self.tunnels.get(flow.client_conn)
@@ -131,61 +125,41 @@ class Enforcer:
 
     async def _apply(self, flow: http.HTTPFlow, notes: FlowNotes, decision: Decision) -> bool:
         """Do what the decision says; True when the request goes upstream."""
-        report = decision.mode is Mode.REPORT
         if decision.verdict is Verdict.BLOCK:
-            exfiltration = decision.reason is Reason.EXFILTRATION
-            notes.refuse("exfiltration" if exfiltration else "block", decision.reason.value, decision.message)
-            flow.response = error_response(
-                403,
-                "exfiltration_blocked" if exfiltration else "policy_blocked",
-                _blocked_message(decision),
-                notes.request_id,
-                rule=notes.rule,
-            )
+            refuse(flow, blocked_outcome(decision), decision.reason, decision.message, say=_blocked_message(decision))
             return False
         if decision.verdict is Verdict.APPROVE and not await self._approved(flow, notes, decision):
             return False
         # An approved request goes on exactly like an allowed one: limits, path, credentials.
-        outcome = "approve" if notes.approval_id else f"would_{decision.would.value}" if decision.would else "allow"
         try:
             limit = await self.limiter.check(decision.limits, time.time())
         except LimitsUnavailable as exc:  # fail closed, at once: the limiter logged it (once per outage)
-            notes.refuse("error", "limits_unavailable", str(exc))
-            flow.response = error_response(
-                503,
-                "limits_unavailable",
-                f"the firewall cannot count this request against its limits, so it was refused: {exc}; retry later",
-                notes.request_id,
-                rule=notes.rule,
-                headers={"retry-after": "1"},
+            refuse(flow, Outcome.ERROR, ProxyReason.LIMITS_UNAVAILABLE, str(exc), headers={"retry-after": "1"})
+            return False
+        outcome = forwarded_outcome(decision, approved=notes.approval_id is not None, over_limit=limit.over is not None)
+        if outcome is Outcome.LIMIT and limit.over is not None:
+            refuse(
+                flow,
+                outcome,
+                ProxyReason.RATE_LIMITED,
+                f"over {limit.over.source.text}",
+                say=f"{limit.over.source.text}; retry after {limit.retry_after}s",
+                rule=limit.over.source.location,
+                headers={"retry-after": str(limit.retry_after)},
             )
             return False
-        if limit.over is not None:
-            if not report:
-                notes.refuse("limit", "rate_limited", f"over {limit.over.source.text}", limit.over.source.location)
-                flow.response = error_response(
-                    429,
-                    "rate_limited",
-                    f"rate limit reached: {limit.over.source.text}; retry after {limit.retry_after}s",
-                    notes.request_id,
-                    rule=limit.over.source.location,
-                    headers={"retry-after": str(limit.retry_after)},
-                )
-                return False
-            outcome = "would_limit"
         # Upstream sees exactly the path that was decided on.
         flow.request.path = decision.canonical_path + (f"?{decision.query}" if decision.query else "")
         try:
             oauth = await self.oauth.access_all(decision.inject) if self.oauth else {}
             notes.credentials = apply_injections(flow.request, decision.inject, self.runtime.secret, oauth)
         except CredentialUnavailable as exc:
-            notes.refuse("error", exc.code, str(exc))
             retry = {"retry-after": str(exc.retry_after)} if exc.retry_after else None
-            flow.response = error_response(503, exc.code, str(exc), notes.request_id, rule=notes.rule, headers=retry)
+            refuse(flow, Outcome.ERROR, exc.code, str(exc), headers=retry)
             return False
         remember_oauth(flow, decision.inject, oauth)
         self.runtime.note_used(i.secret for i in decision.inject)
-        notes.outcome, notes.reason = outcome, decision.reason.value
+        notes.outcome, notes.reason = outcome, decision.reason
         return True
 
     async def _approved(self, flow: http.HTTPFlow, notes: FlowNotes, decision: Decision) -> bool:
@@ -215,16 +189,12 @@ class Enforcer:
             timeout=decision.approval_timeout,
             redact=self.runtime.secret_index.redact,
         )
-        outcome = await self.broker.hold(held, gone=lambda: not flow.client_conn.connected)
-        notes.approval_id = outcome.approval_id
-        if outcome.approved:
-            notes.detail = outcome.detail
+        ended = await self.broker.hold(held, gone=lambda: not flow.client_conn.connected)
+        notes.approval_id = ended.approval_id
+        if ended.approved:
+            notes.detail = ended.detail
             return True
-        status, error_type, message = REFUSALS[outcome.state]
-        notes.refuse(error_type, decision.reason.value, outcome.detail)
-        flow.response = error_response(
-            status, error_type, f"{message} ({outcome.detail})", notes.request_id, rule=notes.rule
-        )
+        refuse(flow, approval_outcome(ended.state), decision.reason, ended.detail)
         return False
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from mitmproxy import http
 
-from firewall.proxy.notes import notes_of
-from firewall.proxy.responses import error_response
+from firewall.policy import Reason
+from firewall.policy.outcomes import Outcome
+from firewall.proxy.responses import refuse
 
 _BODILESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
 
@@ -27,13 +28,12 @@ class Framing:
             return
         request = flow.request
         if request.trailers:
-            notes = notes_of(flow)
-            notes.refuse("block", "malformed_request", "the request has trailers")
-            flow.response = error_response(
-                400,
-                "malformed_request",
-                "request trailers are not supported by the firewall; send those fields as headers",
-                notes.request_id,
+            refuse(
+                flow,
+                Outcome.BLOCK,
+                Reason.MALFORMED_REQUEST,
+                "the request has trailers",
+                say="request trailers are not supported by the firewall; send those fields as headers",
             )
             return
         if request.is_http2 or request.is_http3:

@@ -15,8 +15,10 @@ import weakref
 from mitmproxy import http
 
 from firewall.agents import token_hash
+from firewall.policy.outcomes import Outcome
 from firewall.proxy.notes import notes_of
-from firewall.proxy.responses import proxy_auth_required
+from firewall.proxy.refusals import ProxyReason
+from firewall.proxy.responses import refuse
 from firewall.proxy.runtime import Runtime
 
 HEADER = "Proxy-Authorization"
@@ -86,7 +88,5 @@ class Identity:
 
     @staticmethod
     def _refuse(flow: http.HTTPFlow, message: str) -> None:
-        notes = notes_of(flow)
-        notes.refuse("block", "proxy_auth_required", message)
-        flow.response = proxy_auth_required(notes.request_id, message)
+        refuse(flow, Outcome.BLOCK, ProxyReason.PROXY_AUTH_REQUIRED, message)
         return None

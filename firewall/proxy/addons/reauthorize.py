@@ -18,11 +18,13 @@ import httpx
 from mitmproxy import http
 
 from firewall.policy import Injection
+from firewall.policy.outcomes import Outcome
 from firewall.proxy.inject import CredentialUnavailable, OAuthAccess, set_oauth_headers
 from firewall.proxy.notes import notes_of
 from firewall.proxy.oauth import TokenKeeper
+from firewall.proxy.refusals import ProxyReason
 from firewall.proxy.replay import ReplayFailed, resend
-from firewall.proxy.responses import error_response
+from firewall.proxy.responses import refuse
 
 log = logging.getLogger("firewall.proxy")
 KEY = "firewall.oauth"  # flow.metadata: ((injection, access), ...) the request was sent with
@@ -67,11 +69,8 @@ class Reauthorize:
         except CredentialUnavailable as exc:
             notes.detail = f"upstream answered 401 and the token could not be refreshed: {exc}"
             if can_answer:
-                notes.refuse("error", exc.code, str(exc))
                 retry = {"retry-after": str(exc.retry_after)} if exc.retry_after else None
-                flow.response = error_response(
-                    503, exc.code, str(exc), notes.request_id, rule=notes.rule, headers=retry
-                )
+                refuse(flow, Outcome.ERROR, exc.code, str(exc), headers=retry)
             return
         if not can_answer:
             return
@@ -80,8 +79,7 @@ class Reauthorize:
         try:
             flow.response = await resend(self.client, flow.request)
         except ReplayFailed as exc:
-            notes.refuse("error", "upstream_unreachable", str(exc))
-            flow.response = error_response(502, "upstream_unreachable", str(exc), notes.request_id, rule=notes.rule)
+            refuse(flow, Outcome.ERROR, ProxyReason.UPSTREAM_UNREACHABLE, str(exc))
             return
         flow.metadata[KEY] = tuple((i, a) for (i, _), a in zip(used, fresh))
         notes.detail = "upstream answered 401; the access token was refreshed and the request sent once more"

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 from mitmproxy import http
 
+from firewall.policy.outcomes import Outcome
 from firewall.proxy.addons.audit import Auditor
 from firewall.proxy.bodies import IDENTITY, BodyDecodeError, decode
 from firewall.proxy.notes import notes_of
-from firewall.proxy.responses import error_response
+from firewall.proxy.refusals import ProxyReason
+from firewall.proxy.responses import refuse
 from firewall.proxy.runtime import Runtime
 from firewall.redaction import Masker
 
@@ -93,15 +95,8 @@ class Scrubber:
             else:
                 why = f"it unpacks to more than {UNPACK_LIMIT} bytes"
             if unpacked is None or not unpacked.complete:
-                notes.refuse("error", "unscrubbable_response", f"the {encoding} answer cannot be checked: {why}")
-                flow.response = error_response(
-                    502,
-                    "upstream_unscrubbable",
-                    "the upstream's compressed answer could not be checked for the credential the firewall "
-                    "added, so it was not passed on",
-                    notes.request_id,
-                    rule=notes.rule,
-                )
+                why = f"the {encoding} answer cannot be checked: {why}"
+                refuse(flow, Outcome.ERROR, ProxyReason.UNSCRUBBABLE_RESPONSE, why)
                 return
             body = unpacked.data
             del response.headers["content-encoding"]
@@ -125,7 +120,10 @@ class Scrubber:
             if not notes.scrubbed:  # the handshake's row said 0: one row says it now
                 notes.scrubbed = True
                 self.auditor.record_event(
-                    flow, notes.outcome, "scrubbed", "an injected credential was masked in a WebSocket message"
+                    flow,
+                    notes.outcome or Outcome.ALLOW,
+                    ProxyReason.SCRUBBED,
+                    "an injected credential was masked in a WebSocket message",
                 )
 
 

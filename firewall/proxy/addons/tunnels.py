@@ -31,8 +31,9 @@ from mitmproxy.proxy.layers.tcp import TcpErrorHook, TCPLayer, TcpMessageHook
 from mitmproxy.proxy.layers.tls import HTTP_ALPNS
 from mitmproxy.proxy.utils import expect
 
-from firewall.policy import Decision, Reason, Request, Verdict, decide
+from firewall.policy import Decision, Request, Verdict, decide
 from firewall.policy.decision import TUNNEL_METHOD
+from firewall.policy.outcomes import Outcome, blocked_outcome
 from firewall.proxy.addons.audit import Auditor
 from firewall.proxy.addons.identity import Identity
 from firewall.proxy.deciding import decide_with_addresses
@@ -40,6 +41,7 @@ from firewall.proxy.exfil import carried_secrets
 from firewall.proxy.first_bytes import Opening, classify, leading_blank_lines
 from firewall.proxy.master import in_tunnel
 from firewall.proxy.notes import KEY, FlowNotes, notes_of
+from firewall.proxy.refusals import ProxyReason
 from firewall.proxy.resolver import Resolver
 from firewall.proxy.runtime import Runtime
 
@@ -86,7 +88,9 @@ class Tunnels:
         host, port = str(context.server.address[0]), int(context.server.address[1])
         notes = FlowNotes(agent=self.identity.tunnel_agent(context.client))
         if notes.agent is None:  # revoked since the CONNECT
-            notes.refuse("block", "proxy_auth_required", "the agent credentials of this tunnel were revoked")
+            notes.refuse(
+                Outcome.BLOCK, ProxyReason.PROXY_AUTH_REQUIRED, "the agent credentials of this tunnel were revoked"
+            )
             self.auditor.record_tunnel(notes, host, port)
             return RefusedTunnel(context)
         request = Request(TUNNEL_METHOD, "tcp", host, port, "", agent=notes.agent)
@@ -94,18 +98,17 @@ class Tunnels:
         try:
             decision, addresses = await decide_with_addresses(self.runtime.policy, request, self.resolver, time.time())
         except OSError as exc:
-            notes.refuse("error", "unresolvable", f"{host}: {exc}")
+            notes.refuse(Outcome.ERROR, ProxyReason.UNRESOLVABLE, f"{host}: {exc}")
             self.auditor.record_tunnel(notes, host, port)
             return RefusedTunnel(context)
         notes.decision = decision
         notes.rule = decision.rule.location if decision.rule else None
         if decision.verdict is not Verdict.ALLOW:
-            outcome = "exfiltration" if decision.reason is Reason.EXFILTRATION else "block"
-            notes.refuse(outcome, decision.reason.value, decision.message)
+            notes.refuse(blocked_outcome(decision), decision.reason, decision.message)
             self.auditor.record_tunnel(notes, host, port)
             return RefusedTunnel(context)
         self.resolver.pin(host, port, addresses)
-        notes.outcome, notes.reason = "allow", decision.reason.value
+        notes.outcome, notes.reason = Outcome.ALLOW, decision.reason
         relay = GuardedTcpLayer(context)
         relay.flow.metadata[KEY] = notes
         relay.flow.metadata[TUNNEL_REQUEST] = replace(request, addresses=addresses)

@@ -16,7 +16,9 @@ import logging
 
 from mitmproxy import http
 
+from firewall.policy import Reason
 from firewall.policy.engine import leaked_secrets
+from firewall.policy.outcomes import Outcome
 from firewall.proxy.addons.audit import Auditor
 from firewall.proxy.notes import notes_of
 from firewall.proxy.runtime import Runtime
@@ -48,4 +50,4 @@ class WebSocketGuard:
             f"not add to this connection; the message was dropped"
         )
         log.warning("%s: %s", notes.request_id, detail)
-        self.auditor.record_event(flow, "exfiltration", "exfiltration", detail)
+        self.auditor.record_event(flow, Outcome.EXFILTRATION, Reason.EXFILTRATION, detail)
