@@ -11,6 +11,10 @@ the forms a naive exfiltration uses:
   (so the value is found inside a longer encoded blob such as Basic auth);
 - hex, in lower or upper case.
 
+A value of 32 characters or more is also found by any 16-character window
+(fragments.py), also when its pieces are spread over the JSON string values or
+the form values of one part, in order (fields.py).
+
 A value shorter than `MIN_SECRET_CHARS` is not indexed: it would match
 ordinary text. A value that is a JSON object (an OAuth login) is indexed by
 its token-like string fields, which are what travels on the wire.
@@ -29,6 +33,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
+from firewall.redaction.fields import joined_fields
+from firewall.redaction.fragments import FragmentIndex
 from firewall.redaction.masker import Masker
 
 MIN_SECRET_CHARS = 8
@@ -118,6 +124,7 @@ class SecretIndex:
     """Every secret string of the vault, by entry; build once per vault change."""
 
     forms: tuple[SecretForms, ...] = ()
+    fragments: FragmentIndex = field(default_factory=FragmentIndex, repr=False, compare=False)
     _redactor: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
     # Maskers by entry names: building one (its pattern, every prefix of every form) for each
     # response cost more than masking the response. A Masker is immutable, so it is shared.
@@ -132,17 +139,20 @@ class SecretIndex:
         if forms:
             texts = {f.decode("utf-8", "replace") for entry in forms for f in entry.masked_forms()}
             redactor = re.compile("|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True)))
-        return cls(forms, redactor)
+        fragments = FragmentIndex.build((entry.name, entry.raw.decode("utf-8")) for entry in forms)
+        return cls(forms, fragments, redactor)
 
     @property
     def names(self) -> frozenset[str]:
         return frozenset(entry.name for entry in self.forms)
 
     def find(self, *parts: bytes) -> tuple[str, ...]:
-        """The names of the entries whose secrets appear in any of `parts` (sorted)."""
+        """The names of the entries whose secrets, or a fragment of them (fragments.py), appear
+        in any of `parts`, also cut into pieces across fields (fields.py) (sorted)."""
         if not self.forms:
             return ()
-        views = _views(b"\n".join(parts))
+        haystack = b"\n".join(parts)
+        views = _views(haystack)
         lowered = views[-1].lower()  # hex in any mix of cases
         found = set()
         for entry in self.forms:
@@ -150,6 +160,12 @@ class SecretIndex:
                 continue
             if any(form in view for view in views for form in entry.searched) or entry.hex in lowered:
                 found.add(entry.name)
+        if self.fragments:
+            for view in views:
+                found |= self.fragments.find(view)
+            for joined in (j for part in parts for j in joined_fields(part)):
+                for view in _views(joined):
+                    found |= self.fragments.find(view)
         return tuple(sorted(found))
 
     def masker(self, names: Iterable[str]) -> Masker:
