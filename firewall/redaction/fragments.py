@@ -18,8 +18,8 @@ Not every window is evidence. Left out, when the index is built:
 Scanning is one pass over a view per kind (text, lower-cased for hex): a window of 16 or more
 bytes always holds a whole 8-byte block that starts at a multiple of 8, so the view is read as
 8-byte integers (`memoryview.cast`, no Python loop) and checked against the set of every
-8-byte piece of every kept window (`set.isdisjoint`, in C). Only a hit is looked at closely:
-the few windows around it are looked up in the window tables.
+8-byte piece of every kept window (`set.intersection`, in C). Only a hit is looked at
+closely: the windows around each place that piece is are looked up in the window tables.
 """
 
 from __future__ import annotations
@@ -178,13 +178,27 @@ class FragmentIndex:
     def __bool__(self) -> bool:
         return bool(self.text)
 
-    def find(self, view: bytes) -> set[str]:
-        """The entries a window of which `view` holds, raw or base64, or hex in any case."""
+    def find(
+        self,
+        view: bytes,
+        lowered: bytes | None = None,
+        hits: tuple[frozenset[int], frozenset[int]] | None = None,
+    ) -> set[str]:
+        """The entries a window of which `view` holds, raw or base64, or hex in any case.
+        `lowered`: `view.lower()`; `hits`: the 8-byte pieces at multiples of 8 that `view` and
+        `lowered` hold of a superset of the windows (the whole forms: `SecretIndex.find`),
+        when the caller has them; the scan is then only a look at those places."""
         if not self.text:
             return set()
-        found = _scan(view, self._text_anchors, self.text)
-        if self.hex:
-            found |= _scan(view.lower(), self._hex_anchors, self.hex)
+        lowered = view.lower() if lowered is None and self.hex else lowered
+        if hits is None:
+            found = _scan(view, self.text, _hits(view, self._text_anchors))
+            if self.hex and lowered is not None:
+                found |= _scan(lowered, self.hex, _hits(lowered, self._hex_anchors))
+            return found
+        found = _scan(view, self.text, hits[0] & self._text_anchors)
+        if self.hex and lowered is not None:
+            found |= _scan(lowered, self.hex, hits[1] & self._hex_anchors)
         return found
 
 
@@ -194,21 +208,21 @@ def _anchors(tables: Mapping[int, Mapping[bytes, tuple[str, ...]]]) -> frozenset
     return frozenset(int.from_bytes(g, _BYTEORDER) for g in grams)
 
 
-def _scan(view: bytes, anchors: frozenset[int], tables: Mapping[int, Mapping[bytes, tuple[str, ...]]]) -> set[str]:
+def _hits(view: bytes, anchors: frozenset[int]) -> frozenset[int]:
     whole = len(view) - len(view) % _ANCHOR
-    if not whole:
-        return set()
-    blocks = memoryview(view)[:whole].cast("Q")
-    if anchors.isdisjoint(blocks):
-        return set()
+    return anchors.intersection(memoryview(view)[:whole].cast("Q")) if whole else frozenset()
+
+
+def _scan(view: bytes, tables: Mapping[int, Mapping[bytes, tuple[str, ...]]], hits: frozenset[int]) -> set[str]:
     found: set[str] = set()
-    for at, block in enumerate(blocks.tolist()):
-        if block not in anchors:
-            continue
-        p = at * _ANCHOR
-        for length, table in tables.items():
-            for s in range(max(0, p + _ANCHOR - length), min(p, len(view) - length) + 1):
-                owners = table.get(view[s : s + length])
-                if owners:
-                    found.update(owners)
+    for hit in hits:  # rare: look at every place the piece is, aligned or not
+        piece = hit.to_bytes(_ANCHOR, _BYTEORDER)
+        p = view.find(piece)
+        while p != -1:
+            for length, table in tables.items():
+                for s in range(max(0, p + _ANCHOR - length), min(p, len(view) - length) + 1):
+                    owners = table.get(view[s : s + length])
+                    if owners:
+                        found.update(owners)
+            p = view.find(piece, p + 1)
     return found

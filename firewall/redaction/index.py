@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
+from firewall.redaction.anchored import MIN_ANCHORED, Anchored
 from firewall.redaction.fields import joined_fields
 from firewall.redaction.fragments import FragmentIndex
 from firewall.redaction.masker import Masker
@@ -99,11 +100,6 @@ class SecretForms:
         raw = value.encode("utf-8")
         return cls(name, raw, base64_cores(raw), raw.hex().encode())
 
-    @property
-    def searched(self) -> tuple[bytes, ...]:
-        """The forms `find` looks for in each view of a request."""
-        return (self.raw, *self.base64, self.hex, self.hex.upper())
-
     def masked_forms(self) -> tuple[bytes, ...]:
         """What a response may echo: every form, percent-encoding in both hex cases."""
         percent = quote_from_bytes(self.raw, safe="").encode()
@@ -125,6 +121,10 @@ class SecretIndex:
 
     forms: tuple[SecretForms, ...] = ()
     fragments: FragmentIndex = field(default_factory=FragmentIndex, repr=False, compare=False)
+    # `find`'s tables: the raw and base64 forms, the hex (lower case), and forms too short to anchor.
+    _text: Anchored = field(default_factory=Anchored, repr=False, compare=False)
+    _hex: Anchored = field(default_factory=Anchored, repr=False, compare=False)
+    _short: tuple[tuple[bytes, str], ...] = field(default=(), repr=False, compare=False)
     _redactor: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
     # Maskers by entry names: building one (its pattern, every prefix of every form) for each
     # response cost more than masking the response. A Masker is immutable, so it is shared.
@@ -140,7 +140,25 @@ class SecretIndex:
             texts = {f.decode("utf-8", "replace") for entry in forms for f in entry.masked_forms()}
             redactor = re.compile("|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True)))
         fragments = FragmentIndex.build((entry.name, entry.raw.decode("utf-8")) for entry in forms)
-        return cls(forms, fragments, redactor)
+        text: dict[bytes, set[str]] = {}
+        short: set[tuple[bytes, str]] = set()
+        for entry in forms:
+            for form in (entry.raw, *entry.base64):
+                if len(form) >= MIN_ANCHORED:
+                    text.setdefault(form, set()).add(entry.name)
+                else:
+                    short.add((form, entry.name))
+        hexes: dict[bytes, set[str]] = {}
+        for entry in forms:  # twice the value's length: always long enough
+            hexes.setdefault(entry.hex, set()).add(entry.name)
+        return cls(
+            forms,
+            fragments,
+            Anchored.build((form, tuple(sorted(names))) for form, names in text.items()),
+            Anchored.build((form, tuple(sorted(names))) for form, names in hexes.items()),
+            tuple(sorted(short)),
+            redactor,
+        )
 
     @property
     def names(self) -> frozenset[str]:
@@ -153,16 +171,17 @@ class SecretIndex:
             return ()
         haystack = b"\n".join(parts)
         views = _views(haystack)
-        lowered = views[-1].lower()  # hex in any mix of cases
-        found = set()
-        for entry in self.forms:
-            if entry.name in found:
-                continue
-            if any(form in view for view in views for form in entry.searched) or entry.hex in lowered:
-                found.add(entry.name)
+        found: set[str] = set()
+        for view in views:
+            lowered = view.lower()  # hex in any mix of cases
+            # One pass over each: the windows' pieces are pieces of the whole forms too.
+            hits = self._text.hits(view), self._hex.hits(lowered)
+            found |= self._text.find(view, hits[0]) | self._hex.find(lowered, hits[1])
+            found |= self.fragments.find(view, lowered, hits)
+        for form, name in self._short:
+            if name not in found and any(form in view for view in views):
+                found.add(name)
         if self.fragments:
-            for view in views:
-                found |= self.fragments.find(view)
             for joined in (j for part in parts for j in joined_fields(part)):
                 for view in _views(joined):
                     found |= self.fragments.find(view)

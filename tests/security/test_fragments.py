@@ -242,3 +242,13 @@ def test_benign_text_passes():
         + b" Authorization: Bearer sk-firewall-placeholder-not-a-real-key"
     )
     assert found(text) == ()
+
+
+def test_pieces_at_the_ends_of_long_fields_are_joined():
+    """Only the ends of a long field are joined with its neighbours (a window inside one field is
+    found in the field itself): a piece at the end of a long field and the start of the next."""
+    pieces = _pieces(SECRET)
+    body = {"a": "x" * 1000 + pieces[0], "b": pieces[1] + "y" * 1000}
+    assert found(json.dumps(body).encode()) == ("openai",)
+    control = {"a": "x" * 1000 + _pieces(DECOY)[0], "b": _pieces(DECOY)[1] + "y" * 1000}
+    assert found(json.dumps(control).encode()) == ()
