@@ -150,12 +150,17 @@ class FragmentIndex:
         for name, value in secrets:
             if len(value) >= MIN_FRAGMENTED_CHARS:
                 names.setdefault(value, set()).add(name)
+        everywhere: dict[bytes, set[str]] = {}  # every 16 bytes of every value, kept or not
+        for value in names:
+            raw = value.encode("utf-8")
+            for s in range(len(raw) - WINDOW + 1):
+                everywhere.setdefault(raw[s : s + WINDOW], set()).add(value)
         owners: dict[bytes, set[str]] = {}  # window -> the values holding it
         kinds: dict[bytes, str] = {}
         for value in names:
             raw = value.encode("utf-8")
             start = len(value[: fragment_span(value)].encode("utf-8"))
-            kept = _raw_windows(raw, start)
+            kept = {s: w for s, w in _raw_windows(raw, start).items() if len(everywhere[w]) == 1}
             for window in kept.values():
                 owners.setdefault(window, set()).add(value)
                 kinds[window] = "text"

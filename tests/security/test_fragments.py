@@ -252,3 +252,14 @@ def test_pieces_at_the_ends_of_long_fields_are_joined():
     assert found(json.dumps(body).encode()) == ("openai",)
     control = {"a": "x" * 1000 + _pieces(DECOY)[0], "b": _pieces(DECOY)[1] + "y" * 1000}
     assert found(json.dumps(control).encode()) == ()
+
+
+def test_a_window_inside_another_values_prefix_tells_neither():
+    """A value that holds another one (`Bearer ` and the key): a window they share is not
+    evidence, also where only one of them would keep it (`sk-proj-` is the key's prefix)."""
+    key = "sk-proj-" + "Vb7Nm2Kl9Jh4Gf6Ds1Az3Xc8Qw5Er0Ty"
+    index = SecretIndex.build({"key": key, "header": "Bearer " + key})
+    assert index.find(key[:WINDOW].encode()) == ()
+    assert index.find(key[10 : 10 + WINDOW].encode()) == ()  # shared: neither is told
+    control = SecretIndex.build({"header": "Bearer " + key})
+    assert control.find(key[:WINDOW].encode()) == ("header",)
