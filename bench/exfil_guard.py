@@ -118,6 +118,25 @@ def bench_scanner(repeats: int) -> None:
             _cpu(lambda: carried_secrets(index, request, body, None), repeats),
         ),
     ]
+    small = Request(
+        "GET",
+        "https",
+        "localhost",
+        4443,
+        "/v1/models",
+        headers=(("host", "localhost:4443"), ("accept", "application/json"), ("user-agent", "bench/1")),
+        claimed=("localhost:4443",),
+    )
+    parts = (
+        b"GET",
+        b"localhost",
+        b"/v1/models",
+        b"host: localhost:4443\naccept: application/json\nuser-agent: bench/1",
+    )
+    per_small = [
+        ("a small GET (3 headers), the guard before fragments", _per_call(lambda: _before(index, *parts))),
+        ("a small GET (3 headers), carried_secrets now", _per_call(lambda: carried_secrets(index, small, b"", None))),
+    ]
     text = len(index.fragments.text.get(16, {})), len(index.fragments.text.get(20, {}))
     print(
         f"scanner: {VALUES} vault values of 56 characters, a {len(body) / 2**20:.2f} MiB JSON body; "
@@ -127,7 +146,18 @@ def bench_scanner(repeats: int) -> None:
     baseline = rows[0][1][0]
     for name, (best, median) in rows:
         print(f"  {name:52} {best * 1000:8.1f} / {median * 1000:8.1f} ms   {best / baseline:6.1f}x the baseline")
+    for name, seconds in per_small:
+        print(f"  {name:52} {seconds * 1e6:8.1f} µs CPU per request (median of 2,000)")
     print(f"  load average at the end: {os.getloadavg()[0]:.2f}")
+
+
+def _per_call(fn: Callable[[], object], calls: int = 2000) -> float:
+    times = []
+    for _ in range(calls):
+        started = time.process_time()
+        fn()
+        times.append(time.process_time() - started)
+    return statistics.median(times)
 
 
 def bench_proxy(rounds: int, per_connection: int, baseline_rev: str | None, warmup: int = 3) -> None:
