@@ -11,6 +11,10 @@ the forms a naive exfiltration uses:
   (so the value is found inside a longer encoded blob such as Basic auth);
 - hex, in lower or upper case.
 
+A value of 32 characters or more is also found by any 16-character window
+(fragments.py), also when its pieces are spread over the JSON string values or
+the form values of one part, in order (fields.py).
+
 A value shorter than `MIN_SECRET_CHARS` is not indexed: it would match
 ordinary text. A value that is a JSON object (an OAuth login) is indexed by
 its token-like string fields, which are what travels on the wire.
@@ -29,6 +33,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
+from firewall.redaction.anchored import MIN_ANCHORED, Anchored
+from firewall.redaction.fields import joined_fields
+from firewall.redaction.fragments import FragmentIndex
 from firewall.redaction.masker import Masker
 
 MIN_SECRET_CHARS = 8
@@ -93,11 +100,6 @@ class SecretForms:
         raw = value.encode("utf-8")
         return cls(name, raw, base64_cores(raw), raw.hex().encode())
 
-    @property
-    def searched(self) -> tuple[bytes, ...]:
-        """The forms `find` looks for in each view of a request."""
-        return (self.raw, *self.base64, self.hex, self.hex.upper())
-
     def masked_forms(self) -> tuple[bytes, ...]:
         """What a response may echo: every form, percent-encoding in both hex cases."""
         percent = quote_from_bytes(self.raw, safe="").encode()
@@ -118,6 +120,11 @@ class SecretIndex:
     """Every secret string of the vault, by entry; build once per vault change."""
 
     forms: tuple[SecretForms, ...] = ()
+    fragments: FragmentIndex = field(default_factory=FragmentIndex, repr=False, compare=False)
+    # `find`'s tables: the raw and base64 forms, the hex (lower case), and forms too short to anchor.
+    _text: Anchored = field(default_factory=Anchored, repr=False, compare=False)
+    _hex: Anchored = field(default_factory=Anchored, repr=False, compare=False)
+    _short: tuple[tuple[bytes, str], ...] = field(default=(), repr=False, compare=False)
     _redactor: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
     # Maskers by entry names: building one (its pattern, every prefix of every form) for each
     # response cost more than masking the response. A Masker is immutable, so it is shared.
@@ -132,24 +139,52 @@ class SecretIndex:
         if forms:
             texts = {f.decode("utf-8", "replace") for entry in forms for f in entry.masked_forms()}
             redactor = re.compile("|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True)))
-        return cls(forms, redactor)
+        fragments = FragmentIndex.build((entry.name, entry.raw.decode("utf-8")) for entry in forms)
+        text: dict[bytes, set[str]] = {}
+        short: set[tuple[bytes, str]] = set()
+        for entry in forms:
+            for form in (entry.raw, *entry.base64):
+                if len(form) >= MIN_ANCHORED:
+                    text.setdefault(form, set()).add(entry.name)
+                else:
+                    short.add((form, entry.name))
+        hexes: dict[bytes, set[str]] = {}
+        for entry in forms:  # twice the value's length: always long enough
+            hexes.setdefault(entry.hex, set()).add(entry.name)
+        return cls(
+            forms,
+            fragments,
+            Anchored.build((form, tuple(sorted(names))) for form, names in text.items()),
+            Anchored.build((form, tuple(sorted(names))) for form, names in hexes.items()),
+            tuple(sorted(short)),
+            redactor,
+        )
 
     @property
     def names(self) -> frozenset[str]:
         return frozenset(entry.name for entry in self.forms)
 
     def find(self, *parts: bytes) -> tuple[str, ...]:
-        """The names of the entries whose secrets appear in any of `parts` (sorted)."""
+        """The names of the entries whose secrets, or a fragment of them (fragments.py), appear
+        in any of `parts`, also cut into pieces across fields (fields.py) (sorted)."""
         if not self.forms:
             return ()
-        views = _views(b"\n".join(parts))
-        lowered = views[-1].lower()  # hex in any mix of cases
-        found = set()
-        for entry in self.forms:
-            if entry.name in found:
-                continue
-            if any(form in view for view in views for form in entry.searched) or entry.hex in lowered:
-                found.add(entry.name)
+        haystack = b"\n".join(parts)
+        views = _views(haystack)
+        found: set[str] = set()
+        for view in views:
+            lowered = view.lower()  # hex in any mix of cases
+            # One pass over each: the windows' pieces are pieces of the whole forms too.
+            hits = self._text.hits(view), self._hex.hits(lowered)
+            found |= self._text.find(view, hits[0]) | self._hex.find(lowered, hits[1])
+            found |= self.fragments.find(view, lowered, hits)
+        for form, name in self._short:
+            if name not in found and any(form in view for view in views):
+                found.add(name)
+        if self.fragments:
+            for joined in (j for part in parts for j in joined_fields(part)):
+                for view in _views(joined):
+                    found |= self.fragments.find(view)
         return tuple(sorted(found))
 
     def masker(self, names: Iterable[str]) -> Masker:

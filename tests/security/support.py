@@ -328,10 +328,11 @@ def h2_exchange(
     body: bytes = b"",
     validate: bool = True,
     trailers: list[tuple[str, str]] | None = None,
+    received_trailers: list[tuple[bytes, bytes]] | None = None,
 ) -> tuple[int | None, bytes]:
     """One HTTP/2 request on `conn` (ALPN h2 already agreed): (status or None if the proxy reset
     or closed instead of answering, body). `validate=False` sends headers the h2 library would refuse;
-    `trailers` end the request after the body."""
+    `trailers` end the request after the body; the answer's trailers go to `received_trailers`."""
     import h2.config
     import h2.connection
     import h2.events
@@ -358,6 +359,9 @@ def h2_exchange(
             elif isinstance(event, h2.events.DataReceived):
                 data += event.data
                 h2conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.TrailersReceived) and received_trailers is not None:
+                received_trailers.extend(event.headers)
+                return status, data  # trailers end the stream
             elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset, h2.events.ConnectionTerminated)):
                 return status, data
         conn.sendall(h2conn.data_to_send())
