@@ -4,6 +4,11 @@ No policy logic lives here: this addon turns a mitmproxy flow into a
 `Request`, calls `decide()`, and maps the `Decision` onto the flow — a local
 403 or 429, or the credentials injected and the canonical path sent on.
 Anything that goes wrong in here refuses the request (fail closed).
+
+A WebSocket upgrade the policy blocks is refused with 426 rather than 403: WebSocket
+clients that can also speak plain HTTP (Codex's Responses API) take 426 as "not over a
+WebSocket here" and fall back at once, where any other refusal is retried with backoff
+(docs/proxy.md).
 """
 
 from __future__ import annotations
@@ -136,7 +141,7 @@ class Enforcer:
             exfiltration = decision.reason is Reason.EXFILTRATION
             notes.refuse("exfiltration" if exfiltration else "block", decision.reason.value, decision.message)
             flow.response = error_response(
-                403,
+                426 if is_websocket_upgrade(flow.request) else 403,
                 "exfiltration_blocked" if exfiltration else "policy_blocked",
                 _blocked_message(decision),
                 notes.request_id,
@@ -226,6 +231,12 @@ class Enforcer:
             status, error_type, f"{message} ({outcome.detail})", notes.request_id, rule=notes.rule
         )
         return False
+
+
+def is_websocket_upgrade(request: http.Request) -> bool:
+    """A request asking to become a WebSocket (RFC 6455, 4.1): Upgrade names "websocket"."""
+    offered = ",".join(request.headers.get_all("upgrade")).lower()
+    return "websocket" in (token.strip() for token in offered.split(","))
 
 
 def _blocked_message(decision: Decision) -> str:
