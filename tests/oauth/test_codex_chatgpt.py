@@ -24,8 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.oauth.chatgpt import ANSWER
-from tests.oauth.conftest import REPO
-from tests.oauth.test_codex_cli import CODEX
+from tests.oauth.conftest import CODEX, REPO
 
 POLICY = REPO / "policies/codex.policy"
 ALLOW_TURN = "    allow GET, POST /backend-api/codex/**\n"
