@@ -22,8 +22,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-# The Codex CLI for tests/oauth/test_codex_cli.py: about 400 MB from the npm registry, into
-# .cache/codex (ignored by git), once. Bounded in time; without it that one test is skipped.
+# The Codex CLI for tests/oauth/test_codex_cli.py and test_codex_chatgpt.py: about 400 MB from the
+# npm registry, into .cache/codex (ignored by git), once. Bounded in time; without it those are skipped.
 codex_version=0.169.0
 codex_dir=.cache/codex
 if [ ! -x "$codex_dir/node_modules/.bin/codex" ]; then
@@ -32,7 +32,7 @@ if [ ! -x "$codex_dir/node_modules/.bin/codex" ]; then
             "@openai/codex@$codex_version" >/dev/null 2>&1; then
         echo "installed the Codex CLI $codex_version into $codex_dir"
     else
-        echo "warning: could not install the Codex CLI from npm; tests/oauth/test_codex_cli.py is skipped" >&2
+        echo "warning: could not install the Codex CLI from npm; the Codex tests in tests/oauth are skipped" >&2
     fi
 fi
 

@@ -22,11 +22,13 @@ def refuse(
     say: str | None = None,
     rule: str | None = None,
     headers: dict[str, str] | None = None,
+    status: int | None = None,
 ) -> None:
     """Answer `flow` with the refusal for (outcome, reason) and note it for the audit row.
 
     `detail` goes to the audit row; the agent's message is the table's, filled with `say` (what to
-    tell the agent, when it differs from the row's detail) or `detail`.
+    tell the agent, when it differs from the row's detail) or `detail`. `status` replaces the
+    table's where the request's shape asks for another (426 to a refused WebSocket upgrade).
     """
     notes = notes_of(flow)
     notes.refuse(outcome, reason, detail, rule)
@@ -34,7 +36,7 @@ def refuse(
     if answer.status == 407:
         headers = {"proxy-authenticate": f'Basic realm="{PROXY_REALM}"', **(headers or {})}
     flow.response = error_response(
-        answer.status,
+        status or answer.status,
         answer.error_type,
         answer.message.format(detail=detail if say is None else say),
         notes.request_id,

@@ -199,11 +199,12 @@ def test_websocket_upgrade_is_carried_with_the_credential_in_the_handshake(setup
     assert [(r["decision"], r["path"], r["upstream_status"]) for r in rows] == [("allow", "/ws/chat", 101)]
 
 
-def test_websocket_upgrade_to_a_blocked_path_gets_the_403_json(setup, tmp_path):
+def test_websocket_upgrade_to_a_blocked_path_gets_the_426_json(setup, tmp_path):
+    """426 Upgrade Required, not 403: a client that can also use plain HTTP (Codex) falls back at once."""
     fw, upstream, text, path = setup
     before = len(upstream.seen)
     report = run_websocket(fw, f"{upstream.base_url}/ws/blocked/feed", "ws-blocked", tmp_path / "ws.json")
-    assert report["status"] == 403, report
+    assert report["status"] == 426, report
     error = json.loads(report["body"])["error"]
     assert error["type"] == "policy_blocked"
     assert error["rule"] == f"{path}:{rule_line(text, 'block /ws/blocked')}"

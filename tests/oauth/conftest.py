@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,20 @@ from tests.support.logins import login_json
 
 CLIENT = [sys.executable, "-m", "tests.oauth.client"]
 REPO = Path(__file__).resolve().parents[2]
+
+
+def codex_binary() -> str | None:
+    for candidate in (
+        os.environ.get("FIREWALL_TEST_CODEX"),
+        str(REPO / ".cache/codex/node_modules/.bin/codex"),
+        shutil.which("codex"),
+    ):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+CODEX = codex_binary()  # the real Codex CLI, or None (its tests are skipped)
 
 
 @pytest.fixture

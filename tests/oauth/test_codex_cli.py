@@ -9,7 +9,6 @@ from the npm registry into .cache/codex; without it this test is skipped.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,23 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.oauth.conftest import REPO, codex_policy
+from tests.oauth.conftest import CODEX, codex_policy
 
 PROMPT = "say hi"
 
 
-def codex_binary() -> str | None:
-    for candidate in (
-        os.environ.get("FIREWALL_TEST_CODEX"),
-        str(REPO / ".cache/codex/node_modules/.bin/codex"),
-        shutil.which("codex"),
-    ):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-CODEX = codex_binary()
 pytestmark = pytest.mark.skipif(
     CODEX is None, reason="the codex CLI is not installed (scripts/test.sh installs it from the npm registry)"
 )

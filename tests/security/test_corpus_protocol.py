@@ -251,8 +251,20 @@ def _upgrade(path: str, host: str) -> bytes:
 
 @pytest.mark.parametrize("path", ["/admin/ws", "/v1/../admin/ws", "/ws%2f..%2fadmin"])
 def test_a_websocket_upgrade_to_a_blocked_path_is_refused(corpus, path):
+    """426, not 403: a client that can also speak plain HTTP falls back at once (enforce.py)."""
     before = len(corpus.upstream.seen)
     reply = corpus.agent.https(corpus.api, _upgrade(path, corpus.api))
+    assert reply.status == 426
+    assert reply.error["type"] == "policy_blocked"
+    assert len(corpus.upstream.seen) == before
+
+
+@pytest.mark.parametrize("path", ["/admin/ws", "/v1/../admin/ws"])
+def test_the_same_blocked_path_without_an_upgrade_is_a_403(corpus, path):
+    """The control: only a WebSocket upgrade is answered 426."""
+    before = len(corpus.upstream.seen)
+    plain = _upgrade(path, corpus.api).replace(b"Upgrade: websocket\r\nConnection: Upgrade\r\n", b"")
+    reply = corpus.agent.https(corpus.api, plain)
     assert reply.status == 403
     assert len(corpus.upstream.seen) == before
 

@@ -4,6 +4,11 @@ No policy logic lives here: this addon turns a mitmproxy flow into a
 `Request`, calls `decide()`, and maps the `Decision` onto the flow — a local
 403 or 429, or the credentials injected and the canonical path sent on.
 Anything that goes wrong in here refuses the request (fail closed).
+
+A WebSocket upgrade the policy blocks is refused with 426 rather than 403: WebSocket
+clients that can also speak plain HTTP (Codex's Responses API) take 426 as "not over a
+WebSocket here" and fall back at once, where any other refusal is retried with backoff
+(docs/proxy.md).
 """
 
 from __future__ import annotations
@@ -126,7 +131,9 @@ class Enforcer:
     async def _apply(self, flow: http.HTTPFlow, notes: FlowNotes, decision: Decision) -> bool:
         """Do what the decision says; True when the request goes upstream."""
         if decision.verdict is Verdict.BLOCK:
-            refuse(flow, blocked_outcome(decision), decision.reason, decision.message, say=_blocked_message(decision))
+            upgrade = 426 if is_websocket_upgrade(flow.request) else None  # see the module's docstring
+            reason, said = decision.reason, _blocked_message(decision)
+            refuse(flow, blocked_outcome(decision), reason, decision.message, say=said, status=upgrade)
             return False
         if decision.verdict is Verdict.APPROVE and not await self._approved(flow, notes, decision):
             return False
@@ -196,6 +203,12 @@ class Enforcer:
             return True
         refuse(flow, approval_outcome(ended.state), decision.reason, ended.detail)
         return False
+
+
+def is_websocket_upgrade(request: http.Request) -> bool:
+    """A request asking to become a WebSocket (RFC 6455, 4.1): Upgrade names "websocket"."""
+    offered = ",".join(request.headers.get_all("upgrade")).lower()
+    return "websocket" in (token.strip() for token in offered.split(","))
 
 
 def _blocked_message(decision: Decision) -> str:

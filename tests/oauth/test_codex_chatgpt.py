@@ -1,0 +1,156 @@
+"""The real Codex CLI with its built-in ChatGPT provider, under `firewall run --policy policies/codex.policy`.
+
+No base-URL override and no custom provider: Codex talks to https://chatgpt.com
+and the proxy refreshes the login at https://auth.openai.com, as for a user.
+Offline all the same: each run happens in a private mount and network
+namespace (`unshare -m -n`, as root) whose /etc/hosts maps those names to
+stand-ins on 127.0.0.1 (tests/oauth/codex_netns.py, tests/oauth/chatgpt.py).
+The proxy trusts the stand-ins through `--upstream-ca`, the product's own
+option; nothing in the product knows it is being tested.
+
+The agent runs isolated (bubblewrap nests inside the namespace); on a machine
+without bwrap it runs with --no-isolate, which changes nothing Codex sends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.oauth.chatgpt import ANSWER
+from tests.oauth.conftest import CODEX, REPO
+
+POLICY = REPO / "policies/codex.policy"
+ALLOW_TURN = "    allow GET, POST /backend-api/codex/**\n"
+ALLOW_ROUTING = "    allow GET /backend-api/wham/accounts/check\n"
+# What Codex 0.169 sends besides a turn, and the policy refuses (docs/codex.md).
+REFUSED = {
+    ("chatgpt.com", "POST", "/backend-api/codex/analytics-events/events"),
+    ("chatgpt.com", "GET", "/backend-api/ps/plugins/installed"),
+    ("chatgpt.com", "GET", "/backend-api/ps/plugins/suggested/codex"),
+    ("chatgpt.com", "POST", "/backend-api/ps/mcp"),
+    ("chatgpt.com", "GET", "/backend-api/wham/settings/user"),
+}
+ALLOWED = {
+    ("chatgpt.com", "GET", "/backend-api/wham/accounts/check"),
+    ("chatgpt.com", "GET", "/backend-api/codex/models"),
+    ("chatgpt.com", "GET", "/backend-api/codex/responses"),
+    ("chatgpt.com", "POST", "/backend-api/codex/responses"),
+    ("auth.openai.com", "POST", "/oauth/token"),  # by the proxy itself, never by Codex
+}
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(
+        CODEX is None, reason="the codex CLI is not installed (scripts/test.sh installs it from the npm registry)"
+    ),
+    pytest.mark.skipif(
+        os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("unshare", "mount", "ip")),
+        reason="needs root with unshare, mount and ip, for a private network namespace mapping chatgpt.com to loopback",
+    ),
+]
+
+
+def codex_turn(tmp_path: Path, policy: Path, *, timeout: float = 150) -> dict:
+    """One `codex exec` turn in a namespace of its own; what tests/oauth/codex_netns.py reports."""
+    tmp_path.mkdir()
+    config = {
+        "work": str(tmp_path),
+        "codex": CODEX,
+        "policy": str(policy),
+        "outer_net": os.readlink("/proc/self/ns/net"),
+        "isolate": shutil.which("bwrap") is not None,
+        "timeout": timeout,
+    }
+    done = subprocess.run(
+        ["unshare", "-m", "-n", sys.executable, "-m", "tests.oauth.codex_netns", json.dumps(config)],
+        capture_output=True,
+        text=True,
+        timeout=timeout + 60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def variant(tmp_path: Path, old: str, new: str) -> Path:
+    text = POLICY.read_text()
+    assert old in text, f"policies/codex.policy no longer has {old!r}"
+    path = tmp_path / "variant.policy"
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def hits(report: dict) -> list[tuple[str, str, str]]:
+    return [(h["host"], h["method"], h["path"].split("?")[0]) for h in report["hits"]]
+
+
+def audited(report: dict, decision: str) -> set[tuple[str, str, str]]:
+    return {(r["host"], r["method"], r["path"]) for r in report["audit"] if r["decision"] == decision}
+
+
+def upgrades(report: dict) -> list[dict]:
+    return [r for r in report["audit"] if (r["method"], r["path"]) == ("GET", "/backend-api/codex/responses")]
+
+
+def test_a_chatgpt_login_runs_a_turn_over_the_websocket_with_the_shipped_policy(tmp_path):
+    report = codex_turn(tmp_path / "run", POLICY)
+    assert report["returncode"] == 0, report["stderr"][-3000:]
+    assert ANSWER in report["stdout"]
+    assert "workspace routing discovery failed" not in report["stderr"]
+
+    # The turn went over the WebSocket, opened with the refreshed real login, never Codex's placeholder.
+    socket = [h for h in report["hits"] if h["path"] == "/backend-api/codex/responses"]
+    assert [(h["method"], h["headers"].get("upgrade", "").lower()) for h in socket] == [("GET", "websocket")]
+    assert socket[0]["good_token"], socket[0]["headers"].get("authorization")
+    bearer = socket[0]["headers"]["authorization"].removeprefix("Bearer ")
+    assert bearer != report["login"]["access"]  # the imported one was expired: the proxy refreshed it
+    assert "response.create" in report["ws_messages"]
+
+    # Workspace routing was asked, with the login; everything upstream saw was allowed on purpose.
+    assert ("chatgpt.com", "GET", "/backend-api/wham/accounts/check") in hits(report)
+    assert all(h["good_token"] for h in report["hits"] if h["host"] == "chatgpt.com")
+    assert set(hits(report)) <= ALLOWED, set(hits(report)) - ALLOWED
+    assert [r["refresh_token"] for r in report["refreshes"]] == [report["login"]["refresh"]]  # one, by the proxy
+    assert report["login"]["refresh"] not in report["stdout"] + report["stderr"]
+
+    # Every other call Codex made was decided, refused, and did not stop the turn.
+    assert REFUSED <= audited(report, "block"), REFUSED - audited(report, "block")
+    assert not REFUSED & set(hits(report))
+    assert ("ab.chatgpt.com", "POST", "/otlp/v1/metrics") not in hits(report)
+
+
+def test_without_the_routing_rule_codex_never_gets_to_a_turn(tmp_path):
+    """The control: the built-in provider really asks for workspace routing first. A policy that
+    refuses it (as this project's did) leaves Codex failing with no turn sent."""
+    report = codex_turn(tmp_path / "run", variant(tmp_path, ALLOW_ROUTING, ""))
+    assert report["returncode"] == 1
+    assert "workspace routing discovery failed" in report["stderr"]
+    assert ANSWER not in report["stdout"]
+    assert not [h for h in report["hits"] if h["path"] == "/backend-api/codex/responses"]
+    assert ("chatgpt.com", "GET", "/backend-api/wham/accounts/check") in audited(report, "block")
+
+
+def test_a_policy_refusing_the_websocket_makes_codex_fall_back_to_https_at_once(tmp_path):
+    """A refused upgrade is answered 426, which Codex takes as "no WebSocket here": one attempt, then
+    the streamed POST. A 403 is retried five times, with backoff adding up to about 6.5 s, first
+    (measured: seven refused upgrades, the POST 7.1 s after the first; with 426, 0.4 s)."""
+    no_socket = '    block GET /backend-api/codex/responses reason "no WebSockets"\n' + ALLOW_TURN
+    report = codex_turn(tmp_path / "run", variant(tmp_path, ALLOW_TURN, no_socket))
+    assert report["returncode"] == 0, report["stderr"][-3000:]
+    assert ANSWER in report["stdout"]
+    refused = upgrades(report)
+    assert [r["decision"] for r in refused] == ["block"]  # one attempt, no retries
+    assert "Reconnecting" not in report["stderr"]
+    turn = [h for h in report["hits"] if h["path"] == "/backend-api/codex/responses"]
+    assert [(h["method"], h["good_token"]) for h in turn] == [("POST", True)]
+    posted = [r for r in report["audit"] if (r["method"], r["path"]) == ("POST", "/backend-api/codex/responses")]
+    assert posted[0]["time"] - refused[0]["time"] < 5.0  # no backoff between the refusal and the fallback
