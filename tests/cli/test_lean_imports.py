@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from firewall.cli.run_plain import RunArgs, parse
 from firewall.state.db import open_database
 
 HEAVY = ("mitmproxy", "typer", "rich", "sqlite_utils", "lark", "click", "pydantic")
@@ -38,7 +39,58 @@ def test_the_audit_writer_child_imports_neither_the_proxy_nor_the_command_line(t
     assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
 
 
-@pytest.mark.parametrize("module", ["firewall.state.db", "firewall.cli.main"])
+RUN_NEVER = ("mitmproxy", "typer", "rich", "lark", "pydantic")  # sqlite_utils: still loaded (docs/performance.md)
+
+
+def test_firewall_run_with_a_proxy_running_loads_no_proxy_no_typer_no_parser(firewall, proxy):
+    """`firewall run -- CMD` of the usual shape, with the shared proxy running: it talks to the proxy
+    through files and a socket, reads the compiled policy (no parser), and runs without Typer."""
+    firewall.apply("default allow\n")
+    loaded = imported(["-m", "firewall", "run", "--no-isolate", "--agent", "lean", "--", "true"], env=firewall.env)
+    assert {"firewall", "sqlite3"} <= loaded
+    assert loaded.isdisjoint(RUN_NEVER), sorted(loaded & set(RUN_NEVER))
+
+
+def test_control_firewall_run_help_goes_to_typer(firewall):
+    """Control: a command line of another shape (here --help) is still read by Typer, as before."""
+    loaded = imported(["-m", "firewall", "run", "--help"], env=firewall.env)
+    assert "typer" in loaded
+    assert "mitmproxy" not in loaded
+
+
+@pytest.mark.parametrize("module", ["firewall.state.db", "firewall.cli.main", "firewall.proxy.master"])
 def test_control_a_module_that_loads_them_is_seen_loading_them(module: str):
-    """The check above is not vacuous: the same reading sees the heavy packages when they load."""
-    assert imported(["-c", f"import {module}"]) & set(HEAVY)
+    """The checks above are not vacuous: the same reading sees the heavy packages when they load."""
+    names = ["-c", f"import {module}"] if module != "firewall.cli.main" else ["-c", f"import {module} as m; m.app"]
+    assert imported(names) & set(HEAVY)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--", "true"], RunArgs(["true"])),
+        (["--agent", "ci", "--no-isolate", "--", "sh", "-c", "x"], RunArgs(["sh", "-c", "x"], "ci", no_isolate=True)),
+        (["--agent=ci", "--policy", "a", "--policy=b", "--", "t"], RunArgs(["t"], "ci", [Path("a"), Path("b")])),
+        (["--upstream-ca", "ca.pem", "--", "t", "--help"], RunArgs(["t", "--help"], upstream_ca=Path("ca.pem"))),
+    ],
+)
+def test_plain_run_command_lines_are_read_without_typer(argv, expected):
+    assert parse(argv) == expected
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["true"],  # no `--`
+        ["--"],  # no command
+        ["--agent", "--", "true"],  # a value missing
+        ["--agent", "a", "--agent", "b", "--", "true"],  # given twice
+        ["--no-isolate", "--no-isolate", "--", "true"],
+        ["--unknown", "--", "true"],
+        ["--no-isolate=yes", "--", "true"],
+        ["-h", "--", "true"],
+    ],
+)
+def test_other_run_command_lines_are_left_to_typer(argv):
+    assert parse(argv) is None
