@@ -120,6 +120,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and requests: a minute or two")
     parser.add_argument("--rounds", type=int, help="rounds (default 5, 3 with --quick)")
+    parser.add_argument(
+        "--probe", action="store_true", help="run the firewall's proxy with its event-loop lag probe; print its line"
+    )
     args = parser.parse_args()
     size = dict(QUICK if args.quick else FULL)
     if args.rounds:
@@ -157,7 +160,10 @@ def main() -> int:
         homes += [warm, cold]
         run_true = [po.PYTHON, "-m", "firewall", "run", "--", "true"]
         first_cold = po._time_command(run_true, cold.env)  # creates the CA: timed apart
+        if args.probe:
+            warm.env["FIREWALL_LOOP_PROBE"] = "1"  # firewall/proxy/loop_probe.py
         warm.run("proxy", "start", "--port", "0", "--upstream-ca", str(ca_file))
+        warm.env.pop("FIREWALL_LOOP_PROBE", None)  # not for the `firewall run` timings
         status = json.loads(warm.run("proxy", "status", "--json").stdout)
         home = open_home(warm.home)
         db = open_database(home.database)
@@ -206,6 +212,9 @@ def main() -> int:
         rss = {"bare": peak_rss(bare.pid), "firewall": peak_rss(status["pid"])}
         warm.run("proxy", "stop")
         report(results, times, rss, loads)
+        if args.probe:
+            log = (warm.home / "run" / "proxy.log").read_text().splitlines()
+            print(next((line.split(": ", 1)[1] for line in log if "loop probe:" in line), "no loop probe line"))
     finally:
         for child in children:
             child.terminate()
