@@ -83,6 +83,7 @@ def create_ca(directory: Path) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import pkcs12
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
@@ -119,8 +120,11 @@ def create_ca(directory: Path) -> None:
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
     )
     public = cert.public_bytes(serialization.Encoding.PEM)
+    # Key and certificate in PKCS12 too, as mitmproxy writes it (for trust stores that import .p12).
+    bundle = pkcs12.serialize_key_and_certificates(BASENAME.encode(), key, cert, None, serialization.NoEncryption())
     # The certificate first, then the key: an interrupted start leaves no key without its certificate.
     write_private_file(directory / f"{BASENAME}-ca-cert.pem", public)
+    write_private_file(directory / f"{BASENAME}-ca.p12", bundle)
     write_private_file(directory / f"{BASENAME}-ca.pem", private + public)
 
 
