@@ -1,12 +1,39 @@
-"""The audit log: one hash-chained SQLite row per request the proxy handled."""
+"""The audit log: one hash-chained SQLite row per request the proxy handled.
 
-from firewall.audit.batching import AuditWriteError
-from firewall.audit.chain import ChainReport, verify
-from firewall.audit.process_writer import ProcessAuditWriter
-from firewall.audit.prune import PruneError, PruneResult, prune
-from firewall.audit.query import AuditFilter, Group, newest, stats
-from firewall.audit.record import AuditRecord, AuditRecordError
-from firewall.audit.writer import AuditWriter
+The names below load on first use (PEP 562): a module that needs one part (the audit
+writer's child process, `firewall run` reading a record's fields) does not load the rest.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from firewall.audit.batching import AuditWriteError
+    from firewall.audit.chain import ChainReport, verify
+    from firewall.audit.process_writer import ProcessAuditWriter
+    from firewall.audit.prune import PruneError, PruneResult, prune
+    from firewall.audit.query import AuditFilter, Group, newest, stats
+    from firewall.audit.record import AuditRecord, AuditRecordError
+    from firewall.audit.writer import AuditWriter
+
+_WHERE = {
+    "AuditFilter": "query",
+    "AuditRecord": "record",
+    "AuditRecordError": "record",
+    "AuditWriteError": "batching",
+    "AuditWriter": "writer",
+    "ChainReport": "chain",
+    "Group": "query",
+    "ProcessAuditWriter": "process_writer",
+    "PruneError": "prune",
+    "PruneResult": "prune",
+    "newest": "query",
+    "prune": "prune",
+    "stats": "query",
+    "verify": "chain",
+}
 
 __all__ = [
     "AuditFilter",
@@ -24,3 +51,12 @@ __all__ = [
     "stats",
     "verify",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"firewall.audit.{module}"), name)
+    globals()[name] = value
+    return value

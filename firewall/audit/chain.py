@@ -15,11 +15,13 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from firewall.audit.record import COLUMNS
 from firewall.state.db import transaction
+
+if TYPE_CHECKING:  # annotations only: the audit writer's child process never loads sqlite_utils
+    import sqlite_utils
 
 GENESIS = "0" * 64
 

@@ -22,7 +22,6 @@ from firewall.audit.batching import RETRY_DELAY
 from firewall.audit.process_writer import read_frames
 from firewall.audit.record import FIELD_INDEX
 from firewall.audit.writer import connect, insert_rows
-from firewall.state.db import open_database
 
 RECENT_ROWS = 100_000  # how far back a resent batch's last row is looked for
 _IDENTITY = tuple(FIELD_INDEX[name] for name in ("request_id", "time", "decision", "reason", "duration_ms"))
@@ -33,7 +32,8 @@ class MalformedBatch(Exception):
 
 
 def serve(path: Path, frames: BinaryIO, answers: BinaryIO) -> None:
-    open_database(path).conn.close()  # schema up to date
+    # The parent brought the schema up to date before it started the first child (ProcessAuditWriter),
+    # so this process loads no migrations: only sqlite3, the record's fields and the chain's hashing.
     conn = connect(path)
     try:
         for number, resend, rows in read_frames(frames):

@@ -35,7 +35,6 @@ from typing import BinaryIO
 
 from firewall.audit.batching import RETRY_DELAY, AuditWriteError, BatchingWriter
 from firewall.audit.record import AuditRecord
-from firewall.state.db import open_database
 
 log = logging.getLogger("firewall.audit")
 
@@ -60,8 +59,13 @@ class ProcessAuditWriter(BatchingWriter):
     """
 
     def __init__(self, path: Path, *, batch_size: int = 500, interval: float = 0.25) -> None:
+        # Not at the top: the child process imports this module and must not load the migrations
+        # (every table's owner: the policy compiler, sqlite_utils), which it does not need.
+        from firewall.state.db import open_database
+
         super().__init__(path, batch_size=batch_size, interval=interval, thread_name="audit-feeder")
-        open_database(path).conn.close()  # schema up to date; a bad path fails here, in the caller
+        # The schema brought up to date here, once, before any child starts; a bad path fails here, in the caller.
+        open_database(path).conn.close()
         self._batches = 0
         self._child_read = False  # the child said it read the batch being sent
         self._abandoned = False  # close() stopped waiting: no more attempts

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from firewall.audit.chain import SELECT_CHAIN, START, Link, latest_anchor, walk
 from firewall.state.db import transaction
 from firewall.text import iso_utc
+
+if TYPE_CHECKING:  # annotations only: the audit writer's child process never loads sqlite_utils
+    import sqlite_utils
 
 
 class PruneError(Exception):

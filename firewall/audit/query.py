@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from firewall.audit.record import COLUMNS
+
+if TYPE_CHECKING:  # annotations only: the audit writer's child process never loads sqlite_utils
+    import sqlite_utils
 
 ALL_COLUMNS: tuple[str, ...] = (*COLUMNS, "prev_hash", "hash")
 GROUPS: tuple[str, ...] = ("decision", "agent", "host", "rule")

@@ -22,7 +22,7 @@ from pathlib import Path
 from firewall.audit.batching import RETRY_DELAY, AuditWriteError, BatchingWriter
 from firewall.audit.chain import head, row_hash
 from firewall.audit.record import COLUMNS, AuditRecord, row_values
-from firewall.state.db import open_database, transaction
+from firewall.state.db import transaction
 
 _ROW = f"({', '.join('?' * (len(COLUMNS) + 2))})"
 _INSERT = f"INSERT INTO audit ({', '.join(COLUMNS)}, prev_hash, hash) VALUES "
@@ -41,6 +41,8 @@ class AuditWriter(BatchingWriter):
     """
 
     def __init__(self, path: Path, *, batch_size: int = 500, interval: float = 0.25) -> None:
+        from firewall.state.db import open_database  # not at the top: the child process (child.py) needs none of it
+
         super().__init__(path, batch_size=batch_size, interval=interval, thread_name="audit-writer")
         open_database(path).conn.close()  # schema up to date; a bad path fails here, in the caller
         self._conn = connect(path)

@@ -7,16 +7,36 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
-import typer
+if TYPE_CHECKING:
+    import typer
 
-app = typer.Typer(
-    name="firewall",
-    help="A policy-as-code egress firewall for AI agents.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+
+def _build_app() -> typer.Typer:
+    """The Typer app, made on first use of `app` (module __getattr__ below), which it then is:
+    `firewall run` of the usual shape runs without Typer at all (firewall/cli/run_plain.py)."""
+    import typer
+
+    global app
+    app = typer.Typer(
+        name="firewall",
+        help="A policy-as-code egress firewall for AI agents.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    if _invoked_as("run"):
+        _only_run()
+    else:
+        _register()
+    return app
+
+
+def __getattr__(name: str) -> object:
+    if name == "app":
+        return _build_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _register() -> None:
@@ -24,10 +44,10 @@ def _register() -> None:
 
     app.add_typer(policy_cmd.app, name="policy")
 
-    from firewall.cli import proxy_cmd, run_cmd
+    from firewall.cli import proxy_cmd, run_app
 
     app.add_typer(proxy_cmd.app, name="proxy")
-    app.command("run", context_settings={"ignore_unknown_options": True})(run_cmd.run)
+    app.command("run", context_settings={"ignore_unknown_options": True})(run_app.run)
 
     from firewall.cli import demo_cmd
 
@@ -54,10 +74,10 @@ def _register() -> None:
 def _only_run() -> None:
     """`firewall run` starts the agent's proxy first thing: load that command alone, not every
     command's modules (the policy compiler, audit, approvals, ...: a few hundred ms)."""
-    from firewall.cli import run_cmd
+    from firewall.cli import run_app
 
     app.callback()(lambda: None)  # keep `run` a subcommand: a lone command would become the root
-    app.command("run", context_settings={"ignore_unknown_options": True})(run_cmd.run)
+    app.command("run", context_settings={"ignore_unknown_options": True})(run_app.run)
 
 
 def _invoked_as(command: str) -> bool:
@@ -65,12 +85,6 @@ def _invoked_as(command: str) -> bool:
     entry = os.path.basename(sys.argv[0]) if sys.argv else ""
     is_cli = entry == "firewall" or sys.argv[0].endswith(os.path.join("firewall", "__main__.py"))
     return is_cli and sys.argv[1:2] == [command]
-
-
-if _invoked_as("run"):
-    _only_run()
-else:
-    _register()
 
 
 def main() -> None:
@@ -81,4 +95,10 @@ def main() -> None:
         handoff.adopt()  # a passphrase handed over by pipe, never by environment
     except VaultError as exc:
         fail(str(exc))
-    app()
+    if _invoked_as("run"):
+        from firewall.cli import run_plain
+
+        code = run_plain.main(sys.argv[2:])
+        if code is not None:
+            sys.exit(code)
+    __getattr__("app")()

@@ -1,4 +1,8 @@
-"""`firewall run`: run an agent with all its HTTP(S) going through the firewall."""
+"""`firewall run`: run an agent with all its HTTP(S) going through the firewall.
+
+No Typer here: its options are declared in firewall/cli/run_app.py, and the usual command
+line is read without Typer at all (firewall/cli/run_plain.py).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,6 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from firewall import agents, run_env
 from firewall.approvals.hint import WaitingHint
@@ -20,30 +21,10 @@ from firewall.state.home import Home, write_private_file
 from firewall.state.pids import own_lease
 
 
-def run(
-    command: Annotated[list[str], typer.Argument(help="The agent's command and its arguments, after --.")],
-    agent: Annotated[str, typer.Option(help="The agent's name, as policies and the audit log see it.")] = "default",
-    policy: Annotated[
-        list[Path] | None, typer.Option(help="Run under this policy without applying it for everyone.")
-    ] = None,
-    upstream_ca: Annotated[
-        Path | None, typer.Option(help="Extra CA for upstream servers (only when a proxy is started for this run).")
-    ] = None,
-    no_isolate: Annotated[
-        bool, typer.Option("--no-isolate", help="Do not sandbox the command: it could reach the network directly.")
-    ] = False,
-) -> None:
-    """Run CMD with its HTTP(S) sent through the firewall; exit with CMD's exit code.
-
-    Uses the running proxy, or starts one for the command's lifetime. The agent gets
-    proxy credentials of its own, trusts the firewall's CA, and sees placeholder API
-    keys only: the real ones are added by the proxy, after the policy allows a request.
-
-    On Linux the command runs in a sandbox (bubblewrap): its only network is the
-    proxy, and the state folder is hidden from it. --no-isolate runs it as is.
-
-    Example: firewall run --agent ci -- python agent.py
-    """
+def run_command(
+    command: list[str], agent: str, policy: list[Path] | None, upstream_ca: Path | None, no_isolate: bool
+) -> int:
+    """`firewall run`'s work, without Typer (firewall/cli/run_plain.py calls it directly): the exit code."""
     if os.environ.get(isolation.MARKER):
         fail(
             "`firewall run` cannot start inside a `firewall run`: the sandbox holds no firewall state "
@@ -83,7 +64,7 @@ def run(
             process.abandon(starting)
         if policy_file is not None:
             policy_file.unlink(missing_ok=True)
-    raise typer.Exit(code)
+    return code
 
 
 def _keep_passphrase_out_of_environ() -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from firewall.cli.errors import fail
-from firewall.policy import CompiledPolicy
 from firewall.state.db import open_database
 from firewall.state.home import Home, StateError, open_home
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from firewall.policy import CompiledPolicy
 
 
 def home_or_exit() -> Home:

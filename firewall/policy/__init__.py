@@ -1,21 +1,52 @@
-"""The policy language: parse → compile → decide, each stage with its own errors."""
+"""The policy language: parse → compile → decide, each stage with its own errors.
 
-from firewall.policy.compile_tests import ExpectCase
-from firewall.policy.compiled import CompiledPolicy
-from firewall.policy.compiler import CompileResult
-from firewall.policy.decision import (
-    Decision,
-    Injection,
-    LimitRef,
-    Mode,
-    Reason,
-    Request,
-    RuleRef,
-    Verdict,
-)
-from firewall.policy.engine import decide
-from firewall.policy.errors import CompileError, PolicyError, PolicySyntaxError
-from firewall.policy.loader import compile_source, load_policy
+The names below load on first use (PEP 562): reading a compiled policy (`CompiledPolicy`, what
+`firewall run` and the proxy need) must not load the parser and compiler (lark and the
+grammar: a tenth of a second of every `firewall run`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from firewall.policy.compile_tests import ExpectCase
+    from firewall.policy.compiled import CompiledPolicy
+    from firewall.policy.compiler import CompileResult
+    from firewall.policy.decision import (
+        Decision,
+        Injection,
+        LimitRef,
+        Mode,
+        Reason,
+        Request,
+        RuleRef,
+        Verdict,
+    )
+    from firewall.policy.engine import decide
+    from firewall.policy.errors import CompileError, PolicyError, PolicySyntaxError
+    from firewall.policy.loader import compile_source, load_policy
+
+_WHERE = {
+    "ExpectCase": "compile_tests",
+    "CompiledPolicy": "compiled",
+    "CompileResult": "compiler",
+    "Decision": "decision",
+    "Injection": "decision",
+    "LimitRef": "decision",
+    "Mode": "decision",
+    "Reason": "decision",
+    "Request": "decision",
+    "RuleRef": "decision",
+    "Verdict": "decision",
+    "decide": "engine",
+    "CompileError": "errors",
+    "PolicyError": "errors",
+    "PolicySyntaxError": "errors",
+    "compile_source": "loader",
+    "load_policy": "loader",
+}
 
 __all__ = [
     "CompileError",
@@ -36,3 +67,12 @@ __all__ = [
     "decide",
     "load_policy",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"firewall.policy.{module}"), name)
+    globals()[name] = value
+    return value

@@ -43,6 +43,7 @@ from firewall.proxy.addons.ws_guard import WebSocketGuard
 from firewall.proxy.chain import Chain
 from firewall.proxy.limiter import LIMITS_TIMEOUT, Limiter
 from firewall.proxy.log_file import ProxyLogHandler
+from firewall.proxy.loop_probe import LoopProbe, wanted
 from firewall.proxy.master import build_master
 from firewall.proxy.oauth import TokenKeeper
 from firewall.proxy.resolver import Resolver
@@ -198,9 +199,14 @@ async def serve(settings: ProxySettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stopping.append(loop.create_task(_stop(master, broker))))
     runtime.start()
+    probe = LoopProbe(loop) if wanted() else None  # diagnosis only: FIREWALL_LOOP_PROBE=1
+    if probe:
+        probe.start()
     try:
         await master.run()
     finally:
+        if probe:
+            log.info("%s", probe.stop())
         await broker.close()
         runtime.stop()
         try:

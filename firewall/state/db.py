@@ -13,11 +13,13 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
+from typing import TYPE_CHECKING
 
 from firewall.state.home import SECRET_FILE_MODE
+
+if TYPE_CHECKING:  # sqlite_utils is imported where it is used: the audit child never loads it
+    import sqlite_utils
+    from sqlite_utils.migrations import Migrations
 
 # "module:attribute" of every Migrations set, applied in this order.
 MIGRATION_SETS: tuple[str, ...] = (
@@ -40,6 +42,8 @@ def connect(path: Path) -> sqlite_utils.Database:
     """A connection with the settings every user of the database needs."""
     if not path.exists():
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, SECRET_FILE_MODE))
+    import sqlite_utils
+
     _owner_only(path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
     db = sqlite_utils.Database(path)
     db.execute("PRAGMA journal_mode=WAL")
