@@ -65,6 +65,11 @@ class BatchingWriter:
         return self._written
 
     @property
+    def unwritten(self) -> int:
+        """Records given up on (lost) so far."""
+        return self._unwritten
+
+    @property
     def error(self) -> AuditWriteError | None:
         """The last write failure, while the batch it hit is still unwritten."""
         return self._error

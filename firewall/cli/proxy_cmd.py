@@ -133,18 +133,40 @@ def _serve(
 
 
 @app.command()
-def stop() -> None:
-    """Stop the shared proxy; it finishes writing its audit log first.
+def stop(
+    grace: Annotated[
+        float,
+        typer.Option(
+            help="Seconds the requests in flight have to finish; past it they are cut "
+            "(their audit rows say cut_at_stop). New connections are refused at once."
+        ),
+    ] = process.DEFAULT_GRACE,
+) -> None:
+    """Stop the shared proxy: it stops accepting, lets the requests in flight finish (within
+    --grace), cuts the rest, and writes its audit log last. Exits 1 if audit rows were lost.
 
-    Example: firewall proxy stop
+    Example: firewall proxy stop --grace 30
     """
+    if not 0 <= grace <= process.MAX_GRACE:
+        fail(f"--grace is seconds from 0 to {process.MAX_GRACE:.0f}, not {grace:g}")
     home = home_or_exit()
     info = process.running_proxy(home)
     if info is None:
         fail("no proxy is running")
-    if not process.stop(info):
-        fail(f"the proxy (pid {info.pid}) did not stop within {process.STOP_TIMEOUT:.0f}s")
+    report = process.stop(info, grace=grace)
+    if report is None:
+        fail(f"the proxy (pid {info.pid}) did not stop within {grace + process.STOP_TIMEOUT:.0f}s")
     typer.echo(f"proxy stopped (pid {info.pid})")
+    if report.get("cut"):
+        typer.echo(
+            f"{report['cut']} request(s) still in flight after the {grace:g}s grace were cut "
+            "(their audit rows say cut_at_stop)"
+        )
+    if report.get("lost"):
+        fail(
+            f"{report['lost']} audit row(s) were not written: {report.get('lost_cause') or 'cause unknown'}; "
+            "free space or release the database, then check with `firewall audit verify`"
+        )
 
 
 @app.command()

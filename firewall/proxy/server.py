@@ -31,6 +31,7 @@ from firewall.audit.checkpoints import CheckpointError, checkpoint_database
 from firewall.proxy import ca
 from firewall.proxy.addons.audit import Auditor, CountingWriter
 from firewall.proxy.addons.dial_guard import DialGuard
+from firewall.proxy.addons.drain import Drain
 from firewall.proxy.addons.enforce import Enforcer
 from firewall.proxy.addons.framing import Framing
 from firewall.proxy.addons.identity import Identity
@@ -45,6 +46,7 @@ from firewall.proxy.limiter import LIMITS_TIMEOUT, Limiter
 from firewall.proxy.log_file import ProxyLogHandler
 from firewall.proxy.master import build_master
 from firewall.proxy.oauth import TokenKeeper
+from firewall.proxy.process import take_stop_request
 from firewall.proxy.resolver import Resolver
 from firewall.proxy.runtime import Runtime, pinned_policy_from
 from firewall.proxy.state_file import StateFile
@@ -178,9 +180,11 @@ async def serve(settings: ProxySettings) -> None:
     )
     auditor = Auditor(runtime, writer)
     identity = Identity(runtime)
+    drain = Drain(auditor.record_now)
     master.addons.add(
         Chain(  # one addon to mitmproxy: firewall/proxy/chain.py
             identity,
+            drain,
             Tunnels(runtime, identity, resolver, auditor),
             Framing(),
             Enforcer(runtime, limiter, resolver, broker, oauth=keeper),
@@ -195,8 +199,17 @@ async def serve(settings: ProxySettings) -> None:
         )
     )
     stopping: list[asyncio.Task] = []
+    report: dict = {}
+
+    def on_stop_signal() -> None:
+        if stopping:  # a second signal: cut what is still in flight now
+            drain.cut_now()
+            return
+        grace = take_stop_request(settings.state_file)
+        stopping.append(loop.create_task(_stop(master, broker, drain, grace, report)))
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: stopping.append(loop.create_task(_stop(master, broker))))
+        loop.add_signal_handler(sig, on_stop_signal)
     runtime.start()
     try:
         await master.run()
@@ -204,15 +217,19 @@ async def serve(settings: ProxySettings) -> None:
         await broker.close()
         runtime.stop()
         try:
-            writer.close()
+            writer.close()  # last: every flow has ended (addons/drain.py), so every row is in it
         except AuditWriteError as exc:  # say what was lost, and still finish stopping
             log.error("%s", exc)
+            report.update(lost=getattr(writer, "unwritten", 0) or "an unknown number of", lost_cause=str(exc))
         if settings.audit:
             _checkpoint(home)
         else:
             log.warning("audit log was OFF: %d records counted, none written", writer.written)
         await client.aclose()
-        state_file.remove()
+        if report.get("cut") or report.get("lost"):
+            state_file.stopped(report)  # `proxy stop` prints it, then removes the file
+        else:
+            state_file.remove()
         ca.restrict_ca_files(home)
 
 
@@ -226,11 +243,17 @@ def _checkpoint(home: Home) -> None:
         log.info("audit checkpoint: row %d, hash %s", signed.seq, signed.hash[:12])
 
 
-async def _stop(master: Master, broker: ApprovalBroker) -> None:
-    """Answer the requests held for approval (503) before the proxy stops listening."""
-    if await broker.close("the proxy stopped"):
-        await asyncio.sleep(SHUTDOWN_GRACE)
-    master.shutdown()
+async def _stop(master: Master, broker: ApprovalBroker, drain: Drain, grace: float, report: dict) -> None:
+    """Answer the requests held for approval (503), drain the rest (addons/drain.py), then stop
+    mitmproxy; the audit writer closes after it, in serve()."""
+    try:
+        if await broker.close("the proxy stopped"):
+            await asyncio.sleep(SHUTDOWN_GRACE)
+        report.update(await drain.drain(grace))
+    except Exception:  # the stop must happen whatever failed on the way
+        log.exception("draining the proxy failed; stopping it now")
+    finally:
+        master.shutdown()
 
 
 def configure_logging(log_file: Path | None) -> None:

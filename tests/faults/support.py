@@ -115,10 +115,14 @@ def check_nothing_lost(fw: Firewall, upstream: Upstream, answers: list[Answer], 
         "longest wait": f"{longest:.3f}s",
         "answers": dict(Counter(f"{a.status} {a.error or ''}".strip() for a in answers)),
     }
-    print(f"\n[fault figures] {name}: {json.dumps(figures)}")
+    print_figures(name, figures)
     assert lost == [] and doubled == [] and reached_without_row == [], figures
     assert longest < bound, f"a client waited {longest:.3f}s (bound {bound}s): {figures}"
     return figures
+
+
+def print_figures(name: str, figures: dict) -> None:
+    print(f"\n[fault figures] {name}: {json.dumps(figures)}")
 
 
 def proxy_status(fw: Firewall) -> dict:
