@@ -34,6 +34,14 @@ def start(
             "refused at once with 503 limits_unavailable."
         ),
     ] = 0.25,
+    audit_full_action: Annotated[
+        str,
+        typer.Option(
+            help="When audit rows cannot be written (a full disk, a locked database) and the backlog "
+            "passes its bound (10,000 rows or 5 s): `refuse` new requests with 503 audit_unavailable, "
+            "or `allow` them and lose the rows past the bound (counted in `proxy status`)."
+        ),
+    ] = "refuse",
     foreground: Annotated[bool, typer.Option(help="Run in this terminal instead of in the background.")] = False,
     state_file: Annotated[Path | None, typer.Option(hidden=True)] = None,
     pinned_policy: Annotated[Path | None, typer.Option(hidden=True)] = None,
@@ -77,6 +85,7 @@ def start(
             listen_fd,
             audit,
             limits_timeout,
+            audit_full_action,
         )
         return
     try:
@@ -88,6 +97,7 @@ def start(
             limits_storage=limits_storage,
             audit=audit,
             limits_timeout=limits_timeout,
+            audit_full_action=audit_full_action,
         )
     except process.ProxyProcessError as exc:
         fail(str(exc))
@@ -105,6 +115,7 @@ def _serve(
     listen_fd=None,
     audit="on",
     limits_timeout=0.25,
+    audit_full_action="refuse",
 ) -> None:
     from firewall.policy_store import PolicyStoreError
     from firewall.proxy.limiter import LimiterConfigError
@@ -114,6 +125,8 @@ def _serve(
 
     if audit not in ("on", "off"):
         fail(f"--audit is `on` or `off`, not {audit!r}")
+    if audit_full_action not in ("refuse", "allow"):
+        fail(f"--audit-full-action is `refuse` or `allow`, not {audit_full_action!r}")
     configure_logging(log_file)
     settings = ProxySettings(
         home=home,
@@ -125,6 +138,7 @@ def _serve(
         pinned_policy=pinned_policy,
         listen_fd=listen_fd,
         audit=audit == "on",
+        audit_full_action=audit_full_action,
     )
     try:
         asyncio.run(serve(settings))

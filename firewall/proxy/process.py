@@ -147,6 +147,7 @@ def start_background(
     env: dict[str, str] | None = None,
     audit: str = "on",
     limits_timeout: float | None = None,
+    audit_full_action: str = "refuse",
 ) -> tuple[ProxyInfo, subprocess.Popen]:
     """Start the proxy in the foreground of a detached process and wait until it listens.
     `audit="off"` is a benchmark knob (see `firewall proxy start --audit`)."""
@@ -162,6 +163,7 @@ def start_background(
             env=env,
             audit=audit,
             limits_timeout=limits_timeout,
+            audit_full_action=audit_full_action,
         )
     )
 
@@ -179,6 +181,7 @@ def spawn_background(
     listener: socket.socket | None = None,
     audit: str = "on",
     limits_timeout: float | None = None,
+    audit_full_action: str = "refuse",
 ) -> Starting:
     """Start the proxy process and return at once: the caller can do its own work while the
     proxy starts (importing mitmproxy takes most of a second), then `wait_listening`.
@@ -207,6 +210,8 @@ def spawn_background(
         command += ["--pinned-policy", str(pinned_policy)]
     if limits_timeout is not None:
         command += ["--limits-timeout", repr(limits_timeout)]
+    if audit_full_action != "refuse":
+        command += ["--audit-full-action", audit_full_action]
     if audit != "on":  # benchmarks only: bench/audit_log.py
         command += ["--audit", audit]
     pass_fds: tuple[int, ...] = ()

@@ -30,6 +30,7 @@ from firewall.audit import AuditWriteError, ProcessAuditWriter
 from firewall.audit.checkpoints import CheckpointError, checkpoint_database
 from firewall.proxy import ca
 from firewall.proxy.addons.audit import Auditor, CountingWriter
+from firewall.proxy.addons.audit_gate import AuditGate
 from firewall.proxy.addons.dial_guard import DialGuard
 from firewall.proxy.addons.drain import Drain
 from firewall.proxy.addons.enforce import Enforcer
@@ -74,6 +75,7 @@ class ProxySettings:
     pinned_policy: Path | None = None  # compiled JSON for this proxy alone (`firewall run --policy`)
     listen_fd: int | None = None  # a listening socket the starting process bound (see listen_on_inherited)
     audit: bool = True  # False only for benchmarks (`--audit off`): records are counted, not written
+    audit_full_action: str = "refuse"  # past the audit backlog bound: refuse new requests (503), or allow them
 
 
 def check_port_free(port: int) -> None:
@@ -184,6 +186,7 @@ async def serve(settings: ProxySettings) -> None:
     master.addons.add(
         Chain(  # one addon to mitmproxy: firewall/proxy/chain.py
             identity,
+            AuditGate(writer, settings.audit_full_action, on_problem=state_file.problem),
             drain,
             Tunnels(runtime, identity, resolver, auditor),
             Framing(),

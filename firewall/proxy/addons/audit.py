@@ -33,8 +33,13 @@ class CountingWriter:
     def __init__(self) -> None:
         self.written = 0  # records received (none written), named as the writers' count
 
+    unwritten = 0
+
     def submit(self, record: AuditRecord) -> None:
         self.written += 1
+
+    def unavailable(self) -> str | None:
+        return None
 
     def close(self) -> None:
         pass
