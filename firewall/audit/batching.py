@@ -93,6 +93,11 @@ class BatchingWriter:
         return self._unwritten + self._dropped
 
     @property
+    def lost_cause(self) -> str | None:
+        """Why records were lost (the failure at the time), if any were."""
+        return str(self._lost_cause) if self._lost_cause else None
+
+    @property
     def pending(self) -> int:
         """Records waiting in memory: queued, or in the batch being written."""
         return len(self._queue) + self._in_batch

@@ -223,7 +223,8 @@ async def serve(settings: ProxySettings) -> None:
             writer.close()  # last: every flow has ended (addons/drain.py), so every row is in it
         except AuditWriteError as exc:  # say what was lost, and still finish stopping
             log.error("%s", exc)
-            report.update(lost=getattr(writer, "unwritten", 0) or "an unknown number of", lost_cause=str(exc))
+            lost, cause = getattr(writer, "unwritten", 0), getattr(writer, "lost_cause", None)
+            report.update(lost=lost or "an unknown number of", lost_cause=cause or str(exc))
         if settings.audit:
             _checkpoint(home)
         else:
