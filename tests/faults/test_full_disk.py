@@ -122,3 +122,31 @@ def test_a_full_disk_refuses_past_the_bound_and_loses_nothing_once_space_is_back
         assert "audit row(s) were not written" in stopped.stderr
         assert "Traceback" not in stopped.stdout + stopped.stderr
         assert firewall.run("audit", "verify").returncode == 0
+
+
+def test_firewall_run_on_a_disk_that_fills_exits_with_the_agents_code(small_disk):
+    """The agent fills the disk and exits 3: `firewall run` exits 3 with a one-line warning (no
+    traceback), and the run's token is not live afterwards. Control: the same run with space."""
+    from firewall import agents
+    from firewall.state.db import open_database
+
+    firewall = make_firewall(small_disk / "home")
+    firewall.apply(POLICY.format(port=1))
+    control = firewall.run("run", "--no-isolate", "--", "sh", "-c", "exit 3", timeout=90)
+    assert control.returncode == 3, control.stderr
+    filling = (
+        f"dd if=/dev/zero of={small_disk}/filler bs=1M; dd if=/dev/zero of={small_disk}/filler-small bs=4k; exit 3"
+    )
+    result = firewall.run("run", "--no-isolate", "--", "sh", "-c", filling, timeout=90)
+    free(small_disk)
+    print(
+        f"\n[fault figures] full disk: firewall run: exit {result.returncode}; stderr: {result.stderr.strip()[-160:]}"
+    )
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "could not revoke this run's proxy token" in result.stderr
+    db = open_database(firewall.home / "firewall.db")
+    try:
+        assert agents.live_tokens(db) == {}  # tied to the run's process, which has ended
+    finally:
+        db.close()
