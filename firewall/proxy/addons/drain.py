@@ -3,7 +3,7 @@ finish within a grace period, then cut the rest, each with its audit row.
 
 1. The listening sockets close: a new connection is refused by the kernel, not lost.
 2. A request that arrives on a connection already open is answered at once with
-   `503 proxy_stopping` (and `connection: close`), and gets its row like any refusal.
+   `503 proxy_stopping` (and `connection: close` in HTTP/1), and gets its row like any refusal.
 3. Requests in flight have `grace` seconds to finish. Whatever is still in flight then is
    cut: its row is written first, with `cut_at_stop` in its detail, then every connection
    is closed. A second SIGTERM or Ctrl-C cuts at once.
@@ -48,7 +48,8 @@ class Drain:
             flow.response = error_response(
                 503, "proxy_stopping", "the firewall proxy is stopping; try again once it runs", notes.request_id
             )
-            flow.response.headers["connection"] = "close"
+            if not flow.request.http_version.startswith("HTTP/2"):  # no connection header in HTTP/2
+                flow.response.headers["connection"] = "close"
             self.figures["refused"] += 1
             return
         self.in_flight[flow.id] = flow
