@@ -11,8 +11,8 @@ batch is written (`_write_batch`), which must either write it (and count it in
 What waits in memory is bounded (docs/audit.md, "When rows cannot be written"): `unavailable()`
 says when more than `max_rows` rows wait, or a batch has waited more than `max_seconds` (a
 full disk, a write lock held by another process); the proxy then refuses new requests
-(firewall/proxy/addons/audit_gate.py). Past twice `max_rows`, `submit` drops the record and
-counts it as lost, so memory stays bounded whatever the proxy is told to do.
+(firewall/proxy/addons/audit_gate.py). Past twice `max_rows` while writes fail, `submit` drops
+the record and counts it as lost, so memory stays bounded whatever the proxy is told to do.
 """
 
 from __future__ import annotations
@@ -126,7 +126,9 @@ class BatchingWriter:
         """Queue `record` for writing. Never blocks; safe from any thread."""
         if self._closed:
             raise AuditWriteError(f"{self.path}: audit writer is closed; record {record.request_id} not written")
-        if len(self._queue) >= 2 * self.max_rows:  # the hard bound: memory stays bounded, the loss is counted
+        if (
+            self._error is not None and len(self._queue) >= 2 * self.max_rows
+        ):  # writes fail: bound memory, count the loss
             if self._lost_cause is None:
                 self._lost_cause = AuditWriteError(
                     f"{2 * self.max_rows} rows were already waiting in memory{self._cause()}"
