@@ -39,7 +39,7 @@ class Drain:
         self._cut_now = asyncio.Event()
         self.figures = {"drained": 0, "cut": 0, "refused": 0}
 
-    # ---- hooks (first in the chain) ----
+    # ---- hooks (after Identity and AuditGate in the chain: a refusal here names the agent) ----
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if self.draining and flow.response is None:
@@ -52,7 +52,8 @@ class Drain:
                 flow.response.headers["connection"] = "close"
             self.figures["refused"] += 1
             return
-        self.in_flight[flow.id] = flow
+        if flow.response is None:  # not refused by an addon before this one
+            self.in_flight[flow.id] = flow
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._done(flow)
