@@ -336,18 +336,23 @@ def _start_failure(stderr: str, log_file: Path, offset: int) -> str:
     return f"the proxy failed to start: {detail.removeprefix('error: ')}"
 
 
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def stop_request_file(state_file: Path) -> Path:
     """Where `proxy stop --grace` leaves the grace for the proxy it signals (a signal carries no value)."""
     return state_file.with_name(f"{state_file.stem}.stop.json")
 
 
-def request_stop(state_file: Path, grace: float) -> None:
-    """Leave `grace` for the proxy of `state_file` to read when it is signalled; if it cannot be
-    written (a full disk), the proxy uses DEFAULT_GRACE."""
+def request_stop(state_file: Path, grace: float) -> bool:
+    """Leave `grace` for the proxy of `state_file` to read when it is signalled; False if it
+    cannot be written (a full disk): the proxy then uses DEFAULT_GRACE."""
     try:
         write_private_file(stop_request_file(state_file), json.dumps({"grace": grace}).encode())
     except OSError:
-        pass
+        return False
+    return True
 
 
 def take_stop_request(state_file: Path) -> float:
@@ -367,8 +372,12 @@ def stop(info: ProxyInfo, timeout: float = STOP_TIMEOUT, grace: float | None = N
 
     None if it did not exit in time; else what it reported at its stop (`stop_report`: requests
     cut, audit rows lost), empty when there was nothing to report."""
-    if grace is not None:
-        request_stop(info.state_file, grace)
+    if grace is not None and not request_stop(info.state_file, grace) and grace != DEFAULT_GRACE:
+        warn(
+            f"could not pass --grace to the proxy (cannot write in {info.state_file.parent}); "
+            f"it uses {DEFAULT_GRACE:g}s"
+        )
+        grace = DEFAULT_GRACE
     try:
         os.kill(info.pid, signal.SIGTERM)
     except ProcessLookupError:
