@@ -77,7 +77,10 @@ def check_every_row(firewall, upstream, answers, name: str, bound: float) -> tup
         "answers": dict(Counter(f"{a.status} {a.error or ''}".strip()[:40] for a in answers)),
     }
     print_figures(name, figures)
-    assert lost == [] and doubled == [] and len(stopping_rows) == len(stopping), figures
+    # A 503 proxy_stopping written just as its connection was closed reaches no client: its row stays.
+    unanswered = sum(a.status == 0 and "ConnectError" not in (a.error or "") for a in answers)
+    assert lost == [] and doubled == [], figures
+    assert len(stopping) <= len(stopping_rows) <= len(stopping) + unanswered, figures
     assert longest < bound, f"a client waited {longest:.3f}s (bound {bound}s): {figures}"
     return figures, rows
 
