@@ -7,11 +7,18 @@ seconds unless a full batch or a `flush` is waiting: a busy proxy gets a few
 large batches a second, not a transaction per row. A subclass says how a
 batch is written (`_write_batch`), which must either write it (and count it in
 `_written`) or give up on it (`_give_up`), retrying in between as it sees fit.
+
+What waits in memory is bounded (docs/audit.md, "When rows cannot be written"): `unavailable()`
+says when more than `max_rows` rows wait, or a batch has waited more than `max_seconds` (a
+full disk, a write lock held by another process); the proxy then refuses new requests
+(firewall/proxy/addons/audit_gate.py). Past twice `max_rows` while writes fail, `submit` drops
+the record and counts it as lost, so memory stays bounded whatever the proxy is told to do.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +26,8 @@ from pathlib import Path
 from firewall.audit.record import AuditRecord
 
 RETRY_DELAY = 1.0  # seconds between attempts at a batch that failed to write
+MAX_ROWS = 10_000  # rows waiting in memory past which the proxy refuses new requests
+MAX_SECONDS = 5.0  # seconds a batch may wait to be committed before the proxy refuses new requests
 
 
 class AuditWriteError(Exception):
@@ -35,7 +44,16 @@ class FlushMark:
 class BatchingWriter:
     """Queue, flush and close; subclasses write the batches (see the module's doc)."""
 
-    def __init__(self, path: Path, *, batch_size: int, interval: float, thread_name: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        batch_size: int,
+        interval: float,
+        thread_name: str,
+        max_rows: int = MAX_ROWS,
+        max_seconds: float = MAX_SECONDS,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"{type(self).__name__} batch_size must be at least 1, got {batch_size}")
         if interval <= 0:
@@ -53,6 +71,11 @@ class BatchingWriter:
         self._unwritten = 0  # records given up on
         self._error: AuditWriteError | None = None
         self._lost_cause: AuditWriteError | None = None  # why records were given up on (kept after writes work again)
+        self.max_rows = max_rows
+        self.max_seconds = max_seconds
+        self._in_batch = 0  # records of the batch being written
+        self._waiting_since: float | None = None  # monotonic start of the batch being written, until it is
+        self._dropped = 0  # records refused by submit past the hard bound (2 x max_rows)
         self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
 
     def _start(self) -> None:
@@ -65,6 +88,36 @@ class BatchingWriter:
         return self._written
 
     @property
+    def unwritten(self) -> int:
+        """Records given up on or dropped (lost) so far."""
+        return self._unwritten + self._dropped
+
+    @property
+    def lost_cause(self) -> str | None:
+        """Why records were lost (the failure at the time), if any were."""
+        return str(self._lost_cause) if self._lost_cause else None
+
+    @property
+    def pending(self) -> int:
+        """Records waiting in memory: queued, or in the batch being written."""
+        return len(self._queue) + self._in_batch
+
+    def unavailable(self, now: float | None = None) -> str | None:
+        """Why no more rows should be taken in now (too many wait, or for too long), or None."""
+        pending = self.pending
+        if pending >= self.max_rows:
+            return f"{pending} audit rows wait to be written (the bound is {self.max_rows}){self._cause()}"
+        since = self._waiting_since
+        waited = (time.monotonic() if now is None else now) - since if since is not None else 0.0
+        if waited >= self.max_seconds:
+            bound = f"the bound is {self.max_seconds:g} s"
+            return f"audit rows have waited {waited:.1f} s to be written ({bound}){self._cause()}"
+        return None
+
+    def _cause(self) -> str:
+        return f": {self._error}" if self._error else ""
+
+    @property
     def error(self) -> AuditWriteError | None:
         """The last write failure, while the batch it hit is still unwritten."""
         return self._error
@@ -73,6 +126,15 @@ class BatchingWriter:
         """Queue `record` for writing. Never blocks; safe from any thread."""
         if self._closed:
             raise AuditWriteError(f"{self.path}: audit writer is closed; record {record.request_id} not written")
+        if (
+            self._error is not None and len(self._queue) >= 2 * self.max_rows
+        ):  # writes fail: bound memory, count the loss
+            if self._lost_cause is None:
+                self._lost_cause = AuditWriteError(
+                    f"{2 * self.max_rows} rows were already waiting in memory{self._cause()}"
+                )
+            self._dropped += 1
+            return
         self._queue.append(record)
 
     def flush(self, timeout: float = 10.0) -> None:
@@ -91,7 +153,7 @@ class BatchingWriter:
         if not mark.done.wait(timeout):
             cause = f": {self._error}" if self._error else ""
             raise AuditWriteError(f"{self.path}: audit records not written within {timeout}s{cause}")
-        if self._unwritten:
+        if self.unwritten:
             raise self._lost()
 
     def close(self, timeout: float = 30.0) -> None:
@@ -108,13 +170,13 @@ class BatchingWriter:
         if self._thread.is_alive():
             raise AuditWriteError(f"{self.path}: audit writer did not finish within {timeout}s: {self._error}")
         self._release()
-        if self._unwritten:
+        if self.unwritten:
             raise self._lost()
 
     def _lost(self) -> AuditWriteError:
         """How many records were given up on, and why (the failure at the time, not the latest state)."""
         return AuditWriteError(
-            f"{self.path}: {self._unwritten} audit records not written: {self._lost_cause or 'cause unknown'}"
+            f"{self.path}: {self.unwritten} audit records not written: {self._lost_cause or 'cause unknown'}"
         )
 
     def __enter__(self):
@@ -153,7 +215,12 @@ class BatchingWriter:
         while True:
             records, marks = take_batch(self._queue, self._batch_size)
             if records:
+                self._in_batch = len(records)
+                self._waiting_since = self._waiting_since or time.monotonic()
                 self._write_batch(records)
+                self._in_batch = 0
+                if self._error is None:  # written (or given up on): nothing waits on a failing write
+                    self._waiting_since = None
             for mark in marks:
                 self._handled(mark)
             if self._stopping and not self._queue:

@@ -30,6 +30,7 @@ import marshal
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -99,6 +100,9 @@ class ProcessAuditWriter(BatchingWriter):
                 if self._abandoned or isinstance(exc, ClosedWhileFailing):
                     break
                 self._replace_child()  # for the next attempt, or for the batches after this one
+                # A new child gets the full MAX_SECONDS: a dead child is not a full disk or a held lock
+                # (the row bound still holds memory), so killed children do not shut the proxy's door.
+                self._waiting_since = time.monotonic()
                 if read_and_died >= ATTEMPTS_PER_BATCH:
                     break
                 if deaths <= ATTEMPTS_PER_BATCH or deaths % 100 == 0:  # not a line per death when none can start

@@ -34,6 +34,14 @@ def start(
             "refused at once with 503 limits_unavailable."
         ),
     ] = 0.25,
+    audit_full_action: Annotated[
+        str,
+        typer.Option(
+            help="When audit rows cannot be written (a full disk, a locked database) and the backlog "
+            "passes its bound (10,000 rows or 5 s): `refuse` new requests with 503 audit_unavailable, "
+            "or `allow` them and lose the rows past the bound (counted in `proxy status`)."
+        ),
+    ] = "refuse",
     foreground: Annotated[bool, typer.Option(help="Run in this terminal instead of in the background.")] = False,
     state_file: Annotated[Path | None, typer.Option(hidden=True)] = None,
     pinned_policy: Annotated[Path | None, typer.Option(hidden=True)] = None,
@@ -77,6 +85,7 @@ def start(
             listen_fd,
             audit,
             limits_timeout,
+            audit_full_action,
         )
         return
     try:
@@ -88,6 +97,7 @@ def start(
             limits_storage=limits_storage,
             audit=audit,
             limits_timeout=limits_timeout,
+            audit_full_action=audit_full_action,
         )
     except process.ProxyProcessError as exc:
         fail(str(exc))
@@ -105,6 +115,7 @@ def _serve(
     listen_fd=None,
     audit="on",
     limits_timeout=0.25,
+    audit_full_action="refuse",
 ) -> None:
     from firewall.policy_store import PolicyStoreError
     from firewall.proxy.limiter import LimiterConfigError
@@ -114,6 +125,8 @@ def _serve(
 
     if audit not in ("on", "off"):
         fail(f"--audit is `on` or `off`, not {audit!r}")
+    if audit_full_action not in ("refuse", "allow"):
+        fail(f"--audit-full-action is `refuse` or `allow`, not {audit_full_action!r}")
     configure_logging(log_file)
     settings = ProxySettings(
         home=home,
@@ -125,6 +138,7 @@ def _serve(
         pinned_policy=pinned_policy,
         listen_fd=listen_fd,
         audit=audit == "on",
+        audit_full_action=audit_full_action,
     )
     try:
         asyncio.run(serve(settings))
@@ -133,18 +147,40 @@ def _serve(
 
 
 @app.command()
-def stop() -> None:
-    """Stop the shared proxy; it finishes writing its audit log first.
+def stop(
+    grace: Annotated[
+        float,
+        typer.Option(
+            help="Seconds the requests in flight have to finish; past it they are cut "
+            "(their audit rows say cut_at_stop). New connections are refused at once."
+        ),
+    ] = process.DEFAULT_GRACE,
+) -> None:
+    """Stop the shared proxy: it stops accepting, lets the requests in flight finish (within
+    --grace), cuts the rest, and writes its audit log last. Exits 1 if audit rows were lost.
 
-    Example: firewall proxy stop
+    Example: firewall proxy stop --grace 30
     """
+    if not 0 <= grace <= process.MAX_GRACE:
+        fail(f"--grace is seconds from 0 to {process.MAX_GRACE:.0f}, not {grace:g}")
     home = home_or_exit()
     info = process.running_proxy(home)
     if info is None:
         fail("no proxy is running")
-    if not process.stop(info):
-        fail(f"the proxy (pid {info.pid}) did not stop within {process.STOP_TIMEOUT:.0f}s")
+    report = process.stop(info, grace=grace)
+    if report is None:
+        fail(f"the proxy (pid {info.pid}) did not stop within {grace + process.STOP_TIMEOUT:.0f}s")
     typer.echo(f"proxy stopped (pid {info.pid})")
+    if report.get("cut"):
+        typer.echo(
+            f"{report['cut']} request(s) still in flight after the {grace:g}s grace were cut "
+            "(their audit rows say cut_at_stop)"
+        )
+    if report.get("lost"):
+        fail(
+            f"{report['lost']} audit row(s) were not written: {report.get('lost_cause') or 'cause unknown'}; "
+            "free space or release the database, then check with `firewall audit verify`"
+        )
 
 
 @app.command()

@@ -7,6 +7,7 @@ line is read without Typer at all (firewall/cli/run_plain.py).
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -184,7 +185,13 @@ def _run_agent(home: Home, proxy: process.ProxyInfo, agent: str, command: list[s
             except isolation.SandboxError as exc:
                 fail(str(exc))
     finally:
-        agents.revoke_token(db, token)
+        try:
+            agents.revoke_token(db, token)
+        except (sqlite3.Error, OSError) as exc:  # a full disk: the agent's exit code still wins
+            warn(
+                f"could not revoke this run's proxy token in {home.database} ({exc}); it stops working "
+                "anyway once this run has ended (the token is tied to this run's process)"
+            )
         db.close()
         if codex_home is not None:
             codex_home.remove()

@@ -18,12 +18,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from firewall.state.home import Home
+from firewall.state.home import Home, write_private_file
 from firewall.state.pids import exists, pid_alive
 from firewall.vault import handoff
 
 START_TIMEOUT = 20.0
-STOP_TIMEOUT = 15.0
+STOP_TIMEOUT = 15.0  # seconds a proxy has to exit once its grace period (below) is over
+DEFAULT_GRACE = 10.0  # seconds in-flight requests have to finish at a stop (firewall/proxy/addons/drain.py)
+MAX_GRACE = 3600.0
 
 
 class ProxyProcessError(Exception):
@@ -59,9 +61,8 @@ def _listening(port: int) -> bool:
 
 def read_info(state_file: Path) -> ProxyInfo | None:
     """The proxy a state file describes, if it is alive; a stale file is removed."""
-    try:
-        data = json.loads(state_file.read_text())
-    except (OSError, ValueError):
+    data = _read_json(state_file)
+    if data is None:
         return None
     info = ProxyInfo(
         pid=int(data["pid"]),
@@ -76,6 +77,26 @@ def read_info(state_file: Path) -> ProxyInfo | None:
         state_file.unlink(missing_ok=True)
         return None
     return info
+
+
+def _read_json(path: Path) -> dict | None:
+    for _attempt in range(3):  # a file rewritten in place on a full disk (state_file.py) may be read half-written
+        try:
+            return json.loads(path.read_text())
+        except OSError:
+            return None
+        except ValueError:
+            time.sleep(0.01)
+    return None
+
+
+def stop_report(state_file: Path, pid: int) -> dict:
+    """What the stopped proxy `pid` cut or lost (state_file.py `stopped`); the file is removed."""
+    data = _read_json(state_file)
+    state_file.unlink(missing_ok=True)
+    if data is None or data.get("pid") != pid:
+        return {}
+    return dict(data.get("stopped") or {})
 
 
 def running_proxy(home: Home) -> ProxyInfo | None:
@@ -126,6 +147,7 @@ def start_background(
     env: dict[str, str] | None = None,
     audit: str = "on",
     limits_timeout: float | None = None,
+    audit_full_action: str = "refuse",
 ) -> tuple[ProxyInfo, subprocess.Popen]:
     """Start the proxy in the foreground of a detached process and wait until it listens.
     `audit="off"` is a benchmark knob (see `firewall proxy start --audit`)."""
@@ -141,6 +163,7 @@ def start_background(
             env=env,
             audit=audit,
             limits_timeout=limits_timeout,
+            audit_full_action=audit_full_action,
         )
     )
 
@@ -158,6 +181,7 @@ def spawn_background(
     listener: socket.socket | None = None,
     audit: str = "on",
     limits_timeout: float | None = None,
+    audit_full_action: str = "refuse",
 ) -> Starting:
     """Start the proxy process and return at once: the caller can do its own work while the
     proxy starts (importing mitmproxy takes most of a second), then `wait_listening`.
@@ -186,6 +210,8 @@ def spawn_background(
         command += ["--pinned-policy", str(pinned_policy)]
     if limits_timeout is not None:
         command += ["--limits-timeout", repr(limits_timeout)]
+    if audit_full_action != "refuse":
+        command += ["--audit-full-action", audit_full_action]
     if audit != "on":  # benchmarks only: bench/audit_log.py
         command += ["--audit", audit]
     pass_fds: tuple[int, ...] = ()
@@ -310,17 +336,57 @@ def _start_failure(stderr: str, log_file: Path, offset: int) -> str:
     return f"the proxy failed to start: {detail.removeprefix('error: ')}"
 
 
-def stop(info: ProxyInfo, timeout: float = STOP_TIMEOUT) -> bool:
-    """SIGTERM the proxy and wait until it is gone (it flushes its audit log first)."""
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def stop_request_file(state_file: Path) -> Path:
+    """Where `proxy stop --grace` leaves the grace for the proxy it signals (a signal carries no value)."""
+    return state_file.with_name(f"{state_file.stem}.stop.json")
+
+
+def request_stop(state_file: Path, grace: float) -> bool:
+    """Leave `grace` for the proxy of `state_file` to read when it is signalled; False if it
+    cannot be written (a full disk): the proxy then uses DEFAULT_GRACE."""
+    try:
+        write_private_file(stop_request_file(state_file), json.dumps({"grace": grace}).encode())
+    except OSError:
+        return False
+    return True
+
+
+def take_stop_request(state_file: Path) -> float:
+    """The grace `proxy stop --grace` asked for (DEFAULT_GRACE if none); the request is used up."""
+    path = stop_request_file(state_file)
+    try:
+        grace = float(json.loads(path.read_text())["grace"])
+    except (OSError, ValueError, KeyError, TypeError):
+        grace = DEFAULT_GRACE
+    path.unlink(missing_ok=True)
+    return min(max(grace, 0.0), MAX_GRACE)
+
+
+def stop(info: ProxyInfo, timeout: float = STOP_TIMEOUT, grace: float | None = None) -> dict | None:
+    """SIGTERM the proxy and wait until it is gone: it drains what is in flight for `grace`
+    seconds (DEFAULT_GRACE if None), cuts the rest, and flushes its audit log last.
+
+    None if it did not exit in time; else what it reported at its stop (`stop_report`: requests
+    cut, audit rows lost), empty when there was nothing to report."""
+    if grace is not None and not request_stop(info.state_file, grace) and grace != DEFAULT_GRACE:
+        warn(
+            f"could not pass --grace to the proxy (cannot write in {info.state_file.parent}); "
+            f"it uses {DEFAULT_GRACE:g}s"
+        )
+        grace = DEFAULT_GRACE
     try:
         os.kill(info.pid, signal.SIGTERM)
     except ProcessLookupError:
         info.state_file.unlink(missing_ok=True)
-        return True
-    deadline = time.monotonic() + timeout
+        stop_request_file(info.state_file).unlink(missing_ok=True)
+        return {}
+    deadline = time.monotonic() + timeout + (DEFAULT_GRACE if grace is None else grace)
     while time.monotonic() < deadline:
         if not pid_alive(info.pid):
-            info.state_file.unlink(missing_ok=True)
-            return True
+            return stop_report(info.state_file, info.pid)
         time.sleep(0.02)
-    return False
+    return None

@@ -30,7 +30,9 @@ from firewall.audit import AuditWriteError, ProcessAuditWriter
 from firewall.audit.checkpoints import CheckpointError, checkpoint_database
 from firewall.proxy import ca
 from firewall.proxy.addons.audit import Auditor, CountingWriter
+from firewall.proxy.addons.audit_gate import AuditGate
 from firewall.proxy.addons.dial_guard import DialGuard
+from firewall.proxy.addons.drain import Drain
 from firewall.proxy.addons.enforce import Enforcer
 from firewall.proxy.addons.framing import Framing
 from firewall.proxy.addons.identity import Identity
@@ -46,6 +48,7 @@ from firewall.proxy.log_file import ProxyLogHandler
 from firewall.proxy.loop_probe import LoopProbe, wanted
 from firewall.proxy.master import build_master
 from firewall.proxy.oauth import TokenKeeper
+from firewall.proxy.process import take_stop_request
 from firewall.proxy.resolver import Resolver
 from firewall.proxy.runtime import Runtime, pinned_policy_from
 from firewall.proxy.state_file import StateFile
@@ -73,6 +76,7 @@ class ProxySettings:
     pinned_policy: Path | None = None  # compiled JSON for this proxy alone (`firewall run --policy`)
     listen_fd: int | None = None  # a listening socket the starting process bound (see listen_on_inherited)
     audit: bool = True  # False only for benchmarks (`--audit off`): records are counted, not written
+    audit_full_action: str = "refuse"  # past the audit backlog bound: refuse new requests (503), or allow them
 
 
 def check_port_free(port: int) -> None:
@@ -179,9 +183,12 @@ async def serve(settings: ProxySettings) -> None:
     )
     auditor = Auditor(runtime, writer)
     identity = Identity(runtime)
+    drain = Drain(auditor.record_now)
     master.addons.add(
         Chain(  # one addon to mitmproxy: firewall/proxy/chain.py
             identity,
+            AuditGate(writer, settings.audit_full_action, on_problem=state_file.problem),
+            drain,
             Tunnels(runtime, identity, resolver, auditor),
             Framing(),
             Enforcer(runtime, limiter, resolver, broker, oauth=keeper),
@@ -196,8 +203,17 @@ async def serve(settings: ProxySettings) -> None:
         )
     )
     stopping: list[asyncio.Task] = []
+    report: dict = {}
+
+    def on_stop_signal() -> None:
+        if stopping:  # a second signal: cut what is still in flight now
+            drain.cut_now()
+            return
+        grace = take_stop_request(settings.state_file)
+        stopping.append(loop.create_task(_stop(master, broker, drain, grace, report)))
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: stopping.append(loop.create_task(_stop(master, broker))))
+        loop.add_signal_handler(sig, on_stop_signal)
     runtime.start()
     probe = LoopProbe(loop) if wanted() else None  # diagnosis only: FIREWALL_LOOP_PROBE=1
     if probe:
@@ -210,15 +226,20 @@ async def serve(settings: ProxySettings) -> None:
         await broker.close()
         runtime.stop()
         try:
-            writer.close()
+            writer.close()  # last: every flow has ended (addons/drain.py), so every row is in it
         except AuditWriteError as exc:  # say what was lost, and still finish stopping
             log.error("%s", exc)
+            lost, cause = getattr(writer, "unwritten", 0), getattr(writer, "lost_cause", None)
+            report.update(lost=lost or "an unknown number of", lost_cause=cause or str(exc))
         if settings.audit:
             _checkpoint(home)
         else:
             log.warning("audit log was OFF: %d records counted, none written", writer.written)
         await client.aclose()
-        state_file.remove()
+        if report.get("cut") or report.get("lost"):
+            state_file.stopped(report)  # `proxy stop` prints it, then removes the file
+        else:
+            state_file.remove()
         ca.restrict_ca_files(home)
 
 
@@ -232,11 +253,17 @@ def _checkpoint(home: Home) -> None:
         log.info("audit checkpoint: row %d, hash %s", signed.seq, signed.hash[:12])
 
 
-async def _stop(master: Master, broker: ApprovalBroker) -> None:
-    """Answer the requests held for approval (503) before the proxy stops listening."""
-    if await broker.close("the proxy stopped"):
-        await asyncio.sleep(SHUTDOWN_GRACE)
-    master.shutdown()
+async def _stop(master: Master, broker: ApprovalBroker, drain: Drain, grace: float, report: dict) -> None:
+    """Answer the requests held for approval (503), drain the rest (addons/drain.py), then stop
+    mitmproxy; the audit writer closes after it, in serve()."""
+    try:
+        if await broker.close("the proxy stopped"):
+            await asyncio.sleep(SHUTDOWN_GRACE)
+        report.update(await drain.drain(grace))
+    except Exception:  # the stop must happen whatever failed on the way
+        log.exception("draining the proxy failed; stopping it now")
+    finally:
+        master.shutdown()
 
 
 def configure_logging(log_file: Path | None) -> None:

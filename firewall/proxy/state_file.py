@@ -9,10 +9,16 @@ always whole and atomically.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
 from firewall.state.home import write_private_file
+
+# The file is padded with spaces to a whole number of these: on a full disk, where a new file
+# cannot be written, the proxy can still rewrite this one in place (`proxy status` and
+# `proxy stop` then say what is lost). JSON readers skip the trailing spaces.
+BLOCK = 4096
 
 
 class StateFile:
@@ -43,8 +49,31 @@ class StateFile:
             self._closed = True
             self.path.unlink(missing_ok=True)
 
-    def _write(self) -> None:
+    def stopped(self, report: dict) -> None:
+        """The last write: what the stop cut or lost, for `proxy stop` to print (it removes the file)."""
+        with self._lock:
+            if self._base is not None and not self._closed:
+                self._write(stopped=report)
+            self._closed = True
+
+    def _write(self, **extra: object) -> None:
         if self._closed:
             return
         problems = [{"what": what, "message": message} for what, message in self._problems.items()]
-        write_private_file(self.path, json.dumps({**self._base, "problems": problems}).encode())
+        data = json.dumps({**self._base, "problems": problems, **extra}).encode()
+        padded = data.ljust(-(-len(data) // BLOCK) * BLOCK)
+        try:
+            write_private_file(self.path, padded)
+        except OSError:  # a full disk: rewrite the file in place, within the blocks it has
+            _write_in_place(self.path, padded.rstrip())
+
+
+def _write_in_place(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if len(data) > size:
+            raise OSError(f"{path}: no room to rewrite it in place")
+        os.pwrite(fd, data.ljust(size), 0)
+    finally:
+        os.close(fd)

@@ -81,6 +81,29 @@ def hammer(load: LoadClient, paths: list[str], threads: int, per_thread: int) ->
     return answers
 
 
+def hammer_for(load: LoadClient, path: str, threads: int, seconds: float, pause: float = 0.02) -> list[Answer]:
+    """`threads` clients sending requests one after another for `seconds` seconds."""
+    answers: list[Answer] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def worker() -> None:
+        with load.client() as client:
+            while time.monotonic() < deadline:
+                answer = load.get(client, path)
+                with lock:
+                    answers.append(answer)
+                time.sleep(pause)
+
+    workers = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(timeout=seconds + 60)
+    assert not any(thread.is_alive() for thread in workers), "a load thread was still waiting"
+    return answers
+
+
 def tag_of(query: str) -> str | None:
     for part in query.split("&"):
         name, _, value = part.partition("=")
@@ -115,10 +138,14 @@ def check_nothing_lost(fw: Firewall, upstream: Upstream, answers: list[Answer], 
         "longest wait": f"{longest:.3f}s",
         "answers": dict(Counter(f"{a.status} {a.error or ''}".strip() for a in answers)),
     }
-    print(f"\n[fault figures] {name}: {json.dumps(figures)}")
+    print_figures(name, figures)
     assert lost == [] and doubled == [] and reached_without_row == [], figures
     assert longest < bound, f"a client waited {longest:.3f}s (bound {bound}s): {figures}"
     return figures
+
+
+def print_figures(name: str, figures: dict) -> None:
+    print(f"\n[fault figures] {name}: {json.dumps(figures)}")
 
 
 def proxy_status(fw: Firewall) -> dict:

@@ -215,6 +215,9 @@ def _handler(upstream_ref: list[Upstream]):
                             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
                         },
                     )
+            elif parts.path == "/slow":  # an upstream that takes its time (tests/faults/test_clean_stop.py)
+                time.sleep(float(query.get("delay", ["3"])[0]))
+                self._json(200, {"ok": True, "path": self.path})
             elif parts.path == "/sse":
                 n = int(query.get("n", ["3"])[0])
                 self._sse([f"event {i}" for i in range(n)], float(query.get("gap", ["0.3"])[0]))
