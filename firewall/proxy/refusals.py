@@ -26,6 +26,8 @@ class ProxyReason(StrEnum):
     CREDENTIAL_NEEDS_LOGIN = "credential_needs_login"  # an OAuth login must be made again
     CREDENTIAL_REFRESH_FAILED = "credential_refresh_failed"  # an OAuth refresh failed for now
     UNSCRUBBABLE_RESPONSE = "unscrubbable_response"  # an answer that cannot be checked for the injected secret
+    AUDIT_UNAVAILABLE = "audit_unavailable"  # the audit log cannot be written now (full disk, locked)
+    PROXY_STOPPING = "proxy_stopping"  # a new request on an open connection while the proxy drains
     SCRUBBED = "scrubbed"  # (an event row) an injected credential was masked in a WebSocket message
 
 
@@ -67,6 +69,15 @@ REFUSALS: dict[tuple[Outcome, str], Refusal] = {
         "upstream_unscrubbable",
         "the upstream's compressed answer could not be checked for the credential the firewall added, "
         "so it was not passed on",
+    ),
+    (Outcome.ERROR, ProxyReason.AUDIT_UNAVAILABLE): Refusal(
+        503,
+        "audit_unavailable",
+        "the firewall cannot write its audit log now (a full disk, or the database locked), so it "
+        "refuses new requests until it can; try again later",
+    ),
+    (Outcome.ERROR, ProxyReason.PROXY_STOPPING): Refusal(
+        503, "proxy_stopping", "the firewall proxy is stopping; try again once it runs"
     ),
     (Outcome.APPROVAL_DENIED, ANY): Refusal(403, "approval_denied", "a person refused this request ({detail})"),
     (Outcome.APPROVAL_EXPIRED, ANY): Refusal(

@@ -18,9 +18,10 @@ from collections.abc import Callable
 
 from mitmproxy import http
 
-from firewall.proxy.notes import notes_of
+from firewall.policy.outcomes import Outcome
 from firewall.proxy.outages import Outage
-from firewall.proxy.responses import error_response
+from firewall.proxy.refusals import ProxyReason
+from firewall.proxy.responses import refuse
 
 log = logging.getLogger("firewall.proxy")
 
@@ -61,15 +62,7 @@ class AuditGate:
         if why is None:
             return
         self._check(why)
-        notes = notes_of(flow)
-        notes.refuse("error", "audit_unavailable", why)
-        flow.response = error_response(
-            503,
-            "audit_unavailable",
-            "the firewall cannot write its audit log now (a full disk, or the database locked), so it "
-            "refuses new requests until it can; try again later",
-            notes.request_id,
-        )
+        refuse(flow, Outcome.ERROR, ProxyReason.AUDIT_UNAVAILABLE, why)
         self.refused += 1
 
     async def _watch(self) -> None:

@@ -20,8 +20,10 @@ from collections.abc import Callable
 
 from mitmproxy import ctx, http
 
+from firewall.policy.outcomes import Outcome
 from firewall.proxy.notes import notes_of
-from firewall.proxy.responses import error_response
+from firewall.proxy.refusals import ProxyReason
+from firewall.proxy.responses import refuse
 
 log = logging.getLogger("firewall.proxy")
 
@@ -43,11 +45,7 @@ class Drain:
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if self.draining and flow.response is None:
-            notes = notes_of(flow)
-            notes.refuse("error", "proxy_stopping", "the proxy was stopping; the request was not sent")
-            flow.response = error_response(
-                503, "proxy_stopping", "the firewall proxy is stopping; try again once it runs", notes.request_id
-            )
+            refuse(flow, Outcome.ERROR, ProxyReason.PROXY_STOPPING, "the proxy was stopping; the request was not sent")
             if not flow.request.http_version.startswith("HTTP/2"):  # no connection header in HTTP/2
                 flow.response.headers["connection"] = "close"
             self.figures["refused"] += 1
