@@ -70,6 +70,10 @@ def _register() -> None:
         help="Answer requests held for a person's approval; with no subcommand, ask in this terminal.",
     )
 
+    from firewall.cli import doctor_cmd
+
+    app.command("doctor")(doctor_cmd.doctor)
+
 
 def _only_run() -> None:
     """`firewall run` starts the agent's proxy first thing: load that command alone, not every

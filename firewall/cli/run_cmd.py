@@ -17,7 +17,7 @@ from firewall.approvals.hint import WaitingHint
 from firewall.cli.errors import fail, warn
 from firewall.cli.state import database_or_exit, home_or_exit
 from firewall.proxy import process
-from firewall.run import isolation
+from firewall.run import client_files, isolation
 from firewall.state.home import Home, write_private_file
 from firewall.state.pids import own_lease
 
@@ -160,15 +160,23 @@ def _run_agent(home: Home, proxy: process.ProxyInfo, agent: str, command: list[s
     # The token dies with this process (its lease), even if it is killed before it can revoke it.
     token = agents.mint_token(db, agent, lease=own_lease(), isolated=isolate)
     codex_home = None
+    wgetrc = home.run_dir / f"wgetrc-{os.getpid()}"
     try:
         codex_home = _codex_home(home, compiled, agent)
+        proxy_address = run_env.proxy_url(proxy.port, agent, token)
+        try:
+            client_files.write_wgetrc(wgetrc, os.environ, bundle, proxy_address)
+        except OSError as exc:
+            fail(f"cannot write the run's wgetrc {wgetrc}: {exc.strerror}; check the state folder's run/ permissions")
         env = run_env.child_environment(
             os.environ,
-            proxy=run_env.proxy_url(proxy.port, agent, token),
+            proxy=proxy_address,
             bundle=bundle,
             ca_cert=ca_cert,
             placeholders=placeholders,
             secret_values=secret_values,
+            wgetrc=wgetrc,
+            node_preload=client_files.NODE_PRELOAD,
         )
         if codex_home is not None:
             env.update(codex_home.env)
@@ -181,7 +189,7 @@ def _run_agent(home: Home, proxy: process.ProxyInfo, agent: str, command: list[s
                 return _spawn(command, env)
             writable = (codex_home.path,) if codex_home is not None else ()
             try:
-                return isolation.run_isolated(home, proxy.port, command, env, (bundle, ca_cert), writable)
+                return isolation.run_isolated(home, proxy.port, command, env, (bundle, ca_cert, wgetrc), writable)
             except isolation.SandboxError as exc:
                 fail(str(exc))
     finally:
@@ -193,6 +201,7 @@ def _run_agent(home: Home, proxy: process.ProxyInfo, agent: str, command: list[s
                 "anyway once this run has ended (the token is tied to this run's process)"
             )
         db.close()
+        wgetrc.unlink(missing_ok=True)
         if codex_home is not None:
             codex_home.remove()
 

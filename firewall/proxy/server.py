@@ -36,6 +36,7 @@ from firewall.proxy.addons.drain import Drain
 from firewall.proxy.addons.enforce import Enforcer
 from firewall.proxy.addons.framing import Framing
 from firewall.proxy.addons.identity import Identity
+from firewall.proxy.addons.probe import Probe
 from firewall.proxy.addons.reauthorize import Reauthorize
 from firewall.proxy.addons.scrub import Scrubber
 from firewall.proxy.addons.streaming import Streaming
@@ -191,6 +192,7 @@ async def serve(settings: ProxySettings) -> None:
             drain,
             Tunnels(runtime, identity, resolver, auditor),
             Framing(),
+            Probe(),  # firewall doctor's reserved name, answered before any policy sees it
             Enforcer(runtime, limiter, resolver, broker, oauth=keeper),
             DialGuard(resolver),
             Streaming(),

@@ -114,14 +114,26 @@ def test_curl_noproxy_gets_a_connection_error(shared):
 @pytest.mark.skipif(node() is None, reason="node is not installed")
 def test_node_fetch_and_https_get_get_a_connection_error(shared, tmp_path):
     """Node 20's fetch and https.get ignore HTTPS_PROXY: isolated, both are refused at once; under
-    --no-isolate both reach the upstream (refused there only for its untrusted test CA)."""
+    --no-isolate both reach the upstream (refused there only for its untrusted test CA). The run's Node
+    preload (NODE_OPTIONS) would give them the proxy, so here it is removed: a Node that does not load
+    it stands for any client that ignores the proxy (tests/clients shows the preload at work)."""
     fw, upstream = shared
     before = len(upstream.seen)
     results = {}
     for mode, run_args in (("isolated", ()), ("not_isolated", ("--no-isolate",))):
         out = tmp_path / f"{mode}.json"
+        script = str(SCRIPTS / "fetch_direct.js")
         done = fw.run(
-            "run", *run_args, "--", "node", str(SCRIPTS / "fetch_direct.js"), f"{upstream.base_url}/v1/models", str(out)
+            "run",
+            *run_args,
+            "--",
+            "env",
+            "-u",
+            "NODE_OPTIONS",
+            "node",
+            script,
+            f"{upstream.base_url}/v1/models",
+            str(out),
         )
         assert done.returncode == 0, done.stderr
         results[mode] = json.loads(out.read_text())

@@ -1,0 +1,109 @@
+"""Runs inside `firewall run` (python -m firewall.doctor.probe_agent): each runtime found GETs the
+reserved probe URL as it would any URL, with nothing set up by hand; prints one JSON list.
+
+The proxy answers the probe itself (proxy/addons/probe.py), so an answer means the runtime's
+traffic went through the proxy and it trusted the firewall's CA. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+PROBE_URL = "https://probe.firewall.invalid/doctor"
+TIMEOUT = 20
+
+PYTHON_PROBE = """
+import sys
+lib, url = sys.argv[1], sys.argv[2]
+if lib == "urllib":
+    import urllib.request
+    body = urllib.request.urlopen(url, timeout=15).read().decode()
+elif lib == "requests":
+    import requests
+    body = requests.get(url, timeout=15).text
+elif lib == "httpx":
+    import httpx
+    body = httpx.get(url, timeout=15).text
+elif lib == "aiohttp":
+    import asyncio, aiohttp
+    async def get():
+        async with aiohttp.ClientSession(trust_env=True) as session:
+            async with session.get(url) as response:
+                return await response.text()
+    body = asyncio.run(get())
+elif lib == "certifi":
+    import certifi, ssl, urllib.request
+    context = ssl.create_default_context(cafile=certifi.where())
+    body = urllib.request.urlopen(url, timeout=15, context=context).read().decode()
+print(body)
+"""
+PYTHON_LIBS = ("urllib", "requests", "httpx", "aiohttp", "certifi")
+NODE_PROBE = """
+const [client, url] = process.argv.slice(1);
+const done = (text) => { console.log(text); };
+const failed = (error) => { console.error(String(error.cause || error)); process.exit(1); };
+if (client === "fetch") {
+  fetch(url, { signal: AbortSignal.timeout(15000) }).then((r) => r.text()).then(done, failed);
+} else {
+  require("https").get(url, (r) => { let b = ""; r.on("data", (c) => (b += c)); r.on("end", () => done(b)); })
+    .on("error", failed);
+}
+"""
+
+
+def probes() -> list[tuple[str, str | None, list[str]]]:
+    """(name, the program it needs, argv) for every probe."""
+    found = []
+    for lib in PYTHON_LIBS:
+        found.append((f"python {lib}", "python3", ["python3", "-c", PYTHON_PROBE, lib, f"{PROBE_URL}/python-{lib}"]))
+    for client in ("fetch", "https"):
+        found.append((f"node {client}", "node", ["node", "-e", NODE_PROBE, client, f"{PROBE_URL}/node-{client}"]))
+    found += [
+        ("curl", "curl", ["curl", "-sS", "--max-time", str(TIMEOUT), f"{PROBE_URL}/curl"]),
+        ("wget", "wget", ["wget", "-nv", "-O", "-", "--tries=1", f"--timeout={TIMEOUT}", f"{PROBE_URL}/wget"]),
+        ("git", "git", ["git", "ls-remote", f"{PROBE_URL}/git/probe.git"]),
+        (
+            "pip",
+            "python3",
+            [
+                "python3",
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-cache-dir",
+                "--retries",
+                "0",
+                "-d",
+                "/nonexistent-doctor",
+                "--index-url",
+                f"{PROBE_URL}/pip/simple/",
+                "fwprobe",
+            ],
+        ),
+    ]
+    return found
+
+
+def run_probe(name: str, needs: str | None, argv: list[str]) -> dict:
+    if needs is not None and shutil.which(needs) is None:
+        return {"name": name, "result": "missing", "output": f"{needs} not found"}
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT + 5)
+    except subprocess.TimeoutExpired:
+        return {"name": name, "result": "timeout", "output": f"no answer within {TIMEOUT + 5} s"}
+    output = (done.stdout + "\n" + done.stderr).strip()
+    return {"name": name, "result": "exit", "code": done.returncode, "output": output[-2000:]}
+
+
+def main() -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda probe: run_probe(*probe), probes()))
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

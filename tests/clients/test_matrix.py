@@ -1,0 +1,130 @@
+"""The client matrix: every client installable here, unchanged, as an agent under `firewall run`.
+
+Isolated (the default) and, where it differs, `--no-isolate`. For each client that can use a proxy:
+it is answered, the real key reached the upstream (injected by the proxy), the key is nowhere in
+the agent's environment or output, and each request the upstream saw has exactly one audit row.
+For a client that cannot use a proxy (aiohttp's default session): refused at once inside the
+sandbox, nothing reached the upstream; its control, the same client under --no-isolate, goes
+straight to the upstream (no decision, no audit row), which is what isolation is for.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.fixtures import REAL_KEY
+
+pytestmark = pytest.mark.clients
+
+SCRIPTS = Path(__file__).parent / "scripts"
+PY = [sys.executable, str(SCRIPTS / "py_clients.py")]
+NODE = ["node", str(SCRIPTS / "node_clients.js")]
+PIP_CLEAN = ["env", "-u", "PIP_FIND_LINKS", "-u", "PIP_EXTRA_INDEX_URL", "PIP_CONFIG_FILE=/dev/null"]
+REFUSED_WITHIN = 2.0  # seconds: a refused connection fails at once, a timeout would not
+
+
+@dataclass(frozen=True)
+class Client:
+    command: Callable  # (api base URL, stand-in) -> argv
+    answer: str  # in its output when it was answered
+    needs: str = ""  # the program it needs, skipped without it
+    on_stand_in: bool = False  # git and pip talk to the git host / package index stand-in
+
+
+MODELS = "gpt-4o-mini"
+CLIENTS = {
+    "openai-sync": Client(lambda base, si: [*PY, "openai-sync", base], MODELS),
+    "openai-async": Client(lambda base, si: [*PY, "openai-async", base], MODELS),
+    "openai-stream": Client(lambda base, si: [*PY, "openai-stream", base], "hello from upstream"),
+    "httpx": Client(lambda base, si: [*PY, "httpx", base], MODELS),
+    "requests": Client(lambda base, si: [*PY, "requests", base], MODELS),
+    "urllib": Client(lambda base, si: [*PY, "urllib", base], MODELS),
+    "aiohttp-trust-env": Client(lambda base, si: [*PY, "aiohttp-trust-env", base], MODELS),
+    "curl-h1": Client(lambda base, si: ["curl", "-sS", "--http1.1", f"{base}/v1/models"], MODELS, "curl"),
+    "curl-h2": Client(lambda base, si: ["curl", "-sS", "--http2", f"{base}/v1/models"], MODELS, "curl"),
+    "wget": Client(lambda base, si: ["wget", "-nv", "-O", "-", "--tries=1", f"{base}/v1/models"], MODELS, "wget"),
+    "git": Client(lambda base, si: ["git", "ls-remote", si.repo_url], "refs/heads/main", "git", True),
+    "pip": Client(
+        lambda base, si: [
+            *PIP_CLEAN,
+            *(sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "--retries", "0"),
+            *("--index-url", si.index_url, "-d", str(si.root / f"dl-{id(si)}"), "fwprobe"),
+        ],
+        "Successfully downloaded fwprobe",
+        on_stand_in=True,
+    ),
+    "node-fetch": Client(lambda base, si: [*NODE, "fetch", f"{base}/v1/models"], "200 {", "node"),
+    "node-https": Client(lambda base, si: [*NODE, "https", f"{base}/v1/models"], "200 {", "node"),
+}
+# Node's own clients use the proxy only through the run's preload: shown in both modes.
+BOTH_MODES = ("node-fetch", "node-https")
+CASES = [(name, ()) for name in CLIENTS] + [(name, ("--no-isolate",)) for name in BOTH_MODES]
+
+
+def run_agent(fw, agent: str, command: list[str], out: Path, *run_args: str) -> dict:
+    done = fw.run(
+        "run", "--agent", agent, *run_args, "--", sys.executable, str(SCRIPTS / "agent.py"), str(out), "--", *command
+    )
+    assert out.exists(), f"the agent wrote nothing (exit {done.returncode}):\n{done.stderr}"
+    assert done.returncode == 0, done.stderr
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize(("name", "run_args"), CASES, ids=[f"{n}{'-no-isolate' if a else ''}" for n, a in CASES])
+def test_client_is_answered_through_the_proxy(matrix, module_upstream, stand_in, name, run_args, tmp_path):
+    client = CLIENTS[name]
+    if client.needs and shutil.which(client.needs) is None:
+        pytest.skip(f"{client.needs} is not installed")
+    upstream = stand_in if client.on_stand_in else module_upstream
+    agent = f"m-{name}{'-ni' if run_args else ''}"
+    before = len(upstream.seen)
+    result = run_agent(
+        matrix, agent, client.command(module_upstream.base_url, stand_in), tmp_path / "out.json", *run_args
+    )
+    assert result["code"] == 0, result
+    assert client.answer in result["stdout"], result
+    seen = upstream.seen[before:]
+    assert seen, "nothing reached the upstream"
+    assert all(request.headers.get("authorization") == f"Bearer {REAL_KEY}" for request in seen)
+    assert all("proxy-authorization" not in request.headers for request in seen)
+    assert REAL_KEY not in (tmp_path / "out.json").read_text()
+    assert REAL_KEY[8:24] not in (tmp_path / "out.json").read_text()
+    rows = matrix.audit_rows_once(lambda rows: len([r for r in rows if r["agent"] == agent]) >= len(seen))
+    mine = [r for r in rows if r["agent"] == agent]
+    assert len(mine) == len(seen), mine  # one row per request, no more
+    assert all(r["decision"] == "allow" for r in mine)
+    assert sorted(r["path"] for r in mine) == sorted(request.path.split("?")[0] for request in seen)
+
+
+def test_aiohttp_default_session_is_refused_at_once_inside_the_sandbox(matrix, module_upstream, tmp_path):
+    """aiohttp's ClientSession() reads no proxy variable: inside the sandbox its direct connection is
+    refused at once and nothing reaches the upstream; no audit row, since no request was made."""
+    agent = "m-aiohttp-default"
+    before = len(module_upstream.seen)
+    result = run_agent(matrix, agent, [*PY, "aiohttp-default", module_upstream.base_url], tmp_path / "out.json")
+    assert result["code"] != 0
+    assert "Cannot connect" in result["stderr"] or "Connect call failed" in result["stderr"], result["stderr"]
+    seconds = float(re.search(r"failed after ([0-9.]+) s", result["stderr"])[1])
+    assert seconds < REFUSED_WITHIN, result["stderr"]
+    assert len(module_upstream.seen) == before
+    assert [r for r in matrix.audit_rows() if r["agent"] == agent] == []
+
+
+def test_aiohttp_default_session_goes_direct_without_isolation(matrix, module_upstream, tmp_path):
+    """The control: under --no-isolate the same client reaches the upstream itself (its TLS handshake
+    fails only because the upstream's test CA is not in the agent's bundle): no decision, no row."""
+    agent = "m-aiohttp-default-ni"
+    result = run_agent(
+        matrix, agent, [*PY, "aiohttp-default", module_upstream.base_url], tmp_path / "out.json", "--no-isolate"
+    )
+    assert result["code"] != 0
+    assert "certificate verify failed" in result["stderr"].lower(), result["stderr"]
+    assert [r for r in matrix.audit_rows() if r["agent"] == agent] == []
