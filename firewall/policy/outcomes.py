@@ -23,6 +23,7 @@ class Outcome(StrEnum):
     EXFILTRATION = "exfiltration"  # refused: it carries a vault secret it may not carry
     LIMIT = "limit"  # refused: over a limit
     ERROR = "error"  # refused: the firewall could not do what the request needed (fail closed)
+    PROBE = "probe"  # `firewall doctor`'s probe, answered by the proxy itself, never forwarded
     APPROVAL_DENIED = "approval_denied"
     APPROVAL_EXPIRED = "approval_expired"
     APPROVAL_CANCELLED = "approval_cancelled"

@@ -28,6 +28,7 @@ class ProxyReason(StrEnum):
     UNSCRUBBABLE_RESPONSE = "unscrubbable_response"  # an answer that cannot be checked for the injected secret
     AUDIT_UNAVAILABLE = "audit_unavailable"  # the audit log cannot be written now (full disk, locked)
     PROXY_STOPPING = "proxy_stopping"  # a new request on an open connection while the proxy drains
+    DOCTOR_PROBE = "doctor_probe"  # (not a refusal) `firewall doctor`'s probe, answered by the proxy
     SCRUBBED = "scrubbed"  # (an event row) an injected credential was masked in a WebSocket message
 
 

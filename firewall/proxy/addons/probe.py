@@ -14,7 +14,9 @@ import json
 
 from mitmproxy import http
 
+from firewall.policy.outcomes import Outcome
 from firewall.proxy.notes import notes_of
+from firewall.proxy.refusals import ProxyReason
 
 PROBE_HOST = "probe.firewall.invalid"
 
@@ -36,6 +38,6 @@ class Probe:
         if flow.request.host.lower().rstrip(".") != PROBE_HOST:
             return
         notes = notes_of(flow)
-        notes.outcome, notes.reason = "probe", "doctor_probe"
+        notes.outcome, notes.reason = Outcome.PROBE, ProxyReason.DOCTOR_PROBE
         notes.detail = "answered by the proxy itself (firewall doctor)"
         flow.response = probe_answer(flow)
