@@ -4,6 +4,7 @@ from firewall.policy.compile_tests import ExpectCase
 from firewall.policy.compiled import CompiledPolicy
 from firewall.policy.compiler import CompileResult
 from firewall.policy.decision import (
+    BudgetRef,
     Decision,
     Injection,
     LimitRef,
@@ -24,6 +25,7 @@ __all__ = [
     "Decision",
     "ExpectCase",
     "Injection",
+    "BudgetRef",
     "LimitRef",
     "Mode",
     "PolicyError",
