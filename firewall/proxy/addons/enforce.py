@@ -19,6 +19,8 @@ from mitmproxy import http
 from firewall.approvals.broker import REFUSALS, ApprovalBroker
 from firewall.policy import Decision, Mode, Reason, Request, Verdict
 from firewall.proxy.addons.reauthorize import remember_oauth
+from firewall.proxy.budget_gate import budget_refusal, check_budgets
+from firewall.proxy.budget_store import BudgetStore, Spent
 from firewall.proxy.deciding import decide_with_addresses
 from firewall.proxy.exfil import carried_secrets
 from firewall.proxy.inject import CredentialUnavailable, apply_injections
@@ -48,9 +50,11 @@ class Enforcer:
         resolver: Resolver,
         broker: ApprovalBroker,
         oauth: TokenKeeper | None = None,
+        budgets: BudgetStore | None = None,
     ):
         self.runtime = runtime
         self.limiter = limiter
+        self.budgets = budgets or BudgetStore(limiter)
         self.resolver = resolver
         self.oauth = oauth
         self.broker = broker
@@ -147,8 +151,14 @@ class Enforcer:
             return False
         # An approved request goes on exactly like an allowed one: limits, path, credentials.
         outcome = "approve" if notes.approval_id else f"would_{decision.would.value}" if decision.would else "allow"
+        now = time.time()
         try:
-            limit = await self.limiter.check(decision.limits, time.time())
+            limit = await self.limiter.check(decision.limits, now)
+            spent = None
+            if decision.budgets and limit.over is None:
+                body = flow.request.raw_content or b""
+                held = await check_budgets(self.budgets, decision, body, self.runtime.policy.prices, now)
+                spent, notes.budget_hold = (held, None) if isinstance(held, Spent) else (None, held)
         except LimitsUnavailable as exc:  # fail closed, at once: the limiter logged it (once per outage)
             notes.refuse("error", "limits_unavailable", str(exc))
             flow.response = error_response(
@@ -160,6 +170,15 @@ class Enforcer:
                 headers={"retry-after": "1"},
             )
             return False
+        if spent is not None:
+            if not report:
+                notes.refuse(
+                    "limit", "budget_exhausted", f"over {spent.budget.source.text}", spent.budget.source.location
+                )
+                flow.response = budget_refusal(spent, notes.request_id, now)
+                return False
+            outcome = "would_limit"
+            notes.budget_hold = self.budgets.hold(decision.budgets, now)  # counted on, as if within budget
         if limit.over is not None:
             if not report:
                 notes.refuse("limit", "rate_limited", f"over {limit.over.source.text}", limit.over.source.location)
