@@ -46,6 +46,7 @@ class FlowNotes:
     output_tokens: int | None = None
     cached_tokens: int | None = None
     cost_usd: float | None = None
+    model: str | None = None
     recorded: bool = False
 
     def refuse(self, outcome: str, reason: str, detail: str | None = None, rule: str | None = None) -> None:

@@ -72,3 +72,92 @@ def test_a_streamed_chat_reaches_the_agent_exactly_as_it_asked(firewall, llm, up
     assert {k: v for k, v in sent.items() if k != "stream_options"} == {
         k: v for k, v in payload.items() if k != "stream_options"
     }
+
+
+FORMATS = [
+    # path, request, (input, output, cached) as the audit row must say, model
+    ("/v1/chat/completions", {"model": "gpt-4o-mini"}, (100, 20, 40), "gpt-4o-mini"),
+    ("/v1/chat/completions", {"model": "gpt-4o-mini", "stream": True}, (100, 20, 40), "gpt-4o-mini"),
+    ("/v1/responses", {"model": "gpt-4o-mini"}, (50, 10, 0), "gpt-4o-mini"),
+    ("/v1/responses", {"model": "gpt-4o-mini", "stream": True}, (50, 10, 0), "gpt-4o-mini"),
+    ("/backend-api/codex/responses", {"model": "gpt-5-codex", "stream": True}, (400, 30, 300), "gpt-5-codex"),
+    ("/v1/embeddings", {"model": "text-embedding-3-small", "input": "x"}, (30, 0, 0), "text-embedding-3-small"),
+    ("/v1/messages", {"model": "claude-sonnet-4-5"}, (15, 20, 5), "claude-sonnet-4-5"),
+    ("/v1/messages", {"model": "claude-sonnet-4-5", "stream": True}, (15, 20, 5), "claude-sonnet-4-5"),
+]
+
+
+def test_usage_is_counted_exactly_in_every_format(firewall, llm, upstream_ca_file):
+    from firewall.budgets.prices import SHIPPED, cost_micros
+    from firewall.budgets.usage import Usage
+
+    firewall.apply(f"host localhost:{llm.port} {{\n    limit $100 per day per agent\n    allow POST\n}}\n")
+    with running_proxy(firewall, upstream_ca_file) as proxy:
+        client = _client(firewall, proxy.port, "worker")
+        for path, payload, _, _ in FORMATS:
+            status, _, body = _post(client, f"{llm.base_url}{path}", payload)
+            assert status == 200, body
+        rows = firewall.audit_rows_once(lambda rows: len(rows) >= len(FORMATS))
+    rows.sort(key=lambda row: row["seq"])
+    for row, (path, _, (inputs, outputs, cached), model) in zip(rows, FORMATS):
+        assert (row["path"], row["input_tokens"], row["output_tokens"], row["cached_tokens"]) == (
+            path,
+            inputs,
+            outputs,
+            cached,
+        )
+        assert row["model"] == model
+        assert row["cost_usd"] == cost_micros(Usage(inputs, outputs, cached), SHIPPED[model]) / 1_000_000
+
+
+def test_an_answer_without_usage_counts_max_tokens_or_spends_the_budget(firewall, llm, upstream_ca_file):
+    firewall.apply(
+        f"host localhost:{llm.port} {{\n    limit 1000 tokens per day per agent\n    allow POST\n}}\n"
+        f"host 127.0.0.1:{llm.port} {{\n    limit 1000 tokens per day per agent\n    usage unreadable refuse\n"
+        "    allow POST\n}\n"
+    )
+    path = "/v1/no-usage/chat/completions"
+    with running_proxy(firewall, upstream_ca_file) as proxy:
+        client = _client(firewall, proxy.port, "worker")
+        # max_tokens (the default): counted as 600 output tokens each; the second leaves 1200 >= 1000
+        codes = [_post(client, f"{llm.base_url}{path}", {"max_tokens": 600})[0] for _ in range(3)]
+        assert codes == [200, 200, 429]
+        # refuse: the first unreadable answer spends the budget
+        url = f"https://127.0.0.1:{llm.port}{path}"
+        assert [_post(client, url, {"max_tokens": 1})[0] for _ in range(2)] == [200, 429]
+        rows = firewall.audit_rows_once(lambda rows: len(rows) >= 5)
+    details = [row["detail"] for row in sorted(rows, key=lambda row: row["seq"])]
+    assert "usage unreadable: counted max_tokens 600" in details[0]
+    assert "usage unreadable: the budget is spent until it resets" in details[3]
+
+
+def test_an_upstream_error_is_not_counted(firewall, llm, upstream_ca_file):
+    firewall.apply(f"host localhost:{llm.port} {{\n    limit 1 tokens per day per agent\n    allow POST\n}}\n")
+    with running_proxy(firewall, upstream_ca_file) as proxy:
+        client = _client(firewall, proxy.port, "worker")
+        assert [_post(client, f"{llm.base_url}/v1/error/chat/completions", {})[0] for _ in range(2)] == [500, 500]
+        assert _post(client, f"{llm.base_url}/v1/chat/completions", {})[0] == 200  # control: this one counts
+        assert _post(client, f"{llm.base_url}/v1/chat/completions", {})[0] == 429
+
+
+def test_two_proxies_on_one_redis_share_a_budget(tmp_path, llm, upstream_ca_file, redis_url):
+    from tests.support.fixtures import make_firewall
+
+    policy = f"host localhost:{llm.port} {{\n    limit 300 tokens per day per agent\n    allow POST\n}}\n"
+    proxies = [make_firewall(tmp_path / "a" / "home"), make_firewall(tmp_path / "b" / "home")]
+    ports = []
+    try:
+        for fw in proxies:
+            fw.apply(policy)
+            fw.run(
+                "proxy", "start", "--port", "0", "--upstream-ca", str(upstream_ca_file),
+                "--limits-storage", redis_url, check=True,
+            )  # fmt: skip
+            ports.append(json.loads(fw.run("proxy", "status", "--json", check=True).stdout)["port"])
+        a, b = (_client(fw, port, "worker") for fw, port in zip(proxies, ports))
+        url = f"{llm.base_url}/v1/chat/completions"
+        codes = [_post(client, url, {"model": "gpt-4o-mini"})[0] for client in (a, b, a, b, a)]
+        assert codes == [200, 200, 200, 429, 429]  # 120 tokens each: 360 >= 300 after three, on either proxy
+    finally:
+        for fw in proxies:
+            fw.run("proxy", "stop", timeout=30)

@@ -24,7 +24,14 @@ from mitmproxy import http
 from firewall.budgets.charges import count
 from firewall.budgets.prices import price_of
 from firewall.budgets.stream import StreamCounter
-from firewall.budgets.usage import Usage, api_of, ask_for_usage, read_answer, requested_max_tokens
+from firewall.budgets.usage import (
+    Usage,
+    api_of,
+    ask_for_usage,
+    read_answer,
+    requested_max_tokens,
+    requested_model,
+)
 from firewall.proxy.budget_gate import price_table
 from firewall.proxy.budget_store import BudgetStore, Hold
 from firewall.proxy.notes import FlowNotes, notes_of
@@ -107,6 +114,7 @@ class BudgetMeter:
         max_tokens = requested_max_tokens(flow.request.raw_content or b"") if usage is None else None
         budgets = tuple((b.measure, b.amount, b.unreadable) for b in decision.budgets)
         counted = count(budgets, usage, price, max_tokens)
+        notes.model = (usage.model if usage else None) or requested_model(flow.request.raw_content or b"")
         if usage is not None:
             notes.input_tokens, notes.output_tokens = usage.input_tokens, usage.output_tokens
             notes.cached_tokens = usage.cached_tokens
