@@ -157,7 +157,8 @@ def test_a_copy_of_row_1_with_its_hash_recomputed_is_out_of_order_at_seq_0(five_
     forged = row_hash(GENESIS, [0, *(first[c] for c in COLUMNS[1:])])
     sqlite3_cli(
         five_rows,
-        f"INSERT INTO audit ({INSERT_COLUMNS}) SELECT 0, {CONTENT_AFTER_SEQ}, '{GENESIS}', '{forged}' FROM audit WHERE seq = 1",
+        f"INSERT INTO audit ({INSERT_COLUMNS}) "
+        f"SELECT 0, {CONTENT_AFTER_SEQ}, '{GENESIS}', '{forged}' FROM audit WHERE seq = 1",
     )
     assert report(five_rows).describe() == "audit log tampered at row 0: out of order"
 
