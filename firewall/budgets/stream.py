@@ -23,6 +23,9 @@ from firewall.budgets.usage import Usage, anthropic_usage, usage_of_object
 
 MAX_LINE = 16 * 1024 * 1024
 _MARK = b'"usage"'
+_NULL = b'"usage":null'  # in every chunk of a chat stream that asked for its usage: nothing to read
+_NULL_MEMBER = b',"usage":null'
+_NULL_SPACED = re.compile(rb'"usage"\s*:\s*null')
 _NULL_USAGE = re.compile(rb'\s*,\s*"usage"\s*:\s*null(?=\s*[,}])|"usage"\s*:\s*null\s*,\s*')
 _RESPONSE_DONE = ("response.completed", "response.incomplete", "response.failed")
 
@@ -55,7 +58,7 @@ class StreamCounter:
             self._skipping = False
             out = self._feed(chunk[newline + 1 :])
             return chunk[: newline + 1] + out if self.strip else chunk
-        if not self.strip and not self._tail and _MARK not in chunk:
+        if not self.strip and not self._tail and not _carries_usage(chunk):
             cut = chunk.rfind(b"\n")  # the usual chunk: whole lines, nothing to read
             if cut != len(chunk) - 1:
                 self._hold(chunk[cut + 1 :])
@@ -71,7 +74,7 @@ class StreamCounter:
         if self._tail:
             head = b"".join(self._tail) + head
             self._tail, self._tail_size = [], 0
-        if _MARK in head or self._drop_blank:
+        if self._drop_blank or (_carries_usage(head) if not self.strip else _MARK in head):
             head = self._lines(head.split(b"\n")[:-1], terminated=True)
         return head + self._hold(chunk[cut + 1 :]) if cut + 1 < len(chunk) else head
 
@@ -104,7 +107,7 @@ class StreamCounter:
                     self._drop_blank = True
                     continue
                 if self.strip:
-                    line = _NULL_USAGE.sub(b"", line)
+                    line = line.replace(_NULL_MEMBER, b"") if _NULL_MEMBER in line else _NULL_USAGE.sub(b"", line)
             kept.append(line)
         if not self.strip:
             return b""
@@ -112,7 +115,7 @@ class StreamCounter:
 
     def _read(self, payload: bytes) -> bool:
         """Read one data line; True when it is the chat chunk that only carries the usage."""
-        if payload.count(_MARK) == 1 and re.search(rb'"usage"\s*:\s*null', payload):
+        if payload.count(_MARK) == 1 and (_NULL in payload or _NULL_SPACED.search(payload)):
             return False
         try:
             data = json.loads(payload)
@@ -146,3 +149,8 @@ class StreamCounter:
             usage = data["usage"]
             assert isinstance(usage, dict)
             self._delta = {key: value for key, value in usage.items() if value is not None}
+
+
+def _carries_usage(data: bytes) -> bool:
+    """Whether `data` mentions a usage other than `"usage":null` (two C-level counts)."""
+    return data.count(_MARK) > data.count(_NULL)
