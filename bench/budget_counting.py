@@ -68,7 +68,8 @@ def main() -> None:
         )
         worst = max(counted, stripped)
         print(
-            f"{api:10} {len(body):7} {len(chunks):6} {passed:8.1f} {counted:9.1f} {stripped:9.1f} {worst - passed:11.1f}"
+            f"{api:10} {len(body):7} {len(chunks):6} {passed:8.1f} {counted:9.1f} {stripped:9.1f} "
+            f"{worst - passed:11.1f}"
         )
 
 
