@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
-from firewall.audit.record import COLUMNS
+from firewall.audit.record import ADDED_COLUMNS, COLUMNS
 from firewall.state.db import transaction
 
 if TYPE_CHECKING:  # annotations only: the audit writer's child process never loads sqlite_utils
@@ -34,7 +34,11 @@ def canonical_json(values: Sequence[object]) -> bytes:
         raise ValueError(f"a row has {len(COLUMNS)} hashed columns, got {len(values)} values")
     # Keys go into the dict already sorted, so the encoder need not sort them: same bytes as
     # sort_keys=True, with less work per row.
-    return _ENCODER.encode(dict(zip(_SORTED_COLUMNS, _in_sorted_order(values)))).encode("utf-8")
+    row = dict(zip(_SORTED_COLUMNS, _in_sorted_order(values)))
+    for name in ADDED_COLUMNS:  # unset: left out, as in the rows written before the column existed
+        if row[name] is None:
+            del row[name]
+    return _ENCODER.encode(row).encode("utf-8")
 
 
 def _blob(value: object) -> object:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from firewall.audit.record import COLUMNS
+from firewall.audit.record import TABLE_COLUMNS
 
 if TYPE_CHECKING:  # annotations only: the audit writer's child process never loads sqlite_utils
     import sqlite_utils
 
-ALL_COLUMNS: tuple[str, ...] = (*COLUMNS, "prev_hash", "hash")
-GROUPS: tuple[str, ...] = ("decision", "agent", "host", "rule")
+ALL_COLUMNS: tuple[str, ...] = TABLE_COLUMNS
+GROUPS: tuple[str, ...] = ("decision", "agent", "host", "rule", "model")
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,10 @@ class Group:
     value: str | None
     total: int
     decisions: tuple[tuple[str, int], ...]  # most frequent first
+    input_tokens: int = 0  # what the answers used (docs/budgets.md)
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
 
 
 def stats(db: sqlite_utils.Database, filters: AuditFilter, by: str = "decision") -> list[Group]:
@@ -89,14 +93,25 @@ def stats(db: sqlite_utils.Database, filters: AuditFilter, by: str = "decision")
         raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(GROUPS)}")
     condition, params = filters.sql()
     counts: dict[str | None, dict[str, int]] = {}
-    sql = f"SELECT {by}, decision, count(*) FROM audit WHERE {condition} GROUP BY {by}, decision"
-    for value, decision, count in db.execute(sql, params):
+    used: dict[str | None, list[float]] = {}
+    sql = (
+        f"SELECT {by}, decision, count(*), total(input_tokens), total(output_tokens), total(cached_tokens), "
+        f"total(cost_usd) FROM audit WHERE {condition} GROUP BY {by}, decision"
+    )
+    for value, decision, count, *sums in db.execute(sql, params):
         counts.setdefault(value, {})[decision] = count
+        totals = used.setdefault(value, [0.0, 0.0, 0.0, 0.0])
+        for i, amount in enumerate(sums):
+            totals[i] += amount
     groups = [
         Group(
             value=value,
             total=sum(per_decision.values()),
             decisions=tuple(sorted(per_decision.items(), key=lambda item: (-item[1], item[0]))),
+            input_tokens=int(used[value][0]),
+            output_tokens=int(used[value][1]),
+            cached_tokens=int(used[value][2]),
+            cost_usd=round(used[value][3], 6),
         )
         for value, per_decision in counts.items()
     ]

@@ -45,6 +45,13 @@ class AuditRecord:
     approval_id: str | None
     scrubbed: int  # 0 or 1
     detail: str | None
+    # What the answer used, as the budgets counted it (docs/budgets.md); None where nothing was read.
+    # Added after the first rows were written: the chain hashes them only when set (chain.py).
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    cost_usd: float | None = None
+    model: str | None = None  # the model the answer named (or the request, when it named none)
 
     def __post_init__(self) -> None:
         for name, check, optional in _CHECKS:
@@ -125,3 +132,13 @@ FIELD_INDEX = {name: i for i, name in enumerate(_NAMES)}  # a field's place in a
 
 # The stored columns the hash chain covers, in table order: everything but prev_hash and hash.
 COLUMNS: tuple[str, ...] = ("seq", "time", "time_iso", *_NAMES[1:])
+# Columns added by a later migration: a row hashes them only when they hold a value, so the rows
+# written before they existed keep their hashes.
+ADDED_COLUMNS: tuple[str, ...] = ("input_tokens", "output_tokens", "cached_tokens", "cost_usd", "model")
+# Every column in table order: the added ones came after `hash` (ALTER TABLE ... ADD COLUMN).
+TABLE_COLUMNS: tuple[str, ...] = (
+    *(c for c in COLUMNS if c not in ADDED_COLUMNS),
+    "prev_hash",
+    "hash",
+    *ADDED_COLUMNS,
+)

@@ -88,12 +88,29 @@ def stats_table(groups: Sequence[Group], by: str) -> list[str]:
     decisions = _decision_order(groups)
     header = (by.upper(), "TOTAL", *(printable(d) for d in decisions))
     lines = [(printable(g.value), str(g.total), *(str(dict(g.decisions).get(d, 0)) for d in decisions)) for g in groups]
+    if any(g.input_tokens or g.output_tokens or g.cost_usd for g in groups):  # what the answers used
+        header = (*header, "INPUT TOKENS", "OUTPUT TOKENS", "CACHED TOKENS", "COST USD")
+        lines = [
+            (*line, str(g.input_tokens), str(g.output_tokens), str(g.cached_tokens), f"{g.cost_usd:.6f}")
+            for line, g in zip(lines, groups)
+        ]
     return align([header, *lines])
 
 
 def stats_json(groups: Sequence[Group], by: str) -> str:
     return json.dumps(
-        [{by: g.value, "total": g.total, "decisions": dict(g.decisions)} for g in groups],
+        [
+            {
+                by: g.value,
+                "total": g.total,
+                "decisions": dict(g.decisions),
+                "input_tokens": g.input_tokens,
+                "output_tokens": g.output_tokens,
+                "cached_tokens": g.cached_tokens,
+                "cost_usd": g.cost_usd,
+            }
+            for g in groups
+        ],
         ensure_ascii=False,
         indent=2,
         default=_json_value,

@@ -59,3 +59,17 @@ def create_audit_tables(db: sqlite_utils.Database) -> None:
         )
         """
     )
+
+
+@MIGRATIONS()
+def add_usage_columns(db: sqlite_utils.Database) -> None:
+    """What each answer used, for budgets (docs/budgets.md): NULL in the rows written before."""
+    for column, kind in (
+        ("input_tokens", "INTEGER"),
+        ("output_tokens", "INTEGER"),
+        ("cached_tokens", "INTEGER"),
+        ("cost_usd", "REAL"),
+        ("model", "TEXT"),
+    ):
+        db.execute(f"ALTER TABLE audit ADD COLUMN {column} {kind}")
+    db.execute("CREATE INDEX audit_model ON audit (model)")

@@ -147,6 +147,19 @@ def decision_json(decision: Decision) -> dict:
             }
             for limit in decision.limits
         ],
+        "budgets": [
+            {
+                "amount": budget.amount / 1_000_000 if budget.measure == "usd" else budget.amount,
+                "measure": budget.measure,
+                "per": budget.period,
+                "per_agent": budget.agent is not None,
+                "reserve_max_tokens": budget.reserve,
+                "usage_unreadable": budget.unreadable,
+                "rule": budget.source.location,
+                "text": budget.source.text,
+            }
+            for budget in decision.budgets
+        ],
         "inject": [i.credential for i in decision.inject],
         "host": decision.host,
         "path": decision.canonical_path,
@@ -172,6 +185,8 @@ def _describe(method: str, url: str, agent: str | None, decision: Decision) -> s
         lines.append(f"  path      {decision.canonical_path}")
     for limit in decision.limits:
         lines.append(f"  limit     {limit.source.text}  ({limit.source.location})")
+    for budget in decision.budgets:
+        lines.append(f"  budget    {budget.source.text}  ({budget.source.location})")
     for injection in decision.inject:
         where = f"header {injection.name}" if injection.kind == "header" else injection.kind
         if injection.kind == "query":

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from firewall.policy.compiled import CompiledPolicy
     from firewall.policy.compiler import CompileResult
     from firewall.policy.decision import (
+        BudgetRef,
         Decision,
         Injection,
         LimitRef,
@@ -32,6 +33,7 @@ _WHERE = {
     "ExpectCase": "compile_tests",
     "CompiledPolicy": "compiled",
     "CompileResult": "compiler",
+    "BudgetRef": "decision",
     "Decision": "decision",
     "Injection": "decision",
     "LimitRef": "decision",
@@ -55,6 +57,7 @@ __all__ = [
     "Decision",
     "ExpectCase",
     "Injection",
+    "BudgetRef",
     "LimitRef",
     "Mode",
     "PolicyError",

@@ -163,6 +163,31 @@ class CompiledLimit:
 
 
 @dataclass(frozen=True)
+class CompiledBudget:
+    """A budget counted from the answers: `amount` tokens, or millionths of a dollar for "usd"."""
+
+    key: str
+    amount: int
+    measure: str  # usd | tokens | input_tokens | output_tokens | cached_tokens
+    period: str  # hour | day | week | month: calendar windows in UTC
+    per_agent: bool
+    match: RequestMatcher
+    source: RuleRef
+    reserve: bool = False  # `reserve max_tokens`: count the request's max_tokens before it goes out
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """A policy's `price` line: dollars per million tokens (cached: input read from the cache)."""
+
+    model: str
+    input: float
+    cached: float
+    output: float
+    source: RuleRef
+
+
+@dataclass(frozen=True)
 class CompiledInject:
     credential: str
     when: Cond | None
@@ -190,6 +215,8 @@ class CompiledBlock:
     injects: tuple[CompiledInject, ...]
     source: RuleRef
     tcp: CompiledRule | None = None  # `allow tcp` / `block tcp`: a tunnel that does not carry HTTP
+    budgets: tuple[CompiledBudget, ...] = ()
+    unreadable_usage: str = "max_tokens"  # `usage unreadable max_tokens | refuse`
     rules_by_method: dict[str, tuple[CompiledRule, ...]] = derived()  # method → the rules that may match it, in order
     rules_any_method: tuple[CompiledRule, ...] = derived()  # the rules that name no method, in order
 
@@ -222,6 +249,7 @@ class CompiledPolicy:
     credentials: tuple[CredentialSpec, ...]
     blocks: tuple[CompiledBlock, ...]
     sources: tuple[SourceFile, ...]
+    prices: tuple[ModelPrice, ...] = ()  # `price` lines: override the shipped table (firewall/budgets/prices.py)
     host_index: HostIndex[CompiledBlock] = derived()
     exact_hosts: frozenset[tuple[str, int]] = derived()  # (name, port) named by a pattern without a wildcard
     credential_map: dict[str, CredentialSpec] = derived()
@@ -276,6 +304,8 @@ _TYPES: dict[str, type] = {  # the JSON names the class; its constructor gets wh
         RequestMatcher,
         CompiledRule,
         CompiledLimit,
+        CompiledBudget,
+        ModelPrice,
         CompiledInject,
         CredentialSpec,
         CompiledBlock,

@@ -17,11 +17,13 @@ from firewall.policy.compile_base import (
     as_int,
     did_you_mean,
 )
+from firewall.policy.compile_budgets import BudgetsCompiler
 from firewall.policy.compile_conditions import ConditionsCompiler
 from firewall.policy.compile_credentials import CredentialsCompiler
 from firewall.policy.compile_tests import ExpectationsCompiler, ExpectCase
 from firewall.policy.compiled import (
     CompiledBlock,
+    CompiledBudget,
     CompiledInject,
     CompiledLimit,
     CompiledPolicy,
@@ -31,7 +33,7 @@ from firewall.policy.compiled import (
     SourceFile,
     path_glob,
 )
-from firewall.policy.decision import Mode, RuleRef, Verdict
+from firewall.policy.decision import PERIOD_SECONDS, Mode, RuleRef, Verdict
 from firewall.policy.errors import CompileError, Diagnostic, Span
 from firewall.policy.hosts import InvalidHost, parse_host_pattern
 from firewall.policy.paths import GlobError
@@ -52,7 +54,7 @@ def compile_files(files: list[s.PolicyFile]) -> CompileResult:
     return _Compiler(files).run()
 
 
-class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
+class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler, BudgetsCompiler):
     """The whole policy, its host blocks, rules and limits; the other concerns come from the
     parts it is made of (compile_credentials.py, compile_conditions.py, compile_tests.py)."""
 
@@ -69,6 +71,7 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
         self._check_duplicate_hosts([b for b in statements if isinstance(b, s.HostBlock)])
         self._warn_unused_credentials(credentials, blocks)
         approval_timeout = self._approval_timeout(timeout_stmt)
+        prices = self._prices([x for x in statements if isinstance(x, s.PriceStmt)])
         if self.errors:
             raise CompileError(self._in_source_order(self.errors))
 
@@ -80,6 +83,7 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
             credentials=tuple(credentials.values()),
             blocks=tuple(blocks),
             sources=tuple(SourceFile(f.path, hashlib.sha256(f.source.encode()).hexdigest()) for f in self.files),
+            prices=prices,
         )
         tests = tuple(case for test in statements if isinstance(test, s.TestBlock) for case in self._test(test))
         if self.errors:
@@ -151,6 +155,8 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
         rules: list[CompiledRule] = []
         limits: list[CompiledLimit] = []
         injects: list[CompiledInject] = []
+        budgets: list[CompiledBudget] = []
+        usage_settings: list[s.UsageSetting] = []
         tcp: CompiledRule | None = None
         for item in node.items:
             if isinstance(item, s.TcpRule):
@@ -165,6 +171,12 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
                 limit = self._limit(item, patterns)
                 if limit is not None:
                     limits.append(limit)
+            elif isinstance(item, s.Budget):
+                budget = self._budget(item, patterns, self._matcher(item.methods, item.paths, item.when))
+                if budget is not None:
+                    budgets.append(budget)
+            elif isinstance(item, s.UsageSetting):
+                usage_settings.append(item)
             else:
                 inject = self._inject(item, credentials)
                 if inject is not None:
@@ -177,7 +189,10 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
             )
         ref = self.ref(node.span)
         header = RuleRef(ref.file, ref.line, "host " + ", ".join(w.text for w in node.patterns))
-        return CompiledBlock(tuple(patterns), tuple(rules), tuple(limits), tuple(injects), header, tcp)
+        unreadable = self._usage_setting(usage_settings, any(isinstance(i, s.Budget) for i in node.items))
+        return CompiledBlock(
+            tuple(patterns), tuple(rules), tuple(limits), tuple(injects), header, tcp, tuple(budgets), unreadable
+        )
 
     def _tcp_rule(self, node: s.TcpRule, block: s.HostBlock, earlier: CompiledRule | None) -> CompiledRule | None:
         """`allow tcp` opens raw TCP to exactly the hosts and ports the block names, nothing wider."""
@@ -260,6 +275,13 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler):
         return CompiledRule(Verdict(node.verdict), match, reason, self.ref(node.span))
 
     def _limit(self, node: s.Limit, block_patterns: list[str]) -> CompiledLimit | None:
+        if node.unit not in PERIOD_SECONDS:
+            self.error(
+                f"a request limit counts per second, minute, hour or day, not per {node.unit}",
+                node.span,
+                f"for a longer span count tokens or dollars: limit 2000000 tokens per {node.unit}",
+            )
+            return None
         amount = as_int(node.amount.text)
         if amount is None or amount < 1:
             self.error(

@@ -171,6 +171,25 @@ class LimitRef:
     source: RuleRef
 
 
+@dataclass(frozen=True)
+class BudgetRef:
+    """A budget this request counts against (docs/budgets.md).
+
+    `key` names the counter (with `agent` when it counts per agent); `amount` is in
+    tokens, or millionths of a dollar when `measure` is "usd". The proxy checks the
+    counter before the request goes out and adds what the answer used after it.
+    """
+
+    key: str
+    amount: int
+    measure: str  # usd | tokens | input_tokens | output_tokens | cached_tokens
+    period: str  # hour | day | week | month
+    agent: str | None
+    source: RuleRef
+    reserve: bool = False
+    unreadable: str = "max_tokens"  # the host block's `usage unreadable` setting
+
+
 PERIOD_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
@@ -204,6 +223,7 @@ class Decision:
     rule_reason: str | None = None  # the rule's own `reason "..."`
     message: str = ""
     limits: tuple[LimitRef, ...] = ()
+    budgets: tuple[BudgetRef, ...] = ()
     inject: tuple[Injection, ...] = ()
     would: Verdict | None = None
     mode: Mode = Mode.ENFORCE

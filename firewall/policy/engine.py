@@ -36,8 +36,10 @@ Precedence, coded in this order with early returns:
     A JSON body read by a condition (of a rule, limit or inject line) that repeats a
     key in one object → block (ambiguous_body), whatever the rules say.
  7. No rule matched → the default (default_no_rule).
- 8. Allow and approve carry the block's limits that match and the credentials
-    its inject lines add (first inject wins per header or parameter).
+ 8. Allow and approve carry the block's limits and budgets that match and the
+    credentials its inject lines add (first inject wins per header or parameter).
+    The engine names the budgets; the proxy checks their counters before the request
+    goes out and adds what the answer used after it (docs/budgets.md).
  9. Under `mode report`, a block or approve of steps 4, 6 or 7 becomes allow and
     is recorded in `would`; the safety checks of steps 1, 2, 3, 5 and ambiguous_body
     still block.
@@ -59,6 +61,7 @@ from firewall.policy.addresses import AddressClass, classify
 from firewall.policy.compiled import CompiledBlock, CompiledPolicy, RequestMatcher
 from firewall.policy.conditions import AmbiguousBody, RequestView, evaluate
 from firewall.policy.decision import (
+    BudgetRef,
     Decision,
     Injection,
     LimitRef,
@@ -115,6 +118,7 @@ def decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
         rule=None,
         rule_reason=None,
         limits=(),
+        budgets=(),
         inject=(),
         would=None,
         message=f"the request carries the value of the vault secret {names}, which the policy does not "
@@ -217,9 +221,11 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
                 break
         # 8
         limits: tuple[LimitRef, ...] = ()
+        budgets: tuple[BudgetRef, ...] = ()
         inject: tuple[Injection, ...] = ()
         if verdict is not Verdict.BLOCK or policy.mode is Mode.REPORT:
             limits = _limits(block, request, view)
+            budgets = _budgets(block, request, view)
             inject = _injections(policy, block, view)
     except AmbiguousBody as exc:
         return Decision(Verdict.BLOCK, Reason.AMBIGUOUS_BODY, message=str(exc), **base)
@@ -232,6 +238,7 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
             rule_reason=rule_reason,
             message=_message(verdict, reason, rule),
             limits=limits,
+            budgets=budgets,
             inject=inject,
             **base,
         )
@@ -319,6 +326,24 @@ def _limits(block: CompiledBlock, request: Request, view: RequestView) -> tuple[
         LimitRef(limit.key, limit.amount, limit.period, request.agent or "-" if limit.per_agent else None, limit.source)
         for limit in block.limits
         if _matches(limit.match, request.method, view, lenient=True)
+    )
+
+
+def _budgets(block: CompiledBlock, request: Request, view: RequestView) -> tuple[BudgetRef, ...]:
+    # As limits: an unreadable condition counts the request (fails closed).
+    return tuple(
+        BudgetRef(
+            budget.key,
+            budget.amount,
+            budget.measure,
+            budget.period,
+            request.agent or "-" if budget.per_agent else None,
+            budget.source,
+            budget.reserve,
+            block.unreadable_usage,
+        )
+        for budget in block.budgets
+        if _matches(budget.match, request.method, view, lenient=True)
     )
 
 

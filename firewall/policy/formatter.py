@@ -81,6 +81,11 @@ class _Formatter:
             self._emit(f"mode {node.mode}", span.line, span.end_line, "", blank_before=separate)
         elif isinstance(node, s.ApprovalTimeoutStmt):
             self._emit(f"approval timeout {node.duration.text}", span.line, span.end_line, "", blank_before=separate)
+        elif isinstance(node, s.PriceStmt):
+            parts = " ".join(f"{p.kind} {p.amount.text}" for p in node.parts)
+            self._emit(
+                f"price {_string(node.model.value)} {parts}", span.line, span.end_line, "", blank_before=separate
+            )
         elif isinstance(node, s.Credential):
             self._emit(f"credential {node.name.text} {{", span.line, node.name.span.end_line, "", blank_before=separate)
             for line in node.lines:
@@ -121,6 +126,17 @@ class _Formatter:
                 parts += ["per", "agent"]
             parts += [_words(node.methods), _words(node.paths), self._when(node.when)]
             return " ".join(filter(None, parts))
+        if isinstance(node, s.Budget):
+            amount = [node.amount.text] if node.measure == "usd" else [node.amount.text, *_token_kind(node.measure)]
+            parts = ["limit", *amount, "per", node.unit.text]
+            if node.per_agent:
+                parts += ["per", "agent"]
+            if node.reserve:
+                parts += ["reserve", "max_tokens"]
+            parts += [_words(node.methods), _words(node.paths), self._when(node.when)]
+            return " ".join(filter(None, parts))
+        if isinstance(node, s.UsageSetting):
+            return f"usage unreadable {node.action}"
         reason = f"reason {_string(node.reason.value)}" if node.reason else ""
         if isinstance(node, s.TcpRule):
             return " ".join(filter(None, [node.verdict, "tcp", reason]))
@@ -167,6 +183,11 @@ class _Formatter:
         if isinstance(value.value, str):
             return _string(value.value)
         return self.file.source[value.span.start : value.span.end]
+
+
+def _token_kind(measure: str) -> list[str]:
+    """ "output_tokens" → ["output", "tokens"]; "tokens" → ["tokens"]."""
+    return measure.split("_") if "_" in measure else [measure]
 
 
 def _words(words: tuple[s.Word, ...]) -> str:

@@ -26,7 +26,11 @@ GLUED_KEYWORD = "GLUED_KEYWORD"  # a keyword run into the next word (parser.py r
 TERMINAL_NAMES = {
     "VERDICT": "allow, block or approve",
     "MODE": "enforce or report",
-    "UNIT": "second, minute, hour or day",
+    "UNIT": "second, minute, hour, day, week or month",
+    "TOKEN_KIND": "input, output or cached",
+    "MONEY": "an amount of dollars such as $20",
+    "MAX_TOKENS": "max_tokens",
+    "REFUSE": "refuse",
     "OAUTH_KEY": "token_url, client_id or account_header",
     "COMPARE_OP": "a comparison (==, !=, <, <=, >, >=)",
     "BOOLEAN": "true or false",
@@ -55,7 +59,7 @@ TERMINAL_NAMES = {
 }
 
 # Statements a file may start a line with, for the top-level "expected" message.
-TOP_LEVEL = "default, mode, approval timeout, credential, host or test"
+TOP_LEVEL = "default, mode, approval timeout, price, credential, host or test"
 
 
 def blank_statement(text: str, line: int) -> str | None:

@@ -38,7 +38,7 @@ from firewall.policy.parse_errors import (
 # Lark matches a keyword as a prefix of a longer word ("hostb.com" would read as
 # "host b.com"). A lexer callback retypes a keyword that runs into the next word,
 # so the parser rejects it instead.
-_NAMED_KEYWORDS = ("VERDICT", "MODE", "UNIT", "OAUTH_KEY", "BOOLEAN", "NULL")
+_NAMED_KEYWORDS = ("VERDICT", "MODE", "UNIT", "OAUTH_KEY", "BOOLEAN", "NULL", "TOKEN_KIND", "MAX_TOKENS", "REFUSE")
 _source_being_parsed: ContextVar[str] = ContextVar("source_being_parsed", default="")
 
 
@@ -174,6 +174,14 @@ class _ToSyntax:
     def approval_timeout_stmt(self, meta: Meta, children: Children) -> s.ApprovalTimeoutStmt:
         return s.ApprovalTimeoutStmt(self._word(children[0]), self._span(meta))
 
+    def price_stmt(self, meta: Meta, children: Children) -> s.PriceStmt:
+        model, *parts = children
+        return s.PriceStmt(self._value(model, string_value(model)), tuple(parts), self._span(meta))
+
+    def price_part(self, meta: Meta, children: Children) -> s.PricePart:
+        kind, amount = children
+        return s.PricePart(str(kind), self._word(amount), self._span(meta))
+
     # credentials
 
     def credential(self, meta: Meta, children: Children) -> s.Credential:
@@ -223,6 +231,34 @@ class _ToSyntax:
             when=parts.when,
             span=self._span(meta),
         )
+
+    def budget(self, meta: Meta, children: Children) -> s.Budget:
+        (amount, measure), unit, *rest = children
+        parts = _Parts(rest)
+        return s.Budget(
+            amount=amount,
+            measure=measure,
+            unit=self._word(unit),
+            per_agent=parts.per_agent,
+            reserve=any(isinstance(p, _Reserve) for p in rest),
+            methods=parts.methods,
+            paths=parts.paths,
+            when=parts.when,
+            span=self._span(meta),
+        )
+
+    def money(self, meta: Meta, children: Children) -> tuple[s.Word, str]:
+        return self._word(children[0]), "usd"
+
+    def tokens(self, meta: Meta, children: Children) -> tuple[s.Word, str]:
+        amount, *kind = children
+        return self._word(amount), f"{kind[0]}_tokens" if kind else "tokens"
+
+    def reserve(self, meta: Meta, children: Children) -> _Reserve:
+        return _Reserve()
+
+    def usage_setting(self, meta: Meta, children: Children) -> s.UsageSetting:
+        return s.UsageSetting(str(children[0]), self._span(meta))
 
     def per_agent(self, meta: Meta, children: Children) -> _PerAgent:
         return _PerAgent()
@@ -362,6 +398,10 @@ class _ToSyntax:
 
 
 class _PerAgent:
+    pass
+
+
+class _Reserve:
     pass
 
 

@@ -161,6 +161,32 @@ class Limit:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """`limit 2000000 tokens per day per agent`, `limit $20 per day`: counted from the answers.
+
+    `measure` is "usd" (amount in dollars, as written) or "tokens", "input_tokens",
+    "output_tokens", "cached_tokens"."""
+
+    amount: Word
+    measure: str
+    unit: Word
+    per_agent: bool
+    reserve: bool
+    methods: tuple[Word, ...]
+    paths: tuple[Word, ...]
+    when: Condition | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class UsageSetting:
+    """`usage unreadable max_tokens | refuse`: what an answer whose usage cannot be read counts."""
+
+    action: str
+    span: Span
+
+
+@dataclass(frozen=True)
 class Rule:
     verdict: str
     methods: tuple[Word, ...]
@@ -179,7 +205,7 @@ class TcpRule:
     span: Span
 
 
-HostItem = Inject | Limit | Rule | TcpRule
+HostItem = Inject | Limit | Budget | UsageSetting | Rule | TcpRule
 
 
 @dataclass(frozen=True)
@@ -209,7 +235,23 @@ class TestBlock:
     span: Span
 
 
-Statement = DefaultStmt | ModeStmt | ApprovalTimeoutStmt | Credential | HostBlock | TestBlock
+@dataclass(frozen=True)
+class PricePart:
+    kind: str  # input | cached | output
+    amount: Word  # "$0.15": dollars per million tokens
+    span: Span
+
+
+@dataclass(frozen=True)
+class PriceStmt:
+    """`price "gpt-4o-mini" input $0.15 cached $0.075 output $0.60`."""
+
+    model: Value[str]
+    parts: tuple[PricePart, ...]
+    span: Span
+
+
+Statement = DefaultStmt | ModeStmt | ApprovalTimeoutStmt | PriceStmt | Credential | HostBlock | TestBlock
 
 
 @dataclass(frozen=True)

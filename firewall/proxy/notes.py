@@ -41,6 +41,13 @@ class FlowNotes:
     bytes_in: int = 0  # set where the response body is not what counts (a streamed answer, a TCP tunnel)
     bytes_out: int = 0  # a raw TCP tunnel's bytes from the agent
     scrubbed: bool = False  # an injected secret was masked in the response
+    budget_hold: object | None = None  # budget_store.Hold: the request counts against budgets
+    strip_usage: bool = False  # the proxy asked for a streamed chat's usage: take it back out
+    input_tokens: int | None = None  # what the answer used, as counted (audit columns)
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    cost_usd: float | None = None
+    model: str | None = None
     recorded: bool = False
 
     def refuse(self, outcome: Outcome, reason: str, detail: str | None = None, rule: str | None = None) -> None:

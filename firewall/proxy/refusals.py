@@ -21,6 +21,7 @@ class ProxyReason(StrEnum):
     UNRESOLVABLE = "unresolvable"  # the destination's name does not resolve
     UPSTREAM_UNREACHABLE = "upstream_unreachable"  # the upstream could not be reached to resend
     RATE_LIMITED = "rate_limited"
+    BUDGET_EXHAUSTED = "budget_exhausted"  # a token or dollar budget of the request is spent (budget_gate.py)
     LIMITS_UNAVAILABLE = "limits_unavailable"  # the limits store did not answer in time
     CREDENTIAL_UNAVAILABLE = "credential_unavailable"  # the vault has no value for an injected credential
     CREDENTIAL_NEEDS_LOGIN = "credential_needs_login"  # an OAuth login must be made again
@@ -50,6 +51,7 @@ REFUSALS: dict[tuple[Outcome, str], Refusal] = {
     (Outcome.BLOCK, ProxyReason.PROXY_AUTH_REQUIRED): Refusal(407, "proxy_auth_required", "{detail}"),
     (Outcome.EXFILTRATION, ANY): Refusal(403, "exfiltration_blocked", "blocked by the firewall policy: {detail}"),
     (Outcome.LIMIT, ProxyReason.RATE_LIMITED): Refusal(429, "rate_limited", "rate limit reached: {detail}"),
+    (Outcome.LIMIT, ProxyReason.BUDGET_EXHAUSTED): Refusal(429, "budget_exhausted", "budget spent: {detail}"),
     (Outcome.ERROR, ProxyReason.INTERNAL_ERROR): Refusal(
         500, "firewall_error", "the firewall could not decide this request, so it was refused"
     ),

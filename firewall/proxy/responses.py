@@ -53,8 +53,9 @@ def error_response(
     *,
     rule: str | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, object] | None = None,
 ) -> http.Response:
-    """`{"error": {"type", "code", "message", "rule", "request_id"}}` with `status`."""
+    """`{"error": {"type", "code", "message", "rule", "request_id", **extra}}` with `status`."""
     body = {
         "error": {
             "type": error_type,
@@ -63,6 +64,7 @@ def error_response(
             "param": None,
             "rule": rule,
             "request_id": request_id,
+            **(extra or {}),
         }
     }
     all_headers = {"content-type": "application/json", "x-firewall-request-id": request_id}

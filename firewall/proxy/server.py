@@ -31,6 +31,7 @@ from firewall.audit.checkpoints import CheckpointError, checkpoint_database
 from firewall.proxy import ca
 from firewall.proxy.addons.audit import Auditor, CountingWriter
 from firewall.proxy.addons.audit_gate import AuditGate
+from firewall.proxy.addons.budgets import BudgetMeter
 from firewall.proxy.addons.dial_guard import DialGuard
 from firewall.proxy.addons.drain import Drain
 from firewall.proxy.addons.enforce import Enforcer
@@ -43,6 +44,7 @@ from firewall.proxy.addons.streaming import Streaming
 from firewall.proxy.addons.tunnels import Tunnels
 from firewall.proxy.addons.upstream_tls import UpstreamTLSName
 from firewall.proxy.addons.ws_guard import WebSocketGuard
+from firewall.proxy.budget_store import BudgetStore
 from firewall.proxy.chain import Chain
 from firewall.proxy.limiter import LIMITS_TIMEOUT, Limiter
 from firewall.proxy.log_file import ProxyLogHandler
@@ -185,6 +187,7 @@ async def serve(settings: ProxySettings) -> None:
     auditor = Auditor(runtime, writer)
     identity = Identity(runtime)
     drain = Drain(auditor.record_now)
+    budgets = BudgetStore(limiter)
     master.addons.add(
         Chain(  # one addon to mitmproxy: firewall/proxy/chain.py
             identity,
@@ -193,11 +196,12 @@ async def serve(settings: ProxySettings) -> None:
             Tunnels(runtime, identity, resolver, auditor),
             Framing(),
             Probe(),  # firewall doctor's reserved name, answered before any policy sees it
-            Enforcer(runtime, limiter, resolver, broker, oauth=keeper),
+            Enforcer(runtime, limiter, resolver, broker, oauth=keeper, budgets=budgets),
             DialGuard(resolver),
             Streaming(),
             Reauthorize(keeper, client),
             Scrubber(runtime, auditor),  # after every addon that may buffer or replace a response
+            BudgetMeter(runtime, budgets),  # after Scrubber: its stream wrapper sees the upstream's chunks
             UpstreamTLSName(),
             auditor,
             WebSocketGuard(runtime, auditor),

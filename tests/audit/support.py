@@ -14,6 +14,8 @@ from firewall.audit.record import COLUMNS, AuditRecord
 BASE_TIME = 1_750_000_000.0  # 2025-06-15T15:06:40Z
 # Every column after seq up to prev_hash, for tampering by INSERT ... SELECT with the real sqlite3 shell.
 CONTENT_AFTER_SEQ = ", ".join(COLUMNS[1:])
+# The columns those values go into (the table's own order puts the later-added ones after hash).
+INSERT_COLUMNS = ", ".join((*COLUMNS, "prev_hash", "hash"))
 
 Write = Callable[[Iterable[AuditRecord]], None]  # the `write` fixture
 

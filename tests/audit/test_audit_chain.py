@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from firewall.audit.chain import GENESIS, canonical_json, row_hash, verify
 from firewall.audit.query import ALL_COLUMNS
-from firewall.audit.record import COLUMNS
+from firewall.audit.record import ADDED_COLUMNS, COLUMNS
 from firewall.audit.writer import AuditWriter
 from firewall.state.db import open_database
-from tests.audit.support import CONTENT_AFTER_SEQ, Write, make_record, sqlite3_cli
+from tests.audit.support import CONTENT_AFTER_SEQ, INSERT_COLUMNS, Write, make_record, sqlite3_cli
 
 ROWS = 5
 TARGET = 3  # the middle row every tampering test edits
@@ -49,7 +49,13 @@ def test_empty_log_is_intact(db_path: Path) -> None:
 def row(path: Path, seq: int) -> dict[str, object]:
     db = open_database(path)
     try:
-        return dict(zip(ALL_COLUMNS, db.execute("SELECT * FROM audit WHERE seq = ?", [seq]).fetchone(), strict=True))
+        return dict(
+            zip(
+                ALL_COLUMNS,
+                db.execute(f"SELECT {', '.join(ALL_COLUMNS)} FROM audit WHERE seq = ?", [seq]).fetchone(),
+                strict=True,
+            )
+        )
     finally:
         db.conn.close()
 
@@ -140,7 +146,7 @@ def test_a_row_appended_with_a_made_up_hash_is_reported(five_rows: Path) -> None
     last = row(five_rows, ROWS)
     sqlite3_cli(
         five_rows,
-        f"INSERT INTO audit SELECT seq + 1, {CONTENT_AFTER_SEQ}, '{last['hash']}', '{'f' * 64}'"
+        f"INSERT INTO audit ({INSERT_COLUMNS}) SELECT seq + 1, {CONTENT_AFTER_SEQ}, '{last['hash']}', '{'f' * 64}'"
         f" FROM audit WHERE seq = {ROWS}",
     )
     assert report(five_rows).describe() == f"audit log tampered at row {ROWS + 1}: changed"
@@ -148,17 +154,18 @@ def test_a_row_appended_with_a_made_up_hash_is_reported(five_rows: Path) -> None
 
 def test_a_copy_of_row_1_with_its_hash_recomputed_is_out_of_order_at_seq_0(five_rows: Path) -> None:
     first = row(five_rows, 1)
-    forged = row_hash(GENESIS, [0, *list(first.values())[1:-2]])
+    forged = row_hash(GENESIS, [0, *(first[c] for c in COLUMNS[1:])])
     sqlite3_cli(
         five_rows,
-        f"INSERT INTO audit SELECT 0, {CONTENT_AFTER_SEQ}, '{GENESIS}', '{forged}' FROM audit WHERE seq = 1",
+        f"INSERT INTO audit ({INSERT_COLUMNS}) "
+        f"SELECT 0, {CONTENT_AFTER_SEQ}, '{GENESIS}', '{forged}' FROM audit WHERE seq = 1",
     )
     assert report(five_rows).describe() == "audit log tampered at row 0: out of order"
 
 
 def test_a_row_with_a_valid_hash_but_wrong_link_is_out_of_order(five_rows: Path) -> None:
     target = row(five_rows, TARGET)
-    forged = row_hash(GENESIS, list(target.values())[:-2])
+    forged = row_hash(GENESIS, [target[c] for c in COLUMNS])
     sqlite3_cli(five_rows, f"UPDATE audit SET prev_hash = '{GENESIS}', hash = '{forged}' WHERE seq = {TARGET}")
     assert report(five_rows).describe() == f"audit log tampered at row {TARGET}: out of order"
 
@@ -208,6 +215,7 @@ def test_any_values_read_back_exactly_as_hashed(tmp_path_factory: pytest.TempPat
 
 def _recipe_hash(prev_hash: str, stored: dict) -> str:
     content = {k: v for k, v in stored.items() if k not in ("prev_hash", "hash")}
+    content = {k: v for k, v in content.items() if not (k in ADDED_COLUMNS and v is None)}
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256((prev_hash + text).encode()).hexdigest()
 

@@ -100,17 +100,39 @@ def test_stats_by_agent_and_as_json(logged: Path) -> None:
     assert table[1].split() == ["coder", "3", "2", "1"]
     assert table[2].split() == ["review", "3", "3", "0"]
     by_decision = json.loads(firewall(logged, "stats", "--since", "1h", "--json").stdout)
+    nothing_used = {"input_tokens": 0, "output_tokens": 0, "cached_tokens": 0, "cost_usd": 0.0}
     assert by_decision == [
-        {"decision": "allow", "total": 2, "decisions": {"allow": 2}},
-        {"decision": "block", "total": 1, "decisions": {"block": 1}},
+        {"decision": "allow", "total": 2, "decisions": {"allow": 2}, **nothing_used},
+        {"decision": "block", "total": 1, "decisions": {"block": 1}, **nothing_used},
     ]
+
+
+def test_stats_by_model_adds_up_what_the_answers_used(home: Path) -> None:
+    home.mkdir()
+    with AuditWriter(home / "firewall.db") as writer:
+        writer.submit(
+            make_record(0, model="gpt-4o", input_tokens=100, output_tokens=20, cached_tokens=40, cost_usd=0.0004)
+        )
+        writer.submit(make_record(1, model="gpt-4o", input_tokens=1, output_tokens=2, cached_tokens=0, cost_usd=0.0001))
+        writer.submit(make_record(2, model="claude-sonnet-4-5", input_tokens=7, output_tokens=3, cached_tokens=0))
+        writer.submit(make_record(3))  # control: a row with no usage adds nothing
+    rows = json.loads(firewall(home, "stats", "--by", "model", "--json").stdout)
+    assert [
+        (r["model"], r["total"], r["input_tokens"], r["output_tokens"], r["cached_tokens"], r["cost_usd"]) for r in rows
+    ] == [
+        ("gpt-4o", 2, 101, 22, 40, 0.0005),
+        ("claude-sonnet-4-5", 1, 7, 3, 0, 0.0),
+        (None, 1, 0, 0, 0, 0.0),
+    ]
+    table = firewall(home, "stats", "--by", "model").stdout.splitlines()
+    assert table[0].split()[-8:] == ["INPUT", "TOKENS", "OUTPUT", "TOKENS", "CACHED", "TOKENS", "COST", "USD"]
 
 
 def test_stats_refuses_an_unknown_grouping(logged: Path) -> None:
     result = firewall(logged, "stats", "--by", "path")
     assert (result.returncode, result.stderr) == (
         2,
-        "error: --by: expected one of decision, agent, host, rule, got 'path'\n",
+        "error: --by: expected one of decision, agent, host, rule, model, got 'path'\n",
     )
 
 

@@ -10,7 +10,7 @@ from firewall.audit.chain import verify
 from firewall.audit.prune import PruneError, prune
 from firewall.audit.writer import AuditWriter
 from firewall.state.db import open_database
-from tests.audit.support import BASE_TIME, CONTENT_AFTER_SEQ, Write, make_record, sqlite3_cli
+from tests.audit.support import BASE_TIME, CONTENT_AFTER_SEQ, INSERT_COLUMNS, Write, make_record, sqlite3_cli
 
 NOW = BASE_TIME + 100
 
@@ -115,7 +115,10 @@ def test_deleting_the_anchor_is_reported(db_path: Path, write: Write) -> None:
 def test_a_row_slipped_in_below_the_anchor_is_out_of_order(db_path: Path, write: Write) -> None:
     write(make_record(i) for i in range(6))
     run_prune(db_path, BASE_TIME + 3)
-    sqlite3_cli(db_path, f"INSERT INTO audit SELECT 2, {CONTENT_AFTER_SEQ}, prev_hash, hash FROM audit WHERE seq = 4")
+    sqlite3_cli(
+        db_path,
+        f"INSERT INTO audit ({INSERT_COLUMNS}) SELECT 2, {CONTENT_AFTER_SEQ}, prev_hash, hash FROM audit WHERE seq = 4",
+    )
     assert state(db_path)[2] == "audit log tampered at row 2: out of order"
 
 

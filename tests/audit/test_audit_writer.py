@@ -18,7 +18,7 @@ import pytest
 from firewall.audit.batching import AuditWriteError
 from firewall.audit.chain import verify
 from firewall.audit.process_writer import ProcessAuditWriter
-from firewall.audit.schema import create_audit_tables
+from firewall.audit.schema import add_usage_columns, create_audit_tables
 from firewall.audit.writer import AuditWriter
 from firewall.state.db import open_database
 from tests.audit.support import make_record
@@ -158,6 +158,7 @@ def test_a_failing_batch_is_retried_until_it_is_written(db_path: Path, kind: typ
             writer.flush(timeout=2.5)
         assert "no such table: audit" in str(writer.error)
         create_audit_tables(db)  # the table comes back: the kept record goes in on the next attempt
+        add_usage_columns(db)
         db.conn.close()
         writer.flush(timeout=10)
         assert writer.error is None

@@ -127,6 +127,7 @@ class Auditor:
         return replace(
             record,
             agent=clean(record.agent),
+            model=clean(record.model),
             method=clean(record.method),
             host=clean(record.host),
             path=clean(record.path),
@@ -171,5 +172,10 @@ class Auditor:
                 approval_id=notes.approval_id,
                 scrubbed=int(notes.scrubbed),
                 detail=self.runtime.isolation_note(notes.token_hash, notes.detail),
+                input_tokens=notes.input_tokens,
+                output_tokens=notes.output_tokens,
+                cached_tokens=notes.cached_tokens,
+                cost_usd=notes.cost_usd,
+                model=notes.model,
             )
         )

@@ -25,6 +25,8 @@ from firewall.approvals.broker import ApprovalBroker
 from firewall.policy import Decision, Request, Verdict
 from firewall.policy.outcomes import Outcome, approval_outcome, blocked_outcome, forwarded_outcome
 from firewall.proxy.addons.reauthorize import remember_oauth
+from firewall.proxy.budget_gate import budget_refusal, check_budgets
+from firewall.proxy.budget_store import BudgetStore, Spent
 from firewall.proxy.deciding import decide_with_addresses
 from firewall.proxy.exfil import carried_secrets
 from firewall.proxy.inject import CredentialUnavailable, apply_injections
@@ -55,9 +57,11 @@ class Enforcer:
         resolver: Resolver,
         broker: ApprovalBroker,
         oauth: TokenKeeper | None = None,
+        budgets: BudgetStore | None = None,
     ):
         self.runtime = runtime
         self.limiter = limiter
+        self.budgets = budgets or BudgetStore(limiter)
         self.resolver = resolver
         self.oauth = oauth
         self.broker = broker
@@ -138,12 +142,19 @@ class Enforcer:
         if decision.verdict is Verdict.APPROVE and not await self._approved(flow, notes, decision):
             return False
         # An approved request goes on exactly like an allowed one: limits, path, credentials.
+        now = time.time()
         try:
-            limit = await self.limiter.check(decision.limits, time.time())
+            limit = await self.limiter.check(decision.limits, now)
+            spent = None
+            if decision.budgets and limit.over is None:
+                body = flow.request.raw_content or b""
+                held = await check_budgets(self.budgets, decision, body, self.runtime.policy.prices, now)
+                spent, notes.budget_hold = (held, None) if isinstance(held, Spent) else (None, held)
         except LimitsUnavailable as exc:  # fail closed, at once: the limiter logged it (once per outage)
             refuse(flow, Outcome.ERROR, ProxyReason.LIMITS_UNAVAILABLE, str(exc), headers={"retry-after": "1"})
             return False
-        outcome = forwarded_outcome(decision, approved=notes.approval_id is not None, over_limit=limit.over is not None)
+        over = limit.over is not None or spent is not None
+        outcome = forwarded_outcome(decision, approved=notes.approval_id is not None, over_limit=over)
         if outcome is Outcome.LIMIT and limit.over is not None:
             refuse(
                 flow,
@@ -155,6 +166,13 @@ class Enforcer:
                 headers={"retry-after": str(limit.retry_after)},
             )
             return False
+        if outcome is Outcome.LIMIT and spent is not None:
+            budget = spent.budget
+            notes.refuse(outcome, ProxyReason.BUDGET_EXHAUSTED, f"over {budget.source.text}", budget.source.location)
+            flow.response = budget_refusal(spent, notes.request_id, now)  # the table's 429, with the budget's figures
+            return False
+        if spent is not None:  # report mode: let through and counted on, as if within its budget
+            notes.budget_hold = self.budgets.hold(decision.budgets, now)
         # Upstream sees exactly the path that was decided on.
         flow.request.path = decision.canonical_path + (f"?{decision.query}" if decision.query else "")
         try:

@@ -1,0 +1,131 @@
+"""Counting what each answer used against the budgets its request counts against (docs/budgets.md).
+
+No policy logic: the engine named the budgets and `Enforcer` checked them (a request
+let through carries `notes.budget_hold`). This addon
+
+- asks a streamed chat completion for its usage (`stream_options.include_usage`)
+  when the agent did not, and then takes that usage back out of the stream;
+- feeds a streamed answer's chunks to `budgets.stream.StreamCounter` as they pass
+  (unchanged, unless the usage it asked for must come out), or reads a whole answer;
+- when the answer has ended, counts it (`budgets.charges.count`), adds that to the
+  budgets' counters (`BudgetStore.add`) and notes the tokens and cost for the audit row.
+
+Runs after Scrubber, so its stream wrapper is the outermost one: it sees every chunk
+as the upstream sent it, and the end of the stream. Only 2xx answers count: an error
+from the upstream is not billed, and a reservation made for it is given back.
+"""
+
+from __future__ import annotations
+
+import time
+
+from mitmproxy import http
+
+from firewall.budgets.charges import count
+from firewall.budgets.prices import price_of
+from firewall.budgets.stream import StreamCounter
+from firewall.budgets.usage import (
+    Usage,
+    api_of,
+    ask_for_usage,
+    read_answer,
+    requested_max_tokens,
+    requested_model,
+)
+from firewall.proxy.budget_gate import price_table
+from firewall.proxy.budget_store import BudgetStore, Hold
+from firewall.proxy.notes import FlowNotes, notes_of
+from firewall.proxy.runtime import Runtime
+
+_COUNTER = "firewall-budget-counter"
+
+
+class BudgetMeter:
+    def __init__(self, runtime: Runtime, store: BudgetStore):
+        self.runtime = runtime
+        self.store = store
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        notes = notes_of(flow)
+        if flow.response is not None or notes.budget_hold is None or notes.decision is None:
+            return
+        if api_of(notes.decision.canonical_path) != "chat" or "content-encoding" in flow.request.headers:
+            return
+        changed = ask_for_usage(flow.request.raw_content or b"")
+        if changed is not None:
+            flow.request.content = changed  # Content-Length follows
+            notes.strip_usage = True
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        notes = notes_of(flow)
+        if notes.budget_hold is None or notes.decision is None or not callable(flow.response.stream):
+            return
+        api = api_of(notes.decision.canonical_path)
+        if api is None or not 200 <= flow.response.status_code < 300:
+            return
+        counter = StreamCounter(api, strip=notes.strip_usage)
+        flow.metadata[_COUNTER] = counter
+        inner = flow.response.stream
+
+        def meter(chunk: bytes) -> bytes | list[bytes]:
+            out = counter.feed(chunk)
+            if chunk:
+                return inner(out) if out else []  # an empty chunk would end a chunked body
+            parts = _listed(inner(out)) if out else []
+            return parts + _listed(inner(b""))  # the end, passed on
+
+        flow.response.stream = meter
+
+    async def response(self, flow: http.HTTPFlow) -> None:
+        notes = notes_of(flow)
+        if notes.budget_hold is None or flow.response is None:
+            return
+        usage: Usage | None = None
+        billed = 200 <= flow.response.status_code < 300
+        counter = flow.metadata.get(_COUNTER)
+        api = api_of(notes.decision.canonical_path) if notes.decision else None
+        if counter is not None:
+            usage = counter.usage()
+        elif billed and api is not None and not flow.response.stream:
+            body = flow.response.content or b""  # unpacked, as the agent reads it
+            usage = read_answer(api, body)
+            if notes.strip_usage and usage is not None and b"data:" in body[:64]:
+                stripper = StreamCounter(api, strip=True)
+                flow.response.content = stripper.feed(body) + stripper.feed(b"")
+        await self._settle(flow, notes, usage if billed else None, billed=billed)
+
+    async def error(self, flow: http.HTTPFlow) -> None:
+        notes = notes_of(flow)
+        if notes.budget_hold is None:
+            return
+        counter = flow.metadata.get(_COUNTER)  # a stream cut short still used what it used
+        await self._settle(flow, notes, counter.usage() if counter else None, billed=counter is not None)
+
+    async def _settle(self, flow: http.HTTPFlow, notes: FlowNotes, usage: Usage | None, *, billed: bool) -> None:
+        hold, decision = notes.budget_hold, notes.decision
+        notes.budget_hold = None  # counted once, whichever hook comes first
+        if not isinstance(hold, Hold) or decision is None:
+            return
+        if not billed:  # nothing was answered, or an error: no usage, the reservations go back
+            await self.store.add(decision.budgets, hold, (0,) * len(hold.reserved), time.time())
+            return
+        overrides = price_table(self.runtime.policy.prices)
+        price = price_of(usage.model if usage else None, overrides)
+        max_tokens = requested_max_tokens(flow.request.raw_content or b"") if usage is None else None
+        budgets = tuple((b.measure, b.amount, b.unreadable) for b in decision.budgets)
+        counted = count(budgets, usage, price, max_tokens)
+        notes.model = (usage.model if usage else None) or requested_model(flow.request.raw_content or b"")
+        if usage is not None:
+            notes.input_tokens, notes.output_tokens = usage.input_tokens, usage.output_tokens
+            notes.cached_tokens = usage.cached_tokens
+        if counted.cost_micros is not None:
+            notes.cost_usd = counted.cost_micros / 1_000_000
+        if counted.note:
+            notes.detail = f"{notes.detail}; {counted.note}" if notes.detail else counted.note
+        await self.store.add(decision.budgets, hold, counted.amounts, time.time())
+
+
+def _listed(chunks: bytes | list[bytes]) -> list[bytes]:
+    if isinstance(chunks, bytes):
+        return [chunks] if chunks else []
+    return chunks

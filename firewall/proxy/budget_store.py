@@ -1,0 +1,156 @@
+"""The counters of token and cost budgets: in this process (`memory://`), or in the shared limits
+store (`redis://`), where two proxies count one budget together.
+
+One counter per budget, agent and calendar window (the window's name is part of the key,
+so a new window starts at zero and an old one simply expires). In the shared store each is
+a `limits` fixed-window counter, added to with `hit(item, *ids, cost=N)`; its expiry only
+clears it away after its window ended.
+
+Reading before a request goes out is bounded like the request limits: a store that does
+not answer within the limiter's timeout, or fails, raises `LimitsUnavailable` (the request
+is refused, fail closed). Adding after an answer is bounded too; a failure is logged (the
+answer was already delivered) and that usage is lost to the count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from firewall.budgets.windows import window, window_id
+from firewall.policy import BudgetRef
+from firewall.proxy.limiter import Limiter, LimitsUnavailable
+
+log = logging.getLogger("firewall.proxy")
+_SPAN = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400}
+_KEEP = 3600  # seconds a counter outlives its window (clock skew between proxies)
+_NEVER_FULL = 2**62  # the `limits` item's own amount: budgets compare with their amounts here
+
+
+@dataclass(frozen=True)
+class Spent:
+    budget: BudgetRef
+    used: int
+    resets_at: float  # epoch seconds: the end of the window
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Where a let-through request counts: each budget's window, and what was reserved there."""
+
+    windows: tuple[str, ...]
+    reserved: tuple[int, ...]
+
+
+class BudgetStore:
+    def __init__(self, limiter: Limiter):
+        self.limiter = limiter
+        self._memory: dict[tuple[str, str, str], list[float]] | None = {} if limiter.memory is not None else None
+        self._swept = 0.0
+        if self._memory is None:
+            from limits.aio.strategies import FixedWindowRateLimiter
+
+            self.strategy = FixedWindowRateLimiter(limiter.storage)
+
+    async def check(self, budgets: tuple[BudgetRef, ...], reserve: tuple[int, ...], now: float) -> Spent | Hold:
+        """The first budget already spent, or (none is) the request's hold, its reservations made.
+
+        Raises LimitsUnavailable when the shared store cannot be read in time."""
+        windows = tuple(window_id(b.period, now) for b in budgets)
+        used = await self._bounded(self._read(budgets, windows))
+        for budget, count in zip(budgets, used):
+            if count >= budget.amount:
+                return Spent(budget, count, window(budget.period, now)[1])
+        if any(reserve):
+            await self._bounded(self._add(budgets, windows, reserve, now))
+        return Hold(windows, reserve)
+
+    def hold(self, budgets: tuple[BudgetRef, ...], now: float) -> Hold:
+        """Where a request counts that reserved nothing (under `mode report`, one over budget)."""
+        return Hold(tuple(window_id(b.period, now) for b in budgets), (0,) * len(budgets))
+
+    async def add(self, budgets: tuple[BudgetRef, ...], hold: Hold, amounts: tuple[int, ...], now: float) -> None:
+        """Count an answer (less what was reserved for it); a store that fails is logged, not raised."""
+        extra = tuple(amount - reserved for amount, reserved in zip(amounts, hold.reserved))
+        if not any(extra):
+            return
+        try:
+            await self._bounded(self._add(budgets, hold.windows, extra, now))
+        except LimitsUnavailable as exc:
+            log.error("the usage of an answer was not counted against its budgets: %s", exc)
+
+    async def used(self, budgets: tuple[BudgetRef, ...], now: float) -> tuple[int, ...]:
+        """What each budget has used in its current window."""
+        windows = tuple(window_id(b.period, now) for b in budgets)
+        return await self._bounded(self._read(budgets, windows))
+
+    async def _bounded[T](self, work: Coroutine[Any, Any, T]) -> T:
+        limiter = self.limiter
+        if self._memory is not None:
+            return await work
+        try:
+            async with asyncio.timeout(limiter.timeout):
+                result = await work
+        except TimeoutError:
+            limiter.outage.failed(
+                f"no answer within {limiter.timeout * 1000:.0f} ms",
+                consequence="requests with budgets are refused with 503 limits_unavailable",
+            )
+            raise LimitsUnavailable(f"the limits store did not answer within {limiter.timeout * 1000:.0f} ms") from None
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            limiter.outage.failed(detail, consequence="requests with budgets are refused with 503 limits_unavailable")
+            raise LimitsUnavailable(f"the limits store failed ({detail})") from None
+        limiter.outage.ok()
+        return result
+
+    async def _read(self, budgets: tuple[BudgetRef, ...], windows: tuple[str, ...]) -> tuple[int, ...]:
+        if self._memory is not None:
+            return tuple(int(self._memory.get(_key(b, w), (0, 0))[0]) for b, w in zip(budgets, windows))
+        storage = self.limiter.storage
+        return tuple([await storage.get(_item(b).key_for(*_ids(b, w))) for b, w in zip(budgets, windows)])
+
+    async def _add(
+        self, budgets: tuple[BudgetRef, ...], windows: tuple[str, ...], amounts: tuple[int, ...], now: float
+    ) -> None:
+        if self._memory is not None:
+            self._sweep(now)
+            for budget, name, amount in zip(budgets, windows, amounts):
+                entry = self._memory.setdefault(_key(budget, name), [0, window(budget.period, now)[1]])
+                entry[0] += amount
+            return
+        for budget, name, amount in zip(budgets, windows, amounts):
+            if amount:
+                await self.strategy.hit(_item(budget), *_ids(budget, name), cost=amount)
+
+    def _sweep(self, now: float) -> None:
+        assert self._memory is not None
+        if now - self._swept < 60:
+            return
+        self._swept = now
+        for key, (_, end) in list(self._memory.items()):
+            if end + _KEEP < now:
+                del self._memory[key]
+
+
+def _key(budget: BudgetRef, name: str) -> tuple[str, str, str]:
+    return budget.key, budget.agent or "*", name
+
+
+def _ids(budget: BudgetRef, name: str) -> tuple[str, ...]:
+    return "firewall-budget", budget.key, budget.agent or "*", name
+
+
+_ITEMS: dict[str, object] = {}
+
+
+def _item(budget: BudgetRef):  # -> limits.RateLimitItem
+    item = _ITEMS.get(budget.period)
+    if item is None:
+        from limits import RateLimitItemPerSecond
+
+        item = _ITEMS[budget.period] = RateLimitItemPerSecond(_NEVER_FULL, _SPAN[budget.period] + _KEEP)
+    return item

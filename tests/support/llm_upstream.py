@@ -1,0 +1,98 @@
+"""A local HTTPS stand-in answering like OpenAI, Anthropic and the Codex backend, with known usage.
+
+Each endpoint answers with the fixed usage below, whole or streamed (chunked, in
+pieces cut at odd places) as the request asks; a streamed chat completion carries
+the usage chunk only when the request asked for it (`stream_options.include_usage`),
+as OpenAI does. Every request is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+
+import trustme
+
+from tests.support import llm_answers as answers
+from tests.support.upstream import QuietHandler, Seen, Upstream, https_server, serve
+
+CHAT = (100, 20, 40)  # prompt, completion, cached
+RESPONSES = (50, 10, 0)
+CODEX = (400, 30, 300)
+EMBEDDINGS = 30
+ANTHROPIC = (10, 20, 5)  # fresh input, output, cache reads (input tokens in all: 15)
+
+
+def answer_for(path: str, request: dict) -> tuple[bytes, bool]:
+    """(body, streamed) for a request."""
+    stream = request.get("stream") is True
+    if path == "/v1/chat/completions":
+        if stream:
+            asked = (request.get("stream_options") or {}).get("include_usage") is True
+            return answers.chat_stream(*CHAT, with_usage=asked, words=4), True
+        return answers.chat(*CHAT), False
+    if path == "/v1/responses":
+        return (answers.responses_stream if stream else answers.responses)(*RESPONSES, model="gpt-4o-mini"), stream
+    if path == "/backend-api/codex/responses":
+        return answers.responses_stream(*CODEX, model="gpt-5-codex"), True
+    if path == "/v1/embeddings":
+        return answers.embeddings(EMBEDDINGS), False
+    if path == "/v1/messages":
+        fresh, output, read = ANTHROPIC
+        return (answers.anthropic_stream if stream else answers.anthropic)(fresh, output, read=read), stream
+    if path == "/v1/no-usage/chat/completions":
+        return b'{"id": "x", "choices": []}', False
+    return b'{"ok": true}', False
+
+
+class LLMUpstream(Upstream):
+    pass
+
+
+def _handler(ref: list[LLMUpstream]):
+    class Handler(QuietHandler):
+        def do_POST(self) -> None:
+            body = self._read_body()
+            ref[0].seen.append(Seen("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            try:
+                request = json.loads(body or b"{}")
+            except ValueError:
+                request = {}
+            if self.path == "/v1/error/chat/completions":
+                self._json(500, {"error": {"message": "upstream broke"}})
+                return
+            data, streamed = answer_for(self.path, request if isinstance(request, dict) else {})
+            self.send_response(200)
+            if not streamed:
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for start in range(0, len(data), 97):  # pieces that cut lines and events anywhere
+                piece = data[start : start + 97]
+                self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+
+    return Handler
+
+
+@contextmanager
+def serving_llm_upstream(ca: trustme.CA, directory: Path):
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    pem = directory / "llm-upstream.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
+    ref: list[LLMUpstream] = []
+    server = https_server(_handler(ref), str(pem), str(pem))
+    upstream = LLMUpstream(server.server_address[1], server)
+    ref.append(upstream)
+    serve(server)
+    try:
+        yield upstream
+    finally:
+        upstream.stop()
