@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from firewall.policy import Reason
 from firewall.policy.outcomes import Outcome
 
 
@@ -18,6 +17,7 @@ class ProxyReason(StrEnum):
     NOT_DECIDED = "not_decided"  # mitmproxy refused or lost the flow before the firewall's hooks ran
     INTERNAL_ERROR = "internal_error"  # a hook failed: refused, fail closed
     PROXY_AUTH_REQUIRED = "proxy_auth_required"  # no valid agent credentials
+    REQUEST_TRAILERS = "request_trailers"  # a request with trailers, which no rule or scan reads (framing.py)
     UNRESOLVABLE = "unresolvable"  # the destination's name does not resolve
     UPSTREAM_UNREACHABLE = "upstream_unreachable"  # the upstream could not be reached to resend
     RATE_LIMITED = "rate_limited"
@@ -47,7 +47,7 @@ _CREDENTIAL = Refusal(503, "{reason}", "{detail}")
 
 REFUSALS: dict[tuple[Outcome, str], Refusal] = {
     (Outcome.BLOCK, ANY): Refusal(403, "policy_blocked", "blocked by the firewall policy: {detail}"),
-    (Outcome.BLOCK, Reason.MALFORMED_REQUEST): Refusal(400, "malformed_request", "{detail}"),
+    (Outcome.BLOCK, ProxyReason.REQUEST_TRAILERS): Refusal(400, "malformed_request", "{detail}"),
     (Outcome.BLOCK, ProxyReason.PROXY_AUTH_REQUIRED): Refusal(407, "proxy_auth_required", "{detail}"),
     (Outcome.EXFILTRATION, ANY): Refusal(403, "exfiltration_blocked", "blocked by the firewall policy: {detail}"),
     (Outcome.LIMIT, ProxyReason.RATE_LIMITED): Refusal(429, "rate_limited", "rate limit reached: {detail}"),

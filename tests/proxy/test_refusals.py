@@ -50,7 +50,7 @@ def test_every_refusal_names_an_outcome_and_a_typed_reason(where, call):
             refusal(Outcome[outcome.attr], typed)  # answered by the table
 
 
-@pytest.mark.parametrize("outcome", [o for o in Outcome if o not in FORWARDED])
+@pytest.mark.parametrize("outcome", [o for o in Outcome if o not in FORWARDED and o is not Outcome.PROBE])
 def test_every_refusing_outcome_has_an_answer(outcome):
     answer = refusal(outcome, "some_reason_of_its_own")
     assert 400 <= answer.status < 600 and answer.error_type
@@ -60,7 +60,8 @@ def test_every_refusing_outcome_has_an_answer(outcome):
     ("outcome", "reason", "status", "error_type"),
     [
         (Outcome.BLOCK, Reason.RULE, 403, "policy_blocked"),
-        (Outcome.BLOCK, Reason.MALFORMED_REQUEST, 400, "malformed_request"),
+        (Outcome.BLOCK, Reason.MALFORMED_REQUEST, 403, "policy_blocked"),
+        (Outcome.BLOCK, ProxyReason.REQUEST_TRAILERS, 400, "malformed_request"),
         (Outcome.BLOCK, ProxyReason.PROXY_AUTH_REQUIRED, 407, "proxy_auth_required"),
         (Outcome.EXFILTRATION, Reason.EXFILTRATION, 403, "exfiltration_blocked"),
         (Outcome.LIMIT, ProxyReason.RATE_LIMITED, 429, "rate_limited"),

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from mitmproxy import http
 
-from firewall.policy import Reason
 from firewall.policy.outcomes import Outcome
+from firewall.proxy.refusals import ProxyReason
 from firewall.proxy.responses import refuse
 
 _BODILESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
@@ -31,7 +31,7 @@ class Framing:
             refuse(
                 flow,
                 Outcome.BLOCK,
-                Reason.MALFORMED_REQUEST,
+                ProxyReason.REQUEST_TRAILERS,
                 "the request has trailers",
                 say="request trailers are not supported by the firewall; send those fields as headers",
             )
