@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ import typer
 
 from firewall import policy_store
 from firewall.cli.errors import fail, warn
+from firewall.cli.grant_sync import end_orphan_grants, ended_line
 from firewall.cli.policy_cmd import PathsArg, app, compile_or_exit
 from firewall.cli.state import database_or_exit, home_or_exit
 from firewall.policy.diff import diff_policies
@@ -54,10 +56,13 @@ def apply(
             return
         changes = diff_policies(in_force, result.policy)
         version = policy_store.store_version(db, result.policy, sources, note=note, tests=tests)
+        ended = end_orphan_grants(db, result.policy, time.time())
     finally:
         db.close()
     for line in changes:
         typer.echo(line)
+    for grant in ended:
+        typer.echo(ended_line(grant))
     typer.echo(f"applied: version {version.version} (sha256 {version.sha256[:16]}) is now in force")
 
 
@@ -153,6 +158,7 @@ def rollback_command(
     try:
         current = policy_store.active_version(db)
         restored = policy_store.rollback(db, version)
+        ended = end_orphan_grants(db, restored.load(), time.time())
     except policy_store.AlreadyInForce as exc:
         typer.echo(f"unchanged: {exc}")
         return
@@ -162,6 +168,8 @@ def rollback_command(
         db.close()
     for line in diff_policies(_loaded_or_warn(current), restored.load()):
         typer.echo(line)
+    for grant in ended:
+        typer.echo(ended_line(grant))
     typer.echo(f"rolled back: version {restored.version} ({restored.note}) is now in force")
 
 

@@ -168,6 +168,7 @@ class Rule:
     when: Condition | None
     reason: Value[str] | None
     span: Span
+    name: Value[str] | None = None  # `as "name"`
 
 
 @dataclass(frozen=True)
@@ -177,9 +178,18 @@ class TcpRule:
     verdict: str
     reason: Value[str] | None
     span: Span
+    name: Value[str] | None = None
 
 
-HostItem = Inject | Limit | Rule | TcpRule
+@dataclass(frozen=True)
+class BlockMode:
+    """`mode report` (or `mode enforce`) inside a host block: that block's mode, beside the policy's."""
+
+    mode: str
+    span: Span
+
+
+HostItem = Inject | Limit | Rule | TcpRule | BlockMode
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ class Enforcer:
                 )
                 return
             notes.decision = decision
-            notes.rule = decision.rule.location if decision.rule else None
+            notes.rule = decision.rule.id if decision.rule else None
             if await self._apply(flow, notes, decision):
                 # Let through: the proxy may connect there, to these addresses only (dial_guard.py).
                 self.resolver.pin(request.host, request.port, addresses)
@@ -162,13 +162,13 @@ class Enforcer:
             return False
         if limit.over is not None:
             if not report:
-                notes.refuse("limit", "rate_limited", f"over {limit.over.source.text}", limit.over.source.location)
+                notes.refuse("limit", "rate_limited", f"over {limit.over.source.text}", limit.over.source.id)
                 flow.response = error_response(
                     429,
                     "rate_limited",
                     f"rate limit reached: {limit.over.source.text}; retry after {limit.retry_after}s",
                     notes.request_id,
-                    rule=limit.over.source.location,
+                    rule=limit.over.source.id,
                     headers={"retry-after": str(limit.retry_after)},
                 )
                 return False
@@ -191,8 +191,8 @@ class Enforcer:
     async def _approved(self, flow: http.HTTPFlow, notes: FlowNotes, decision: Decision) -> bool:
         """Hold the request until a person answers (or a standing grant answers for them).
         True: it may go on; False: it was answered with a refusal."""
-        rule, text = (decision.rule.location, decision.rule.text) if decision.rule else ("<default>", "default approve")
-        grant = await self.broker.grant_for(notes.agent, rule, text)
+        rule, text = (decision.rule.id, decision.rule.text) if decision.rule else ("<default>", "default approve")
+        grant = await self.broker.grant_for(notes.agent, rule, text, named=bool(decision.rule and decision.rule.name))
         if grant is not None:
             notes.approval_id, notes.detail = grant.id, f"standing grant by {grant.created_by}"
             return True

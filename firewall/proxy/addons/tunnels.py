@@ -98,7 +98,7 @@ class Tunnels:
             self.auditor.record_tunnel(notes, host, port)
             return RefusedTunnel(context)
         notes.decision = decision
-        notes.rule = decision.rule.location if decision.rule else None
+        notes.rule = decision.rule.id if decision.rule else None
         if decision.verdict is not Verdict.ALLOW:
             outcome = "exfiltration" if decision.reason is Reason.EXFILTRATION else "block"
             notes.refuse(outcome, decision.reason.value, decision.message)
