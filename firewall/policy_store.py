@@ -38,8 +38,18 @@ def create_policy_tables(db: sqlite_utils.Database) -> None:
     db["policy_active"].create({"id": int, "version": int}, pk="id")
 
 
+@MIGRATIONS()
+def add_tests_column(db: sqlite_utils.Database) -> None:
+    """What `apply` learnt of the policy's tests: "5 passed", "skipped: 2 of 7 failing", "none"."""
+    db["policy_versions"].add_column("tests", str, not_null_default="")
+
+
 class PolicyStoreError(Exception):
     pass
+
+
+class AlreadyInForce(PolicyStoreError):
+    """A rollback to the content that is in force: nothing to do, and nothing is stored."""
 
 
 WAY_OUT = (
@@ -57,6 +67,7 @@ class PolicyVersion:
     note: str
     sources: tuple[tuple[str, str], ...]  # (path, text)
     compiled: str
+    tests: str = ""  # the tests' outcome when it was applied; "" for versions stored before it was kept
 
     def load(self) -> CompiledPolicy:
         try:
@@ -81,6 +92,7 @@ class PolicyVersion:
             "applied_by": self.applied_by,
             "note": self.note,
             "files": [path for path, _ in self.sources],
+            "tests": self.tests,
         }
 
 
@@ -93,6 +105,7 @@ def _version(row: dict) -> PolicyVersion:
         note=row["note"],
         sources=tuple((s["path"], s["text"]) for s in json.loads(row["sources"])),
         compiled=row["compiled"],
+        tests=row.get("tests") or "",
     )
 
 
@@ -102,6 +115,7 @@ def store_version(
     sources: list[tuple[str, str]],
     note: str = "",
     now: float | None = None,
+    tests: str = "",
 ) -> PolicyVersion:
     """Store `policy` as the next version and make it active, atomically."""
     with db.conn:  # one transaction: the new row and the active pointer change together
@@ -115,6 +129,7 @@ def store_version(
             "note": note,
             "sources": json.dumps([{"path": p, "text": t} for p, t in sources]),
             "compiled": policy.to_json(),
+            "tests": tests,
         }
         db["policy_versions"].insert(row)
         db["policy_active"].upsert({"id": 1, "version": row["version"]}, pk="id")
@@ -160,7 +175,23 @@ def rollback(db: sqlite_utils.Database, version: int | None = None) -> PolicyVer
         if target is None:
             raise PolicyStoreError(f"no policy version {version}; see `firewall policy history`")
     policy = target.load()
-    return store_version(db, policy, list(target.sources), note=f"rollback to version {target.version}")
+    if target.sha256 == active.sha256 and _loads(active):
+        raise AlreadyInForce(
+            f"version {target.version} is already in force (as version {active.version}, sha256 "
+            f"{active.sha256[:16]}); nothing changed"
+        )
+    return store_version(
+        db, policy, list(target.sources), note=f"rollback to version {target.version}", tests=target.tests
+    )
+
+
+def _loads(version: PolicyVersion) -> bool:
+    """Whether a version's content is readable: a damaged active version is not really in force."""
+    try:
+        version.load()
+    except PolicyStoreError:
+        return False
+    return True
 
 
 def _os_user() -> str:

@@ -142,9 +142,9 @@ class ApprovalBroker:
         """`held_request(**request)` on the worker thread: hashing a large body never stalls the loop."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: held_request(**request))
 
-    async def grant_for(self, agent: str, rule: str, rule_text: str) -> Grant | None:
-        """A live standing grant of this rule to this agent, if any."""
-        return await self._db(grants.matching_grant, agent, rule, rule_text, self.clock())
+    async def grant_for(self, agent: str, rule: str, rule_text: str, named: bool = False) -> Grant | None:
+        """A live standing grant of this rule to this agent, if any (`named`: see grants.matching_grant)."""
+        return await self._db(grants.matching_grant, agent, rule, rule_text, self.clock(), named)
 
     async def hold(self, held: HeldRequest, gone: Callable[[], bool]) -> HoldEnd:
         """Wait for a person's answer. `gone()` says whether the agent has disconnected."""

@@ -15,6 +15,7 @@ import typer
 from firewall.approvals import grants as grant_rows
 from firewall.approvals import records, render, store
 from firewall.cli.errors import fail
+from firewall.cli.grant_sync import end_orphan_grants, ended_line, in_force
 from firewall.cli.state import database_or_exit, home_or_exit
 from firewall.text import DURATION_EXAMPLES, parse_duration
 
@@ -115,11 +116,16 @@ def deny(approval_id: Annotated[str, typer.Argument(metavar="ID", help="The requ
 def grants(as_json: Json = False) -> None:
     """List the standing grants still in force.
 
+    A grant whose rule is no longer in the policy in force is reported and ended.
+
     Example: firewall approvals grants --json
     """
     now = time.time()
     with _database() as db:
+        ended = end_orphan_grants(db, in_force(db), now)
         live = grant_rows.live_grants(db, now)
+    for grant in ended:
+        typer.echo(ended_line(grant), err=as_json)
     if as_json:
         typer.echo(render.grants_json(live, now))
     elif live:

@@ -132,7 +132,7 @@ def decision_json(decision: Decision) -> dict:
         "reason": decision.reason.value,
         "message": decision.message,
         "rule": (
-            {"file": decision.rule.file, "line": decision.rule.line, "text": decision.rule.text}
+            {"file": decision.rule.file, "line": decision.rule.line, "text": decision.rule.text, "id": decision.rule.id}
             if decision.rule
             else None
         ),
@@ -176,7 +176,8 @@ def _describe(method: str, url: str, agent: str | None, decision: Decision) -> s
     lines.append(f"  decision  {verdict}")
     lines.append(f"  reason    {decision.reason.value}: {decision.message}")
     if decision.rule:
-        lines.append(f"  rule      {decision.rule.location}  {decision.rule.text}")
+        named = f" ({decision.rule.name})" if decision.rule.name else ""
+        lines.append(f"  rule      {decision.rule.location}{named}  {decision.rule.text}")
     else:
         lines.append("  rule      none (built-in default: block)")
     if decision.rule_reason:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -11,25 +12,32 @@ import typer
 
 from firewall import policy_store
 from firewall.cli.errors import fail, warn
+from firewall.cli.grant_sync import end_orphan_grants, ended_line
 from firewall.cli.policy_cmd import PathsArg, app, compile_or_exit
 from firewall.cli.state import database_or_exit, home_or_exit
 from firewall.policy.diff import diff_policies
 from firewall.policy.loader import policy_paths
+from firewall.policy.testing import ExpectResult, run_tests
 
 
 @app.command()
 def apply(
     paths: PathsArg,
     note: Annotated[str, typer.Option(help="Why this change, kept in the history.")] = "",
+    skip_tests: Annotated[
+        bool, typer.Option("--skip-tests", help="Apply even when some of the policy's tests fail (recorded).")
+    ] = False,
 ) -> None:
-    """Compile the policy and make it the one in force, in every running proxy within a second.
+    """Compile the policy, run its tests and make it the one in force, in every running proxy within a second.
 
-    Refuses a policy that does not compile (exit 2) or whose credentials name vault
-    entries that do not exist (exit 1); the policy in force stays in force.
+    Refuses a policy that does not compile (exit 2), one whose tests do not all hold (exit 1,
+    listing the failures; --skip-tests applies it anyway and its history says so) or whose
+    credentials name vault entries that do not exist (exit 1); the policy in force stays in force.
 
     Example: firewall policy apply policies/openai.policy
     """
     result = compile_or_exit(paths)
+    tests = _tests_or_exit(run_tests(result.policy, result.tests), skip_tests)
     home = home_or_exit()
     missing = _missing_secrets(home, result.policy.secrets())
     if missing:
@@ -47,12 +55,32 @@ def apply(
             typer.echo(f"unchanged: version {previous.version} (sha256 {previous.sha256[:16]}) is already in force")
             return
         changes = diff_policies(in_force, result.policy)
-        version = policy_store.store_version(db, result.policy, sources, note=note)
+        version = policy_store.store_version(db, result.policy, sources, note=note, tests=tests)
+        ended = end_orphan_grants(db, result.policy, time.time())
     finally:
         db.close()
     for line in changes:
         typer.echo(line)
+    for grant in ended:
+        typer.echo(ended_line(grant))
     typer.echo(f"applied: version {version.version} (sha256 {version.sha256[:16]}) is now in force")
+
+
+def _tests_or_exit(outcomes: list[ExpectResult], skip: bool) -> str:
+    """The tests' outcome as the history keeps it; exit 1 listing the failures unless `skip`."""
+    failed = [o for o in outcomes if not o.passed]
+    if failed and not skip:
+        for o in failed:
+            typer.echo(f"FAIL  {o.case.source.location}  {o.case.source.text}\n      {o.describe()}", err=True)
+        fail(
+            f"{len(failed)} of {len(outcomes)} expectation(s) do not hold; the policy was not applied; "
+            "fix the policy or its tests (`firewall policy test PATH`), or apply anyway with --skip-tests"
+        )
+    if not outcomes:
+        return "none"
+    if skip:
+        return f"skipped (--skip-tests): {len(failed)} of {len(outcomes)} failing"
+    return f"{len(outcomes)} passed"
 
 
 def _missing_secrets(home, names: tuple[str, ...]) -> list[str]:
@@ -122,18 +150,26 @@ def rollback_command(
 ) -> None:
     """Put an earlier policy version back in force (recorded as a new version).
 
+    Rolling back to the content already in force says so and changes nothing.
+
     Example: firewall policy rollback 3
     """
     db = database_or_exit(home_or_exit())
     try:
         current = policy_store.active_version(db)
         restored = policy_store.rollback(db, version)
+        ended = end_orphan_grants(db, restored.load(), time.time())
+    except policy_store.AlreadyInForce as exc:
+        typer.echo(f"unchanged: {exc}")
+        return
     except policy_store.PolicyStoreError as exc:
         fail(str(exc))
     finally:
         db.close()
     for line in diff_policies(_loaded_or_warn(current), restored.load()):
         typer.echo(line)
+    for grant in ended:
+        typer.echo(ended_line(grant))
     typer.echo(f"rolled back: version {restored.version} ({restored.note}) is now in force")
 
 
@@ -156,4 +192,5 @@ def _summary_line(v: policy_store.PolicyVersion) -> str:
     when = dt.datetime.fromtimestamp(v.applied_at).strftime("%Y-%m-%d %H:%M:%S")
     files = ", ".join(Path(p).name for p, _ in v.sources)
     note = f"  ({v.note})" if v.note else ""
-    return f"version {v.version}  {v.sha256[:16]}  {when}  by {v.applied_by}  [{files}]{note}"
+    tests = f"  tests: {v.tests}" if v.tests else ""
+    return f"version {v.version}  {v.sha256[:16]}  {when}  by {v.applied_by}  [{files}]{note}{tests}"

@@ -21,11 +21,14 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRA
 class Reporter:
     """Collects every error and warning of every file, each with its place and source line."""
 
-    def __init__(self, files: list[s.PolicyFile]):
+    def __init__(self, files: list[s.PolicyFile], names: dict[str, str] | None = None):
         self.files = files
         self.errors: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
         self.sources = {f.path: f.source for f in files}
+        # A file's name in rule references: relative to the policy's folder (loader.rule_file_names).
+        self.names = names or {}
+        self.rule_names: dict[str, Span] = {}  # `as "name"` → where it was first given
 
     def error(self, message: str, span: Span, hint: str | None = None) -> None:
         self.errors.append(diagnostic(Severity.ERROR, message, span, self.sources[span.file], hint))
@@ -33,9 +36,12 @@ class Reporter:
     def warn(self, message: str, span: Span, hint: str | None = None) -> None:
         self.warnings.append(diagnostic(Severity.WARNING, message, span, self.sources[span.file], hint))
 
-    def ref(self, span: Span) -> RuleRef:
+    def ref(self, span: Span, name: str = "") -> RuleRef:
         text = self.sources[span.file][span.start : span.end]
-        return RuleRef(span.file, span.line, " ".join(text.split()))
+        return RuleRef(self.file_name(span.file), span.line, " ".join(text.split()), name)
+
+    def file_name(self, path: str) -> str:
+        return self.names.get(path, path)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -217,6 +217,7 @@ class CompiledBlock:
     tcp: CompiledRule | None = None  # `allow tcp` / `block tcp`: a tunnel that does not carry HTTP
     budgets: tuple[CompiledBudget, ...] = ()
     unreadable_usage: str = "max_tokens"  # `usage unreadable max_tokens | refuse`
+    mode: Mode | None = None  # the block's own `mode` line; None: the policy's mode
     rules_by_method: dict[str, tuple[CompiledRule, ...]] = derived()  # method → the rules that may match it, in order
     rules_any_method: tuple[CompiledRule, ...] = derived()  # the rules that name no method, in order
 
@@ -283,6 +284,13 @@ class CompiledPolicy:
         if not isinstance(policy, cls):
             raise ValueError("compiled policy JSON does not hold a policy")
         return policy
+
+    def rule_refs(self) -> tuple[RuleRef, ...]:
+        """Every rule that can decide a request (host blocks' rules and tcp rules, the default line)."""
+        refs = [rule.source for block in self.blocks for rule in (*block.rules, block.tcp) if rule is not None]
+        if self.default_source is not None:
+            refs.append(self.default_source)
+        return tuple(refs)
 
     def secrets(self) -> tuple[str, ...]:
         """Vault entries this policy needs, in order of first use."""

@@ -9,6 +9,7 @@ blocks) are returned beside the policy.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 from firewall.policy import syntax as s
@@ -16,6 +17,7 @@ from firewall.policy.compile_base import (
     HTTP_METHODS,
     as_int,
     did_you_mean,
+    show,
 )
 from firewall.policy.compile_budgets import BudgetsCompiler
 from firewall.policy.compile_conditions import ConditionsCompiler
@@ -40,6 +42,7 @@ from firewall.policy.paths import GlobError
 from firewall.text import DURATION_EXAMPLES, parse_duration
 
 DEFAULT_APPROVAL_TIMEOUT = 120.0
+RULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/]{0,79}")
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,10 @@ class CompileResult:
     warnings: tuple[Diagnostic, ...]
 
 
-def compile_files(files: list[s.PolicyFile]) -> CompileResult:
-    """Compile parsed files as one policy; raise `CompileError` with every error."""
-    return _Compiler(files).run()
+def compile_files(files: list[s.PolicyFile], names: dict[str, str] | None = None) -> CompileResult:
+    """Compile parsed files as one policy; raise `CompileError` with every error. `names` maps a
+    file's path to its name in rule references (default: the path)."""
+    return _Compiler(files, names).run()
 
 
 class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler, BudgetsCompiler):
@@ -82,7 +86,9 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler, B
             approval_timeout=approval_timeout,
             credentials=tuple(credentials.values()),
             blocks=tuple(blocks),
-            sources=tuple(SourceFile(f.path, hashlib.sha256(f.source.encode()).hexdigest()) for f in self.files),
+            sources=tuple(
+                SourceFile(self.file_name(f.path), hashlib.sha256(f.source.encode()).hexdigest()) for f in self.files
+            ),
             prices=prices,
         )
         tests = tuple(case for test in statements if isinstance(test, s.TestBlock) for case in self._test(test))
@@ -158,8 +164,17 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler, B
         budgets: list[CompiledBudget] = []
         usage_settings: list[s.UsageSetting] = []
         tcp: CompiledRule | None = None
+        mode: s.BlockMode | None = None
         for item in node.items:
-            if isinstance(item, s.TcpRule):
+            if isinstance(item, s.BlockMode):
+                if mode is not None:
+                    self.error(
+                        f"a second mode line in this host block; the first is at {mode.span.location}",
+                        item.span,
+                        "a host block has at most one mode line",
+                    )
+                mode = mode or item
+            elif isinstance(item, s.TcpRule):
                 compiled = self._tcp_rule(item, node, tcp)
                 tcp = tcp or compiled
             elif isinstance(item, s.Rule):
@@ -191,7 +206,15 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler, B
         header = RuleRef(ref.file, ref.line, "host " + ", ".join(w.text for w in node.patterns))
         unreadable = self._usage_setting(usage_settings, any(isinstance(i, s.Budget) for i in node.items))
         return CompiledBlock(
-            tuple(patterns), tuple(rules), tuple(limits), tuple(injects), header, tcp, tuple(budgets), unreadable
+            tuple(patterns),
+            tuple(rules),
+            tuple(limits),
+            tuple(injects),
+            header,
+            tcp,
+            budgets=tuple(budgets),
+            unreadable_usage=unreadable,
+            mode=Mode(mode.mode) if mode else None,
         )
 
     def _tcp_rule(self, node: s.TcpRule, block: s.HostBlock, earlier: CompiledRule | None) -> CompiledRule | None:
@@ -223,7 +246,8 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler, B
         if not ok:
             return None
         reason = node.reason.value if node.reason else None
-        return CompiledRule(Verdict(node.verdict), RequestMatcher((), (), None), reason, self.ref(node.span))
+        source = self.ref(node.span, self._rule_name(node.name))
+        return CompiledRule(Verdict(node.verdict), RequestMatcher((), (), None), reason, source)
 
     def _inject(self, node: s.Inject, credentials: dict[str, CredentialSpec]) -> CompiledInject | None:
         name = node.credential.text
@@ -272,7 +296,28 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler, B
         if match is None:
             return None
         reason = node.reason.value if node.reason else None
-        return CompiledRule(Verdict(node.verdict), match, reason, self.ref(node.span))
+        return CompiledRule(Verdict(node.verdict), match, reason, self.ref(node.span, self._rule_name(node.name)))
+
+    def _rule_name(self, node: s.Value[str] | None) -> str:
+        """A rule's `as "name"`: checked, and unique across the policy's files."""
+        if node is None:
+            return ""
+        name = node.value
+        if not RULE_NAME.fullmatch(name):
+            self.error(
+                f"invalid rule name {show(name)}",
+                node.span,
+                'a rule name is letters, digits and . _ - / (no spaces, no ":"), e.g. as "openai.chat"',
+            )
+            return ""
+        first = self.rule_names.setdefault(name, node.span)
+        if first is not node.span:
+            self.error(
+                f"rule name {show(name)} is already given to the rule at {first.location}",
+                node.span,
+                "a rule name names one rule across all the policy's files",
+            )
+        return name
 
     def _limit(self, node: s.Limit, block_patterns: list[str]) -> CompiledLimit | None:
         if node.unit not in PERIOD_SECONDS:

@@ -146,13 +146,19 @@ class Request:
 class RuleRef:
     """Where a rule, limit or line of policy source is: for logs and explanations."""
 
-    file: str
+    file: str  # relative to the policy's folder, so the name does not depend on the working folder
     line: int
     text: str
+    name: str = ""  # the rule's `as "name"`, if it has one
 
     @property
     def location(self) -> str:
         return f"{self.file}:{self.line}"
+
+    @property
+    def id(self) -> str:
+        """The rule's stable name, as grants and the audit log know it: its `as "name"`, else file:line."""
+        return self.name or self.location
 
 
 @dataclass(frozen=True)

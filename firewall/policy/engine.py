@@ -42,7 +42,8 @@ Precedence, coded in this order with early returns:
     goes out and adds what the answer used after it (docs/budgets.md).
  9. Under `mode report`, a block or approve of steps 4, 6 or 7 becomes allow and
     is recorded in `would`; the safety checks of steps 1, 2, 3, 5 and ambiguous_body
-    still block.
+    still block. A host block's own `mode` line decides this for its requests (steps 6
+    and 7), whatever the policy's mode.
 10. A request that carries a vault secret (`request.secrets`) which the outcome of
     steps 1-9 does not inject into this very request → block (exfiltration),
     overriding that outcome, under `mode report` too. It is checked last because it
@@ -203,6 +204,8 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
             )
         )
     base["host_block"] = block.source
+    if block.mode is not None:  # the block's own mode line wins over the policy's
+        base["mode"] = block.mode
     # 5
     if request.scheme == "http" and block.injects:
         return Decision(
@@ -223,7 +226,7 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
         limits: tuple[LimitRef, ...] = ()
         budgets: tuple[BudgetRef, ...] = ()
         inject: tuple[Injection, ...] = ()
-        if verdict is not Verdict.BLOCK or policy.mode is Mode.REPORT:
+        if verdict is not Verdict.BLOCK or base["mode"] is Mode.REPORT:
             limits = _limits(block, request, view)
             budgets = _budgets(block, request, view)
             inject = _injections(policy, block, view)

@@ -137,10 +137,13 @@ class _Formatter:
             return " ".join(filter(None, parts))
         if isinstance(node, s.UsageSetting):
             return f"usage unreadable {node.action}"
+        if isinstance(node, s.BlockMode):
+            return f"mode {node.mode}"
         reason = f"reason {_string(node.reason.value)}" if node.reason else ""
+        name = f"as {_string(node.name.value)}" if node.name else ""
         if isinstance(node, s.TcpRule):
-            return " ".join(filter(None, [node.verdict, "tcp", reason]))
-        parts = [node.verdict, _words(node.methods), _words(node.paths), self._when(node.when), reason]
+            return " ".join(filter(None, [node.verdict, "tcp", reason, name]))
+        parts = [node.verdict, _words(node.methods), _words(node.paths), self._when(node.when), reason, name]
         return " ".join(filter(None, parts))
 
     def _expect(self, node: s.Expect, method_width: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,19 +60,30 @@ def _garbage_collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def rule_file_names(paths: list[str | Path], files: list[Path]) -> dict[str, str]:
+    """Each file's name in rule references (`openai.policy:14`): its path relative to the policy's
+    folder, so the same policy applied from another working folder names its rules the same.
+    The policy's folder is the folder given, or the one holding the file given (for several
+    paths, the folder they share)."""
+    folders = [os.path.abspath(raw if Path(raw).is_dir() else Path(raw).parent) for raw in paths]
+    root = os.path.commonpath(folders) if folders else os.getcwd()
+    return {str(path): Path(os.path.relpath(os.path.abspath(path), root)).as_posix() for path in files}
+
+
 def load_policy(paths: list[str | Path]) -> CompileResult:
     """Parse and compile; raise `PolicyError` listing every error of every file."""
     files: list[PolicyFile] = []
     errors: list[Diagnostic] = []
     with _garbage_collector_paused():
-        for path in policy_paths(paths):
+        found = policy_paths(paths)
+        for path in found:
             try:
                 files.append(read_policy_file(path))
             except PolicySyntaxError as exc:
                 errors.extend(exc.diagnostics)
         if errors:
             raise PolicySyntaxError(errors)
-        return compile_files(files)
+        return compile_files(files, rule_file_names(paths, found))
 
 
 def compile_source(source: str, path: str = "<policy>") -> CompileResult:

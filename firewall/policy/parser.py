@@ -266,11 +266,18 @@ class _ToSyntax:
     def rule(self, meta: Meta, children: Children) -> s.Rule:
         verdict, *rest = children
         parts = _Parts(rest)
-        return s.Rule(str(verdict), parts.methods, parts.paths, parts.when, parts.reason, self._span(meta))
+        return s.Rule(str(verdict), parts.methods, parts.paths, parts.when, parts.reason, self._span(meta), parts.name)
 
     def tcp_rule(self, meta: Meta, children: Children) -> s.TcpRule:
         verdict, *rest = children
-        return s.TcpRule(str(verdict), _Parts(rest).reason, self._span(meta))
+        parts = _Parts(rest)
+        return s.TcpRule(str(verdict), parts.reason, self._span(meta), parts.name)
+
+    def rule_name(self, meta: Meta, children: Children) -> _Name:
+        return _Name(self._value(children[0], string_value(children[0])))
+
+    def block_mode(self, meta: Meta, children: Children) -> s.BlockMode:
+        return s.BlockMode(str(children[0]), self._span(meta))
 
     def methods(self, meta: Meta, children: Children) -> _Methods:
         return _Methods(tuple(self._word(token) for token in children))
@@ -426,6 +433,10 @@ class _Reason(_Carrier[s.Value[str]]):
     pass
 
 
+class _Name(_Carrier[s.Value[str]]):
+    pass
+
+
 class _Agent(_Carrier[s.Value[str]]):
     pass
 
@@ -451,3 +462,4 @@ class _Parts:
         self.paths: tuple[s.Word, ...] = next((p.value for p in parts if isinstance(p, _Paths)), ())
         self.when = next((p.value for p in parts if isinstance(p, _When)), None)
         self.reason = next((p.value for p in parts if isinstance(p, _Reason)), None)
+        self.name = next((p.value for p in parts if isinstance(p, _Name)), None)

@@ -194,6 +194,7 @@ class Rule:
     when: Condition | None
     reason: Value[str] | None
     span: Span
+    name: Value[str] | None = None  # `as "name"`
 
 
 @dataclass(frozen=True)
@@ -203,9 +204,18 @@ class TcpRule:
     verdict: str
     reason: Value[str] | None
     span: Span
+    name: Value[str] | None = None
 
 
-HostItem = Inject | Limit | Budget | UsageSetting | Rule | TcpRule
+@dataclass(frozen=True)
+class BlockMode:
+    """`mode report` (or `mode enforce`) inside a host block: that block's mode, beside the policy's."""
+
+    mode: str
+    span: Span
+
+
+HostItem = Inject | Limit | Budget | UsageSetting | Rule | TcpRule | BlockMode
 
 
 @dataclass(frozen=True)

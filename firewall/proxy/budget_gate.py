@@ -57,7 +57,7 @@ def budget_refusal(spent: Spent, request_id: str, now: float) -> http.Response:
         f"budget spent{who}: {budget.source.text} ({describe(budget, spent.used)} of "
         f"{describe(budget, budget.amount)} {unit} used); it resets at {resets}",
         request_id,
-        rule=budget.source.location,
+        rule=budget.source.id,
         headers={"retry-after": str(retry)},
         extra={
             "budget": {

@@ -80,7 +80,7 @@ def test_blocked_path_gets_403_with_the_json_reason_and_rule(setup, client, tmp_
     assert result["headers"]["content-type"] == "application/json"
     error = json.loads(result["body"])["error"]
     assert error["type"] == "policy_blocked"
-    assert error["rule"] == f"{path}:{rule_line(text, 'block /v1/files')}"
+    assert error["rule"] == f"{path.name}:{rule_line(text, 'block /v1/files')}"
     assert error["request_id"] == result["headers"]["x-firewall-request-id"]
     assert len(upstream.seen) == before  # nothing went upstream
 
@@ -98,7 +98,7 @@ def test_limit_gets_429_with_retry_after(setup, client, tmp_path):
     assert 3500 <= int(second["headers"]["retry-after"]) <= 3600  # the hour's window, in seconds
     error = json.loads(second["body"])["error"]
     assert error["type"] == "rate_limited"
-    assert error["rule"] == f"{path}:{rule_line(text, 'limit 1 per hour')}"
+    assert error["rule"] == f"{path.name}:{rule_line(text, 'limit 1 per hour')}"
     assert len(upstream.seen) == before + 1  # the refused one never went upstream
 
 
@@ -207,5 +207,5 @@ def test_websocket_upgrade_to_a_blocked_path_gets_the_426_json(setup, tmp_path):
     assert report["status"] == 426, report
     error = json.loads(report["body"])["error"]
     assert error["type"] == "policy_blocked"
-    assert error["rule"] == f"{path}:{rule_line(text, 'block /ws/blocked')}"
+    assert error["rule"] == f"{path.name}:{rule_line(text, 'block /ws/blocked')}"
     assert len(upstream.seen) == before

@@ -295,7 +295,7 @@ def test_run_with_policy_uses_it_for_this_command_only(shared, upstream_ca_file,
         assert not held.wait_ready()["HTTPS_PROXY"].endswith(f":{shared_proxy.port}")  # a proxy of its own
         models, chat = json.loads(out.read_text())["results"]
         assert models["status"] == 403
-        assert json.loads(models["body"])["error"]["rule"] == f"{pinned}:{rule_line(pinned_text, 'block GET')}"
+        assert json.loads(models["body"])["error"]["rule"] == f"{pinned.name}:{rule_line(pinned_text, 'block GET')}"
         assert chat["status"] == 200
         assert upstream.seen[-1].headers["authorization"] == f"Bearer {REAL_KEY}"
         # Meanwhile another agent on the shared proxy still gets the applied policy.

@@ -43,7 +43,8 @@ def damage_active_version(home: Path) -> int:
         row = db.execute("SELECT sha256, sources, compiled FROM policy_versions WHERE version = ?", [active]).fetchone()
         damaged = active + 1
         db.execute(
-            "INSERT INTO policy_versions VALUES (?, ?, ?, 'test', 'damaged', ?, ?)",
+            "INSERT INTO policy_versions (version, sha256, applied_at, applied_by, note, sources, compiled) "
+            "VALUES (?, ?, ?, 'test', 'damaged', ?, ?)",
             [damaged, row[0], time.time(), row[1], row[2].replace("/v1/models", "/v1/modelz")],
         )
         db.execute("UPDATE policy_active SET version = ? WHERE id = 1", [damaged])

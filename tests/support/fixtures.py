@@ -35,10 +35,17 @@ class Firewall:
     env: dict[str, str]
 
     def run(
-        self, *args: str, input: str | None = None, timeout: float = 60, env: dict | None = None, check: bool = False
+        self,
+        *args: str,
+        input: str | None = None,
+        timeout: float = 60,
+        env: dict | None = None,
+        check: bool = False,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess:
         result = subprocess.run(
             [sys.executable, "-m", "firewall", *args],
+            cwd=cwd,
             input=input,
             capture_output=True,
             text=True,

@@ -89,7 +89,7 @@ class Enforcer:
                 refuse(flow, Outcome.ERROR, ProxyReason.UNRESOLVABLE, why, say=f"{request.host} could not be resolved")
                 return
             notes.decision = decision
-            notes.rule = decision.rule.location if decision.rule else None
+            notes.rule = decision.rule.id if decision.rule else None
             if await self._apply(flow, notes, decision):
                 # Let through: the proxy may connect there, to these addresses only (dial_guard.py).
                 self.resolver.pin(request.host, request.port, addresses)
@@ -162,13 +162,13 @@ class Enforcer:
                 ProxyReason.RATE_LIMITED,
                 f"over {limit.over.source.text}",
                 say=f"{limit.over.source.text}; retry after {limit.retry_after}s",
-                rule=limit.over.source.location,
+                rule=limit.over.source.id,
                 headers={"retry-after": str(limit.retry_after)},
             )
             return False
         if outcome is Outcome.LIMIT and spent is not None:
             budget = spent.budget
-            notes.refuse(outcome, ProxyReason.BUDGET_EXHAUSTED, f"over {budget.source.text}", budget.source.location)
+            notes.refuse(outcome, ProxyReason.BUDGET_EXHAUSTED, f"over {budget.source.text}", budget.source.id)
             flow.response = budget_refusal(spent, notes.request_id, now)  # the table's 429, with the budget's figures
             return False
         if spent is not None:  # report mode: let through and counted on, as if within its budget
@@ -190,8 +190,8 @@ class Enforcer:
     async def _approved(self, flow: http.HTTPFlow, notes: FlowNotes, decision: Decision) -> bool:
         """Hold the request until a person answers (or a standing grant answers for them).
         True: it may go on; False: it was answered with a refusal."""
-        rule, text = (decision.rule.location, decision.rule.text) if decision.rule else ("<default>", "default approve")
-        grant = await self.broker.grant_for(notes.agent, rule, text)
+        rule, text = (decision.rule.id, decision.rule.text) if decision.rule else ("<default>", "default approve")
+        grant = await self.broker.grant_for(notes.agent, rule, text, named=bool(decision.rule and decision.rule.name))
         if grant is not None:
             notes.approval_id, notes.detail = grant.id, f"standing grant by {grant.created_by}"
             return True

@@ -102,7 +102,7 @@ class Tunnels:
             self.auditor.record_tunnel(notes, host, port)
             return RefusedTunnel(context)
         notes.decision = decision
-        notes.rule = decision.rule.location if decision.rule else None
+        notes.rule = decision.rule.id if decision.rule else None
         if decision.verdict is not Verdict.ALLOW:
             notes.refuse(blocked_outcome(decision), decision.reason, decision.message)
             self.auditor.record_tunnel(notes, host, port)
