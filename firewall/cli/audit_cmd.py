@@ -21,6 +21,7 @@ from firewall.audit.query import GROUPS, AuditFilter, Row, between, last_seq, ne
 from firewall.audit.query import stats as count_groups
 from firewall.audit.record import iso_utc
 from firewall.audit.times import ACCEPTED, TimeSpecError, parse_time
+from firewall.cli.boundary import describe_database_error
 from firewall.cli.errors import fail
 from firewall.state.db import open_database
 from firewall.state.home import Home, StateError, open_home
@@ -201,13 +202,15 @@ def verify(
         ),
     ] = None,
 ) -> None:
-    """Check the hash chain, and the signed checkpoints: exit 0 if intact, 1 naming what was tampered.
+    """Check the hash chain, the signed checkpoints and the database file itself (SQLite's integrity
+    check): exit 0 if intact, 1 naming what was tampered or damaged.
 
     Example: firewall audit verify --checkpoint ~/backup/audit-checkpoints.jsonl
     """
     home = _home()
     source = checkpoint_file or (home.checkpoints if home.checkpoints.exists() else None)
     with _database() as db:
+        damage = _integrity_problems(db)
         report = verify_chain(db)
         checked = None
         if source is not None:
@@ -221,13 +224,29 @@ def verify(
             except (checkpoints.CheckpointError, StateError) as exc:
                 fail(str(exc))
     typer.echo(report.describe())
+    for problem in damage:
+        typer.echo(f"database: {problem}")
+    if damage:
+        typer.echo(
+            f"the database file is damaged: recover it with `sqlite3 DB .recover | sqlite3 DB.recovered` "
+            f"(DB: {home.database}) and verify the recovered copy"
+        )
     if checked is not None:
         for problem in checked.problems:
             typer.echo(f"checkpoint: {problem}")
         if checked.intact:
             typer.echo(f"checkpoints: {checked.checked} signed checkpoint(s) in {source} agree with the log")
-    if not report.intact or (checked is not None and not checked.intact):
+    if damage or not report.intact or (checked is not None and not checked.intact):
         raise typer.Exit(1)
+
+
+def _integrity_problems(db: sqlite_utils.Database, most: int = 10) -> list[str]:
+    """What SQLite's own check finds wrong anywhere in the file (the chain covers only the audit rows)."""
+    try:
+        found = [text for (text,) in db.execute(f"PRAGMA integrity_check({most})")]
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+    return [] if found == ["ok"] else found
 
 
 def _home() -> Home:
@@ -297,10 +316,10 @@ def _database() -> Iterator[sqlite_utils.Database]:
     try:
         db = open_database(path)
     except sqlite3.Error as exc:
-        fail(f"{path}: {exc}")
+        fail(describe_database_error(exc, path))
     try:
         yield db
     except sqlite3.Error as exc:
-        fail(f"{path}: {exc}")
+        fail(describe_database_error(exc, path))
     finally:
         db.conn.close()

@@ -81,4 +81,9 @@ def main() -> None:
         handoff.adopt()  # a passphrase handed over by pipe, never by environment
     except VaultError as exc:
         fail(str(exc))
-    app()
+    try:
+        app()
+    except Exception as exc:  # what no command expected: one line, the traceback in the log
+        from firewall.cli.boundary import report
+
+        sys.exit(report(exc))

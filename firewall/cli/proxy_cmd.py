@@ -128,8 +128,12 @@ def _serve(
     )
     try:
         asyncio.run(serve(settings))
-    except (ProxyStartError, LimiterConfigError, PolicyStoreError, StateError, VaultError, ValueError, OSError) as exc:
+    except (ProxyStartError, LimiterConfigError, PolicyStoreError, StateError, VaultError, ValueError) as exc:
         fail(str(exc))
+    except OSError as exc:
+        from firewall.cli.boundary import describe_os_error
+
+        fail(describe_os_error(exc))
 
 
 @app.command()

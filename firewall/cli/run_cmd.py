@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -54,6 +55,7 @@ def run(
         agents.check_agent_name(agent)
     except agents.AgentError as exc:
         fail(str(exc))
+    _check_command(command)
     home = home_or_exit()
     private_proxy = None
     starting = None
@@ -84,6 +86,26 @@ def run(
         if policy_file is not None:
             policy_file.unlink(missing_ok=True)
     raise typer.Exit(code)
+
+
+# What shells exit with for a command they cannot find, and for one they cannot execute.
+NOT_FOUND, NOT_EXECUTABLE = 127, 126
+
+
+def _check_command(command: list[str]) -> None:
+    """Refuse a command that cannot start before a proxy is started for it, with a shell's exit code."""
+    if not command:
+        fail("no command given; put it after --, e.g. firewall run -- curl https://api.openai.com/v1/models")
+    name = command[0]
+    if "/" not in name:
+        if shutil.which(name) is None:
+            fail(f"command not found: {name} (not in PATH)", code=NOT_FOUND)
+        return
+    path = Path(name)
+    if not path.exists():
+        fail(f"command not found: {name}", code=NOT_FOUND)
+    if path.is_dir() or not os.access(path, os.X_OK):
+        fail(f"command not executable: {name}; make it executable with `chmod +x {name}`", code=NOT_EXECUTABLE)
 
 
 def _keep_passphrase_out_of_environ() -> None:
@@ -267,7 +289,7 @@ def _spawn(command: list[str], env: dict[str, str]) -> int:
     try:
         child = subprocess.Popen(command, env=env, preexec_fn=isolation.die_with_parent)
     except FileNotFoundError:
-        fail(f"command not found: {command[0]}")
+        fail(f"command not found: {command[0]}", code=NOT_FOUND)
     except PermissionError:
-        fail(f"command not executable: {command[0]}")
+        fail(f"command not executable: {command[0]}", code=NOT_EXECUTABLE)
     return isolation.wait_forwarding(child, child.pid)
