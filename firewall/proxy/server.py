@@ -38,6 +38,8 @@ from firewall.proxy.addons.reauthorize import Reauthorize
 from firewall.proxy.addons.scrub import Scrubber
 from firewall.proxy.addons.streaming import Streaming
 from firewall.proxy.addons.tunnels import Tunnels
+from firewall.proxy.addons.upstream_errors import UpstreamErrors
+from firewall.proxy.addons.upstream_errors import install as answer_upstream_errors_in_json
 from firewall.proxy.addons.upstream_tls import UpstreamTLSName
 from firewall.proxy.addons.ws_guard import WebSocketGuard
 from firewall.proxy.chain import Chain
@@ -176,6 +178,7 @@ async def serve(settings: ProxySettings) -> None:
         http3=False,
         body_size_limit=BODY_SIZE_LIMIT,
     )
+    answer_upstream_errors_in_json()
     auditor = Auditor(runtime, writer)
     identity = Identity(runtime)
     master.addons.add(
@@ -189,6 +192,7 @@ async def serve(settings: ProxySettings) -> None:
             Reauthorize(keeper, client),
             Scrubber(runtime, auditor),  # after every addon that may buffer or replace a response
             UpstreamTLSName(),
+            UpstreamErrors(),  # before the auditor: the row names the upstream failure
             auditor,
             WebSocketGuard(runtime, auditor),
             _Ready(settings, runtime, state_file),
