@@ -28,7 +28,8 @@ def run(
         list[Path] | None, typer.Option(help="Run under this policy without applying it for everyone.")
     ] = None,
     upstream_ca: Annotated[
-        Path | None, typer.Option(help="Extra CA for upstream servers (only when a proxy is started for this run).")
+        Path | None,
+        typer.Option(help="Extra CA (PEM) for upstream servers; a shared proxy must have been started with it."),
     ] = None,
     no_isolate: Annotated[
         bool, typer.Option("--no-isolate", help="Do not sandbox the command: it could reach the network directly.")
@@ -65,6 +66,8 @@ def run(
         if policy:
             compiled, policy_file = _pinned_policy(home, policy)
         proxy = None if policy else process.running_proxy(home)
+        if proxy is not None and upstream_ca is not None:
+            _check_shared_upstream_ca(proxy, upstream_ca)
         if proxy is None:
             # The proxy takes most of a second to start: it starts while this process reads the policy.
             starting = _spawn_private_proxy(home, policy_file, upstream_ca)
@@ -106,6 +109,19 @@ def _check_command(command: list[str]) -> None:
         fail(f"command not found: {name}", code=NOT_FOUND)
     if path.is_dir() or not os.access(path, os.X_OK):
         fail(f"command not executable: {name}; make it executable with `chmod +x {name}`", code=NOT_EXECUTABLE)
+
+
+def _check_shared_upstream_ca(proxy: process.ProxyInfo, upstream_ca: Path) -> None:
+    """--upstream-ca is a proxy's setting: refuse a run that would use a shared proxy without it."""
+    if proxy.upstream_ca == str(upstream_ca.resolve()):
+        return
+    trusted = f"with --upstream-ca {proxy.upstream_ca}" if proxy.upstream_ca else "without --upstream-ca"
+    fail(
+        f"--upstream-ca {upstream_ca}: the shared proxy (pid {proxy.pid}) already runs {trusted}, so the agent's "
+        f"upstreams would not be checked against it; restart it with `firewall proxy stop && firewall proxy "
+        f"start --upstream-ca {upstream_ca}`, or run with --policy PATH to get a proxy of this run's own",
+        code=2,
+    )
 
 
 def _keep_passphrase_out_of_environ() -> None:

@@ -40,6 +40,7 @@ class ProxyInfo:
     limits_storage: str
     state_file: Path
     problems: tuple[tuple[str, str], ...] = ()  # (what fails, what happened and what the proxy does meanwhile)
+    upstream_ca: str | None = None  # the extra upstream CA it trusts (--upstream-ca), as an absolute path
 
     @property
     def url(self) -> str:
@@ -72,6 +73,7 @@ def read_info(state_file: Path) -> ProxyInfo | None:
         limits_storage=str(data.get("limits_storage", "memory://")),
         state_file=state_file,
         problems=tuple((str(p["what"]), str(p["message"])) for p in data.get("problems", ())),
+        upstream_ca=data.get("upstream_ca"),
     )
     if not exists(info.pid):
         state_file.unlink(missing_ok=True)

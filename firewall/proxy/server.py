@@ -110,6 +110,7 @@ class _Ready:
             "started": time.time(),
             "pinned_policy": self.runtime.pinned,
             "limits_storage": self.settings.limits_storage,
+            "upstream_ca": str(self.settings.upstream_ca.resolve()) if self.settings.upstream_ca else None,
         }
         self.state.listening(state)
         log.info("listening on 127.0.0.1:%s", port)
