@@ -56,7 +56,8 @@ def _prompt(name: str) -> str:
     if not sys.stdin.isatty():
         fail("no value given: pass --stdin, --from-env VAR or --file PATH, or run in a terminal to be prompted")
     try:
-        return getpass.getpass(f'Value for "{name}" (input hidden): ')
+        # A pasted key often brings a space or tab along, unseen at a hidden prompt: trim it, as other tools do.
+        return getpass.getpass(f'Value for "{name}" (input hidden): ').strip()
     except (EOFError, KeyboardInterrupt):
         fail("no value entered")
 
