@@ -1,4 +1,4 @@
-"""`firewall audit`: list, follow, count, prune, checkpoint and verify the audit log."""
+"""`firewall audit`: list, tail, count, prune, checkpoint and verify the audit log."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def list_rows(
     as_json: Json = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Output CSV with a header row.")] = False,
 ) -> None:
-    """List audit rows, newest last; subcommands follow, count, prune and verify them.
+    """List audit rows, newest last; subcommands tail, count, prune, checkpoint and verify them.
 
     Example: firewall audit --since 1h --agent coder --decision block
     """

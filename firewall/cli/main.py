@@ -10,13 +10,36 @@ import sys
 
 import typer
 
+from firewall.cli import help_style
+
+help_style.install()
+
 app = typer.Typer(
     name="firewall",
     help="A policy-as-code egress firewall for AI agents.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"agent-firewall {version('agent-firewall')}")
+        except PackageNotFoundError:
+            typer.echo("agent-firewall (not installed as a package)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """A policy-as-code egress firewall for AI agents."""
 
 
 def _register() -> None:
@@ -44,11 +67,7 @@ def _register() -> None:
 
     from firewall.cli import approvals_cmd
 
-    app.add_typer(
-        approvals_cmd.app,
-        name="approvals",
-        help="Answer requests held for a person's approval; with no subcommand, ask in this terminal.",
-    )
+    app.add_typer(approvals_cmd.app, name="approvals")
 
 
 def _only_run() -> None:
@@ -56,7 +75,6 @@ def _only_run() -> None:
     command's modules (the policy compiler, audit, approvals, ...: a few hundred ms)."""
     from firewall.cli import run_cmd
 
-    app.callback()(lambda: None)  # keep `run` a subcommand: a lone command would become the root
     app.command("run", context_settings={"ignore_unknown_options": True})(run_cmd.run)
 
 

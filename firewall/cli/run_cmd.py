@@ -22,7 +22,9 @@ from firewall.state.pids import own_lease
 
 
 def run(
-    command: Annotated[list[str], typer.Argument(help="The agent's command and its arguments, after --.")],
+    command: Annotated[
+        list[str], typer.Argument(metavar="CMD", help="The agent's command and its arguments, after --.")
+    ],
     agent: Annotated[str, typer.Option(help="The agent's name, as policies and the audit log see it.")] = "default",
     policy: Annotated[
         list[Path] | None, typer.Option(help="Run under this policy without applying it for everyone.")
