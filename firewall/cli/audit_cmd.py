@@ -15,6 +15,7 @@ import typer
 from firewall.audit import checkpoints, render
 from firewall.audit.chain import head as chain_head
 from firewall.audit.chain import verify as verify_chain
+from firewall.audit.decisions import known_decisions
 from firewall.audit.prune import PruneError
 from firewall.audit.prune import prune as prune_rows
 from firewall.audit.query import GROUPS, AuditFilter, Row, between, last_seq, newest
@@ -48,7 +49,10 @@ def list_rows(
     host: Host = None,
     decision: Decision = None,
     rule: Rule = None,
-    limit: Annotated[int, typer.Option("--limit", min=0, help="Show the newest N rows; 0 shows all.")] = 50,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", min=0, help="Show the newest N rows; 0 shows all. --json/--csv take all unless given."),
+    ] = 50,
     as_json: Json = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Output CSV with a header row.")] = False,
 ) -> None:
@@ -61,8 +65,13 @@ def list_rows(
     if as_json and as_csv:
         fail("--json and --csv: choose one output format", code=2)
     filters = _filter(since, until, agent, host, decision, rule)
+    export = as_json or as_csv
+    # An export takes every matching row unless --limit is given; the table shows the newest 50.
+    cap = None if limit == 0 or (export and not _given(ctx, "limit")) else limit
     with _database() as db:
-        rows = newest(db, filters, limit or None)
+        _check_decision(db, decision)
+        rows = newest(db, filters, cap)
+        more = count_rows(db, filters) - len(rows) if cap is not None and len(rows) == cap else 0
     if as_json:
         typer.echo(render.json_array(rows))
     elif as_csv:
@@ -71,6 +80,8 @@ def list_rows(
         typer.echo("\n".join(render.table(rows)))
     else:
         typer.echo("no audit rows match", err=True)
+    if more:
+        typer.echo(f"{more} more rows match; show them with --limit 0, or narrow with --since", err=True)
 
 
 @app.command()
@@ -92,6 +103,7 @@ def tail(
     shown = 0
     try:
         with _database() as db:
+            _check_decision(db, decision)
             after = last_seq(db)
             if not as_json:
                 typer.echo(render.align([render.TABLE_HEADER], render.TAIL_WIDTHS)[0])
@@ -129,6 +141,7 @@ def stats(
         fail(f"--by: expected one of {', '.join(GROUPS)}, got {by!r}", code=2)
     filters = _filter(since, until, agent, host, decision, rule)
     with _database() as db:
+        _check_decision(db, decision)
         groups = count_groups(db, filters, by)
     if as_json:
         typer.echo(render.stats_json(groups, by))
@@ -285,13 +298,36 @@ def _tail_line(row: Row, as_json: bool) -> str:
     return render.align([render.table_cells(row)], render.TAIL_WIDTHS)[0]
 
 
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the option was on the command line (or in the environment), not left at its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def count_rows(db: sqlite_utils.Database, filters: AuditFilter) -> int:
+    condition, params = filters.sql()
+    return db.execute(f"SELECT count(*) FROM audit WHERE {condition}", params).fetchone()[0]
+
+
+def _check_decision(db: sqlite_utils.Database, decision: str | None) -> None:
+    if decision is None:
+        return
+    known = known_decisions(db)
+    if decision not in known:
+        fail(f"--decision: {decision!r} is not a decision; use one of {', '.join(known)}", code=2)
+
+
 def _filter(
     since: str | None, until: str | None, agent: str | None, host: str | None, decision: str | None, rule: str | None
 ) -> AuditFilter:
     now = time.time()
+    start = None if since is None else _time("--since", since, now)
+    end = None if until is None else _time("--until", until, now)
+    if start is not None and end is not None and start >= end:
+        fail(f"--since {since} is not before --until {until}: no row can match; swap them", code=2)
     return AuditFilter(
-        since=None if since is None else _time("--since", since, now),
-        until=None if until is None else _time("--until", until, now),
+        since=start,
+        until=end,
         agent=agent,
         host=host,
         decision=decision,
