@@ -218,6 +218,8 @@ async def serve(settings: ProxySettings) -> None:
             log.warning("audit log was OFF: %d records counted, none written", writer.written)
         await client.aclose()
         state_file.remove()
+        if trust.parent == home.run_dir:  # this process's upstream trust bundle (--upstream-ca), ~220 KB
+            trust.unlink(missing_ok=True)
         ca.restrict_ca_files(home)
 
 

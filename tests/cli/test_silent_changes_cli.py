@@ -52,3 +52,15 @@ def test_proxy_start_without_a_policy_in_force_warns(firewall: Firewall) -> None
     finally:
         firewall.run("proxy", "stop")
         _kill_if_alive(status.get("pid", 0) or 0)
+
+
+def test_proxy_stop_removes_its_upstream_trust_bundle(firewall: Firewall, upstream_ca_file) -> None:
+    started = firewall.run("proxy", "start", "--port", "0", "--upstream-ca", str(upstream_ca_file))
+    status = json.loads(firewall.run("proxy", "status", "--json").stdout)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert list((firewall.home / "run").glob("upstream-trust-*.pem"))  # the control: it was made
+    finally:
+        firewall.run("proxy", "stop")
+        _kill_if_alive(status.get("pid", 0) or 0)
+    assert list((firewall.home / "run").glob("upstream-trust-*.pem")) == []
