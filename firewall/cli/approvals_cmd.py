@@ -32,10 +32,19 @@ def prompt(
         str, typer.Option("--grant-for", help=f"How long `g` allows a rule for an agent: {DURATION_EXAMPLES}.")
     ] = DEFAULT_GRANT,
 ) -> None:
-    """Watch for held requests and ask about each: a (allow once), g (allow the rule for the agent
-    for a while), d (deny), q (quit). Subcommands list and answer them from scripts.
+    """Answer requests held for a person's approval; with no subcommand, ask in this terminal.
 
-    Example: firewall approvals --grant-for 30m
+    The prompt watches for held requests and asks about each: a (allow once), g (allow the rule
+    for the agent for a while), d (deny), q (quit). The subcommands list and answer them from
+    scripts or another terminal.
+
+    \b
+    Examples:
+      firewall approvals --grant-for 30m             # ask here; g allows the rule for 30 minutes
+      firewall approvals list                        # what is waiting, with ids
+      firewall approvals approve apr_1f2e3d4c5b6a7988 --for 1h
+      firewall approvals deny apr_1f2e3d4c5b6a7988
+      firewall approvals grants                      # standing grants; end one with `revoke ID`
     """
     if ctx.invoked_subcommand is not None:
         return

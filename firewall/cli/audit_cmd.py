@@ -1,4 +1,4 @@
-"""`firewall audit`: list, follow, count, prune, checkpoint and verify the audit log."""
+"""`firewall audit`: list, tail, count, prune, checkpoint and verify the audit log."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ import typer
 from firewall.audit import checkpoints, render
 from firewall.audit.chain import head as chain_head
 from firewall.audit.chain import verify as verify_chain
+from firewall.audit.decisions import known_decisions
 from firewall.audit.prune import PruneError
 from firewall.audit.prune import prune as prune_rows
 from firewall.audit.query import GROUPS, AuditFilter, Row, between, last_seq, newest
 from firewall.audit.query import stats as count_groups
 from firewall.audit.times import ACCEPTED, TimeSpecError, parse_time
+from firewall.cli.boundary import describe_database_error
 from firewall.cli.errors import fail
 from firewall.state.db import open_database
 from firewall.state.home import Home, StateError, open_home
@@ -47,11 +49,14 @@ def list_rows(
     host: Host = None,
     decision: Decision = None,
     rule: Rule = None,
-    limit: Annotated[int, typer.Option("--limit", min=0, help="Show the newest N rows; 0 shows all.")] = 50,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", min=0, help="Show the newest N rows; 0 shows all. --json/--csv take all unless given."),
+    ] = 50,
     as_json: Json = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Output CSV with a header row.")] = False,
 ) -> None:
-    """List audit rows, newest last; subcommands follow, count, prune and verify them.
+    """List audit rows, newest last; subcommands tail, count, prune, checkpoint and verify them.
 
     Example: firewall audit --since 1h --agent coder --decision block
     """
@@ -60,8 +65,13 @@ def list_rows(
     if as_json and as_csv:
         fail("--json and --csv: choose one output format", code=2)
     filters = _filter(since, until, agent, host, decision, rule)
+    export = as_json or as_csv
+    # An export takes every matching row unless --limit is given; the table shows the newest 50.
+    cap = None if limit == 0 or (export and not _given(ctx, "limit")) else limit
     with _database() as db:
-        rows = newest(db, filters, limit or None)
+        _check_decision(db, decision)
+        rows = newest(db, filters, cap)
+        more = count_rows(db, filters) - len(rows) if cap is not None and len(rows) == cap else 0
     if as_json:
         typer.echo(render.json_array(rows))
     elif as_csv:
@@ -70,6 +80,8 @@ def list_rows(
         typer.echo("\n".join(render.table(rows)))
     else:
         typer.echo("no audit rows match", err=True)
+    if more:
+        typer.echo(f"{more} more rows match; show them with --limit 0, or narrow with --since", err=True)
 
 
 @app.command()
@@ -91,6 +103,7 @@ def tail(
     shown = 0
     try:
         with _database() as db:
+            _check_decision(db, decision)
             after = last_seq(db)
             if not as_json:
                 typer.echo(render.align([render.TABLE_HEADER], render.TAIL_WIDTHS)[0])
@@ -128,6 +141,7 @@ def stats(
         fail(f"--by: expected one of {', '.join(GROUPS)}, got {by!r}", code=2)
     filters = _filter(since, until, agent, host, decision, rule)
     with _database() as db:
+        _check_decision(db, decision)
         groups = count_groups(db, filters, by)
     if as_json:
         typer.echo(render.stats_json(groups, by))
@@ -201,13 +215,15 @@ def verify(
         ),
     ] = None,
 ) -> None:
-    """Check the hash chain, and the signed checkpoints: exit 0 if intact, 1 naming what was tampered.
+    """Check the hash chain, the signed checkpoints and the database file itself (SQLite's integrity
+    check): exit 0 if intact, 1 naming what was tampered or damaged.
 
     Example: firewall audit verify --checkpoint ~/backup/audit-checkpoints.jsonl
     """
     home = _home()
     source = checkpoint_file or (home.checkpoints if home.checkpoints.exists() else None)
     with _database() as db:
+        damage = _integrity_problems(db)
         report = verify_chain(db)
         checked = None
         if source is not None:
@@ -221,13 +237,29 @@ def verify(
             except (checkpoints.CheckpointError, StateError) as exc:
                 fail(str(exc))
     typer.echo(report.describe())
+    for problem in damage:
+        typer.echo(f"database: {problem}")
+    if damage:
+        typer.echo(
+            f"the database file is damaged: recover it with `sqlite3 DB .recover | sqlite3 DB.recovered` "
+            f"(DB: {home.database}) and verify the recovered copy"
+        )
     if checked is not None:
         for problem in checked.problems:
             typer.echo(f"checkpoint: {problem}")
         if checked.intact:
             typer.echo(f"checkpoints: {checked.checked} signed checkpoint(s) in {source} agree with the log")
-    if not report.intact or (checked is not None and not checked.intact):
+    if damage or not report.intact or (checked is not None and not checked.intact):
         raise typer.Exit(1)
+
+
+def _integrity_problems(db: sqlite_utils.Database, most: int = 10) -> list[str]:
+    """What SQLite's own check finds wrong anywhere in the file (the chain covers only the audit rows)."""
+    try:
+        found = [text for (text,) in db.execute(f"PRAGMA integrity_check({most})")]
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+    return [] if found == ["ok"] else found
 
 
 def _home() -> Home:
@@ -266,13 +298,36 @@ def _tail_line(row: Row, as_json: bool) -> str:
     return render.align([render.table_cells(row)], render.TAIL_WIDTHS)[0]
 
 
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the option was on the command line (or in the environment), not left at its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def count_rows(db: sqlite_utils.Database, filters: AuditFilter) -> int:
+    condition, params = filters.sql()
+    return db.execute(f"SELECT count(*) FROM audit WHERE {condition}", params).fetchone()[0]
+
+
+def _check_decision(db: sqlite_utils.Database, decision: str | None) -> None:
+    if decision is None:
+        return
+    known = known_decisions(db)
+    if decision not in known:
+        fail(f"--decision: {decision!r} is not a decision; use one of {', '.join(known)}", code=2)
+
+
 def _filter(
     since: str | None, until: str | None, agent: str | None, host: str | None, decision: str | None, rule: str | None
 ) -> AuditFilter:
     now = time.time()
+    start = None if since is None else _time("--since", since, now)
+    end = None if until is None else _time("--until", until, now)
+    if start is not None and end is not None and start >= end:
+        fail(f"--since {since} is not before --until {until}: no row can match; swap them", code=2)
     return AuditFilter(
-        since=None if since is None else _time("--since", since, now),
-        until=None if until is None else _time("--until", until, now),
+        since=start,
+        until=end,
         agent=agent,
         host=host,
         decision=decision,
@@ -297,10 +352,10 @@ def _database() -> Iterator[sqlite_utils.Database]:
     try:
         db = open_database(path)
     except sqlite3.Error as exc:
-        fail(f"{path}: {exc}")
+        fail(describe_database_error(exc, path))
     try:
         yield db
     except sqlite3.Error as exc:
-        fail(f"{path}: {exc}")
+        fail(describe_database_error(exc, path))
     finally:
         db.conn.close()

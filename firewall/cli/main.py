@@ -18,14 +18,17 @@ def _build_app() -> typer.Typer:
     `firewall run` of the usual shape runs without Typer at all (firewall/cli/run_plain.py)."""
     import typer
 
+    from firewall.cli import help_style
+
+    help_style.install()
     global app
     app = typer.Typer(
         name="firewall",
         help="A policy-as-code egress firewall for AI agents.",
         no_args_is_help=True,
-        add_completion=False,
         pretty_exceptions_enable=False,
     )
+    _add_root(app)
     if _invoked_as("run"):
         _only_run()
     else:
@@ -37,6 +40,30 @@ def __getattr__(name: str) -> object:
     if name == "app":
         return _build_app()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _add_root(app: typer.Typer) -> None:
+    """The root callback: `--version`, and it keeps `run` a subcommand when it is the only one."""
+    import typer
+
+    def version(value: bool) -> None:
+        if value:
+            from importlib.metadata import PackageNotFoundError
+            from importlib.metadata import version as installed
+
+            try:
+                typer.echo(f"agent-firewall {installed('agent-firewall')}")
+            except PackageNotFoundError:
+                typer.echo("agent-firewall (not installed as a package)")
+            raise typer.Exit()
+
+    @app.callback()
+    def root(
+        show_version: bool = typer.Option(
+            False, "--version", callback=version, is_eager=True, help="Print the version and exit."
+        ),
+    ) -> None:
+        """A policy-as-code egress firewall for AI agents."""
 
 
 def _register() -> None:
@@ -64,11 +91,7 @@ def _register() -> None:
 
     from firewall.cli import approvals_cmd
 
-    app.add_typer(
-        approvals_cmd.app,
-        name="approvals",
-        help="Answer requests held for a person's approval; with no subcommand, ask in this terminal.",
-    )
+    app.add_typer(approvals_cmd.app, name="approvals")
 
     from firewall.cli import doctor_cmd
 
@@ -80,7 +103,6 @@ def _only_run() -> None:
     command's modules (the policy compiler, audit, approvals, ...: a few hundred ms)."""
     from firewall.cli import run_app
 
-    app.callback()(lambda: None)  # keep `run` a subcommand: a lone command would become the root
     app.command("run", context_settings={"ignore_unknown_options": True})(run_app.run)
 
 
@@ -99,10 +121,15 @@ def main() -> None:
         handoff.adopt()  # a passphrase handed over by pipe, never by environment
     except VaultError as exc:
         fail(str(exc))
-    if _invoked_as("run"):
-        from firewall.cli import run_plain
+    try:
+        if _invoked_as("run"):
+            from firewall.cli import run_plain
 
-        code = run_plain.main(sys.argv[2:])
-        if code is not None:
-            sys.exit(code)
-    __getattr__("app")()
+            code = run_plain.main(sys.argv[2:])
+            if code is not None:
+                sys.exit(code)
+        __getattr__("app")()
+    except Exception as exc:  # what no command expected: one line, the traceback in the log
+        from firewall.cli.boundary import report
+
+        sys.exit(report(exc))

@@ -102,6 +102,22 @@ def start(
     except process.ProxyProcessError as exc:
         fail(str(exc))
     typer.echo(f"proxy listening on 127.0.0.1:{info.port} (pid {info.pid})")
+    _warn_without_policy(home)
+
+
+def _warn_without_policy(home) -> None:
+    """Starting with no policy in force is allowed (apply one later) but blocks every request meanwhile."""
+    from firewall import policy_store
+    from firewall.cli.errors import warn
+    from firewall.cli.state import database_or_exit
+
+    db = database_or_exit(home)
+    try:
+        version = policy_store.active_version(db)
+    finally:
+        db.close()
+    if version is None:
+        warn("no policy is in force: the proxy blocks every request until you run `firewall policy apply PATH`")
 
 
 def _serve(
@@ -142,8 +158,12 @@ def _serve(
     )
     try:
         asyncio.run(serve(settings))
-    except (ProxyStartError, LimiterConfigError, PolicyStoreError, StateError, VaultError, ValueError, OSError) as exc:
+    except (ProxyStartError, LimiterConfigError, PolicyStoreError, StateError, VaultError, ValueError) as exc:
         fail(str(exc))
+    except OSError as exc:
+        from firewall.cli.boundary import describe_os_error
+
+        fail(describe_os_error(exc))
 
 
 @app.command()

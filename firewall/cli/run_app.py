@@ -11,13 +11,16 @@ from firewall.cli.run_cmd import run_command
 
 
 def run(
-    command: Annotated[list[str], typer.Argument(help="The agent's command and its arguments, after --.")],
+    command: Annotated[
+        list[str], typer.Argument(metavar="CMD", help="The agent's command and its arguments, after --.")
+    ],
     agent: Annotated[str, typer.Option(help="The agent's name, as policies and the audit log see it.")] = "default",
     policy: Annotated[
         list[Path] | None, typer.Option(help="Run under this policy without applying it for everyone.")
     ] = None,
     upstream_ca: Annotated[
-        Path | None, typer.Option(help="Extra CA for upstream servers (only when a proxy is started for this run).")
+        Path | None,
+        typer.Option(help="Extra CA (PEM) for upstream servers; a shared proxy must have been started with it."),
     ] = None,
     no_isolate: Annotated[
         bool, typer.Option("--no-isolate", help="Do not sandbox the command: it could reach the network directly.")

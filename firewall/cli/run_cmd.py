@@ -7,6 +7,7 @@ line is read without Typer at all (firewall/cli/run_plain.py).
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -36,6 +37,7 @@ def run_command(
         agents.check_agent_name(agent)
     except agents.AgentError as exc:
         fail(str(exc))
+    _check_command(command)
     home = home_or_exit()
     private_proxy = None
     starting = None
@@ -45,6 +47,8 @@ def run_command(
         if policy:
             compiled, policy_file = _pinned_policy(home, policy)
         proxy = None if policy else process.running_proxy(home)
+        if proxy is not None and upstream_ca is not None:
+            _check_shared_upstream_ca(proxy, upstream_ca)
         if proxy is None:
             # The proxy takes most of a second to start: it starts while this process reads the policy.
             starting = _spawn_private_proxy(home, policy_file, upstream_ca)
@@ -66,6 +70,39 @@ def run_command(
         if policy_file is not None:
             policy_file.unlink(missing_ok=True)
     return code
+
+
+# What shells exit with for a command they cannot find, and for one they cannot execute.
+NOT_FOUND, NOT_EXECUTABLE = 127, 126
+
+
+def _check_command(command: list[str]) -> None:
+    """Refuse a command that cannot start before a proxy is started for it, with a shell's exit code."""
+    if not command:
+        fail("no command given; put it after --, e.g. firewall run -- curl https://api.openai.com/v1/models")
+    name = command[0]
+    if "/" not in name:
+        if shutil.which(name) is None:
+            fail(f"command not found: {name} (not in PATH)", code=NOT_FOUND)
+        return
+    path = Path(name)
+    if not path.exists():
+        fail(f"command not found: {name}", code=NOT_FOUND)
+    if path.is_dir() or not os.access(path, os.X_OK):
+        fail(f"command not executable: {name}; make it executable with `chmod +x {name}`", code=NOT_EXECUTABLE)
+
+
+def _check_shared_upstream_ca(proxy: process.ProxyInfo, upstream_ca: Path) -> None:
+    """--upstream-ca is a proxy's setting: refuse a run that would use a shared proxy without it."""
+    if proxy.upstream_ca == str(upstream_ca.resolve()):
+        return
+    trusted = f"with --upstream-ca {proxy.upstream_ca}" if proxy.upstream_ca else "without --upstream-ca"
+    fail(
+        f"--upstream-ca {upstream_ca}: the shared proxy (pid {proxy.pid}) already runs {trusted}, so the agent's "
+        f"upstreams would not be checked against it; restart it with `firewall proxy stop && firewall proxy "
+        f"start --upstream-ca {upstream_ca}`, or run with --policy PATH to get a proxy of this run's own",
+        code=2,
+    )
 
 
 def _keep_passphrase_out_of_environ() -> None:
@@ -264,7 +301,7 @@ def _spawn(command: list[str], env: dict[str, str]) -> int:
     try:
         child = subprocess.Popen(command, env=env, preexec_fn=isolation.die_with_parent)
     except FileNotFoundError:
-        fail(f"command not found: {command[0]}")
+        fail(f"command not found: {command[0]}", code=NOT_FOUND)
     except PermissionError:
-        fail(f"command not executable: {command[0]}")
+        fail(f"command not executable: {command[0]}", code=NOT_EXECUTABLE)
     return isolation.wait_forwarding(child, child.pid)

@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from firewall.cli.errors import fail
+from firewall.cli.errors import fail, warn
 from firewall.oauth.login import parse_login
 from firewall.oauth.report import LoginReport, describe, report
 from firewall.oauth.status import read_statuses, status_path
@@ -56,7 +56,8 @@ def _prompt(name: str) -> str:
     if not sys.stdin.isatty():
         fail("no value given: pass --stdin, --from-env VAR or --file PATH, or run in a terminal to be prompted")
     try:
-        return getpass.getpass(f'Value for "{name}" (input hidden): ')
+        # A pasted key often brings a space or tab along, unseen at a hidden prompt: trim it, as other tools do.
+        return getpass.getpass(f'Value for "{name}" (input hidden): ').strip()
     except (EOFError, KeyboardInterrupt):
         fail("no value entered")
 
@@ -255,9 +256,33 @@ def rm(name: Annotated[str, typer.Argument(help="Entry to delete.")]) -> None:
     Example: firewall secrets rm openai
     """
     with vault_errors():
-        vault = Vault.open(open_home())
+        home = open_home()
+        vault = Vault.open(home)
         vault.remove(name)
     typer.echo(f'removed "{name}" from {vault.path}')
+    if name in _injected_by_policy_in_force(home):
+        warn(
+            f'the policy in force injects "{name}": its requests now fail (503) until you add it again '
+            f"(`firewall secrets add {name}`) or apply a policy that does not inject it"
+        )
+
+
+def _injected_by_policy_in_force(home) -> tuple[str, ...]:
+    """The secrets the applied policy injects; () when none is applied or it cannot be read."""
+    if not home.database.exists():
+        return ()
+    try:
+        from firewall import policy_store
+        from firewall.state.db import open_database
+
+        db = open_database(home.database)
+        try:
+            version = policy_store.active_version(db)
+            return tuple(version.load().secrets()) if version is not None else ()
+        finally:
+            db.close()
+    except Exception:  # a warning only: the removal itself succeeded
+        return ()
 
 
 @app.command("restore-backup")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING
 
+from firewall.cli.boundary import describe_database_error, describe_os_error
 from firewall.cli.errors import fail
 from firewall.state.db import open_database
 from firewall.state.home import Home, StateError, open_home
@@ -24,8 +26,10 @@ def home_or_exit() -> Home:
 def database_or_exit(home: Home) -> sqlite_utils.Database:
     try:
         return open_database(home.database)
-    except Exception as exc:  # sqlite3.DatabaseError and friends: a corrupt or locked file
-        fail(f"{home.database}: cannot open the state database: {exc}")
+    except sqlite3.Error as exc:  # a damaged, locked or unwritable file: say which, and the fix
+        fail(describe_database_error(exc, home.database))
+    except OSError as exc:
+        fail(describe_os_error(exc))
 
 
 def applied_policy_or_exit() -> CompiledPolicy:

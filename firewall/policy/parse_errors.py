@@ -6,6 +6,7 @@ so one run reports every error of a file, each pointing with a caret.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Collection
@@ -120,9 +121,16 @@ def syntax_diagnostic(error: UnexpectedInput, source: str, path: str) -> Diagnos
             span = _end_span(source, path)
             if "RBRACE" in error.expected:
                 message += ": a block is not closed"
+                if opened := open_block(source, len(source)):
+                    message = f'unexpected end of file: the block "{opened[1]}" (line {opened[0]}) is not closed'
         else:
             message = f"unexpected {_describe_token(token)}"
         hint = _hint_for(token, error.expected, source)
+        if token.type == "$END" and "RBRACE" in error.expected:
+            hint = 'add "}" where the block ends'
+        elif token.type != "$END" and "RBRACE" in error.expected and token.type in _BLOCK_OPENERS:
+            if opened := open_block(source, token.start_pos or 0):
+                hint = f'the block "{opened[1]}" (line {opened[0]}) is not closed: add "}}" before this line'
         if token.type == GLUED_KEYWORD:
             glued = re.match(r"\w+", source[token.start_pos :])
             assert glued is not None  # the token is a keyword running into the next word
@@ -132,6 +140,23 @@ def syntax_diagnostic(error: UnexpectedInput, source: str, path: str) -> Diagnos
     else:
         message, hint = "syntax error", None
     return diagnostic(Severity.ERROR, message, span, source, hint)
+
+
+_BLOCK_OPENERS = frozenset({"HOST", "CREDENTIAL", "TEST", "DEFAULT", "MODE", "APPROVAL"})
+
+
+def open_block(source: str, upto: int) -> tuple[int, str] | None:
+    """The innermost block still open at offset `upto`: its line number and its header (the line's
+    text before "{"), or None when every block opened before `upto` is closed."""
+    stack: list[tuple[int, str]] = []
+    for number, line in enumerate(source[:upto].split("\n"), start=1):
+        code = STRING_OR_COMMENT.sub(lambda m: "" if m.group().startswith("#") else "S", line)
+        for char in code:
+            if char == "{":
+                stack.append((number, line.split("{")[0].strip()))
+            elif char == "}" and stack:
+                stack.pop()
+    return stack[-1] if stack else None
 
 
 def _end_span(source: str, path: str) -> Span:
@@ -158,6 +183,10 @@ def _hint_for(token: Token, expected: set[str], source: str) -> str | None:
         return "to compare, write == instead of ="
     if "VERDICT" in expected and "RBRACE" in expected and text.lower() in ("allow", "block", "approve"):
         return "verdicts are lower-case: allow, block or approve"
+    if "VERDICT" in expected and (meant := _did_you_mean(text, _RULE_WORDS)):
+        return f'did you mean "{meant}"?'
+    if expected >= {"HOST", "DEFAULT"} and (meant := _did_you_mean(text, _TOP_WORDS)):
+        return f'did you mean "{meant}"? (expected {TOP_LEVEL})'
     if "METHOD" in expected and text.upper() in _HTTP_METHODS and text != text.upper():
         return f"HTTP methods are upper-case: {text.upper()}"
     if "PATH_GLOB" in expected and token.type == "STRING" and text.startswith('"/'):
@@ -167,6 +196,34 @@ def _hint_for(token: Token, expected: set[str], source: str) -> str | None:
     if expected >= {"HOST", "DEFAULT"} or expected >= {"DEFAULT", "CREDENTIAL"}:
         return f"expected {TOP_LEVEL}"
     return _expected(expected)
+
+
+# Words a rule line may start with, and words people reach for from other tools.
+_RULE_WORDS = ("allow", "block", "approve", "inject", "limit")
+_TOP_WORDS = ("default", "mode", "approval", "credential", "host", "test")
+_SYNONYMS = {
+    "deny": "block",
+    "reject": "block",
+    "drop": "block",
+    "refuse": "block",
+    "permit": "allow",
+    "accept": "allow",
+    "pass": "allow",
+    "ask": "approve",
+    "hold": "approve",
+    "confirm": "approve",
+}
+
+
+def _did_you_mean(word: str, choices: tuple[str, ...]) -> str | None:
+    """The word of `choices` a misspelled or borrowed `word` most likely means."""
+    lowered = word.lower()
+    if not lowered.isalpha():
+        return None
+    if _SYNONYMS.get(lowered) in choices:
+        return _SYNONYMS[lowered]
+    close = difflib.get_close_matches(lowered, choices, n=1, cutoff=0.6)
+    return close[0] if close and close[0] != lowered else None
 
 
 _HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"}

@@ -28,7 +28,12 @@ def main() -> None:
 
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(proxy_cmd.start)
-    app(args=sys.argv[3:], prog_name="firewall proxy start")
+    try:
+        app(args=sys.argv[3:], prog_name="firewall proxy start")
+    except Exception as exc:  # one line on stderr (the proxy log), the traceback in the CLI log
+        from firewall.cli.boundary import report
+
+        sys.exit(report(exc))
 
 
 if __name__ == "__main__":

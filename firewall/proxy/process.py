@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -41,6 +42,7 @@ class ProxyInfo:
     limits_storage: str
     state_file: Path
     problems: tuple[tuple[str, str], ...] = ()  # (what fails, what happened and what the proxy does meanwhile)
+    upstream_ca: str | None = None  # the extra upstream CA it trusts (--upstream-ca), as an absolute path
 
     @property
     def url(self) -> str:
@@ -72,6 +74,7 @@ def read_info(state_file: Path) -> ProxyInfo | None:
         limits_storage=str(data.get("limits_storage", "memory://")),
         state_file=state_file,
         problems=tuple((str(p["what"]), str(p["message"])) for p in data.get("problems", ())),
+        upstream_ca=data.get("upstream_ca"),
     )
     if not exists(info.pid):
         state_file.unlink(missing_ok=True)
@@ -326,13 +329,22 @@ def abandon(starting: Starting) -> None:
     starting.state_file.unlink(missing_ok=True)
 
 
+# mitmproxy's own last word when an addon logged an error at start-up: the error itself is in the log.
+_MITMPROXY_STARTUP_ERROR = "Error logged during startup"
+
+
 def _start_failure(stderr: str, log_file: Path, offset: int) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    lines = [line for line in stderr.splitlines() if line.strip() and _MITMPROXY_STARTUP_ERROR not in line]
     if not lines and log_file.exists():
         with log_file.open("rb") as handle:
             handle.seek(offset)
-            lines = [line for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
+            logged = [line for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
+        # A traceback's last line names the exception; past it come only lines about its consequences.
+        raised = [line for line in logged if re.match(r"^\w+(Error|Exception): ", line)]
+        lines = [f"{raised[-1]} (details in {log_file})"] if raised else logged
     detail = lines[-1] if lines else f"no message; see {log_file}"
+    if "No space left" in detail or "disk is full" in detail:
+        detail += "; free some space and run it again"
     return f"the proxy failed to start: {detail.removeprefix('error: ')}"
 
 

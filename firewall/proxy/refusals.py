@@ -19,7 +19,9 @@ class ProxyReason(StrEnum):
     PROXY_AUTH_REQUIRED = "proxy_auth_required"  # no valid agent credentials
     REQUEST_TRAILERS = "request_trailers"  # a request with trailers, which no rule or scan reads (framing.py)
     UNRESOLVABLE = "unresolvable"  # the destination's name does not resolve
-    UPSTREAM_UNREACHABLE = "upstream_unreachable"  # the upstream could not be reached to resend
+    UPSTREAM_UNREACHABLE = "upstream_unreachable"  # the upstream could not be reached
+    UPSTREAM_TLS_ERROR = "upstream_tls_error"  # the upstream's TLS failed (its certificate not trusted, ...)
+    UPSTREAM_ERROR = "upstream_error"  # the upstream failed otherwise (reset, ...)
     RATE_LIMITED = "rate_limited"
     BUDGET_EXHAUSTED = "budget_exhausted"  # a token or dollar budget of the request is spent (budget_gate.py)
     LIMITS_UNAVAILABLE = "limits_unavailable"  # the limits store did not answer in time
@@ -57,6 +59,11 @@ REFUSALS: dict[tuple[Outcome, str], Refusal] = {
     ),
     (Outcome.ERROR, ProxyReason.UNRESOLVABLE): Refusal(502, "upstream_unreachable", "{detail}"),
     (Outcome.ERROR, ProxyReason.UPSTREAM_UNREACHABLE): Refusal(502, "upstream_unreachable", "{detail}"),
+    # Written by mitmproxy's error page, which upstream_errors.py makes JSON: the same status and type.
+    (Outcome.ERROR, ProxyReason.UPSTREAM_TLS_ERROR): Refusal(
+        502, "upstream_tls_error", "the upstream failed: {detail}"
+    ),
+    (Outcome.ERROR, ProxyReason.UPSTREAM_ERROR): Refusal(502, "upstream_error", "the upstream failed: {detail}"),
     (Outcome.ERROR, ProxyReason.LIMITS_UNAVAILABLE): Refusal(
         503,
         "limits_unavailable",

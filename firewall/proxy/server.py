@@ -42,6 +42,8 @@ from firewall.proxy.addons.reauthorize import Reauthorize
 from firewall.proxy.addons.scrub import Scrubber
 from firewall.proxy.addons.streaming import Streaming
 from firewall.proxy.addons.tunnels import Tunnels
+from firewall.proxy.addons.upstream_errors import UpstreamErrors
+from firewall.proxy.addons.upstream_errors import install as answer_upstream_errors_in_json
 from firewall.proxy.addons.upstream_tls import UpstreamTLSName
 from firewall.proxy.addons.ws_guard import WebSocketGuard
 from firewall.proxy.budget_store import BudgetStore
@@ -116,6 +118,7 @@ class _Ready:
             "started": time.time(),
             "pinned_policy": self.runtime.pinned,
             "limits_storage": self.settings.limits_storage,
+            "upstream_ca": str(self.settings.upstream_ca.resolve()) if self.settings.upstream_ca else None,
         }
         self.state.listening(state)
         log.info("listening on 127.0.0.1:%s", port)
@@ -184,6 +187,7 @@ async def serve(settings: ProxySettings) -> None:
         http3=False,
         body_size_limit=BODY_SIZE_LIMIT,
     )
+    answer_upstream_errors_in_json()
     auditor = Auditor(runtime, writer)
     identity = Identity(runtime)
     drain = Drain(auditor.record_now)
@@ -203,6 +207,7 @@ async def serve(settings: ProxySettings) -> None:
             Scrubber(runtime, auditor),  # after every addon that may buffer or replace a response
             BudgetMeter(runtime, budgets),  # after Scrubber: its stream wrapper sees the upstream's chunks
             UpstreamTLSName(),
+            UpstreamErrors(),  # before the auditor: the row names the upstream failure
             auditor,
             WebSocketGuard(runtime, auditor),
             _Ready(settings, runtime, state_file),
@@ -246,6 +251,8 @@ async def serve(settings: ProxySettings) -> None:
             state_file.stopped(report)  # `proxy stop` prints it, then removes the file
         else:
             state_file.remove()
+        if trust.parent == home.run_dir:  # this process's upstream trust bundle (--upstream-ca), ~220 KB
+            trust.unlink(missing_ok=True)
         ca.restrict_ca_files(home)
 
 

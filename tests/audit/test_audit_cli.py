@@ -225,3 +225,41 @@ def test_tail_exits_cleanly_on_ctrl_c(logged: Path) -> None:
 def test_json_and_csv_together_are_refused(logged: Path) -> None:
     result = firewall(logged, "--json", "--csv")
     assert (result.returncode, result.stderr) == (2, "error: --json and --csv: choose one output format\n")
+
+
+@pytest.mark.parametrize("command", [[], ["stats"]], ids=["list", "stats"])
+def test_a_decision_that_does_not_exist_is_an_error_listing_the_valid_ones(logged: Path, command: list[str]) -> None:
+    control = firewall(logged, *command, "--decision", "block")
+    assert control.returncode == 0 and control.stdout, control.stderr
+    result = firewall(logged, *command, "--decision", "blocked")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "'blocked' is not a decision" in result.stderr
+    assert "block" in result.stderr and "would_block" in result.stderr and "approval_denied" in result.stderr
+
+
+def test_since_after_until_is_an_error(logged: Path) -> None:
+    assert firewall(logged, "--since", "1h", "--until", "1m").returncode == 0  # the control: in order
+    result = firewall(logged, "--since", "1m", "--until", "1h")
+    assert result.returncode == 2 and "is not before --until" in result.stderr and "swap" in result.stderr
+
+
+def test_limit_says_how_many_more_rows_and_exports_take_everything(logged: Path) -> None:
+    table = firewall(logged, "--limit", "2")
+    assert [line.split()[0] for line in table.stdout.splitlines()[1:]] == ["5", "6"]
+    assert "4 more rows match" in table.stderr
+    everything = firewall(logged, "--limit", "6")
+    assert "more rows" not in everything.stderr  # the control: nothing left out, nothing said
+    assert len(json.loads(firewall(logged, "--json").stdout)) == 6
+    assert len(json.loads(firewall(logged, "--json", "--limit", "2").stdout)) == 2
+    assert len(list(csv.DictReader(io.StringIO(firewall(logged, "--csv").stdout)))) == 6
+
+
+def test_exports_are_not_cut_at_the_default_limit(home: Path) -> None:
+    home.mkdir()
+    with AuditWriter(home / "firewall.db") as writer:
+        for i in range(60):
+            writer.submit(make_record(i, time=time.time() - 100 + i))
+    assert len(json.loads(firewall(home, "--json").stdout)) == 60
+    assert len(list(csv.DictReader(io.StringIO(firewall(home, "--csv").stdout)))) == 60
+    table = firewall(home)
+    assert len(table.stdout.splitlines()) == 51 and "10 more rows match" in table.stderr

@@ -231,7 +231,11 @@ def _read_until(fd: int, needle: bytes, deadline: float) -> bytes:
     return seen
 
 
-def test_prompt_reads_the_value_without_echoing_it(root: Path) -> None:
+@pytest.mark.parametrize(
+    "typed", [OPENAI_KEY, OPENAI_KEY + " ", "  " + OPENAI_KEY + "\t "], ids=["as-is", "trailing-space", "both-sides"]
+)
+def test_prompt_reads_the_value_without_echoing_it(root: Path, typed: str) -> None:
+    """A key pasted with spaces around it is stored without them, as other tools' prompts do."""
     controller, terminal = os.openpty()
 
     def take_terminal() -> None:  # make the pty the child's controlling terminal, as in a real shell
@@ -252,7 +256,7 @@ def test_prompt_reads_the_value_without_echoing_it(root: Path) -> None:
     try:
         deadline = time.monotonic() + 30
         output = _read_until(controller, b"(input hidden): ", deadline)
-        os.write(controller, OPENAI_KEY.encode() + b"\n")
+        os.write(controller, typed.encode() + b"\n")
         output += _read_until(controller, b"fingerprint", deadline)
         output += _read_until(controller, b"\n", deadline)
         assert child.wait(timeout=30) == 0, output

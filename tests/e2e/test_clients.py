@@ -8,6 +8,7 @@ upstream is a local HTTPS server with a trustme certificate.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 
@@ -36,14 +37,26 @@ host localhost:{port} {{
 host localhost:{untrusted_port} {{
     allow GET
 }}
+
+host localhost:{closed_port} {{
+    allow GET
+}}
 """
 
 
 @pytest.fixture(scope="module")
-def setup(module_firewall, module_upstream, untrusted_upstream, module_proxy):
+def closed_port() -> int:
+    """A port on loopback nothing listens on (bound, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def setup(module_firewall, module_upstream, untrusted_upstream, closed_port, module_proxy):
     fw = module_firewall
     fw.add_secret("openai", REAL_KEY, provider="openai")
-    text = POLICY.format(port=module_upstream.port, untrusted_port=untrusted_upstream.port)
+    text = POLICY.format(port=module_upstream.port, untrusted_port=untrusted_upstream.port, closed_port=closed_port)
     path = fw.write_policy("clients.policy", text)
     fw.run("policy", "apply", str(path), check=True)
     return fw, module_upstream, text, path
@@ -146,10 +159,27 @@ def test_upstream_with_an_untrusted_certificate_is_refused(setup, untrusted_upst
     )
     [result] = run.results
     assert result["status"] == 502, result
-    assert "certificate verify failed" in result["body"].lower()
+    error = json.loads(result["body"])["error"]  # the JSON body of every refusal, not mitmproxy's HTML page
+    assert error["type"] == "upstream_tls_error" and "certificate verify failed" in error["message"].lower()
     assert untrusted_upstream.seen == []  # the TLS handshake failed: no request reached it
     rows = wait_until(lambda: [r for r in fw.audit_rows() if r["agent"] == f"untrusted-{client}"], timeout=5)
-    assert [(r["upstream_status"], "certificate verify failed" in r["detail"].lower()) for r in rows] == [(None, True)]
+    assert [(r["decision"], r["reason"], r["upstream_status"], r["request_id"]) for r in rows] == [
+        ("error", "upstream_tls_error", None, error["request_id"])
+    ]
+    assert "certificate verify failed" in rows[0]["detail"].lower()
+
+
+@pytest.mark.parametrize("client", ["curl", "httpx"])
+def test_an_upstream_that_refuses_the_connection_is_answered_in_json(setup, closed_port, client, tmp_path):
+    fw, _, _, _ = setup
+    url = f"https://localhost:{closed_port}"
+    run = run_client(fw, client, url, "get:/anything", agent=f"closed-{client}", out=tmp_path / "out.json")
+    [result] = run.results
+    assert result["status"] == 502, result
+    error = json.loads(result["body"])["error"]
+    assert error["type"] == "upstream_unreachable" and error["request_id"].startswith("req_")
+    rows = wait_until(lambda: [r for r in fw.audit_rows() if r["agent"] == f"closed-{client}"], timeout=5)
+    assert [(r["decision"], r["reason"]) for r in rows] == [("error", "upstream_unreachable")]
 
 
 def test_plain_http_request_without_proxy_credentials_gets_407_json(module_proxy, setup):

@@ -77,3 +77,18 @@ def test_a_bad_upstream_ca_is_refused_before_the_command_runs(firewall, upstream
     assert result.returncode == 1
     assert "not a PEM certificate" in result.stderr
     assert not marker.exists()
+
+
+def test_upstream_ca_a_shared_proxy_runs_without_is_refused_at_run(
+    firewall, proxy, upstream, upstream_ca_file, tmp_path
+):
+    """--upstream-ca is the proxy's: a run that would use a shared proxy without it says so and does not start."""
+    client = setup(firewall, upstream, tmp_path)
+    control = firewall.run("run", "--no-isolate", "--upstream-ca", str(upstream_ca_file), "--", *client)
+    assert control.returncode == 0 and control.stdout.strip() == "200", control.stderr  # the proxy's own CA
+    other = tmp_path / "other-ca.pem"
+    other.write_bytes(upstream_ca_file.read_bytes())
+    result = firewall.run("run", "--no-isolate", "--upstream-ca", str(other), "--", *client)
+    assert result.returncode == 2 and result.stdout == ""
+    assert f"--upstream-ca {other}" in result.stderr and "firewall proxy stop" in result.stderr
+    assert "Traceback" not in result.stderr
