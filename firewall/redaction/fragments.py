@@ -207,6 +207,46 @@ class FragmentIndex:
         return found
 
 
+    def mask(self, text: str, mask: str) -> str:
+        """`text` with every raw or base64 window it holds replaced by `mask` (overlapping and
+        adjacent windows as one): what a refused request carried must not reach the audit log."""
+        if not self.text or not text:
+            return text
+        view = text.encode("utf-8", "surrogateescape")
+        spans = _spans(view, self.text, _hits(view, self._text_anchors))
+        if not spans:
+            return text
+        out, end = bytearray(), 0
+        for start, stop in spans:
+            out += view[end:start] + mask.encode()
+            end = stop
+        out += view[end:]
+        return out.decode("utf-8", "surrogateescape")
+
+
+def _spans(
+    view: bytes, tables: Mapping[int, Mapping[bytes, tuple[str, ...]]], hits: frozenset[int]
+) -> list[tuple[int, int]]:
+    """Where `view` holds a window of `tables`, as merged (start, stop) byte ranges in order."""
+    found: list[tuple[int, int]] = []
+    for hit in hits:
+        piece = hit.to_bytes(_ANCHOR, _BYTEORDER)
+        p = view.find(piece)
+        while p != -1:
+            for length, table in tables.items():
+                for s in range(max(0, p + _ANCHOR - length), min(p, len(view) - length) + 1):
+                    if view[s : s + length] in table:
+                        found.append((s, s + length))
+            p = view.find(piece, p + 1)
+    merged: list[tuple[int, int]] = []
+    for start, stop in sorted(found):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    return merged
+
+
 def _anchors(tables: Mapping[int, Mapping[bytes, tuple[str, ...]]]) -> frozenset[int]:
     """Every 8-byte piece of every window, as the integers a view's blocks are read as."""
     grams = {w[i : i + _ANCHOR] for table in tables.values() for w in table for i in range(len(w) - _ANCHOR + 1)}

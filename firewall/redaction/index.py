@@ -200,10 +200,11 @@ class SecretIndex:
         return masker
 
     def redact(self, text: str) -> str:
-        """`text` with every form of every secret replaced by ****: for logs and the audit log."""
+        """`text` with every form of every secret, and every piece of a long one (fragments.py),
+        replaced by ****: for logs and the audit log."""
         if self._redactor is None or not text:
             return text
-        return self._redactor.sub(MASK, text)
+        return self.fragments.mask(self._redactor.sub(MASK, text), MASK)
 
 
 def _views(haystack: bytes) -> list[bytes]:

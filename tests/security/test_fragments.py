@@ -263,3 +263,24 @@ def test_a_window_inside_another_values_prefix_tells_neither():
     assert index.find(key[10 : 10 + WINDOW].encode()) == ()  # shared: neither is told
     control = SecretIndex.build({"header": "Bearer " + key})
     assert control.find(key[:WINDOW].encode()) == ("header",)
+
+
+# ---- what is written down: a refused request's row holds no piece either ----
+
+
+@pytest.mark.parametrize("form", ["raw", "base64", "base64, offset 1"])
+def test_a_window_is_masked_where_text_is_written_down(form):
+    carried = FORMS[form](WINDOW_TEXT).decode()
+    written = INDEX.redact(f"/v1/upload?note=x{carried}y&z=1")
+    assert WINDOW_TEXT not in written and carried not in written and "****" in written
+    assert written.startswith("/v1/upload?note=x") and written.endswith("&z=1")
+
+
+def test_control_15_characters_are_written_as_they_are():
+    text = f"/v1/upload?note={WINDOW_TEXT[:15]}"
+    assert INDEX.redact(text) == text
+
+
+def test_pieces_that_overlap_are_masked_as_one():
+    text = f"a {BODY[5:40]} b"
+    assert INDEX.redact(text) == "a **** b"
