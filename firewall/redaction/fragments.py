@@ -206,7 +206,6 @@ class FragmentIndex:
             found |= _scan(lowered, self.hex, hits[1] & self._hex_anchors)
         return found
 
-
     def mask(self, text: str, mask: str) -> str:
         """`text` with every raw or base64 window it holds replaced by `mask` (overlapping and
         adjacent windows as one): what a refused request carried must not reach the audit log."""
