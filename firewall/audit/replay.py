@@ -37,30 +37,39 @@ NOT_DECIDED = frozenset(
 _COLUMNS = "agent, method, scheme, host, port, path, query, reason"
 
 
-def recorded_rows(db: sqlite_utils.Database, since: float | None) -> Iterator[Recorded | None]:
-    """Every row from `since` on, oldest first: a `Recorded`, or None for a row the policy did not decide."""
+def _recorded(agent, method, scheme, host, port, path, query, reason) -> Recorded:
+    if scheme == "tcp":
+        return Recorded(Request(TUNNEL_METHOD, "tcp", host, port, "", agent=agent), reason)
+    masked = frozenset(name for name, value in parse_qsl(query) if MASK in value) if MASK in query else frozenset()
+    target = f"{path}?{query}" if query else path
+    return Recorded(Request(method, scheme, host, port, target, agent=agent), reason, masked)
+
+
+def _rows(db: sqlite_utils.Database, since: float | None) -> Iterator[tuple]:
     sql = f"SELECT {_COLUMNS} FROM audit"
     params: list[object] = []
     if since is not None:
         sql += " WHERE time >= ?"
         params.append(since)
-    for agent, method, scheme, host, port, path, query, reason in db.execute(sql + " ORDER BY seq", params):
-        if reason in NOT_DECIDED or scheme not in ("http", "https", "tcp"):
-            yield None
-            continue
-        if scheme == "tcp":
-            yield Recorded(Request(TUNNEL_METHOD, "tcp", host, port, "", agent=agent), reason)
-            continue
-        masked = frozenset(name for name, value in parse_qsl(query) if MASK in value) if MASK in query else frozenset()
-        target = f"{path}?{query}" if query else path
-        yield Recorded(Request(method, scheme, host, port, target, agent=agent), reason, masked)
+    return db.execute(sql + " ORDER BY seq", params)
+
+
+def recorded_rows(db: sqlite_utils.Database, since: float | None) -> Iterator[Recorded | None]:
+    """Every row from `since` on, oldest first: a `Recorded`, or None for a row the policy did not decide."""
+    for row in _rows(db, since):
+        yield None if _not_decided(row) else _recorded(*row)
+
+
+def _not_decided(row: tuple) -> bool:
+    return row[7] in NOT_DECIDED or row[2] not in ("http", "https", "tcp")
 
 
 def replay_log(replay: Replay, db: sqlite_utils.Database, since: float | None) -> Replay:
-    """Add every recorded request from `since` on to `replay`."""
-    for recorded in recorded_rows(db, since):
-        if recorded is None:
+    """Add every recorded request from `since` on to `replay`. A row is made into a request only when
+    its destination is decided differently by the two policies and it was not seen before."""
+    for row in _rows(db, since):
+        if _not_decided(row):
             replay.skip()
         else:
-            replay.add(recorded)
+            replay.add_keyed(row, lambda row=row: _recorded(*row), host=row[3], port=row[4])
     return replay

@@ -20,12 +20,24 @@ destination mismatch, ambiguous path, method override) block under any policy: u
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
+from functools import lru_cache
 
-from firewall.policy.compiled import CompiledBlock, CompiledPolicy, FieldRef, RequestMatcher
+from firewall.policy.compiled import (
+    CompareCond,
+    CompiledBlock,
+    CompiledPolicy,
+    Cond,
+    FieldRef,
+    InCond,
+    MatchCond,
+    NotCond,
+    RequestMatcher,
+)
 from firewall.policy.conditions import UNREADABLE, RequestView, evaluate
-from firewall.policy.decision import Decision, Reason, Request, Verdict
+from firewall.policy.decision import Decision, Reason, Request, RuleRef, Verdict
 from firewall.policy.engine import decide
 from firewall.policy.hosts import InvalidHost, is_address, normalize_host
 from firewall.policy.paths import AmbiguousPath, canonicalize
@@ -132,9 +144,42 @@ class _Walk:
 _NO_WALK = _Walk(None, frozenset(), frozenset())
 
 
-def _walk(block: CompiledBlock | None, request: Request, recorded: Recorded) -> _Walk:
+def _reads(cond: Cond | None, kinds: frozenset[str]) -> bool:
+    """Whether evaluating `cond` reads a field of one of `kinds`."""
+    if cond is None:
+        return False
+    if isinstance(cond, (CompareCond, InCond, MatchCond)):
+        return cond.field.kind in kinds
+    if isinstance(cond, NotCond):
+        return _reads(cond.item, kinds)
+    return any(_reads(item, kinds) for item in cond.items)
+
+
+_READS: dict[tuple[int, bool], tuple[CompiledBlock, bool]] = {}  # by id: hashing a block hashes all it holds
+
+
+def _reads_unrecorded(block: CompiledBlock, masked: bool) -> bool:
+    """Whether a rule, limit or budget of `block` reads a field the audit log does not record (the query
+    too, when some of its values were masked)."""
+    found = _READS.get((id(block), masked))
+    if found is not None and found[0] is block:
+        return found[1]
+    kinds = _UNRECORDED_KINDS | {"query"} if masked else _UNRECORDED_KINDS
+    matchers = [rule.match for rule in block.rules] + [limit.match for limit in block.limits]
+    matchers += [budget.match for budget in block.budgets]
+    reads = any(_reads(m.when, kinds) for m in matchers)
+    if len(_READS) > 4096:
+        _READS.clear()
+    _READS[(id(block), masked)] = (block, reads)  # the block kept alive, so its id is not reused
+    return reads
+
+
+def _walk(block: CompiledBlock | None, request: Request, recorded: Recorded, decision: Decision) -> _Walk:
     if block is None or request.scheme == "tcp":
         return _NO_WALK
+    if not _reads_unrecorded(block, bool(recorded.masked)):  # the engine's own answer is exact
+        keys = [limit.key for limit in decision.limits] + [budget.key for budget in decision.budgets]
+        return _Walk(None, frozenset(keys), frozenset())
     try:
         host = normalize_host(request.host)
         canonical = canonicalize(request.target)
@@ -183,8 +228,8 @@ def replay_one(old: CompiledPolicy, new: CompiledPolicy, recorded: Recorded) -> 
         return Result(Change.UNCHANGED, same, same)
     if why is not None:
         return Result(Change.UNKNOWN, old_side, new_side, why)
-    old_walk = _walk(old.block_for(old_decision.host, request.port), request, recorded)
-    new_walk = _walk(new.block_for(new_decision.host, request.port), request, recorded)
+    old_walk = _walk(old.block_for(old_decision.host, request.port), request, recorded, old_decision)
+    new_walk = _walk(new.block_for(new_decision.host, request.port), request, recorded, new_decision)
     for walk, name in ((old_walk, "in force"), (new_walk, "candidate")):
         if walk.unknown_rule is not None:
             why = f"the rule {walk.unknown_rule} of the {name} policy reads a field the audit log does not record"
@@ -230,6 +275,75 @@ def _unrecorded_cause(
     return None
 
 
+@lru_cache(maxsize=4096)
+def _host(text: str) -> str | None:
+    try:
+        return normalize_host(text)
+    except InvalidHost:
+        return None
+
+
+def _meaning(obj: object) -> object:
+    """What a compiled block decides, without where its lines are (a line moved by an edit elsewhere)."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return (
+            type(obj).__name__,
+            tuple(
+                (f.name, _meaning(getattr(obj, f.name)))
+                for f in fields(obj)
+                if not f.metadata.get("derived") and not isinstance(getattr(obj, f.name), RuleRef)
+            ),
+        )
+    if isinstance(obj, tuple):
+        return tuple(_meaning(item) for item in obj)
+    return obj
+
+
+class SameBlocks:
+    """Whether two policies decide a destination alike: the same host block (up to where its lines
+    are), mode, default and injected secrets. Then every request to it is decided alike, whatever the
+    audit log did not record, and need not be decided at all. Compared once per pair of blocks."""
+
+    def __init__(self, old: CompiledPolicy, new: CompiledPolicy) -> None:
+        self.old, self.new = old, new
+        self.same_policy = old.sha256 == new.sha256
+        self.same_default = old.default is new.default
+        self._pairs: dict[tuple[int, int], bool] = {}
+        self._destinations: dict[tuple[str, int], bool] = {}
+
+    def __call__(self, host: str, port: int) -> bool:
+        same = self._destinations.get((host, port))
+        if same is None:
+            if len(self._destinations) > 100_000:
+                self._destinations.clear()
+            same = self._destinations[(host, port)] = self._decide_alike(host, port)
+        return same
+
+    def _decide_alike(self, host: str, port: int) -> bool:
+        if self.same_policy:
+            return True
+        if not self.same_default:
+            return False
+        name = _host(host)
+        if name is None:
+            return False
+        old_block, new_block = self.old.block_for(name, port), self.new.block_for(name, port)
+        if old_block is None or new_block is None:
+            return old_block is new_block and self.old.mode is self.new.mode
+        pair = (id(old_block), id(new_block))
+        same = self._pairs.get(pair)
+        if same is None:
+            same = self._pairs[pair] = self._compare(old_block, new_block)
+        return same
+
+    def _compare(self, old: CompiledBlock, new: CompiledBlock) -> bool:
+        if (old.mode or self.old.mode) is not (new.mode or self.new.mode):
+            return False
+        old_secrets = [self.old.credential_map[line.credential].secret for line in old.injects]
+        new_secrets = [self.new.credential_map[line.credential].secret for line in new.injects]
+        return old_secrets == new_secrets and _meaning(old) == _meaning(new)
+
+
 def _verdict_change(old: Verdict, new: Verdict) -> Change:
     if old is new:
         return Change.UNCHANGED
@@ -257,21 +371,37 @@ class Replay:
     by_rule: dict[Change, Counter[str]] = field(default_factory=dict)
     by_agent: dict[Change, Counter[str]] = field(default_factory=dict)
     examples: dict[Change, list[Example]] = field(default_factory=dict)
-    _cache: dict[Recorded, Result] = field(default_factory=dict, repr=False)
+    _cache: dict[Hashable, Result] = field(default_factory=dict, repr=False)
+    _same: SameBlocks | None = field(default=None, repr=False)
 
     _CACHE_SIZE = 200_000
 
-    def add(self, recorded: Recorded) -> Result:
-        result = self._cache.get(recorded)
+    def add(self, recorded: Recorded) -> Result | None:
+        return self.add_keyed(recorded, lambda: recorded)
+
+    def add_keyed(self, key: Hashable, make: Callable[[], Recorded], host: str = "", port: int = 0) -> Result | None:
+        """Add the recorded request `make()` returns, whose fields `key` holds (the cache's key). With
+        its `host` and `port` given, a destination both policies decide alike is counted unchanged at
+        once, and `make` is not called (returns None)."""
+        if self._same is None:
+            self._same = SameBlocks(self.old, self.new)
+        if host and self._same(host, port):
+            self.total += 1
+            self.counts[Change.UNCHANGED] += 1
+            return None
+        result = self._cache.get(key)
+        recorded = None
         if result is None:
             if len(self._cache) >= self._CACHE_SIZE:
                 self._cache.clear()
-            result = self._cache[recorded] = replay_one(self.old, self.new, recorded)
+            recorded = make()
+            result = self._cache[key] = replay_one(self.old, self.new, recorded)
         self.total += 1
         change = result.change
         self.counts[change] += 1
         if change is Change.UNCHANGED:
             return result
+        recorded = recorded or make()
         rule = result.new.rule if result.new.rule != DEFAULT_RULE else result.old.rule
         self.by_rule.setdefault(change, Counter())[rule] += 1
         self.by_agent.setdefault(change, Counter())[recorded.request.agent or "-"] += 1
