@@ -180,11 +180,13 @@ def _walk(block: CompiledBlock | None, request: Request, recorded: Recorded, dec
     if not _reads_unrecorded(block, bool(recorded.masked)):  # the engine's own answer is exact
         keys = [limit.key for limit in decision.limits] + [budget.key for budget in decision.budgets]
         return _Walk(None, frozenset(keys), frozenset())
+    host = _host(request.host)
     try:
-        host = normalize_host(request.host)
         canonical = canonicalize(request.target)
-    except (InvalidHost, AmbiguousPath):
+    except AmbiguousPath:
         return _NO_WALK  # the engine blocks it before any rule (a safety check)
+    if host is None:
+        return _NO_WALK
     view = _RecordedView(request, host, canonical.path, canonical.query, recorded.masked)
     unknown_rule = None
     for rule in block.rules_for(request.method):
