@@ -186,3 +186,37 @@ def test_a_raw_tcp_tunnel_is_replayed():
     tunnel = Recorded(Request("TCP", "tcp", "db.example.com", 5432, "", agent="ci"), "rule")
     assert replay_one(old, new, tunnel).change is Change.ALLOW_TO_BLOCK
     assert replay_one(old, old, tunnel).change is Change.UNCHANGED
+
+
+def test_a_destination_both_policies_decide_alike_is_unchanged_without_deciding():
+    """Lines moved by an edit elsewhere (another host block added above) change no decision of this
+    block, even one that depends on an unrecorded header; a block that changes is still decided."""
+    old = _policy(OLD)
+    moved = _policy("host other.example.com {\n    allow\n}\n\n" + OLD)
+    replay = Replay(old, moved)
+    header_rule = _recorded("POST", URL + "/v1/chat")
+
+    def never() -> Recorded:
+        raise AssertionError("a destination decided alike was decided")
+
+    assert replay.add_keyed("k1", never, host="api.example.com", port=443) is None
+    assert replay.counts[Change.UNCHANGED] == 1
+    # Control: the same request replayed one by one is unknown (its rule reads a header) ...
+    assert replay_one(old, _new("block DELETE /**", "block DELETE /v1/x"), header_rule).change is Change.UNKNOWN
+    # ... and a block that changes is decided, not skipped.
+    changed = Replay(old, _new("allow GET /v1/models", "block GET /v1/models"))
+    result = changed.add_keyed("k2", lambda: _recorded("GET", URL + "/v1/models"), host="api.example.com", port=443)
+    assert result is not None and result.change is Change.ALLOW_TO_BLOCK
+
+
+def test_a_changed_mode_or_default_is_not_decided_alike():
+    old = _policy(OLD)
+    report = _policy("mode report\n" + OLD)
+    replay = Replay(old, report)
+    result = replay.add_keyed("k", lambda: _recorded("DELETE", URL + "/v1/x"), host="api.example.com", port=443)
+    assert result is not None and result.change is Change.BLOCK_TO_ALLOW and result.new.would == "block"
+    nowhere = Replay(old, _policy("default allow\n" + OLD))
+    result = nowhere.add_keyed(
+        "n", lambda: _recorded("GET", "https://other.example.org/"), host="other.example.org", port=443
+    )
+    assert result is not None and result.change is Change.BLOCK_TO_ALLOW
