@@ -1,8 +1,9 @@
 """`firewall policy replay` and `policy apply --plan`: a candidate policy against recorded traffic.
 
 Exit codes a CI job can gate on: 0 no recorded decision would change, 3 some would (EXIT_CHANGES),
-1 the candidate's tests fail, 2 it does not compile. Requests whose outcome depends on what the
-audit log does not record are counted as unknown and do not change the exit code.
+1 the candidate's tests fail (or there is nothing to compare with: no policy in force), 2 it does
+not compile (or an option is wrong). Requests whose outcome depends on what the audit log does not
+record are counted as unknown and do not change the exit code.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def run_plan(candidate: CompiledPolicy, since: str, as_json: bool) -> None:
     try:
         start = parse_time(since, time.time())
     except TimeSpecError as exc:
-        fail(f"--since: {exc}")
+        fail(f"--since: {exc}", code=2)
     db = database_or_exit(home_or_exit())
     try:
         version = policy_store.active_version(db)
@@ -91,8 +92,9 @@ def _side_text(side: Side) -> str:
 
 def _example_text(example: Example) -> str:
     agent = f" (agent {example.agent})" if example.agent else ""
-    line = f"    {example.method} {example.url}{agent}: {_side_text(example.old)} -> {_side_text(example.new)}"
-    return line + (f"\n      unknown: {example.why}" if example.why else "")
+    if example.why:  # what either policy decides depends on what was not recorded: no sides to show
+        return f"    {example.method} {example.url}{agent}: {example.why}"
+    return f"    {example.method} {example.url}{agent}: {_side_text(example.old)} -> {_side_text(example.new)}"
 
 
 def _render(result: Replay, version: policy_store.PolicyVersion, start: float) -> str:
@@ -153,8 +155,8 @@ def _as_json(result: Replay, version: policy_store.PolicyVersion, start: float) 
                     "method": e.method,
                     "url": e.url,
                     "agent": e.agent,
-                    "old": _side_json(e.old),
-                    "new": _side_json(e.new),
+                    "old": None if e.why else _side_json(e.old),  # unknown: no decision to show
+                    "new": None if e.why else _side_json(e.new),
                     "unknown": e.why,
                 }
                 for e in result.examples[c]

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import lru_cache
 
 from firewall.policy.compiled import (
     CompareCond,
@@ -37,10 +36,11 @@ from firewall.policy.compiled import (
     RequestMatcher,
 )
 from firewall.policy.conditions import UNREADABLE, RequestView, evaluate
-from firewall.policy.decision import Decision, Reason, Request, RuleRef, Verdict
+from firewall.policy.decision import Decision, Reason, Request, Verdict
 from firewall.policy.engine import decide
-from firewall.policy.hosts import InvalidHost, is_address, normalize_host
+from firewall.policy.hosts import is_address
 from firewall.policy.paths import AmbiguousPath, canonicalize
+from firewall.policy.replay_alike import SameBlocks, normalized_host
 
 
 class Change(StrEnum):
@@ -100,6 +100,7 @@ class Result:
     old: Side
     new: Side
     why: str | None = None  # for UNKNOWN: what was not recorded
+    unknown_rule: str | None = None  # for UNKNOWN: the rule that reads it, when a rule does
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def _walk(block: CompiledBlock | None, request: Request, recorded: Recorded, dec
     if not _reads_unrecorded(block, bool(recorded.masked)):  # the engine's own answer is exact
         keys = [limit.key for limit in decision.limits] + [budget.key for budget in decision.budgets]
         return _Walk(None, frozenset(keys), frozenset())
-    host = _host(request.host)
+    host = normalized_host(request.host)
     try:
         canonical = canonicalize(request.target)
     except AmbiguousPath:
@@ -232,10 +233,10 @@ def replay_one(old: CompiledPolicy, new: CompiledPolicy, recorded: Recorded) -> 
         return Result(Change.UNKNOWN, old_side, new_side, why)
     old_walk = _walk(old.block_for(old_decision.host, request.port), request, recorded, old_decision)
     new_walk = _walk(new.block_for(new_decision.host, request.port), request, recorded, new_decision)
-    for walk, name in ((old_walk, "in force"), (new_walk, "candidate")):
+    for walk, name in ((old_walk, "the policy in force"), (new_walk, "the candidate")):
         if walk.unknown_rule is not None:
-            why = f"the rule {walk.unknown_rule} of the {name} policy reads a field the audit log does not record"
-            return Result(Change.UNKNOWN, old_side, new_side, why)
+            why = f"the rule {walk.unknown_rule} of {name} reads a field the audit log does not record"
+            return Result(Change.UNKNOWN, old_side, new_side, why, walk.unknown_rule)
     change = _verdict_change(old_side.verdict, new_side.verdict)
     if change is not Change.UNCHANGED or new_side.verdict is Verdict.BLOCK:
         return Result(change, old_side, new_side)
@@ -275,75 +276,6 @@ def _unrecorded_cause(
             "(the policy in force names it exactly, the candidate does not)"
         )
     return None
-
-
-@lru_cache(maxsize=4096)
-def _host(text: str) -> str | None:
-    try:
-        return normalize_host(text)
-    except InvalidHost:
-        return None
-
-
-def _meaning(obj: object) -> object:
-    """What a compiled block decides, without where its lines are (a line moved by an edit elsewhere)."""
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return (
-            type(obj).__name__,
-            tuple(
-                (f.name, _meaning(getattr(obj, f.name)))
-                for f in fields(obj)
-                if not f.metadata.get("derived") and not isinstance(getattr(obj, f.name), RuleRef)
-            ),
-        )
-    if isinstance(obj, tuple):
-        return tuple(_meaning(item) for item in obj)
-    return obj
-
-
-class SameBlocks:
-    """Whether two policies decide a destination alike: the same host block (up to where its lines
-    are), mode, default and injected secrets. Then every request to it is decided alike, whatever the
-    audit log did not record, and need not be decided at all. Compared once per pair of blocks."""
-
-    def __init__(self, old: CompiledPolicy, new: CompiledPolicy) -> None:
-        self.old, self.new = old, new
-        self.same_policy = old.sha256 == new.sha256
-        self.same_default = old.default is new.default
-        self._pairs: dict[tuple[int, int], bool] = {}
-        self._destinations: dict[tuple[str, int], bool] = {}
-
-    def __call__(self, host: str, port: int) -> bool:
-        same = self._destinations.get((host, port))
-        if same is None:
-            if len(self._destinations) > 100_000:
-                self._destinations.clear()
-            same = self._destinations[(host, port)] = self._decide_alike(host, port)
-        return same
-
-    def _decide_alike(self, host: str, port: int) -> bool:
-        if self.same_policy:
-            return True
-        if not self.same_default:
-            return False
-        name = _host(host)
-        if name is None:
-            return False
-        old_block, new_block = self.old.block_for(name, port), self.new.block_for(name, port)
-        if old_block is None or new_block is None:
-            return old_block is new_block and self.old.mode is self.new.mode
-        pair = (id(old_block), id(new_block))
-        same = self._pairs.get(pair)
-        if same is None:
-            same = self._pairs[pair] = self._compare(old_block, new_block)
-        return same
-
-    def _compare(self, old: CompiledBlock, new: CompiledBlock) -> bool:
-        if (old.mode or self.old.mode) is not (new.mode or self.new.mode):
-            return False
-        old_secrets = [self.old.credential_map[line.credential].secret for line in old.injects]
-        new_secrets = [self.new.credential_map[line.credential].secret for line in new.injects]
-        return old_secrets == new_secrets and _meaning(old) == _meaning(new)
 
 
 def _verdict_change(old: Verdict, new: Verdict) -> Change:
@@ -404,7 +336,7 @@ class Replay:
         if change is Change.UNCHANGED:
             return result
         recorded = recorded or make()
-        rule = result.new.rule if result.new.rule != DEFAULT_RULE else result.old.rule
+        rule = result.unknown_rule or (result.new.rule if result.new.rule != DEFAULT_RULE else result.old.rule)
         self.by_rule.setdefault(change, Counter())[rule] += 1
         self.by_agent.setdefault(change, Counter())[recorded.request.agent or "-"] += 1
         shown = self.examples.setdefault(change, [])

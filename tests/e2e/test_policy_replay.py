@@ -83,6 +83,7 @@ def test_a_condition_on_the_body_is_unknown_not_guessed(recorded):
     assert data["unknown"] == 1 and data["changed"] == 0
     assert data["by_agent"]["unknown"] == {"a1": 1}
     assert "does not record" in data["examples"]["unknown"][0]["unknown"]
+    assert data["by_rule"]["unknown"] == {f"candidate.policy:{rule_line(policy(port, chat=chat), 'json.model')}": 1}
 
 
 def test_the_policy_in_force_changes_nothing_and_exits_0(recorded):

@@ -97,7 +97,10 @@ def test_a_rule_reading_a_header_the_log_does_not_record_is_unknown():
     old, new = _policy(OLD), _new("block DELETE /**", "block DELETE /v1/x")  # a change elsewhere
     result = replay_one(old, new, _recorded("POST", URL + "/v1/chat", agent="ci"))
     assert result.change is Change.UNKNOWN
-    assert "replay.policy:5" in (result.why or "")
+    assert "replay.policy:5" in (result.why or "") and result.unknown_rule == "replay.policy:5"
+    replay = Replay(old, _new("block DELETE /**", "block DELETE /v1/x"))
+    replay.add(_recorded("POST", URL + "/v1/chat", agent="ci"))
+    assert replay.by_rule[Change.UNKNOWN] == {"replay.policy:5": 1}  # the rule that reads the header
     # Control: another agent is ruled out by what was recorded (agent != "ci"): known, unchanged.
     assert replay_one(old, new, _recorded("POST", URL + "/v1/chat", agent="dev")).change is Change.UNCHANGED
 
