@@ -67,7 +67,7 @@ def _add_root(app: typer.Typer) -> None:
 
 
 def _register() -> None:
-    from firewall.cli import policy_cmd, policy_versions_cmd  # noqa: F401  (adds apply/show/history/rollback)
+    from firewall.cli import policy_cmd, policy_replay_cmd, policy_versions_cmd  # noqa: F401  (adds apply, replay, ...)
 
     app.add_typer(policy_cmd.app, name="policy")
 

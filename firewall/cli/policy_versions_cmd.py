@@ -27,6 +27,12 @@ def apply(
     skip_tests: Annotated[
         bool, typer.Option("--skip-tests", help="Apply even when some of the policy's tests fail (recorded).")
     ] = False,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan", help="Apply nothing: replay the audit log's last 7 days and print what would change (exit 3)."
+        ),
+    ] = False,
 ) -> None:
     """Compile the policy, run its tests and make it the one in force, in every running proxy within a second.
 
@@ -34,10 +40,18 @@ def apply(
     listing the failures; --skip-tests applies it anyway and its history says so) or whose
     credentials name vault entries that do not exist (exit 1); the policy in force stays in force.
 
+    With --plan nothing is applied: the requests of the last 7 days are decided under the policy and
+    the one in force, as `firewall policy replay` does (exit 0 no change, 3 some decisions change).
+
     Example: firewall policy apply policies/openai.policy
     """
     result = compile_or_exit(paths)
     tests = _tests_or_exit(run_tests(result.policy, result.tests), skip_tests)
+    if plan:
+        from firewall.cli.policy_replay_cmd import run_plan
+
+        run_plan(result.policy, "7d", as_json=False)
+        return
     home = home_or_exit()
     missing = _missing_secrets(home, result.policy.secrets())
     if missing:

@@ -1,0 +1,75 @@
+"""Reading the audit log for `policy replay`: each recorded request as the replay needs it.
+
+The pure part (deciding under two policies, classifying the change) is firewall/policy/replay.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
+
+from firewall.policy.decision import TUNNEL_METHOD, Request
+from firewall.policy.replay import Recorded, Replay
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+MASK = "****"  # firewall.redaction's mask: what a credential-looking query value was replaced by
+
+# Rows the policy did not decide: refused before it (no agent credentials, request trailers, a name
+# that did not resolve, a stopping proxy, a failure), a doctor probe, or an event row that repeats
+# an earlier row's request (an injected credential masked in a WebSocket message).
+NOT_DECIDED = frozenset(
+    {
+        "not_decided",
+        "internal_error",
+        "proxy_auth_required",
+        "request_trailers",
+        "unresolvable",
+        "proxy_stopping",
+        "doctor_probe",
+        "scrubbed",
+        "audit_unavailable",
+    }
+)
+
+_COLUMNS = "agent, method, scheme, host, port, path, query, reason"
+
+
+def _recorded(agent, method, scheme, host, port, path, query, reason) -> Recorded:
+    if scheme == "tcp":
+        return Recorded(Request(TUNNEL_METHOD, "tcp", host, port, "", agent=agent), reason)
+    masked = frozenset(name for name, value in parse_qsl(query) if MASK in value) if MASK in query else frozenset()
+    target = f"{path}?{query}" if query else path
+    return Recorded(Request(method, scheme, host, port, target, agent=agent), reason, masked)
+
+
+def _rows(db: sqlite_utils.Database, since: float | None) -> Iterator[tuple]:
+    sql = f"SELECT {_COLUMNS} FROM audit"
+    params: list[object] = []
+    if since is not None:
+        sql += " WHERE time >= ?"
+        params.append(since)
+    return db.execute(sql + " ORDER BY seq", params)
+
+
+def recorded_rows(db: sqlite_utils.Database, since: float | None) -> Iterator[Recorded | None]:
+    """Every row from `since` on, oldest first: a `Recorded`, or None for a row the policy did not decide."""
+    for row in _rows(db, since):
+        yield None if _not_decided(row) else _recorded(*row)
+
+
+def _not_decided(row: tuple) -> bool:
+    return row[7] in NOT_DECIDED or row[2] not in ("http", "https", "tcp")
+
+
+def replay_log(replay: Replay, db: sqlite_utils.Database, since: float | None) -> Replay:
+    """Add every recorded request from `since` on to `replay`. A row is made into a request only when
+    its destination is decided differently by the two policies and it was not seen before."""
+    for row in _rows(db, since):
+        if _not_decided(row):
+            replay.skip()
+        else:
+            replay.add_keyed(row, lambda row=row: _recorded(*row), host=row[3], port=row[4])
+    return replay
