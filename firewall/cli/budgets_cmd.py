@@ -86,7 +86,10 @@ def _shared_counters(uri: str, budgets: list[dict], now: float) -> list[dict]:
     try:
         return read_shared(uri, [(b["key"], b["period"]) for b in budgets], now)
     except Exception as exc:  # redis errors of every kind: one line, the store named
-        fail(f"cannot read the budget counts from the limits store {uri}: {type(exc).__name__}: {exc}")
+        fail(
+            f"cannot read the budget counts from the limits store {uri} ({type(exc).__name__}: {exc}); "
+            "check that it runs and answers, e.g. with `firewall proxy status`"
+        )
 
 
 def _report(snapshot: dict, counters: list[dict], agent: str | None, now: float) -> dict:

@@ -148,3 +148,29 @@ def test_budgets_reads_a_shared_redis_store_exactly(tmp_path, llm, upstream_ca_f
     finally:
         for fw in proxies:
             fw.run("proxy", "stop", timeout=30)
+
+
+def test_a_shared_store_that_does_not_answer_is_one_line_and_exit_1(firewall, llm, upstream_ca_file, redis_server):
+    import signal
+
+    firewall.apply(_policy(llm.port))
+    firewall.run(
+        "proxy", "start", "--port", "0", "--upstream-ca", str(upstream_ca_file),
+        "--limits-storage", redis_server.url, check=True,
+    )  # fmt: skip
+    try:
+        redis_server.process.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            result = firewall.run("budgets", timeout=30)
+            assert time.monotonic() - started < 15
+        finally:
+            redis_server.process.send_signal(signal.SIGCONT)
+        assert result.returncode == 1 and result.stdout == ""
+        assert result.stderr.startswith(
+            f"error: cannot read the budget counts from the limits store {redis_server.url} ("
+        )
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+        assert _budgets(firewall)["budgets"][0]["use"] == []  # the control: the store answers again, nothing used
+    finally:
+        firewall.run("proxy", "stop", timeout=30)
