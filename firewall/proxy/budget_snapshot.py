@@ -54,11 +54,18 @@ class BudgetSnapshot:
         self.path.unlink(missing_ok=True)
 
     async def _run(self) -> None:
+        failing = False
         while True:
             try:
                 await self.publish(time.time())
-            except OSError as exc:  # a full disk: the figures go stale; the next change tries again
-                log.warning("could not write %s for `firewall budgets`: %s", self.path, exc)
+            except OSError as exc:  # a full disk: the figures go stale; the next look tries again
+                if not failing:
+                    log.warning("could not write %s for `firewall budgets` (its figures go stale): %s", self.path, exc)
+                failing = True
+            else:
+                if failing:
+                    log.info("%s is written again", self.path)
+                failing = False
             await asyncio.sleep(INTERVAL)
 
     async def publish(self, now: float) -> None:
