@@ -102,6 +102,14 @@ def test_budgets_shows_the_proxys_exact_use_and_the_reset(firewall, llm, upstrea
         ]
         assert idle["budgets"][1]["use"] == dollars["use"]  # the shared budget counts every agent
         assert _budgets(firewall, "--agent", "worker")["budgets"][0]["use"] == tokens["use"]
+
+        # A new policy version: its budgets are listed; raising a limit keeps what was used.
+        firewall.apply(_policy(llm.port).replace("limit 1000 tokens", "limit 2000 tokens"))
+        raised = poll(lambda: [_budgets(firewall)], lambda r: r[0]["policy_version"] == 2, 10, "budgets")[0]
+        assert raised["budgets"][0]["rule"] == "limit 2000 tokens per day per agent"
+        assert raised["budgets"][0]["use"] == [
+            {"agent": "worker", "used": 240, "limit": 2000, "percent": 12.0, "resets_at": _end("day")}
+        ]
     assert not snapshot.exists()  # removed when the proxy stops
 
 
