@@ -93,6 +93,10 @@ def _register() -> None:
 
     app.add_typer(approvals_cmd.app, name="approvals")
 
+    from firewall.cli import budgets_cmd
+
+    app.command("budgets")(budgets_cmd.budgets)
+
     from firewall.cli import doctor_cmd
 
     app.command("doctor")(doctor_cmd.doctor)

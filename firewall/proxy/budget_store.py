@@ -87,6 +87,17 @@ class BudgetStore:
         windows = tuple(window_id(b.period, now) for b in budgets)
         return await self._bounded(self._read(budgets, windows))
 
+    @property
+    def in_memory(self) -> bool:
+        return self._memory is not None
+
+    def counters(self, now: float) -> list[tuple[tuple[str, str, str], int, float]]:
+        """Under `memory://`, each counter of a window not yet ended: ((key, agent, window), used, end).
+        The agent is "*" for a budget every agent shares."""
+        if self._memory is None:
+            return []
+        return sorted((key, int(used), end) for key, (used, end) in self._memory.items() if end > now)
+
     async def _bounded[T](self, work: Coroutine[Any, Any, T]) -> T:
         limiter = self.limiter
         if self._memory is not None:
@@ -144,13 +155,45 @@ def _ids(budget: BudgetRef, name: str) -> tuple[str, ...]:
     return "firewall-budget", budget.key, budget.agent or "*", name
 
 
+def read_shared(uri: str, budgets: list[tuple[str, str]], now: float) -> list[dict]:
+    """For `firewall budgets` under `redis://`: every counter of the current window of each
+    (key, period) budget, as {key, agent, window, used, resets_at}, read from the store itself."""
+    import redis
+
+    prefix = "LIMITS"  # the `limits` RedisStorage's key prefix (storage_uri passes no other)
+    client = redis.Redis.from_url(uri, socket_timeout=2, socket_connect_timeout=2)
+    found = []
+    try:
+        for key, period in budgets:
+            name, end = window_id(period, now), window(period, now)[1]
+            head = f"{prefix}:" + "/".join(("LIMITER", "firewall-budget", key, ""))
+            tail = _item_for(period).key_for(name).removeprefix("LIMITER")  # /WINDOW/amount/span/granularity
+            keys = [k.decode() for k in client.scan_iter(match=_glob(head) + "*" + _glob(tail), count=1000)]
+            keys = [k for k in keys if k.startswith(head) and k.endswith(tail) and len(k) > len(head) + len(tail)]
+            for k, value in zip(keys, client.mget(keys) if keys else []):
+                if value is not None:
+                    agent = k[len(head) : -len(tail)]
+                    found.append({"key": key, "agent": agent, "window": name, "used": int(value), "resets_at": end})
+    finally:
+        client.close()
+    return found
+
+
+def _glob(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
+def _item_for(period: str):  # -> limits.RateLimitItem
+    item = _ITEMS.get(period)
+    if item is None:
+        from limits import RateLimitItemPerSecond
+
+        item = _ITEMS[period] = RateLimitItemPerSecond(_NEVER_FULL, _SPAN[period] + _KEEP)
+    return item
+
+
 _ITEMS: dict[str, object] = {}
 
 
 def _item(budget: BudgetRef):  # -> limits.RateLimitItem
-    item = _ITEMS.get(budget.period)
-    if item is None:
-        from limits import RateLimitItemPerSecond
-
-        item = _ITEMS[budget.period] = RateLimitItemPerSecond(_NEVER_FULL, _SPAN[budget.period] + _KEEP)
-    return item
+    return _item_for(budget.period)

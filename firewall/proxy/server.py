@@ -46,6 +46,7 @@ from firewall.proxy.addons.upstream_errors import UpstreamErrors
 from firewall.proxy.addons.upstream_errors import install as answer_upstream_errors_in_json
 from firewall.proxy.addons.upstream_tls import UpstreamTLSName
 from firewall.proxy.addons.ws_guard import WebSocketGuard
+from firewall.proxy.budget_snapshot import BudgetSnapshot, snapshot_path
 from firewall.proxy.budget_store import BudgetStore
 from firewall.proxy.chain import Chain
 from firewall.proxy.limiter import LIMITS_TIMEOUT, Limiter
@@ -226,6 +227,8 @@ async def serve(settings: ProxySettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop_signal)
     runtime.start()
+    snapshot = BudgetSnapshot(snapshot_path(settings.state_file), runtime, budgets, settings.limits_storage)
+    snapshot.start()  # for `firewall budgets`: the counters live in this process under memory://
     probe = LoopProbe(loop) if wanted() else None  # diagnosis only: FIREWALL_LOOP_PROBE=1
     if probe:
         probe.start()
@@ -234,6 +237,7 @@ async def serve(settings: ProxySettings) -> None:
     finally:
         if probe:
             log.info("%s", probe.stop())
+        await snapshot.stop()
         await broker.close()
         runtime.stop()
         try:
