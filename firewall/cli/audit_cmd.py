@@ -21,9 +21,9 @@ from firewall.audit.prune import prune as prune_rows
 from firewall.audit.query import GROUPS, AuditFilter, Row, between, last_seq, newest
 from firewall.audit.query import stats as count_groups
 from firewall.audit.times import ACCEPTED, TimeSpecError, parse_time
-from firewall.cli.boundary import describe_database_error
 from firewall.cli.errors import fail
 from firewall.state.db import open_database
+from firewall.state.failures import describe_database_error
 from firewall.state.home import Home, StateError, open_home
 from firewall.text import iso_utc
 

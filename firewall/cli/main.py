@@ -134,6 +134,6 @@ def main() -> None:
                 sys.exit(code)
         __getattr__("app")()
     except Exception as exc:  # what no command expected: one line, the traceback in the log
-        from firewall.cli.boundary import report
+        from firewall.state.failures import report
 
         sys.exit(report(exc))

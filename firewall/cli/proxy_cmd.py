@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import typer
 from firewall.cli.errors import fail
 from firewall.cli.state import home_or_exit
 from firewall.proxy import process
+from firewall.state.home import Home
 
 app = typer.Typer(help="Start, stop and inspect the proxy.", no_args_is_help=True)
 DEFAULT_PORT = 8877
@@ -43,10 +43,6 @@ def start(
         ),
     ] = "refuse",
     foreground: Annotated[bool, typer.Option(help="Run in this terminal instead of in the background.")] = False,
-    state_file: Annotated[Path | None, typer.Option(hidden=True)] = None,
-    pinned_policy: Annotated[Path | None, typer.Option(hidden=True)] = None,
-    log_file: Annotated[Path | None, typer.Option(hidden=True)] = None,
-    listen_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
     audit: Annotated[
         str,
         typer.Option(
@@ -61,32 +57,18 @@ def start(
     Example: firewall proxy start --port 8877 --limits-storage redis://127.0.0.1:6379
     """
     home = home_or_exit()
-    shared = state_file is None
-    state_file = state_file or process.shared_state_file(home)
-    if shared:
-        running = process.running_proxy(home)
-        if running is not None:
-            fail(
-                f"a proxy is already running on 127.0.0.1:{running.port} (pid {running.pid}); "
-                "stop it with `firewall proxy stop`"
-            )
+    state_file = process.shared_state_file(home)
+    running = process.running_proxy(home)
+    if running is not None:
+        fail(
+            f"a proxy is already running on 127.0.0.1:{running.port} (pid {running.pid}); "
+            "stop it with `firewall proxy stop`"
+        )
     if foreground:
         from firewall.cli.run_cmd import _keep_passphrase_out_of_environ
 
         _keep_passphrase_out_of_environ()  # agents could read this process's /proc/PID/environ
-        _serve(
-            home,
-            port,
-            state_file,
-            upstream_ca,
-            limits_storage,
-            pinned_policy,
-            log_file,
-            listen_fd,
-            audit,
-            limits_timeout,
-            audit_full_action,
-        )
+        _serve(home, port, state_file, upstream_ca, limits_storage, audit, limits_timeout, audit_full_action)
         return
     try:
         info, _ = process.start_background(
@@ -121,49 +103,37 @@ def _warn_without_policy(home) -> None:
 
 
 def _serve(
-    home,
-    port,
-    state_file,
-    upstream_ca,
-    limits_storage,
-    pinned_policy,
-    log_file,
-    listen_fd=None,
-    audit="on",
-    limits_timeout=0.25,
-    audit_full_action="refuse",
+    home: Home,
+    port: int,
+    state_file: Path,
+    upstream_ca: Path | None,
+    limits_storage: str,
+    audit: str,
+    limits_timeout: float,
+    audit_full_action: str,
 ) -> None:
-    from firewall.policy_store import PolicyStoreError
-    from firewall.proxy.limiter import LimiterConfigError
-    from firewall.proxy.server import ProxySettings, ProxyStartError, configure_logging, serve
-    from firewall.state.home import StateError
-    from firewall.vault import VaultError
+    """`proxy start --foreground`: the shared proxy in this terminal, its log on stderr."""
+    from firewall.proxy.foreground import serve_in_foreground
+    from firewall.proxy.settings import ProxySettings, SettingsError
 
     if audit not in ("on", "off"):
         fail(f"--audit is `on` or `off`, not {audit!r}")
-    if audit_full_action not in ("refuse", "allow"):
-        fail(f"--audit-full-action is `refuse` or `allow`, not {audit_full_action!r}")
-    configure_logging(log_file)
-    settings = ProxySettings(
-        home=home,
-        port=port,
-        state_file=state_file,
-        upstream_ca=upstream_ca,
-        limits_storage=limits_storage,
-        limits_timeout=limits_timeout,
-        pinned_policy=pinned_policy,
-        listen_fd=listen_fd,
-        audit=audit == "on",
-        audit_full_action=audit_full_action,
-    )
     try:
-        asyncio.run(serve(settings))
-    except (ProxyStartError, LimiterConfigError, PolicyStoreError, StateError, VaultError, ValueError) as exc:
-        fail(str(exc))
-    except OSError as exc:
-        from firewall.cli.boundary import describe_os_error
-
-        fail(describe_os_error(exc))
+        settings = ProxySettings(
+            home=home,
+            port=port,
+            state_file=state_file,
+            upstream_ca=upstream_ca,
+            limits_storage=limits_storage,
+            limits_timeout=limits_timeout,
+            audit=audit == "on",
+            audit_full_action=audit_full_action,
+        )
+    except SettingsError as exc:
+        fail(str(exc), code=2)
+    code = serve_in_foreground(settings)
+    if code:
+        raise SystemExit(code)
 
 
 @app.command()

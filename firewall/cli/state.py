@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from firewall.cli.boundary import describe_database_error, describe_os_error
 from firewall.cli.errors import fail
 from firewall.state.db import open_database
+from firewall.state.failures import describe_database_error, describe_os_error
 from firewall.state.home import Home, StateError, open_home
 
 if TYPE_CHECKING:

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from firewall.policy import LimitRef
 from firewall.policy.decision import PERIOD_SECONDS
 from firewall.proxy.outages import Outage
+from firewall.proxy.settings import LIMITS_TIMEOUT
 
 log = logging.getLogger("firewall.proxy")
-LIMITS_TIMEOUT = 0.25  # seconds a shared store has, for all of one request's counting
 _ITEMS: dict = {}  # period -> the `limits` item class, filled on first use
 
 

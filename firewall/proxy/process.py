@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from firewall.proxy.settings import LIMITS_TIMEOUT, ProxySettings, SettingsError
 from firewall.state.home import Home, write_private_file
 from firewall.state.pids import exists, pid_alive
 from firewall.vault import handoff
@@ -191,36 +192,28 @@ def spawn_background(
 
     With `listener` (see `bind_listener`), the proxy serves on that socket, and this
     process's copy of it is closed."""
+    if audit not in ("on", "off"):
+        raise ProxyProcessError(f"--audit is `on` or `off`, not {audit!r}")
     state_file.unlink(missing_ok=True)
     log_file = log_file or home.run_dir / "proxy.log"
-    # `python -m firewall.proxy` is `firewall proxy start --foreground` without the rest of the CLI.
-    command = [
-        sys.executable,
-        "-m",
-        "firewall.proxy",
-        "--port",
-        str(port),
-        "--state-file",
-        str(state_file),
-        "--limits-storage",
-        limits_storage,
-        "--log-file",
-        str(log_file),
-    ]
-    if upstream_ca is not None:
-        command += ["--upstream-ca", str(upstream_ca)]
-    if pinned_policy is not None:
-        command += ["--pinned-policy", str(pinned_policy)]
-    if limits_timeout is not None:
-        command += ["--limits-timeout", repr(limits_timeout)]
-    if audit_full_action != "refuse":
-        command += ["--audit-full-action", audit_full_action]
-    if audit != "on":  # benchmarks only: bench/audit_log.py
-        command += ["--audit", audit]
-    pass_fds: tuple[int, ...] = ()
-    if listener is not None:
-        pass_fds = (listener.fileno(),)
-        command += ["--listen-fd", str(listener.fileno())]
+    try:
+        settings = ProxySettings(
+            home=home,
+            port=port,
+            state_file=state_file,
+            log_file=log_file,
+            upstream_ca=upstream_ca,
+            limits_storage=limits_storage,
+            limits_timeout=LIMITS_TIMEOUT if limits_timeout is None else limits_timeout,
+            pinned_policy=pinned_policy,
+            listen_fd=listener.fileno() if listener is not None else None,
+            audit=audit == "on",
+            audit_full_action=audit_full_action,
+        )
+    except SettingsError as exc:
+        raise ProxyProcessError(str(exc)) from None
+    command = [sys.executable, "-m", "firewall.proxy", *settings.to_argv()]
+    pass_fds = (listener.fileno(),) if listener is not None else ()
     # The passphrase goes on the proxy's stdin, never into its environment (readable in /proc).
     child_env, passphrase = handoff.for_child(dict(env if env is not None else os.environ))
     child_env["FIREWALL_HOME"] = str(home.root)

@@ -18,7 +18,6 @@ import socket
 import sqlite3
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from mitmproxy import ctx
@@ -49,7 +48,7 @@ from firewall.proxy.addons.ws_guard import WebSocketGuard
 from firewall.proxy.budget_snapshot import BudgetSnapshot, snapshot_path
 from firewall.proxy.budget_store import BudgetStore
 from firewall.proxy.chain import Chain
-from firewall.proxy.limiter import LIMITS_TIMEOUT, Limiter
+from firewall.proxy.limiter import Limiter
 from firewall.proxy.log_file import ProxyLogHandler
 from firewall.proxy.loop_probe import LoopProbe, wanted
 from firewall.proxy.master import build_master
@@ -57,6 +56,7 @@ from firewall.proxy.oauth import TokenKeeper
 from firewall.proxy.process import take_stop_request
 from firewall.proxy.resolver import Resolver
 from firewall.proxy.runtime import Runtime, pinned_policy_from
+from firewall.proxy.settings import ProxySettings
 from firewall.proxy.state_file import StateFile
 from firewall.proxy.upstream_client import upstream_client
 from firewall.redaction.logs import install as redact_logs
@@ -69,20 +69,6 @@ SHUTDOWN_GRACE = 0.2  # seconds for mitmproxy to write the 503s of requests held
 
 class ProxyStartError(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class ProxySettings:
-    home: Home
-    port: int
-    state_file: Path
-    upstream_ca: Path | None = None
-    limits_storage: str = "memory://"
-    limits_timeout: float = LIMITS_TIMEOUT  # seconds a limits store has to answer before a 503 limits_unavailable
-    pinned_policy: Path | None = None  # compiled JSON for this proxy alone (`firewall run --policy`)
-    listen_fd: int | None = None  # a listening socket the starting process bound (see listen_on_inherited)
-    audit: bool = True  # False only for benchmarks (`--audit off`): records are counted, not written
-    audit_full_action: str = "refuse"  # past the audit backlog bound: refuse new requests (503), or allow them
 
 
 def check_port_free(port: int) -> None:

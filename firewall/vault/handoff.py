@@ -63,9 +63,10 @@ def _close(fd: int) -> None:
             os.close(devnull)
 
 
-def reexec_without_passphrase_env() -> None:
+def reexec_without_passphrase_env(module: str = "firewall") -> None:
     """If `FIREWALL_PASSPHRASE` is in this process's environment, replace the process with the
-    same command, without it in the environment, the passphrase following on a pipe."""
+    same command (`python -m MODULE ARGS`), without it in the environment, the passphrase
+    following on a pipe."""
     passphrase = os.environ.get(PASSPHRASE_ENV)
     if passphrase is None:
         return
@@ -82,7 +83,7 @@ def reexec_without_passphrase_env() -> None:
     env[PASSPHRASE_FD_ENV] = str(read_end)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "firewall", *sys.argv[1:]], env)
+    os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)
 
 
 def for_child(env: dict[str, str]) -> tuple[dict[str, str], bytes | None]:

@@ -1,0 +1,32 @@
+"""Serving a proxy in this process until it is stopped: `python -m firewall.proxy` and
+`firewall proxy start --foreground` both end here, with the same errors."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from firewall.proxy.settings import ProxySettings
+
+
+def serve_in_foreground(settings: ProxySettings) -> int:
+    """Serve until stopped; the exit code. An error the proxy expects (a port in use, a damaged
+    vault, a bad limits store, a full disk) is one line on stderr, which is the proxy's log
+    when it runs in the background."""
+    from firewall.policy_store import PolicyStoreError
+    from firewall.proxy.limiter import LimiterConfigError
+    from firewall.proxy.server import ProxyStartError, configure_logging, serve
+    from firewall.state.failures import describe_os_error
+    from firewall.state.home import StateError
+    from firewall.vault import VaultError
+
+    configure_logging(settings.log_file)
+    try:
+        asyncio.run(serve(settings))
+    except (ProxyStartError, LimiterConfigError, PolicyStoreError, StateError, VaultError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except OSError as exc:
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr, flush=True)
+        return 1
+    return 0
