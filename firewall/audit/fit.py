@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 ELLIPSIS = "…"
 GAP = 2
-# (column, width it is first shortened to), in the order they give up room; room freed later goes
-# back in the reverse order, so the URL is the first to grow again
-SHRINK = (("REASON", 8), ("RULE", 14), ("APPROVAL", 14), ("AGENT", 10), ("DETAIL", 20), ("URL", 36))
+# (column, width it is first shortened to), in the order they give up room
+SHRINK = (("URL", 36), ("DETAIL", 20), ("REASON", 8), ("RULE", 14), ("APPROVAL", 14), ("AGENT", 10))
 DROP = ("REASON", "RULE", "TIME (UTC)", "STATUS", "APPROVAL")  # left out in this order when still too wide
+GROW = ("APPROVAL", "AGENT", "RULE", "REASON", "URL", "DETAIL")  # who gets freed room back first: the short ones
 LAST_RESORT = 8  # how narrow a shortened column may get when the terminal is narrower still
 MIDDLE = ("URL",)
 
@@ -50,7 +50,7 @@ def fit(lines: Sequence[Sequence[str]], width: int) -> list[list[str]]:
             keep.remove(header.index(name))
     _shrink(widths, header, width, total, {name: LAST_RESORT for name, _ in SHRINK})
     kept = {header[i] for i in keep}
-    for name, _ in reversed(SHRINK):  # room freed by left-out columns goes back, URL first
+    for name in GROW:  # room freed by left-out columns goes back
         if name in kept and total() < width:
             widths[name] = min(natural[name], widths[name] + width - total())
     return [[shorten(line[i], widths[header[i]], header[i] in MIDDLE) for i in keep] for line in lines]
