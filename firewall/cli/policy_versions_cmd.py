@@ -109,7 +109,7 @@ def show(
         int | None,
         typer.Option("--diff", metavar="N", help="Show what changed from version N to M (default: the one in force)."),
     ] = None,
-    diff_to: Annotated[int | None, typer.Argument(metavar="[M]", help="With --diff: the later version.")] = None,
+    diff_to: Annotated[int | None, typer.Argument(metavar="M", help="With --diff: the later version.")] = None,
 ) -> None:
     """Show the policy in force: version, hash, who applied it and when, and its source.
 
