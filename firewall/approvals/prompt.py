@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import termios
 import time
 import tty
@@ -21,20 +22,26 @@ from typing import Protocol, TextIO
 
 from firewall.approvals import records, store
 from firewall.approvals.records import Approval
-from firewall.approvals.render import duration, request_lines
+from firewall.approvals.render import choices_lines, duration, request_lines, wrap_lines
 from firewall.state.db import open_database
 from firewall.text import printable
 
 TICK = 0.25  # seconds between looks at the database (and countdown updates)
 QUEUE_SHOWN = 5
 NOTICES_SHOWN = 5
+MIN_WIDTH = 40  # narrower than this, lines are cut anyway; wrapping keeps them readable
 BELL = "\a"
 CLEAR = "\x1b[H\x1b[2J"
 
 
-def screen(queue: list[Approval], now: float, grant_for: float, notices: list[str]) -> str:
+def terminal_width() -> int:
+    return shutil.get_terminal_size().columns
+
+
+def screen(queue: list[Approval], now: float, grant_for: float, notices: list[str], width: int = 200) -> str:
     """The whole screen for this moment: the request being asked about, what waits behind it,
-    and what happened recently."""
+    and what happened recently; every line broken at spaces to fit `width` columns (a terminal
+    that wraps by itself cuts words, and its wrapped lines lose their indentation)."""
     lines = []
     if not queue:
         lines += ["Waiting for requests that need approval (q quits).", ""]
@@ -42,11 +49,14 @@ def screen(queue: list[Approval], now: float, grant_for: float, notices: list[st
         head = queue[0]
         lines += [f"Approval needed: request 1 of {len(queue)}", ""]
         lines += request_lines(head, now)
-        lines += [
-            "",
-            f"  [a] allow once   [g] allow rule {printable(head.rule)} for agent {printable(head.agent)} "
-            f"for {duration(grant_for)}   [d] deny   [q] quit",
+        lines += [""]
+        choices = [
+            "[a] allow once",
+            f"[g] allow rule {printable(head.rule)} for agent {printable(head.agent)} for {duration(grant_for)}",
+            "[d] deny",
+            "[q] quit",
         ]
+        lines += choices_lines(choices, max(width, MIN_WIDTH))
         if len(queue) > 1:
             lines += ["", "Next:"]
             for row in queue[1 : 1 + QUEUE_SHOWN]:
@@ -58,7 +68,7 @@ def screen(queue: list[Approval], now: float, grant_for: float, notices: list[st
                 lines.append(f"  ... and {len(queue) - 1 - QUEUE_SHOWN} more")
     if notices:
         lines += ["", "Recent:"] + [f"  {notice}" for notice in notices]
-    return "\n".join(lines) + "\n"
+    return "\n".join(wrap_lines(lines, max(width, MIN_WIDTH))) + "\n"
 
 
 class Keys(Protocol):
@@ -81,6 +91,7 @@ class Prompt:
         out: TextIO,
         keys: Keys,
         clock: Callable[[], float] = time.time,
+        width: Callable[[], int] = terminal_width,
     ):
         self.database = database
         self.grant_for = grant_for
@@ -88,6 +99,7 @@ class Prompt:
         self.out = out
         self.keys = keys
         self.clock = clock
+        self.width = width  # asked at every redraw: the terminal may be resized
         self.notices: deque[str] = deque(maxlen=NOTICES_SHOWN)
         self.seen: set[str] = set()
         self.answered: set[str] = set()
@@ -103,7 +115,7 @@ class Prompt:
                 self._note_gone(db, shown, queue)
                 self._ring_for_new(queue)
                 shown = queue
-                self.out.write(CLEAR + screen(queue, now, self.grant_for, list(self.notices)))
+                self.out.write(CLEAR + screen(queue, now, self.grant_for, list(self.notices), self.width()))
                 self.out.flush()
                 key = self.keys.read(TICK)
                 if key in ("q", "Q"):

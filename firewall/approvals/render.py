@@ -7,6 +7,8 @@ Fields come from agents' requests, so every one is passed through `printable`
 from __future__ import annotations
 
 import json
+import re
+import textwrap
 
 from firewall.approvals.records import PENDING, Approval, Grant
 from firewall.approvals.store import describe_outcome
@@ -43,6 +45,46 @@ def request_lines(row: Approval, now: float) -> list[str]:
         lines.append(f"  reason   {printable(row.reason)}")
     lines.append(f"  body     {printable(row.preview)}")
     return lines
+
+
+_HANGING = re.compile(r" *(?:\S+ {2,})?")  # "  agent    ": continuation lines start under the value
+
+
+def wrap_line(line: str, width: int, indent: str | None = None) -> list[str]:
+    """`line` broken at spaces so no piece is wider than `width`; continuation pieces start under
+    the line's value (`  request  POST https://…` continues under `POST`), or nearer the left edge
+    when a word would not fit there. Only a word wider than a whole line (a long URL) is cut."""
+    if len(line) <= width:
+        return [line]
+    if indent is None:
+        indent = " " * _HANGING.match(line).end()  # type: ignore[union-attr]
+        longest = max(len(word) for word in line.split())
+        if longest > width - len(indent):
+            indent = " " * (len(line) - len(line.lstrip()) + 2)
+    return textwrap.wrap(line, width, subsequent_indent=indent[: width // 2], break_on_hyphens=False) or [line]
+
+
+def wrap_lines(lines: list[str], width: int) -> list[str]:
+    return [piece for line in lines for piece in wrap_line(line, width)]
+
+
+def choices_lines(choices: list[str], width: int, indent: str = "  ", gap: str = "   ") -> list[str]:
+    """Key choices (`[a] allow once`, …) packed into lines of `width`, broken between choices; a
+    choice wider than a line gets lines of its own, continued under its text."""
+    lines: list[str] = []
+    current = ""
+    for choice in choices:
+        candidate = f"{current}{gap}{choice}" if current else indent + choice
+        if len(candidate) <= width:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        current = indent + choice
+        if len(current) > width:
+            lines += wrap_line(current, width, indent + " " * (choice.find("] ") + 2))
+            current = ""
+    return lines + ([current] if current else [])
 
 
 def requests_text(rows: list[Approval], now: float) -> str:

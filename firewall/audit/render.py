@@ -24,10 +24,10 @@ def url(row: Row) -> str:
     return f"{scheme}://{netloc}{row['path']}{query}"
 
 
-def table_cells(row: Row) -> tuple[str, ...]:
+def table_cells(row: Row, url_width: int | None = URL_WIDTH) -> tuple[str, ...]:
     link = printable(url(row))
-    if len(link) > URL_WIDTH:
-        link = link[: URL_WIDTH - 1] + "…"
+    if url_width is not None and len(link) > url_width:
+        link = link[: url_width - 1] + "…"
     time_text = str(row["time_iso"])[:19].replace("T", " ")
     return (
         str(row["seq"]),
@@ -52,8 +52,36 @@ def align(lines: Sequence[Sequence[str]], widths: Sequence[int] | None = None) -
     ]
 
 
-def table(rows: Iterable[Row]) -> list[str]:
-    return align([TABLE_HEADER, *(table_cells(row) for row in rows)])
+EXTRA_HEADER = ("APPROVAL", "DETAIL")
+GRANT_PREFIX = "grt_"
+
+
+def approval_cell(approval_id: object) -> str:
+    """Who let a held request through: a standing grant (`grt_…`) is marked apart from a request
+    put to a person (`apr_…`, approved, denied or expired: the DECISION column says which)."""
+    if not approval_id:
+        return "-"
+    text = printable(approval_id)
+    return f"grant {text}" if text.startswith(GRANT_PREFIX) else f"asked {text}"
+
+
+def table(rows: Iterable[Row], width: int | None = None) -> list[str]:
+    """The audit table; APPROVAL and DETAIL columns only when a row has one; fitted to `width`
+    when given (a terminal), every character kept when not (a pipe)."""
+    rows = list(rows)
+    header: tuple[str, ...] = TABLE_HEADER
+    lines = [table_cells(row, URL_WIDTH if width is None else None) for row in rows]
+    if any(row.get("approval_id") or row.get("detail") for row in rows):
+        header += EXTRA_HEADER
+        lines = [
+            (*cells, approval_cell(row.get("approval_id")), printable(row.get("detail")))
+            for cells, row in zip(lines, rows)
+        ]
+    if width is None:
+        return align([header, *lines])
+    from firewall.audit.fit import fit
+
+    return align(fit([header, *lines], width))
 
 
 def _json_value(value: object) -> object:

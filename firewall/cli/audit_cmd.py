@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,7 +80,7 @@ def list_rows(
     elif as_csv:
         typer.echo(render.csv_text(rows), nl=False)
     elif rows:
-        typer.echo("\n".join(render.table(rows)))
+        typer.echo("\n".join(render.table(rows, _table_width())))
     else:
         typer.echo("no audit rows match", err=True)
     if more:
@@ -296,6 +299,14 @@ def _tail_line(row: Row, as_json: bool) -> str:
     if as_json:
         return render.json_line(row)
     return render.align([render.table_cells(row)], render.TAIL_WIDTHS)[0]
+
+
+def _table_width() -> int | None:
+    """The terminal's width when the table goes to one (or COLUMNS says it), else None: a piped
+    table keeps every character for the programs that read it."""
+    if not (sys.stdout.isatty() or os.environ.get("COLUMNS")):
+        return None
+    return shutil.get_terminal_size().columns
 
 
 def _given(ctx: typer.Context, name: str) -> bool:

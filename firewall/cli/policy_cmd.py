@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from firewall.cli import colour
 from firewall.cli.errors import fail
 from firewall.policy import CompileResult, Decision, PolicyError, Request, decide, load_policy
+from firewall.policy.compile_tests import ExpectCase
 from firewall.policy.formatter import format_policy
 from firewall.policy.loader import policy_paths, read_policy_file
-from firewall.policy.testing import run_tests
+from firewall.policy.testing import ExpectResult, run_tests
 
 app = typer.Typer(help="Check, test, explain, format and apply policies.", no_args_is_help=True)
 
@@ -54,28 +58,77 @@ def check(paths: PathsArg) -> None:
 
 
 @app.command("test")
-def test_command(paths: PathsArg) -> None:
+def test_command(
+    paths: PathsArg,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Name each test block, with its file:line and PASS or FAIL.")
+    ] = False,
+    run: Annotated[
+        str | None,
+        typer.Option(
+            "--run", metavar="PATTERN", help="Run only the tests whose name, or expect lines whose text, match PATTERN."
+        ),
+    ] = None,
+) -> None:
     """Run every `test` block of the policy and print each expectation's result.
 
     Exit 1 naming the file:line of each failing expect, 2 if the policy does not compile.
+    --run takes a regular expression (as `opa test --run`): a test whose name matches runs whole,
+    otherwise only its expect lines that match; nothing matching is an error.
 
-    Example: firewall policy test policies/openai.policy
+    Example: firewall policy test policies/openai.policy -v --run images
     """
     result = compile_or_exit(paths)
-    outcomes = run_tests(result.policy, result.tests)
+    cases = result.tests if run is None else selected_cases(result.tests, run)
+    outcomes = run_tests(result.policy, cases)
+    shown_test = None
     for outcome in outcomes:
         case = outcome.case
+        if verbose and case.test_name != shown_test:
+            shown_test = case.test_name
+            _echo_test_header(case.test_name, [o for o in outcomes if o.case.test_name == case.test_name])
+        indent = "  " if verbose else ""
         status = "PASS" if outcome.passed else "FAIL"
-        line = f"{status}  {case.source.location}  {case.source.text}"
+        colour.echo(
+            [(indent, None), (status, colour.PASS if outcome.passed else colour.FAIL)]
+            + [(f"  {case.source.location}  {case.source.text}", None)]
+        )
         if not outcome.passed:
-            line += f"\n      {outcome.describe()}"
-        typer.echo(line)
+            typer.echo(f"{indent}      {outcome.describe()}")
     failed = [o for o in outcomes if not o.passed]
     if not outcomes:
         typer.echo("no test blocks found", err=True)
-    typer.echo(f"{len(outcomes) - len(failed)} expectation(s) hold, {len(failed)} do not")
+    skipped = len(result.tests) - len(cases)
+    filtered = f" ({skipped} not run: --run {run})" if skipped else ""
+    typer.echo(f"{len(outcomes) - len(failed)} expectation(s) hold, {len(failed)} do not{filtered}")
     if failed:
         raise typer.Exit(1)
+
+
+def selected_cases(cases: tuple[ExpectCase, ...], pattern: str) -> tuple[ExpectCase, ...]:
+    """The expectations `--run PATTERN` picks: every one of a test whose name matches, and those
+    whose own text matches; exit 1 when none does, so a mistyped filter never passes silently."""
+    try:
+        wanted = re.compile(pattern)
+    except re.error as exc:
+        fail(f"--run {pattern!r} is not a regular expression ({exc}); e.g. --run 'images|files'")
+    chosen = tuple(c for c in cases if wanted.search(c.test_name) or wanted.search(c.source.text))
+    if cases and not chosen:
+        names = sorted({c.test_name for c in cases})
+        fail(f"--run {pattern!r} matches no test name or expect line; the tests are: {', '.join(map(repr, names))}")
+    return chosen
+
+
+def _echo_test_header(name: str, outcomes: list[ExpectResult]) -> None:
+    """`test "name"  (file:line)  PASS`: the block's verdict is FAIL when any of its expects fails."""
+    passed = all(o.passed for o in outcomes)
+    where = outcomes[0].case.test_location if outcomes else ""
+    colour.echo(
+        [
+            (f"test {json.dumps(name)}  ({where})  ", None),
+            ("PASS" if passed else "FAIL", colour.PASS if passed else colour.FAIL),
+        ]
+    )
 
 
 @app.command()
@@ -200,32 +253,46 @@ def _describe(method: str, url: str, agent: str | None, decision: Decision) -> s
 def fmt_command(
     paths: PathsArg,
     check_only: Annotated[bool, typer.Option("--check", help="Only report files that are not formatted.")] = False,
+    show_diff: Annotated[
+        bool, typer.Option("--diff", help="Print what fmt would change as a unified diff; change nothing.")
+    ] = False,
 ) -> None:
     """Rewrite policy files in the canonical layout (comments are kept).
 
-    With --check, change nothing: list unformatted files and exit 1 if there are any.
+    With --check, change nothing: list unformatted files and exit 1 if there are any. With --diff,
+    change nothing either: print the changes as a unified diff and exit 1 if there are any.
 
-    Example: firewall policy fmt policies/
+    Example: firewall policy fmt --check --diff policies/
     """
     try:
         files = [read_policy_file(path) for path in policy_paths(paths)]
     except PolicyError as exc:
         typer.echo(exc.render(), err=True)
         raise typer.Exit(EXIT_INVALID_POLICY) from None
+    write = not (check_only or show_diff)
     changed = []
     for file in files:
         formatted = format_policy(file)
         if formatted == file.source:
             continue
         changed.append(file.path)
-        if not check_only:
+        if show_diff:
+            echo_diff(file.source, formatted, f"{file.path} (now)", f"{file.path} (formatted)")
+        if write:
             _replace_file(Path(file.path), formatted)
     for path in changed:
-        typer.echo(f"{'would reformat' if check_only else 'reformatted'} {path}")
+        typer.echo(f"{'reformatted' if write else 'would reformat'} {path}", err=show_diff)
     if not changed:
         typer.echo(f"{len(files)} file(s) already formatted")
-    if changed and check_only:
+    if changed and not write:
         raise typer.Exit(1)
+
+
+def echo_diff(before: str, after: str, before_name: str, after_name: str) -> None:
+    """A unified diff of two texts, coloured on a terminal."""
+    lines = difflib.unified_diff(before.splitlines(), after.splitlines(), before_name, after_name, lineterm="")
+    for line in lines:
+        colour.echo([(line, colour.diff_style(line))])
 
 
 def _replace_file(path: Path, text: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Annotated
 import typer
 
 from firewall import policy_store
+from firewall.cli import colour
 from firewall.cli.errors import fail, warn
 from firewall.cli.grant_sync import end_orphan_grants, ended_line
 from firewall.cli.policy_cmd import PathsArg, app, compile_or_exit
@@ -112,18 +114,42 @@ def _missing_secrets(home, names: tuple[str, ...]) -> list[str]:
 
 
 @app.command()
-def show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def show(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    version_number: Annotated[
+        int | None, typer.Option("--version", metavar="N", help="Show version N from the history instead.")
+    ] = None,
+    diff_from: Annotated[
+        int | None,
+        typer.Option("--diff", metavar="N", help="Show what changed from version N to M (default: the one in force)."),
+    ] = None,
+    diff_to: Annotated[int | None, typer.Argument(metavar="M", help="With --diff: the later version.")] = None,
+) -> None:
     """Show the policy in force: version, hash, who applied it and when, and its source.
 
-    Example: firewall policy show
+    --version N shows an earlier version from `firewall policy history`; --diff N [M] shows what
+    changed from version N to version M (default: the version in force), rules first, then the source.
+
+    Example: firewall policy show --diff 3
     """
+    if diff_to is not None and diff_from is None:
+        fail(f"version {diff_to} given without --diff; to see it: `firewall policy show --version {diff_to}`")
+    if diff_from is not None and version_number is not None:
+        fail("--version and --diff do not go together; use `--diff N M` to compare two versions")
     db = database_or_exit(home_or_exit())
     try:
-        version = policy_store.active_version(db)
+        active = policy_store.active_version(db)
+        if active is None:
+            fail("no policy has been applied yet; apply one with `firewall policy apply PATH`")
+        version = _stored_version(db, version_number) if version_number is not None else active
+        if diff_from is not None:
+            older = _stored_version(db, diff_from)
+            newer = _stored_version(db, diff_to) if diff_to is not None else active
     finally:
         db.close()
-    if version is None:
-        fail("no policy has been applied yet; apply one with `firewall policy apply PATH`")
+    if diff_from is not None:
+        _show_diff(older, newer, as_json)
+        return
     if as_json:
         typer.echo(
             json.dumps({**version.summary(), "sources": [{"path": p, "text": t} for p, t in version.sources]}, indent=2)
@@ -132,6 +158,58 @@ def show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
     typer.echo(_summary_line(version))
     for path, text in version.sources:
         typer.echo(f"\n# --- {path}\n{text.rstrip()}")
+
+
+def _stored_version(db, number: int) -> policy_store.PolicyVersion:
+    found = policy_store.get_version(db, number)
+    if found is None:
+        fail(f"no policy version {number}; see `firewall policy history` for the versions there are")
+    return found
+
+
+def _show_diff(older: policy_store.PolicyVersion, newer: policy_store.PolicyVersion, as_json: bool) -> None:
+    """What changed from `older` to `newer`: the rule changes as `policy apply` prints them, then
+    a unified diff of each source file (by path)."""
+    try:
+        changes = diff_policies(older.load(), newer.load())
+    except policy_store.PolicyStoreError as exc:
+        fail(str(exc))
+    before, after = dict(older.sources), dict(newer.sources)
+    paths = list(before) + [p for p in after if p not in before]
+    if as_json:
+        patch = []
+        for path in paths:
+            patch += _unified(before.get(path), after.get(path), path, older.version, newer.version)
+        typer.echo(
+            json.dumps(
+                {"from": older.summary(), "to": newer.summary(), "changes": changes, "diff": "\n".join(patch)},
+                indent=2,
+            )
+        )
+        return
+    typer.echo(f"from {_summary_line(older)}\n  to {_summary_line(newer)}\n")
+    for line in changes:
+        typer.echo(line)
+    for path in paths:
+        lines = _unified(before.get(path), after.get(path), path, older.version, newer.version)
+        if lines:
+            typer.echo("")
+        for line in lines:
+            colour.echo([(line, colour.diff_style(line))])
+
+
+def _unified(before: str | None, after: str | None, path: str, old: int, new: int) -> list[str]:
+    """The unified diff of one source file between two versions; a file only one of them has
+    shows as wholly added or removed."""
+    return list(
+        difflib.unified_diff(
+            (before or "").splitlines(),
+            (after or "").splitlines(),
+            f"{path} (version {old})" if before is not None else "/dev/null",
+            f"{path} (version {new})" if after is not None else "/dev/null",
+            lineterm="",
+        )
+    )
 
 
 @app.command("history")

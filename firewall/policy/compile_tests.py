@@ -24,18 +24,19 @@ class ExpectCase:
     after: int | None
     source: RuleRef
     test_name: str
+    test_location: str = ""  # file:line of its `test "name"` block
 
 
 class ExpectationsCompiler(Reporter):
     def _test(self, node: s.TestBlock) -> list[ExpectCase]:
         cases = []
         for expect in node.expects:
-            case = self._expect(expect, node.name.value)
+            case = self._expect(expect, node.name.value, f"{self.file_name(node.span.file)}:{node.span.line}")
             if case is not None:
                 cases.append(case)
         return cases
 
-    def _expect(self, node: s.Expect, test_name: str) -> ExpectCase | None:
+    def _expect(self, node: s.Expect, test_name: str, test_location: str) -> ExpectCase | None:
         if node.method.text not in (*HTTP_METHODS, TUNNEL_METHOD):
             self.error(
                 f'unknown HTTP method "{node.method.text}"{did_you_mean(node.method.text, HTTP_METHODS)}',
@@ -73,4 +74,4 @@ class ExpectationsCompiler(Reporter):
         except ValueError as exc:
             self.error(str(exc), node.url.span)
             return None
-        return ExpectCase(node.expected, request, after, self.ref(node.span), test_name)
+        return ExpectCase(node.expected, request, after, self.ref(node.span), test_name, test_location)

@@ -1,0 +1,62 @@
+"""Fitting the audit table to a terminal's width: long cells shortened (URLs in the middle, so the
+host and the end of the path stay), then the least needed columns left out.
+
+Only the human table on a terminal (or with COLUMNS set) is fitted; piped tables, --json and
+--csv keep every character.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+ELLIPSIS = "…"
+GAP = 2
+# (column, width it is first shortened to), in the order they give up room
+SHRINK = (("URL", 36), ("DETAIL", 20), ("REASON", 8), ("RULE", 14), ("APPROVAL", 14), ("AGENT", 10))
+DROP = ("REASON", "RULE", "TIME (UTC)", "STATUS", "APPROVAL")  # left out in this order when still too wide
+GROW = ("APPROVAL", "AGENT", "RULE", "REASON", "URL", "DETAIL")  # who gets freed room back first: the short ones
+LAST_RESORT = 8  # how narrow a shortened column may get when the terminal is narrower still
+MIDDLE = ("URL",)
+
+
+def shorten(text: str, width: int, middle: bool = False) -> str:
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return ELLIPSIS[:width]
+    if not middle:
+        return text[: width - 1] + ELLIPSIS
+    head = (width - 1) * 3 // 5  # the host matters most, then the end of the path
+    tail = width - 1 - head
+    return text[:head] + ELLIPSIS + (text[-tail:] if tail else "")
+
+
+def fit(lines: Sequence[Sequence[str]], width: int) -> list[list[str]]:
+    """`lines` (the header first) with cells shortened and columns left out until the aligned
+    table is at most `width` columns wide (as far as the narrowest forms allow)."""
+    header = list(lines[0])
+    keep = list(range(len(header)))
+    widths = {name: max(len(line[i]) for line in lines) for i, name in enumerate(header)}
+
+    def total() -> int:
+        return sum(widths[header[i]] for i in keep) + GAP * (len(keep) - 1)
+
+    natural = dict(widths)
+    _shrink(widths, header, width, total, {name: narrowest for name, narrowest in SHRINK})
+    for name in DROP:
+        if total() <= width:
+            break
+        if name in header and len(keep) > 1:
+            keep.remove(header.index(name))
+    _shrink(widths, header, width, total, {name: LAST_RESORT for name, _ in SHRINK})
+    kept = {header[i] for i in keep}
+    for name in GROW:  # room freed by left-out columns goes back
+        if name in kept and total() < width:
+            widths[name] = min(natural[name], widths[name] + width - total())
+    return [[shorten(line[i], widths[header[i]], header[i] in MIDDLE) for i in keep] for line in lines]
+
+
+def _shrink(widths: dict[str, int], header: list[str], width: int, total, narrowest: dict[str, int]) -> None:
+    for name, _ in SHRINK:
+        if name in header and total() > width:
+            widths[name] = min(widths[name], max(narrowest[name], len(name), widths[name] - (total() - width)))
