@@ -259,7 +259,7 @@ def test_run_without_a_proxy_starts_one_for_the_commands_lifetime(
     client = [sys.executable, str(SCRIPTS / "client.py"), "httpx", upstream.base_url, str(out), "models"]
     with Held(fw, tmp_path, "--upstream-ca", str(upstream_ca_file), before=client) as held:
         proxy_url = held.wait_ready()["HTTPS_PROXY"]
-        [state_file] = (fw.home / "run").glob("proxy-run-*.json")
+        [state_file] = (fw.home / "run").glob("proxy-run-*[0-9].json")  # not its .budgets.json snapshot
         state = json.loads(state_file.read_text())
         assert proxy_url.endswith(f"@127.0.0.1:{state['port']}")
         assert alive(state["pid"]) and listening(state["port"])

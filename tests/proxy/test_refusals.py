@@ -111,3 +111,11 @@ def test_what_a_let_through_request_becomes(decision, approved, over_limit, expe
     outcome = forwarded_outcome(decision, approved=approved, over_limit=over_limit)
     assert outcome is expected
     assert outcome.forwarded == (expected is not Outcome.LIMIT)
+
+
+def test_a_policy_block_says_so_once():
+    from firewall.proxy.addons.enforce import _blocked_message
+
+    decision = Decision(Verdict.BLOCK, Reason.RULE, message="block by the rule at p:3", rule_reason="no")
+    said = refusal(Outcome.BLOCK, Reason.RULE).message.format(detail=_blocked_message(decision))
+    assert said == "blocked by the firewall policy: block by the rule at p:3 (no)"

@@ -230,7 +230,8 @@ def is_websocket_upgrade(request: http.Request) -> bool:
 
 
 def _blocked_message(decision: Decision) -> str:
-    message = f"blocked by the firewall policy: {decision.message}"
+    """What the agent is told, after the refusal table's "blocked by the firewall policy: "."""
+    message = decision.message
     if decision.rule_reason:
         message += f" ({decision.rule_reason})"
     return message
