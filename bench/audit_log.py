@@ -25,12 +25,7 @@ benchmarks that measure a writer alongside the proxy.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
-import shutil
-import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -126,69 +121,20 @@ def bench_writer(
 def bench_proxy(rounds: int = 15, per_connection: int = 250, warmup: int = 3) -> dict[str, list]:
     """Throughput of the firewall proxy with the audit log on and off (see the module's doc);
     returns {"on": [Result, ...], "off": [...], "rows": [written, expected]}."""
-    import trustme
-
     from bench import proxy_overhead as po
-    from firewall import agents
-    from firewall.proxy.ca import agent_ca_path
+    from bench.proxy_rig import interleaved_rounds, proxy_rig, start_proxy
     from firewall.state.home import open_home
 
-    tmp = Path(tempfile.mkdtemp(prefix="fw-bench-audit-"))
-    children: list[subprocess.Popen] = []
-    homes = {"on": po.Firewall(tmp / "on"), "off": po.Firewall(tmp / "off")}
-    try:
-        ca = trustme.CA()
-        ca_file, cert_file = tmp / "ca.pem", tmp / "upstream.pem"
-        ca.cert_pem.write_to_path(str(ca_file))
-        ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(cert_file))
-        upstream, upstream_port = po._spawn_port([po.PYTHON, po.__file__, "_upstream", str(cert_file)])
-        children.append(upstream)
-        policy_text, _ = po.generate_policy(upstream_port)
-        (tmp / "bench.policy").write_text(policy_text)
-        targets: dict[str, po.Target] = {}
-        for name, fw in homes.items():
-            fw.run("init")
-            fw.run("secrets", "add", "bench", "--provider", "generic", "--stdin", input=po.SECRET_VALUE + "\n")
-            fw.run("policy", "apply", str(tmp / "bench.policy"))
-            fw.run("proxy", "start", "--port", "0", "--upstream-ca", str(ca_file), "--audit", name)
-            status = po.json.loads(fw.run("proxy", "status", "--json").stdout)
-            home = open_home(fw.home)
-            db = open_database(home.database)
-            token = agents.mint_token(db, "bench")
-            db.conn.close()
-            context = ssl.create_default_context(cafile=str(agent_ca_path(home)))
-            targets[name] = po.Target(name, "127.0.0.1", status["port"], context, f"bench:{token}", pid=status["pid"])
-        results: dict[str, list] = {"on": [], "off": []}
-        print(
-            f"proxy: {rounds} rounds of {po.CONCURRENCY}x{per_connection} requests per configuration; "
-            f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at start",
-            flush=True,
-        )
-        for round_no in range(rounds):
-            for name in ("on", "off") if round_no % 2 == 0 else ("off", "on"):
-                result = asyncio.run(po._load(targets[name], upstream_port, po.CONCURRENCY, per_connection, warmup))
-                results[name].append(result)
-                print(
-                    f"  round {round_no + 1} audit {name:3} {result.rps:6.0f} req/s  p50 {result.pct(0.5):6.2f} ms"
-                    f"  p99 {result.pct(0.99):6.2f} ms  proxy CPU {result.cpu_us:5.0f} us/req",
-                    flush=True,
-                )
-        print(f"  load average at the end: {os.getloadavg()[0]:.2f}")
-        homes["on"].run("proxy", "stop")
-        db = open_database(open_home(homes["on"].home).database)
+    with proxy_rig("fw-bench-audit-", ["on", "off"]) as rig:
+        targets = {name: start_proxy(rig, name, "--audit", name) for name in ("on", "off")}
+        results: dict[str, list] = dict(interleaved_rounds(rig, targets, rounds, per_connection, warmup, "requests"))
+        rig.homes["on"].run("proxy", "stop")
+        db = open_database(open_home(rig.homes["on"].home).database)
         written = db.execute("SELECT count(*) FROM audit WHERE agent = 'bench'").fetchone()[0]
         db.conn.close()
         expected = sum(r.requests + po.CONCURRENCY * warmup for r in results["on"])
         results["rows"] = [written, expected]
         return results
-    finally:
-        for child in children:
-            child.terminate()
-            child.wait(timeout=10)
-        for fw in homes.values():
-            if fw.home.exists():
-                subprocess.run([po.PYTHON, "-m", "firewall", "proxy", "stop"], env=fw.env, capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _report_proxy(results: dict[str, list]) -> None:

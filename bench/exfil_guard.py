@@ -23,18 +23,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import gzip
 import json
 import os
 import random
-import shutil
-import ssl
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -161,79 +157,29 @@ def _per_call(fn: Callable[[], object], calls: int = 2000) -> float:
 
 
 def bench_proxy(rounds: int, per_connection: int, baseline_rev: str | None, warmup: int = 3) -> None:
-    import trustme
-
     from bench import proxy_overhead as po
-    from firewall import agents
-    from firewall.proxy.ca import agent_ca_path
-    from firewall.state.db import open_database
+    from bench.proxy_rig import interleaved_rounds, proxy_rig, start_proxy
     from firewall.state.home import open_home
     from firewall.vault.store import Vault
 
-    tmp = Path(tempfile.mkdtemp(prefix="fw-bench-exfil-"))
-    children: list[subprocess.Popen] = []
+    def add_values(fw: po.Firewall) -> None:
+        vault = Vault.open(open_home(fw.home))
+        for key, value in vault_values().items():
+            vault.add(key, value, "generic")
+
     names = ["values", "none"] + (["base"] if baseline_rev else [])
-    homes = {name: po.Firewall(tmp / name) for name in names}
-    try:
+    with proxy_rig("fw-bench-exfil-", names) as rig:
         if baseline_rev:
-            code = tmp / "base-code"
+            code = rig.tmp / "base-code"
             code.mkdir()
             archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline_rev], capture_output=True, check=True)
             subprocess.run(["tar", "-x", "-C", str(code)], input=archive.stdout, check=True)
-            homes["base"].env["PYTHONPATH"] = str(code)
+            rig.homes["base"].env["PYTHONPATH"] = str(code)
         for name in ("values", "none"):
-            homes[name].env["PYTHONPATH"] = str(ROOT)
-        ca = trustme.CA()
-        ca_file, cert_file = tmp / "ca.pem", tmp / "upstream.pem"
-        ca.cert_pem.write_to_path(str(ca_file))
-        ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(cert_file))
-        upstream, upstream_port = po._spawn_port([po.PYTHON, po.__file__, "_upstream", str(cert_file)])
-        children.append(upstream)
-        policy_text, _ = po.generate_policy(upstream_port)
-        (tmp / "bench.policy").write_text(policy_text)
-        targets: dict[str, po.Target] = {}
-        for name, fw in homes.items():
-            fw.run("init")
-            fw.run("secrets", "add", "bench", "--provider", "generic", "--stdin", input=po.SECRET_VALUE + "\n")
-            if name != "none":
-                vault = Vault.open(open_home(fw.home))
-                for key, value in vault_values().items():
-                    vault.add(key, value, "generic")
-            fw.run("policy", "apply", str(tmp / "bench.policy"))
-            fw.run("proxy", "start", "--port", "0", "--upstream-ca", str(ca_file))
-            status = json.loads(fw.run("proxy", "status", "--json").stdout)
-            home = open_home(fw.home)
-            db = open_database(home.database)
-            token = agents.mint_token(db, "bench")
-            db.conn.close()
-            context = ssl.create_default_context(cafile=str(agent_ca_path(home)))
-            targets[name] = po.Target(name, "127.0.0.1", status["port"], context, f"bench:{token}", pid=status["pid"])
-        print(
-            f"proxy: {rounds} rounds of {po.CONCURRENCY}x{per_connection} GETs per configuration "
-            f"({', '.join(names)}); {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at start",
-            flush=True,
-        )
-        results: dict[str, list] = {name: [] for name in names}
-        for round_no in range(rounds):
-            order = names[round_no % len(names) :] + names[: round_no % len(names)]
-            for name in order:
-                result = asyncio.run(po._load(targets[name], upstream_port, po.CONCURRENCY, per_connection, warmup))
-                results[name].append(result)
-                print(
-                    f"  round {round_no + 1} {name:6} {result.rps:6.0f} req/s  p50 {result.pct(0.5):6.2f} ms"
-                    f"  p99 {result.pct(0.99):6.2f} ms  proxy CPU {result.cpu_us:5.0f} us/req",
-                    flush=True,
-                )
-        print(f"  load average at the end: {os.getloadavg()[0]:.2f}")
+            rig.homes[name].env["PYTHONPATH"] = str(ROOT)
+        targets = {name: start_proxy(rig, name, prepare=None if name == "none" else add_values) for name in names}
+        results = interleaved_rounds(rig, targets, rounds, per_connection, warmup, "GETs")
         _report_proxy(results, names)
-    finally:
-        for child in children:
-            child.terminate()
-            child.wait(timeout=10)
-        for fw in homes.values():
-            if fw.home.exists():
-                subprocess.run([po.PYTHON, "-m", "firewall", "proxy", "stop"], env=fw.env, capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _report_proxy(results: dict[str, list], names: list[str]) -> None:
