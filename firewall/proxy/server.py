@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import os
 import signal
@@ -34,7 +35,6 @@ from firewall.proxy.addons.dial_guard import DialGuard
 from firewall.proxy.addons.drain import Drain
 from firewall.proxy.addons.enforce import Enforcer
 from firewall.proxy.addons.framing import Framing
-from firewall.proxy.addons.heap import Heap
 from firewall.proxy.addons.identity import Identity
 from firewall.proxy.addons.probe import Probe
 from firewall.proxy.addons.reauthorize import Reauthorize
@@ -86,7 +86,11 @@ def check_port_free(port: int) -> None:
 
 
 class _Ready:
-    """Once mitmproxy listens: write the state file (the heap is frozen next: addons/heap.py)."""
+    """Once mitmproxy listens: write the state file, then freeze the start-up heap.
+
+    A full garbage-collection pass stalls every in-flight request for tens of
+    milliseconds; freezing what start-up allocated keeps those passes short.
+    """
 
     def __init__(self, settings: ProxySettings, runtime: Runtime, state: StateFile):
         self.settings = settings
@@ -106,6 +110,8 @@ class _Ready:
         }
         self.state.listening(state)
         log.info("listening on 127.0.0.1:%s", port)
+        gc.collect()
+        gc.freeze()
 
 
 def listen_on_inherited(fd: int) -> int:
@@ -194,7 +200,6 @@ async def serve(settings: ProxySettings) -> None:
             auditor,
             WebSocketGuard(runtime, auditor),
             _Ready(settings, runtime, state_file),
-            Heap(),  # last: freezes the start-up heap once listening, and once more after warm-up
         )
     )
     stopping: list[asyncio.Task] = []
