@@ -9,34 +9,57 @@ could revoke it: `live_tokens` leaves it out.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass
-
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
+from typing import TYPE_CHECKING
 
 from firewall.state.pids import Lease, held
 
-MIGRATIONS = Migrations("agents")
+if TYPE_CHECKING:  # sqlite_utils only where migrations run: `firewall run` never loads it (state/db.py)
+    import sqlite_utils
+    from sqlite_utils.migrations import Migrations
+
 AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
-@MIGRATIONS()
-def create_agent_tokens(db: sqlite_utils.Database) -> None:
-    db["agent_tokens"].create({"token_hash": str, "agent": str, "created": float, "revoked": float}, pk="token_hash")
+def __getattr__(name: str) -> Migrations:  # PEP 562: `MIGRATIONS` is built on first use
+    if name == "MIGRATIONS":
+        return _migrations()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@MIGRATIONS()
-def add_run_lease(db: sqlite_utils.Database) -> None:
-    # run_pid/run_started: the run's lease (NULL: none, the token lives until revoked);
-    # isolated: 0 for a `firewall run --no-isolate`, whose audit rows say so.
-    table = db["agent_tokens"]
-    table.add_column("run_pid", int)
-    table.add_column("run_started", int)
-    table.add_column("isolated", int)
+@functools.cache
+def _migrations() -> Migrations:
+    from sqlite_utils.migrations import Migrations
+
+    migrations = Migrations("agents")
+
+    @migrations()
+    def create_agent_tokens(db: sqlite_utils.Database) -> None:
+        db["agent_tokens"].create(
+            {"token_hash": str, "agent": str, "created": float, "revoked": float}, pk="token_hash"
+        )
+
+    @migrations()
+    def add_run_lease(db: sqlite_utils.Database) -> None:
+        # run_pid/run_started: the run's lease (NULL: none, the token lives until revoked);
+        # isolated: 0 for a `firewall run --no-isolate`, whose audit rows say so.
+        table = db["agent_tokens"]
+        table.add_column("run_pid", int)
+        table.add_column("run_started", int)
+        table.add_column("isolated", int)
+
+    return migrations
+
+
+def _sql(db: sqlite_utils.Database | sqlite3.Connection) -> sqlite3.Connection:
+    """The sqlite3 connection under `db`: callers pass either (`state.db.open_plain` gives the latter)."""
+    return db if isinstance(db, sqlite3.Connection) else db.conn
 
 
 @dataclass(frozen=True)
@@ -63,28 +86,36 @@ def token_hash(token: str) -> str:
 
 
 def mint_token(
-    db: sqlite_utils.Database, agent: str, now: float | None = None, lease: Lease | None = None, isolated: bool = True
+    db: sqlite_utils.Database | sqlite3.Connection,
+    agent: str,
+    now: float | None = None,
+    lease: Lease | None = None,
+    isolated: bool = True,
 ) -> str:
     """A new token for `agent`, dead with `lease`'s process if given; only its hash is stored."""
     check_agent_name(agent)
     token = secrets.token_urlsafe(24)
-    db["agent_tokens"].insert(
-        {
-            "token_hash": token_hash(token),
-            "agent": agent,
-            "created": now or time.time(),
-            "revoked": None,
-            "run_pid": lease.pid if lease else None,
-            "run_started": lease.started if lease else None,
-            "isolated": int(isolated),
-        }
+    conn = _sql(db)
+    conn.execute(
+        "INSERT INTO agent_tokens (token_hash, agent, created, revoked, run_pid, run_started, isolated)"
+        " VALUES (?, ?, ?, NULL, ?, ?, ?)",
+        [
+            token_hash(token),
+            agent,
+            now or time.time(),
+            lease.pid if lease else None,
+            lease.started if lease else None,
+            int(isolated),
+        ],
     )
+    conn.commit()
     return token
 
 
-def revoke_token(db: sqlite_utils.Database, token: str, now: float | None = None) -> None:
-    db.execute("UPDATE agent_tokens SET revoked = ? WHERE token_hash = ?", [now or time.time(), token_hash(token)])
-    db.conn.commit()
+def revoke_token(db: sqlite_utils.Database | sqlite3.Connection, token: str, now: float | None = None) -> None:
+    conn = _sql(db)
+    conn.execute("UPDATE agent_tokens SET revoked = ? WHERE token_hash = ?", [now or time.time(), token_hash(token)])
+    conn.commit()
 
 
 _LIVE = "SELECT token_hash, agent, run_pid, run_started, isolated FROM agent_tokens WHERE revoked IS NULL"

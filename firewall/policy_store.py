@@ -8,40 +8,55 @@ again as a new version, so every change has its own row (who, when, what).
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
+import sqlite3
 import time
 from dataclasses import dataclass
-
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
+from typing import TYPE_CHECKING
 
 from firewall.policy import CompiledPolicy
 
-MIGRATIONS = Migrations("policy")
+if TYPE_CHECKING:  # sqlite_utils only where migrations run: `firewall run` never loads it (state/db.py)
+    import sqlite_utils
+    from sqlite_utils.migrations import Migrations
 
 
-@MIGRATIONS()
-def create_policy_tables(db: sqlite_utils.Database) -> None:
-    db["policy_versions"].create(
-        {
-            "version": int,
-            "sha256": str,
-            "applied_at": float,
-            "applied_by": str,
-            "note": str,
-            "sources": str,  # JSON: [{"path": ..., "text": ...}]
-            "compiled": str,  # canonical JSON of the compiled policy
-        },
-        pk="version",
-    )
-    db["policy_active"].create({"id": int, "version": int}, pk="id")
+def __getattr__(name: str) -> Migrations:  # PEP 562: `MIGRATIONS` is built on first use
+    if name == "MIGRATIONS":
+        return _migrations()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@MIGRATIONS()
-def add_tests_column(db: sqlite_utils.Database) -> None:
-    """What `apply` learnt of the policy's tests: "5 passed", "skipped: 2 of 7 failing", "none"."""
-    db["policy_versions"].add_column("tests", str, not_null_default="")
+@functools.cache
+def _migrations() -> Migrations:
+    from sqlite_utils.migrations import Migrations
+
+    migrations = Migrations("policy")
+
+    @migrations()
+    def create_policy_tables(db: sqlite_utils.Database) -> None:
+        db["policy_versions"].create(
+            {
+                "version": int,
+                "sha256": str,
+                "applied_at": float,
+                "applied_by": str,
+                "note": str,
+                "sources": str,  # JSON: [{"path": ..., "text": ...}]
+                "compiled": str,  # canonical JSON of the compiled policy
+            },
+            pk="version",
+        )
+        db["policy_active"].create({"id": int, "version": int}, pk="id")
+
+    @migrations()
+    def add_tests_column(db: sqlite_utils.Database) -> None:
+        """What `apply` learnt of the policy's tests: "5 passed", "skipped: 2 of 7 failing", "none"."""
+        db["policy_versions"].add_column("tests", str, not_null_default="")
+
+    return migrations
 
 
 class PolicyStoreError(Exception):
@@ -136,11 +151,14 @@ def store_version(
     return _version(row)
 
 
-def active_version(db: sqlite_utils.Database) -> PolicyVersion | None:
-    rows = list(
-        db.query("SELECT v.* FROM policy_active a JOIN policy_versions v ON v.version = a.version WHERE a.id = 1")
+def active_version(db: sqlite_utils.Database | sqlite3.Connection) -> PolicyVersion | None:
+    """The version in force; `db` may be a plain sqlite3 connection (`firewall run`: state/db.py)."""
+    conn = db if isinstance(db, sqlite3.Connection) else db.conn
+    cursor = conn.execute(
+        "SELECT v.* FROM policy_active a JOIN policy_versions v ON v.version = a.version WHERE a.id = 1"
     )
-    return _version(rows[0]) if rows else None
+    row = cursor.fetchone()
+    return _version(dict(zip([c[0] for c in cursor.description], row, strict=True))) if row else None
 
 
 def active_marker(db: sqlite_utils.Database) -> tuple[int, str] | None:

@@ -11,11 +11,12 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from firewall.approvals import records, store
-from firewall.state.db import connect
 from firewall.text import printable
+
+if TYPE_CHECKING:
+    from firewall.approvals import records
 
 log = logging.getLogger("firewall.run")
 INTERVAL = 0.5
@@ -43,13 +44,20 @@ class WaitingHint:
         self._thread.join(timeout=5)
 
     def _watch(self) -> None:
+        if self._stop.wait(self.interval):
+            return  # an agent done this soon never waited for anyone: no store loaded (sqlite_utils)
+        from firewall.approvals import store
+        from firewall.state.db import connect
+
         db = connect(self.database)
         try:
-            while not self._stop.wait(self.interval):
+            while True:
                 try:
                     self._tell(store.pending(db))
                 except Exception as exc:  # a hint is a courtesy: never stop the agent for it
                     log.debug("looking for pending approvals failed: %s", exc)
+                if self._stop.wait(self.interval):
+                    break
         finally:
             db.close()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from firewall import agents, run_env
 from firewall.approvals.hint import WaitingHint
 from firewall.cli.errors import fail, warn
-from firewall.cli.state import database_or_exit, home_or_exit
+from firewall.cli.state import home_or_exit, plain_database_or_exit
 from firewall.proxy import process
 from firewall.run import client_files, isolation
 from firewall.state.home import Home, write_private_file
@@ -193,7 +193,7 @@ def _run_agent(home: Home, proxy: process.ProxyInfo, agent: str, command: list[s
             isolation.find_bwrap()  # before anything is stored
         except isolation.SandboxError as exc:
             fail(str(exc))
-    db = database_or_exit(home)
+    db = plain_database_or_exit(home)
     # The token dies with this process (its lease), even if it is killed before it can revoke it.
     token = agents.mint_token(db, agent, lease=own_lease(), isolated=isolate)
     codex_home = None

@@ -6,7 +6,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from firewall.cli.errors import fail
-from firewall.state.db import open_database
+from firewall.state.db import open_database, open_plain
 from firewall.state.failures import describe_database_error, describe_os_error
 from firewall.state.home import Home, StateError, open_home
 
@@ -32,11 +32,21 @@ def database_or_exit(home: Home) -> sqlite_utils.Database:
         fail(describe_os_error(exc))
 
 
+def plain_database_or_exit(home: Home) -> sqlite3.Connection:
+    """The database as a plain sqlite3 connection: sqlite_utils only if a migration is due (state/db.py)."""
+    try:
+        return open_plain(home.database)
+    except sqlite3.Error as exc:
+        fail(describe_database_error(exc, home.database))
+    except OSError as exc:
+        fail(describe_os_error(exc))
+
+
 def applied_policy_or_exit() -> CompiledPolicy:
     from firewall import policy_store
 
     home = home_or_exit()
-    db = database_or_exit(home)
+    db = plain_database_or_exit(home)
     try:
         version = policy_store.active_version(db)
         if version is None:

@@ -43,6 +43,7 @@ from firewall.proxy.addons.streaming import Streaming
 from firewall.proxy.addons.tunnels import Tunnels
 from firewall.proxy.addons.upstream_errors import UpstreamErrors
 from firewall.proxy.addons.upstream_errors import install as answer_upstream_errors_in_json
+from firewall.proxy.addons.upstream_sessions import UpstreamSessions
 from firewall.proxy.addons.upstream_tls import UpstreamTLSName
 from firewall.proxy.addons.ws_guard import WebSocketGuard
 from firewall.proxy.budget_snapshot import BudgetSnapshot, snapshot_path
@@ -194,6 +195,7 @@ async def serve(settings: ProxySettings) -> None:
             Scrubber(runtime, auditor),  # after every addon that may buffer or replace a response
             BudgetMeter(runtime, budgets),  # after Scrubber: its stream wrapper sees the upstream's chunks
             UpstreamTLSName(),
+            UpstreamSessions(),  # TLS session resumption with upstreams
             UpstreamErrors(),  # before the auditor: the row names the upstream failure
             auditor,
             WebSocketGuard(runtime, auditor),

@@ -6,6 +6,7 @@ Read with `python -X importtime`, which lists every module a process imports, as
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from firewall.cli.run_plain import RunArgs, parse
-from firewall.state.db import open_database
+from firewall.state import db as state_db
+from firewall.state.db import open_database, open_plain, schema_stamp
 
 HEAVY = ("mitmproxy", "typer", "rich", "sqlite_utils", "lark", "click", "pydantic")
 
@@ -39,7 +41,7 @@ def test_the_audit_writer_child_imports_neither_the_proxy_nor_the_command_line(t
     assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
 
 
-RUN_NEVER = ("mitmproxy", "typer", "rich", "lark", "pydantic")  # sqlite_utils: still loaded (docs/performance.md)
+RUN_NEVER = ("mitmproxy", "typer", "rich", "lark", "pydantic", "sqlite_utils", "click", "pluggy", "dateutil")
 
 
 def test_firewall_run_with_a_proxy_running_loads_no_proxy_no_typer_no_parser(firewall, proxy):
@@ -58,11 +60,18 @@ def test_control_firewall_run_help_goes_to_typer(firewall):
     assert "mitmproxy" not in loaded
 
 
-@pytest.mark.parametrize("module", ["firewall.policy_store", "firewall.cli.main", "firewall.proxy.master"])
-def test_control_a_module_that_loads_them_is_seen_loading_them(module: str):
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import firewall.policy_store as m; m.MIGRATIONS",  # the migrations load sqlite_utils when wanted
+        "import firewall.agents as m; m.MIGRATIONS",
+        "import firewall.cli.main as m; m.app",
+        "import firewall.proxy.master",
+    ],
+)
+def test_control_a_module_that_loads_them_is_seen_loading_them(code: str):
     """The checks above are not vacuous: the same reading sees the heavy packages when they load."""
-    names = ["-c", f"import {module}"] if module != "firewall.cli.main" else ["-c", f"import {module} as m; m.app"]
-    assert imported(names) & set(HEAVY)
+    assert imported(["-c", code]) & set(HEAVY)
 
 
 @pytest.mark.parametrize(
@@ -94,3 +103,56 @@ def test_plain_run_command_lines_are_read_without_typer(argv, expected):
 )
 def test_other_run_command_lines_are_left_to_typer(argv):
     assert parse(argv) is None
+
+
+OPEN_PLAIN = (
+    "import sys; from pathlib import Path; from firewall.state.db import open_plain; open_plain(Path(sys.argv[1]))"
+)
+
+
+def test_an_up_to_date_database_opens_without_the_migrations(tmp_path: Path):
+    """`firewall run` opens the database with plain sqlite3 when this code already migrated it."""
+    db = tmp_path / "firewall.db"
+    open_database(db).conn.close()
+    loaded = imported(["-c", OPEN_PLAIN, str(db)])
+    assert "sqlite3" in loaded
+    assert "sqlite_utils" not in loaded
+
+
+def test_control_a_database_another_version_migrated_runs_the_migrations(tmp_path: Path):
+    """A stamp that is not this code's (an older firewall migrated it, or none did) loads the
+    migrations and applies what is due: here a table an older version did not have."""
+    db = tmp_path / "firewall.db"
+    open_database(db).conn.close()
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE agent_tokens")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE migration_set = 'agents'")
+    conn.execute("PRAGMA user_version = 7")
+    conn.commit()
+    conn.close()
+    assert "sqlite_utils" in imported(["-c", OPEN_PLAIN, str(db)])
+    conn = open_plain(db)
+    try:
+        assert conn.execute("SELECT count(*) FROM agent_tokens").fetchone() == (0,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (schema_stamp(),)
+    finally:
+        conn.close()
+
+
+def test_a_new_database_opened_plain_gets_every_table(tmp_path: Path):
+    conn = open_plain(tmp_path / "firewall.db")
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        conn.close()
+    assert {"agent_tokens", "policy_versions", "policy_active", "_sqlite_migrations"} <= tables
+
+
+def test_the_stamp_covers_every_module_that_defines_migrations(monkeypatch):
+    """A change to any migration module (a new migration) changes the stamp, so it is applied."""
+    stamp = schema_stamp()
+    assert stamp is not None
+    for left_out in state_db.MIGRATION_SETS:
+        monkeypatch.setattr(state_db, "MIGRATION_SETS", tuple(r for r in state_db.MIGRATION_SETS if r != left_out))
+        assert schema_stamp() != stamp, left_out
+        monkeypatch.undo()

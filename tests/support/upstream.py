@@ -71,6 +71,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    reused: bool | None = None  # whether the TLS connection it came on resumed a session
 
 
 def https_server(
@@ -136,7 +137,13 @@ def _handler(upstream_ref: list[Upstream]):
     class Handler(QuietHandler):
         def _record(self, body: bytes) -> None:
             upstream_ref[0].seen.append(
-                Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                Seen(
+                    self.command,
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                    getattr(self.connection, "session_reused", None),
+                )
             )
 
         def _sse(self, events: list[str], gap: float) -> None:
