@@ -1,6 +1,8 @@
 """Every figure of issue 18 in one run, each as a ratio against bare mitmproxy in the same run.
 
-    .venv/bin/python bench/scorecard.py [--quick] [--rounds 5]
+    .venv/bin/python bench/scorecard.py [--quick] [--rounds 5] [--workers 1]
+
+(One worker against two, at 16 and 64 connections: bench/workers.py.)
 
 Two proxies are measured side by side, with interleaved rounds (the order alternates each round):
 
@@ -123,6 +125,9 @@ def main() -> int:
     parser.add_argument(
         "--probe", action="store_true", help="run the firewall's proxy with its event-loop lag probe; print its line"
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="the firewall's proxy processes (proxy start --workers; default 1)"
+    )
     args = parser.parse_args()
     size = dict(QUICK if args.quick else FULL)
     if args.rounds:
@@ -162,7 +167,7 @@ def main() -> int:
         first_cold = po._time_command(run_true, cold.env)  # creates the CA: timed apart
         if args.probe:
             warm.env["FIREWALL_LOOP_PROBE"] = "1"  # firewall/proxy/loop_probe.py
-        warm.run("proxy", "start", "--port", "0", "--upstream-ca", str(ca_file))
+        warm.run("proxy", "start", "--port", "0", "--upstream-ca", str(ca_file), "--workers", str(args.workers))
         warm.env.pop("FIREWALL_LOOP_PROBE", None)  # not for the `firewall run` timings
         status = json.loads(warm.run("proxy", "status", "--json").stdout)
         home = open_home(warm.home)

@@ -42,6 +42,13 @@ def start(
             "or `allow` them and lose the rows past the bound (counted in `proxy status`)."
         ),
     ] = "refuse",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Proxy processes sharing the port, counting limits and budgets together "
+            "(default: $FIREWALL_PROXY_WORKERS, else one per core; 1: a single process)."
+        ),
+    ] = None,
     foreground: Annotated[bool, typer.Option(help="Run in this terminal instead of in the background.")] = False,
     audit: Annotated[
         str,
@@ -56,6 +63,14 @@ def start(
 
     Example: firewall proxy start --port 8877 --limits-storage redis://127.0.0.1:6379
     """
+    from firewall.proxy.settings import MAX_WORKERS, SettingsError, default_workers
+
+    try:
+        workers = default_workers() if workers is None else workers
+    except SettingsError as exc:
+        fail(str(exc), code=2)
+    if not 1 <= workers <= MAX_WORKERS:
+        fail(f"--workers must be 1 to {MAX_WORKERS}, not {workers}", code=2)
     home = home_or_exit()
     state_file = process.shared_state_file(home)
     running = process.running_proxy(home)
@@ -68,7 +83,7 @@ def start(
         from firewall.cli.run_cmd import _keep_passphrase_out_of_environ
 
         _keep_passphrase_out_of_environ()  # agents could read this process's /proc/PID/environ
-        _serve(home, port, state_file, upstream_ca, limits_storage, audit, limits_timeout, audit_full_action)
+        _serve(home, port, state_file, upstream_ca, limits_storage, audit, limits_timeout, audit_full_action, workers)
         return
     try:
         info, _ = process.start_background(
@@ -80,10 +95,13 @@ def start(
             audit=audit,
             limits_timeout=limits_timeout,
             audit_full_action=audit_full_action,
+            workers=workers,
         )
     except process.ProxyProcessError as exc:
         fail(str(exc))
     typer.echo(f"proxy listening on 127.0.0.1:{info.port} (pid {info.pid})")
+    if info.workers:
+        typer.echo(f"{len(info.workers)} workers (pids {', '.join(map(str, info.workers))}) share its port and counts")
     _warn_without_policy(home)
 
 
@@ -111,6 +129,7 @@ def _serve(
     audit: str,
     limits_timeout: float,
     audit_full_action: str,
+    workers: int,
 ) -> None:
     """`proxy start --foreground`: the shared proxy in this terminal, its log on stderr."""
     from firewall.proxy.foreground import serve_in_foreground
@@ -128,6 +147,7 @@ def _serve(
             limits_timeout=limits_timeout,
             audit=audit == "on",
             audit_full_action=audit_full_action,
+            workers=workers,
         )
     except SettingsError as exc:
         fail(str(exc), code=2)
@@ -175,7 +195,7 @@ def stop(
 
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Say whether the shared proxy runs, where, since when, and what fails in it now (exit 1 if it
+    """Say whether the shared proxy runs, where, since when, its workers, and what fails in it now (exit 1 if it
     does not run): a policy version it cannot load, a vault it cannot read, a limits store that
     does not answer.
 
@@ -192,6 +212,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
             limits_storage=info.limits_storage,
             uptime_s=round(time.time() - info.started, 1),
             problems=[{"what": what, "message": message} for what, message in info.problems],
+            workers=list(info.workers) or [info.pid],
         )
     if as_json:
         typer.echo(json.dumps(data))
@@ -202,6 +223,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
             f"running on 127.0.0.1:{info.port} (pid {info.pid}, up {data['uptime_s']}s, "
             f"limits in {info.limits_storage})"
         )
+        if info.workers:
+            typer.echo(f"workers: {len(info.workers)} (pids {', '.join(map(str, info.workers))})")
         for what, message in info.problems:
             typer.echo(f"problem: {what} failed: {message}")
     if info is None:

@@ -1,6 +1,8 @@
 """What the proxy's budgets have used, published for `firewall budgets` (docs/budgets.md).
 
-With `memory://` the counters live only in this process, so the proxy writes them out:
+With `memory://` the counters live only in this process (or, for a proxy of several workers,
+in its supervisor's count service, which worker 0 reads: firewall/proxy/counts.py), so the
+proxy writes them out:
 `run/proxy.budgets.json` next to its state file (owner-only, whole and atomically), at
 most once a second and only when something changed: a count, the policy in force, or a
 window that ended. It holds the budgets of the policy in force (rule, location, measure,
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from firewall.proxy.budget_store import BudgetStore
+from firewall.proxy.limiter import LimitsUnavailable
 from firewall.state.home import write_private_file
 
 if TYPE_CHECKING:
@@ -33,8 +36,11 @@ def snapshot_path(state_file: Path) -> Path:
 
 
 class BudgetSnapshot:
-    def __init__(self, path: Path, runtime: Runtime, store: BudgetStore, limits_storage: str) -> None:
+    def __init__(
+        self, path: Path, runtime: Runtime, store: BudgetStore, limits_storage: str, pid: int | None = None
+    ) -> None:
         self.path = path
+        self.pid = pid or os.getpid()  # the proxy `proxy status` names: a worker's supervisor
         self.runtime = runtime
         self.store = store
         self.limits_storage = limits_storage
@@ -58,7 +64,7 @@ class BudgetSnapshot:
         while True:
             try:
                 await self.publish(time.time())
-            except OSError as exc:  # a full disk: the figures go stale; the next look tries again
+            except (OSError, LimitsUnavailable) as exc:  # a full disk, the count service gone: figures go stale
                 if not failing:
                     log.warning("could not write %s for `firewall budgets` (its figures go stale): %s", self.path, exc)
                 failing = True
@@ -69,7 +75,7 @@ class BudgetSnapshot:
             await asyncio.sleep(INTERVAL)
 
     async def publish(self, now: float) -> None:
-        data = self.data(now)
+        data = self.data(now, await self.store.counters(now))
         body = json.dumps(data, sort_keys=True).encode()
         if body == self._last:
             return
@@ -77,7 +83,7 @@ class BudgetSnapshot:
         await asyncio.to_thread(write_private_file, self.path, stamped)
         self._last = body
 
-    def data(self, now: float) -> dict:
+    def data(self, now: float, counted: list[tuple[tuple[str, str, str], int, float]]) -> dict:
         live = self.runtime.live
         policy = live.policy
         budgets = [
@@ -97,10 +103,10 @@ class BudgetSnapshot:
         ]
         counters = [
             {"key": key, "agent": agent, "window": window, "used": used, "resets_at": end}
-            for (key, agent, window), used, end in self.store.counters(now)
+            for (key, agent, window), used, end in counted
         ]
         return {
-            "pid": os.getpid(),
+            "pid": self.pid,
             "policy_version": live.version,
             "policy_sha256": policy.sha256,
             "limits_storage": self.limits_storage,

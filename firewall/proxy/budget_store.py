@@ -45,12 +45,56 @@ class Hold:
     reserved: tuple[int, ...]
 
 
+class MemoryBudgets:
+    """Budget counters kept in one process: (key, agent, window) -> [used, end of window].
+
+    Used by a proxy under `memory://`, and by the count service of a proxy of several
+    workers (firewall/proxy/counts.py), where every worker's requests count here. A budget
+    only needs `key`, `agent`, `period` and `amount`. Runs on one event loop only; each call
+    is whole (no await inside), so a check and its reservation are one step.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, str], list[float]] = {}
+        self._swept = 0.0
+
+    def check(self, budgets, windows: tuple[str, ...], reserve: tuple[int, ...], now: float) -> tuple[int, int] | None:
+        """(index, used) of the first budget already spent; else None, the reservations made."""
+        for index, count in enumerate(self.read(budgets, windows)):
+            if count >= budgets[index].amount:
+                return index, count
+        if any(reserve):
+            self.add(budgets, windows, reserve, now)
+        return None
+
+    def read(self, budgets, windows: tuple[str, ...]) -> tuple[int, ...]:
+        return tuple(int(self._counts.get(_key(b, w), (0, 0))[0]) for b, w in zip(budgets, windows))
+
+    def add(self, budgets, windows: tuple[str, ...], amounts: tuple[int, ...], now: float) -> None:
+        self._sweep(now)
+        for budget, name, amount in zip(budgets, windows, amounts):
+            entry = self._counts.setdefault(_key(budget, name), [0, window(budget.period, now)[1]])
+            entry[0] += amount
+
+    def counters(self, now: float) -> list[tuple[tuple[str, str, str], int, float]]:
+        """Each counter of a window not yet ended: ((key, agent, window), used, end)."""
+        return sorted((key, int(used), end) for key, (used, end) in self._counts.items() if end > now)
+
+    def _sweep(self, now: float) -> None:
+        if now - self._swept < 60:
+            return
+        self._swept = now
+        for key, (_, end) in list(self._counts.items()):
+            if end + _KEEP < now:
+                del self._counts[key]
+
+
 class BudgetStore:
     def __init__(self, limiter: Limiter):
         self.limiter = limiter
-        self._memory: dict[tuple[str, str, str], list[float]] | None = {} if limiter.memory is not None else None
-        self._swept = 0.0
-        if self._memory is None:
+        self._memory = MemoryBudgets() if limiter.memory is not None else None
+        self._counts = limiter.counts  # a worker's: the supervisor's count service (counts.py)
+        if self._memory is None and self._counts is None:
             from limits.aio.strategies import FixedWindowRateLimiter
 
             self.strategy = FixedWindowRateLimiter(limiter.storage)
@@ -60,13 +104,27 @@ class BudgetStore:
 
         Raises LimitsUnavailable when the shared store cannot be read in time."""
         windows = tuple(window_id(b.period, now) for b in budgets)
+        if self._memory is not None:
+            spent = self._memory.check(budgets, windows, reserve, now)
+        elif self._counts is not None:
+            spent = await self._bounded(self._counts.budget_check(budgets, windows, reserve, now))
+        else:
+            spent = await self._check_shared(budgets, windows, reserve, now)
+        if spent is not None:
+            budget = budgets[spent[0]]
+            return Spent(budget, spent[1], window(budget.period, now)[1])
+        return Hold(windows, reserve)
+
+    async def _check_shared(
+        self, budgets: tuple[BudgetRef, ...], windows: tuple[str, ...], reserve: tuple[int, ...], now: float
+    ) -> tuple[int, int] | None:
         used = await self._bounded(self._read(budgets, windows))
-        for budget, count in zip(budgets, used):
+        for index, (budget, count) in enumerate(zip(budgets, used)):
             if count >= budget.amount:
-                return Spent(budget, count, window(budget.period, now)[1])
+                return index, count
         if any(reserve):
             await self._bounded(self._add(budgets, windows, reserve, now))
-        return Hold(windows, reserve)
+        return None
 
     def hold(self, budgets: tuple[BudgetRef, ...], now: float) -> Hold:
         """Where a request counts that reserved nothing (under `mode report`, one over budget)."""
@@ -89,14 +147,17 @@ class BudgetStore:
 
     @property
     def in_memory(self) -> bool:
-        return self._memory is not None
+        """The proxy holds the counters (itself, or its supervisor): it publishes them (budget_snapshot.py)."""
+        return self._memory is not None or self._counts is not None
 
-    def counters(self, now: float) -> list[tuple[tuple[str, str, str], int, float]]:
+    async def counters(self, now: float) -> list[tuple[tuple[str, str, str], int, float]]:
         """Under `memory://`, each counter of a window not yet ended: ((key, agent, window), used, end).
         The agent is "*" for a budget every agent shares."""
-        if self._memory is None:
-            return []
-        return sorted((key, int(used), end) for key, (used, end) in self._memory.items() if end > now)
+        if self._memory is not None:
+            return self._memory.counters(now)
+        if self._counts is not None:
+            return await self._bounded(self._counts.budget_counters(now))
+        return []
 
     async def _bounded[T](self, work: Coroutine[Any, Any, T]) -> T:
         limiter = self.limiter
@@ -120,7 +181,9 @@ class BudgetStore:
 
     async def _read(self, budgets: tuple[BudgetRef, ...], windows: tuple[str, ...]) -> tuple[int, ...]:
         if self._memory is not None:
-            return tuple(int(self._memory.get(_key(b, w), (0, 0))[0]) for b, w in zip(budgets, windows))
+            return self._memory.read(budgets, windows)
+        if self._counts is not None:
+            return await self._counts.budget_read(budgets, windows)
         storage = self.limiter.storage
         return tuple([await storage.get(_item(b).key_for(*_ids(b, w))) for b, w in zip(budgets, windows)])
 
@@ -128,26 +191,17 @@ class BudgetStore:
         self, budgets: tuple[BudgetRef, ...], windows: tuple[str, ...], amounts: tuple[int, ...], now: float
     ) -> None:
         if self._memory is not None:
-            self._sweep(now)
-            for budget, name, amount in zip(budgets, windows, amounts):
-                entry = self._memory.setdefault(_key(budget, name), [0, window(budget.period, now)[1]])
-                entry[0] += amount
+            self._memory.add(budgets, windows, amounts, now)
+            return
+        if self._counts is not None:
+            await self._counts.budget_add(budgets, windows, amounts, now)
             return
         for budget, name, amount in zip(budgets, windows, amounts):
             if amount:
                 await self.strategy.hit(_item(budget), *_ids(budget, name), cost=amount)
 
-    def _sweep(self, now: float) -> None:
-        assert self._memory is not None
-        if now - self._swept < 60:
-            return
-        self._swept = now
-        for key, (_, end) in list(self._memory.items()):
-            if end + _KEEP < now:
-                del self._memory[key]
 
-
-def _key(budget: BudgetRef, name: str) -> tuple[str, str, str]:
+def _key(budget, name: str) -> tuple[str, str, str]:
     return budget.key, budget.agent or "*", name
 
 

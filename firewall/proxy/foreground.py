@@ -13,17 +13,38 @@ def serve_in_foreground(settings: ProxySettings) -> int:
     """Serve until stopped; the exit code. An error the proxy expects (a port in use, a damaged
     vault, a bad limits store, a full disk) is one line on stderr, which is the proxy's log
     when it runs in the background."""
+    if settings.workers > 1:
+        return _supervise_in_foreground(settings)
     from firewall.policy_store import PolicyStoreError
     from firewall.proxy.limiter import LimiterConfigError
-    from firewall.proxy.server import ProxyStartError, configure_logging, serve
+    from firewall.proxy.log_file import configure_logging
+    from firewall.proxy.server import ProxyStartError, serve
     from firewall.state.failures import describe_os_error
     from firewall.state.home import StateError
     from firewall.vault import VaultError
 
-    configure_logging(settings.log_file)
+    configure_logging(settings.log_file, settings.worker)
     try:
         asyncio.run(serve(settings))
     except (ProxyStartError, LimiterConfigError, PolicyStoreError, StateError, VaultError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except OSError as exc:
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+def _supervise_in_foreground(settings: ProxySettings) -> int:
+    """`--workers N`: this process supervises N proxy processes (supervisor.py); no mitmproxy here."""
+    from firewall.proxy.log_file import configure_logging
+    from firewall.proxy.supervisor import SupervisorError, supervise
+    from firewall.state.failures import describe_os_error
+
+    configure_logging(settings.log_file, None)
+    try:
+        asyncio.run(supervise(settings))
+    except SupervisorError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     except OSError as exc:

@@ -1,6 +1,8 @@
 """Counting requests against the limits a decision names: moving windows.
 
-`memory://` (default) keeps counts in this process, in `MemoryWindows`;
+`memory://` (default) keeps counts in this process, in `MemoryWindows`, or, in a worker
+of a proxy of several (firewall/proxy/supervisor.py), in the supervisor's count service
+(firewall/proxy/counts.py), which runs the same `MemoryWindows` for every worker;
 `redis://host:port` shares them between proxies, through the `limits` library.
 A request over any of its limits uses up none of them.
 
@@ -18,11 +20,15 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from firewall.policy import LimitRef
 from firewall.policy.decision import PERIOD_SECONDS
 from firewall.proxy.outages import Outage
 from firewall.proxy.settings import LIMITS_TIMEOUT
+
+if TYPE_CHECKING:
+    from firewall.proxy.counts import CountClient
 
 log = logging.getLogger("firewall.proxy")
 _ITEMS: dict = {}  # period -> the `limits` item class, filled on first use
@@ -111,15 +117,18 @@ class Limiter:
         *,
         timeout: float = LIMITS_TIMEOUT,
         on_problem: Callable[[str, str | None], None] | None = None,
+        counts: CountClient | None = None,
     ):
         if not timeout > 0:
             raise LimiterConfigError(f"the limits timeout must be a positive number of seconds, not {timeout}")
         async_uri, options = storage_uri(uri, timeout)
         self.uri = uri
         self.timeout = timeout
-        self.outage = Outage(log, f"counting limits in {uri}", on_change=on_problem)
-        self.memory = MemoryWindows() if uri.startswith("memory://") else None
-        if self.memory is not None:
+        self.counts = counts if uri.startswith("memory://") else None
+        where = "the supervisor's count service" if self.counts is not None else uri
+        self.outage = Outage(log, f"counting limits in {where}", on_change=on_problem)
+        self.memory = MemoryWindows() if uri.startswith("memory://") and self.counts is None else None
+        if self.memory is not None or self.counts is not None:
             return
         from limits.aio.strategies import MovingWindowRateLimiter
         from limits.storage import storage_from_string
@@ -172,6 +181,9 @@ class Limiter:
         return outcome
 
     async def _check_shared(self, limits: tuple[LimitRef, ...], now: float) -> LimitOutcome:
+        if self.counts is not None:
+            over, retry_after = await self.counts.limit_check(limits, now)
+            return LimitOutcome(None if over is None else limits[over], retry_after)
         for limit in limits:
             if not await self.strategy.test(self._item(limit), *self._ids(limit)):
                 return LimitOutcome(limit, await self._retry_after(limit, now))
@@ -188,6 +200,9 @@ class Limiter:
     async def check_storage(self) -> None:
         """Fail at start-up, not per request, when the storage cannot be reached."""
         if self.memory is not None:
+            return
+        if self.counts is not None:
+            await self.counts.connect()
             return
         if not await self.storage.check():
             raise LimiterConfigError(f"limits storage {self.uri!r} cannot be reached")

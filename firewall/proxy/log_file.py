@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging.handlers
 import os
+import sys
+from pathlib import Path
 
 MAX_BYTES = 5 * 1024 * 1024
 BACKUPS = 3
@@ -47,3 +49,14 @@ class ProxyLogHandler(logging.handlers.RotatingFileHandler):
     def doRollover(self) -> None:
         super().doRollover()
         self._identity = self._stat_identity()
+
+
+def configure_logging(log_file: Path | None, worker: int | None = None) -> None:
+    # A file is owner-only, like every file in the state folder, and rotated by size.
+    handler = ProxyLogHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    who = f" worker {worker}" if worker is not None else ""  # the workers of one proxy share its log
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s %(name)s{who}: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("firewall").setLevel(logging.INFO)

@@ -7,7 +7,6 @@ one command uses a file of its own, so no other agent finds it.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -20,14 +19,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from firewall.proxy.settings import LIMITS_TIMEOUT, ProxySettings, SettingsError
-from firewall.state.home import Home, write_private_file
-from firewall.state.pids import exists, pid_alive
+from firewall.proxy.stopping import (  # noqa: F401  (their home was this module: callers import them from here)
+    DEFAULT_GRACE,
+    MAX_GRACE,
+    STOP_TIMEOUT,
+    read_json,
+    request_stop,
+    stop,
+    stop_report,
+    stop_request_file,
+    take_stop_request,
+    warn,
+)
+from firewall.state.home import Home
+from firewall.state.pids import exists
 from firewall.vault import handoff
 
 START_TIMEOUT = 20.0
-STOP_TIMEOUT = 15.0  # seconds a proxy has to exit once its grace period (below) is over
-DEFAULT_GRACE = 10.0  # seconds in-flight requests have to finish at a stop (firewall/proxy/addons/drain.py)
-MAX_GRACE = 3600.0
 
 
 class ProxyProcessError(Exception):
@@ -44,6 +52,7 @@ class ProxyInfo:
     state_file: Path
     problems: tuple[tuple[str, str], ...] = ()  # (what fails, what happened and what the proxy does meanwhile)
     upstream_ca: str | None = None  # the extra upstream CA it trusts (--upstream-ca), as an absolute path
+    workers: tuple[int, ...] = ()  # its worker processes (supervisor.py; `pid` is their supervisor)
 
     @property
     def url(self) -> str:
@@ -64,7 +73,7 @@ def _listening(port: int) -> bool:
 
 def read_info(state_file: Path) -> ProxyInfo | None:
     """The proxy a state file describes, if it is alive; a stale file is removed."""
-    data = _read_json(state_file)
+    data = read_json(state_file)
     if data is None:
         return None
     info = ProxyInfo(
@@ -76,31 +85,12 @@ def read_info(state_file: Path) -> ProxyInfo | None:
         state_file=state_file,
         problems=tuple((str(p["what"]), str(p["message"])) for p in data.get("problems", ())),
         upstream_ca=data.get("upstream_ca"),
+        workers=tuple(int(pid) for pid in data.get("workers", ())),
     )
     if not exists(info.pid):
         state_file.unlink(missing_ok=True)
         return None
     return info
-
-
-def _read_json(path: Path) -> dict | None:
-    for _attempt in range(3):  # a file rewritten in place on a full disk (state_file.py) may be read half-written
-        try:
-            return json.loads(path.read_text())
-        except OSError:
-            return None
-        except ValueError:
-            time.sleep(0.01)
-    return None
-
-
-def stop_report(state_file: Path, pid: int) -> dict:
-    """What the stopped proxy `pid` cut or lost (state_file.py `stopped`); the file is removed."""
-    data = _read_json(state_file)
-    state_file.unlink(missing_ok=True)
-    if data is None or data.get("pid") != pid:
-        return {}
-    return dict(data.get("stopped") or {})
 
 
 def running_proxy(home: Home) -> ProxyInfo | None:
@@ -152,6 +142,7 @@ def start_background(
     audit: str = "on",
     limits_timeout: float | None = None,
     audit_full_action: str = "refuse",
+    workers: int = 1,
 ) -> tuple[ProxyInfo, subprocess.Popen]:
     """Start the proxy in the foreground of a detached process and wait until it listens.
     `audit="off"` is a benchmark knob (see `firewall proxy start --audit`)."""
@@ -168,6 +159,7 @@ def start_background(
             audit=audit,
             limits_timeout=limits_timeout,
             audit_full_action=audit_full_action,
+            workers=workers,
         )
     )
 
@@ -186,12 +178,14 @@ def spawn_background(
     audit: str = "on",
     limits_timeout: float | None = None,
     audit_full_action: str = "refuse",
+    workers: int = 1,
 ) -> Starting:
     """Start the proxy process and return at once: the caller can do its own work while the
     proxy starts (importing mitmproxy takes most of a second), then `wait_listening`.
 
     With `listener` (see `bind_listener`), the proxy serves on that socket, and this
-    process's copy of it is closed."""
+    process's copy of it is closed. With `workers` > 1 the process started is the supervisor
+    of that many proxy processes (supervisor.py); its state file names them."""
     if audit not in ("on", "off"):
         raise ProxyProcessError(f"--audit is `on` or `off`, not {audit!r}")
     state_file.unlink(missing_ok=True)
@@ -209,6 +203,7 @@ def spawn_background(
             listen_fd=listener.fileno() if listener is not None else None,
             audit=audit == "on",
             audit_full_action=audit_full_action,
+            workers=workers,
         )
     except SettingsError as exc:
         raise ProxyProcessError(str(exc)) from None
@@ -339,59 +334,3 @@ def _start_failure(stderr: str, log_file: Path, offset: int) -> str:
     if "No space left" in detail or "disk is full" in detail:
         detail += "; free some space and run it again"
     return f"the proxy failed to start: {detail.removeprefix('error: ')}"
-
-
-def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
-
-
-def stop_request_file(state_file: Path) -> Path:
-    """Where `proxy stop --grace` leaves the grace for the proxy it signals (a signal carries no value)."""
-    return state_file.with_name(f"{state_file.stem}.stop.json")
-
-
-def request_stop(state_file: Path, grace: float) -> bool:
-    """Leave `grace` for the proxy of `state_file` to read when it is signalled; False if it
-    cannot be written (a full disk): the proxy then uses DEFAULT_GRACE."""
-    try:
-        write_private_file(stop_request_file(state_file), json.dumps({"grace": grace}).encode())
-    except OSError:
-        return False
-    return True
-
-
-def take_stop_request(state_file: Path) -> float:
-    """The grace `proxy stop --grace` asked for (DEFAULT_GRACE if none); the request is used up."""
-    path = stop_request_file(state_file)
-    try:
-        grace = float(json.loads(path.read_text())["grace"])
-    except (OSError, ValueError, KeyError, TypeError):
-        grace = DEFAULT_GRACE
-    path.unlink(missing_ok=True)
-    return min(max(grace, 0.0), MAX_GRACE)
-
-
-def stop(info: ProxyInfo, timeout: float = STOP_TIMEOUT, grace: float | None = None) -> dict | None:
-    """SIGTERM the proxy and wait until it is gone: it drains what is in flight for `grace`
-    seconds (DEFAULT_GRACE if None), cuts the rest, and flushes its audit log last.
-
-    None if it did not exit in time; else what it reported at its stop (`stop_report`: requests
-    cut, audit rows lost), empty when there was nothing to report."""
-    if grace is not None and not request_stop(info.state_file, grace) and grace != DEFAULT_GRACE:
-        warn(
-            f"could not pass --grace to the proxy (cannot write in {info.state_file.parent}); "
-            f"it uses {DEFAULT_GRACE:g}s"
-        )
-        grace = DEFAULT_GRACE
-    try:
-        os.kill(info.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        info.state_file.unlink(missing_ok=True)
-        stop_request_file(info.state_file).unlink(missing_ok=True)
-        return {}
-    deadline = time.monotonic() + timeout + (DEFAULT_GRACE if grace is None else grace)
-    while time.monotonic() < deadline:
-        if not pid_alive(info.pid):
-            return stop_report(info.state_file, info.pid)
-        time.sleep(0.02)
-    return None

@@ -15,10 +15,7 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
-import sys
 import time
-from pathlib import Path
 
 from mitmproxy import ctx
 from mitmproxy.master import Master
@@ -26,7 +23,6 @@ from mitmproxy.options import Options
 
 from firewall.approvals.broker import ApprovalBroker
 from firewall.audit import AuditWriteError, ProcessAuditWriter
-from firewall.audit.checkpoints import CheckpointError, checkpoint_database
 from firewall.proxy import ca
 from firewall.proxy.addons.audit import Auditor, CountingWriter
 from firewall.proxy.addons.audit_gate import AuditGate
@@ -49,19 +45,20 @@ from firewall.proxy.addons.ws_guard import WebSocketGuard
 from firewall.proxy.budget_snapshot import BudgetSnapshot, snapshot_path
 from firewall.proxy.budget_store import BudgetStore
 from firewall.proxy.chain import Chain
+from firewall.proxy.counts import COUNTS_TIMEOUT, CountClient
 from firewall.proxy.limiter import Limiter
-from firewall.proxy.log_file import ProxyLogHandler
+from firewall.proxy.listening import listen_on_inherited, listen_sharing_port
+from firewall.proxy.log_file import configure_logging  # noqa: F401  (its home was this module)
 from firewall.proxy.loop_probe import LoopProbe, wanted
 from firewall.proxy.master import build_master
 from firewall.proxy.oauth import TokenKeeper
-from firewall.proxy.process import take_stop_request
 from firewall.proxy.resolver import Resolver
 from firewall.proxy.runtime import Runtime, pinned_policy_from
 from firewall.proxy.settings import ProxySettings
 from firewall.proxy.state_file import StateFile
+from firewall.proxy.stopping import sign_audit_head, take_stop_request
 from firewall.proxy.upstream_client import upstream_client
 from firewall.redaction.logs import install as redact_logs
-from firewall.state.home import Home, StateError
 
 log = logging.getLogger("firewall.proxy")
 BODY_SIZE_LIMIT = "64m"
@@ -114,34 +111,13 @@ class _Ready:
         gc.freeze()
 
 
-def listen_on_inherited(fd: int) -> int:
-    """Serve on a listening socket bound by the process that started this one; return its port.
-
-    `firewall run` binds the socket and starts the agent without waiting for this proxy to be
-    up (importing mitmproxy takes most of a second): the agent's connections wait in the
-    socket's queue until mitmproxy accepts them. mitmproxy has no option for this, so its
-    regular-mode listener is told to take this socket instead of binding one.
-    """
-    from mitmproxy.proxy import mode_servers
-
-    sock = socket.socket(fileno=fd)
-    port = sock.getsockname()[1]
-    bind = mode_servers.RegularInstance.listen
-
-    async def listen(instance, host, listen_port):
-        if sock.fileno() >= 0 and (host, listen_port) == ("127.0.0.1", port):
-            return [await asyncio.start_server(instance.handle_stream, sock=sock)]
-        return await bind(instance, host, listen_port)
-
-    mode_servers.RegularInstance.listen = listen
-    return port
-
-
 async def serve(settings: ProxySettings) -> None:
     home = settings.home
     port = settings.port
     if settings.listen_fd is not None:
         port = listen_on_inherited(settings.listen_fd)
+    elif settings.worker is not None:
+        listen_sharing_port(port)  # the supervisor holds the port; every worker listens on it
     else:
         check_port_free(port)
     ca.write_agent_bundles(home)  # creates the CA on first start; refuses a CA key others can read
@@ -150,7 +126,11 @@ async def serve(settings: ProxySettings) -> None:
     runtime = Runtime(home, pinned, on_problem=state_file.problem)
     runtime.load()
     redact_logs(lambda: runtime.secret_index)
-    limiter = Limiter(settings.limits_storage, timeout=settings.limits_timeout, on_problem=state_file.problem)
+    counts = CountClient(settings.counts_socket) if settings.counts_socket is not None else None
+    timeout = settings.limits_timeout
+    if counts is not None and settings.limits_storage.startswith("memory://"):
+        timeout = max(timeout, COUNTS_TIMEOUT)  # local: only a starved CPU is slow (counts.py)
+    limiter = Limiter(settings.limits_storage, timeout=timeout, on_problem=state_file.problem, counts=counts)
     await limiter.check_storage()
     trust = ca.upstream_trust_bundle(home, settings.upstream_ca)
 
@@ -215,8 +195,9 @@ async def serve(settings: ProxySettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop_signal)
     runtime.start()
-    snapshot = BudgetSnapshot(snapshot_path(settings.state_file), runtime, budgets, settings.limits_storage)
-    snapshot.start()  # for `firewall budgets`: the counters live in this process under memory://
+    snapshot = _snapshot(settings, runtime, budgets)
+    if snapshot:
+        snapshot.start()  # for `firewall budgets`: the counters live in this process under memory://
     probe = LoopProbe(loop) if wanted() else None  # diagnosis only: FIREWALL_LOOP_PROBE=1
     if probe:
         probe.start()
@@ -225,7 +206,10 @@ async def serve(settings: ProxySettings) -> None:
     finally:
         if probe:
             log.info("%s", probe.stop())
-        await snapshot.stop()
+        if snapshot:
+            await snapshot.stop()
+        if counts is not None:
+            await counts.close()
         await broker.close()
         runtime.stop()
         try:
@@ -234,12 +218,14 @@ async def serve(settings: ProxySettings) -> None:
             log.error("%s", exc)
             lost, cause = getattr(writer, "unwritten", 0), getattr(writer, "lost_cause", None)
             report.update(lost=lost or "an unknown number of", lost_cause=cause or str(exc))
-        if settings.audit:
-            _checkpoint(home)
-        else:
+        if not settings.audit:
             log.warning("audit log was OFF: %d records counted, none written", writer.written)
+        elif settings.worker is None:  # a worker's supervisor signs once, after all its workers stopped
+            sign_audit_head(home)
         await client.aclose()
-        if report.get("cut") or report.get("lost"):
+        if settings.worker is not None:  # its supervisor sums the reports, and logs how many rows each wrote
+            state_file.stopped({**report, "rows": writer.written})
+        elif report.get("cut") or report.get("lost"):
             state_file.stopped(report)  # `proxy stop` prints it, then removes the file
         else:
             state_file.remove()
@@ -248,14 +234,14 @@ async def serve(settings: ProxySettings) -> None:
         ca.restrict_ca_files(home)
 
 
-def _checkpoint(home: Home) -> None:
-    """Sign the audit chain's head once every row is written (docs/audit.md, checkpoints)."""
-    try:
-        signed = checkpoint_database(home.database, home.audit_key, home.checkpoints, time.time())
-    except (OSError, sqlite3.Error, CheckpointError, StateError) as exc:
-        log.error("could not write the audit checkpoint: %s", exc)
-    else:
-        log.info("audit checkpoint: row %d, hash %s", signed.seq, signed.hash[:12])
+def _snapshot(settings: ProxySettings, runtime: Runtime, budgets: BudgetStore) -> BudgetSnapshot | None:
+    """The budgets snapshot this process writes: a proxy of its own, or worker 0 of several, for
+    them all (under its supervisor's pid, which `proxy status` names)."""
+    if settings.worker is None:
+        return BudgetSnapshot(snapshot_path(settings.state_file), runtime, budgets, settings.limits_storage)
+    if settings.budgets_file is None:
+        return None
+    return BudgetSnapshot(settings.budgets_file, runtime, budgets, settings.limits_storage, pid=os.getppid())
 
 
 async def _stop(master: Master, broker: ApprovalBroker, drain: Drain, grace: float, report: dict) -> None:
@@ -269,13 +255,3 @@ async def _stop(master: Master, broker: ApprovalBroker, drain: Drain, grace: flo
         log.exception("draining the proxy failed; stopping it now")
     finally:
         master.shutdown()
-
-
-def configure_logging(log_file: Path | None) -> None:
-    # A file is owner-only, like every file in the state folder, and rotated by size (log_file.py).
-    handler = ProxyLogHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.WARNING)
-    logging.getLogger("firewall").setLevel(logging.INFO)

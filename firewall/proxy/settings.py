@@ -8,6 +8,7 @@ and passes `to_argv()`; the proxy process (`python -m firewall.proxy`) reads the
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,24 @@ from firewall.state.home import Home
 
 LIMITS_TIMEOUT = 0.25  # seconds a shared limits store has, for all of one request's counting
 AUDIT_FULL_ACTIONS = ("refuse", "allow")
+MAX_WORKERS = 64
+
+
+WORKERS_ENV = "FIREWALL_PROXY_WORKERS"
+
+
+def default_workers() -> int:
+    """`proxy start`'s default number of workers: $FIREWALL_PROXY_WORKERS if set (SettingsError
+    if it is not a number), else one per core this process may run on."""
+    if (text := os.environ.get(WORKERS_ENV)) is not None:
+        try:
+            return int(text)
+        except ValueError:
+            raise SettingsError(f"{WORKERS_ENV} must be a number of workers, not {text!r}") from None
+    try:
+        return min(MAX_WORKERS, max(1, len(os.sched_getaffinity(0))))
+    except (AttributeError, OSError):
+        return min(MAX_WORKERS, max(1, os.cpu_count() or 1))
 
 
 class SettingsError(ValueError):
@@ -34,6 +53,12 @@ class ProxySettings:
     listen_fd: int | None = None  # a listening socket the starting process bound (see listen_on_inherited)
     audit: bool = True  # False only for benchmarks (`--audit off`): records are counted, not written
     audit_full_action: str = "refuse"  # past the audit backlog bound: refuse new requests (503), or allow them
+    workers: int = 1  # more than 1: this process supervises that many proxy processes (supervisor.py)
+    # Set by a supervisor for each of its workers: which one it is, where the shared counts are
+    # served (counts.py), and (worker 0 only) where the budgets snapshot goes.
+    worker: int | None = None
+    counts_socket: Path | None = None
+    budgets_file: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -42,6 +67,10 @@ class ProxySettings:
             raise SettingsError(f"--limits-timeout must be more than 0 seconds, not {self.limits_timeout}")
         if self.audit_full_action not in AUDIT_FULL_ACTIONS:
             raise SettingsError(f"--audit-full-action is `refuse` or `allow`, not {self.audit_full_action!r}")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise SettingsError(f"--workers must be 1 to {MAX_WORKERS}, not {self.workers}")
+        if (self.worker is None) != (self.counts_socket is None):
+            raise SettingsError("--worker and --counts-socket go together (a supervisor passes both)")
 
     def to_argv(self) -> list[str]:
         """The proxy process's command line arguments (after `python -m firewall.proxy`)."""
@@ -59,6 +88,12 @@ class ProxySettings:
             argv += ["--audit", "off"]
         if self.audit_full_action != "refuse":
             argv += ["--audit-full-action", self.audit_full_action]
+        if self.workers != 1:
+            argv += ["--workers", str(self.workers)]
+        if self.worker is not None:
+            argv += ["--worker", str(self.worker), "--counts-socket", str(self.counts_socket)]
+        if self.budgets_file is not None:
+            argv += ["--budgets-file", str(self.budgets_file)]
         return argv
 
     @classmethod
@@ -77,6 +112,10 @@ class ProxySettings:
             listen_fd=parsed.listen_fd,
             audit=parsed.audit == "on",
             audit_full_action=parsed.audit_full_action,
+            workers=parsed.workers,
+            worker=parsed.worker,
+            counts_socket=parsed.counts_socket,
+            budgets_file=parsed.budgets_file,
         )
 
 
@@ -97,4 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--listen-fd", type=int)
     parser.add_argument("--audit", choices=("on", "off"), default="on")
     parser.add_argument("--audit-full-action", default="refuse")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--worker", type=int)
+    parser.add_argument("--counts-socket", type=Path)
+    parser.add_argument("--budgets-file", type=Path)
     return parser

@@ -29,6 +29,10 @@ class StateFile:
         self._lock = threading.Lock()
         self._closed = False
 
+    @property
+    def listened(self) -> bool:
+        return self._base is not None
+
     def listening(self, base: dict) -> None:
         with self._lock:
             self._base = base

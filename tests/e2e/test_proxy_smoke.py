@@ -1,5 +1,6 @@
 """The shortest path through the whole firewall: apply, start, run curl, read the audit log."""
 
+import json
 import time
 from pathlib import Path
 
@@ -44,7 +45,8 @@ host localhost:{upstream.port} {{
     )
     assert blocked.stdout.strip().endswith("403")
     assert '"policy_blocked"' in blocked.stdout
-    assert len(audit_children(firewall.home / "firewall.db")) == 1  # the proxy's audit writer
+    workers = len(json.loads(firewall.run("proxy", "status", "--json", check=True).stdout)["workers"])
+    assert len(audit_children(firewall.home / "firewall.db")) == workers  # each proxy process's audit writer
     proxy.stop()
     deadline = time.monotonic() + 10
     while audit_children(firewall.home / "firewall.db"):

@@ -70,8 +70,17 @@ class Firewall:
         result = self.run("policy", "apply", str(self.write_policy(name, text)), check=True)
         applied = APPLIED.search(result.stdout)
         if applied and self.shared_proxy_runs():
-            self.wait_for_proxy_log(lambda lines: any(f"policy version {applied[1]} (" in line for line in lines))
+            workers = self.shared_proxy_workers()  # each worker of the proxy loads it (proxy start --workers)
+            self.wait_for_proxy_log(
+                lambda lines: sum(f"policy version {applied[1]} (" in line for line in lines) >= workers
+            )
         return result
+
+    def shared_proxy_workers(self) -> int:
+        try:
+            return len(json.loads((self.home / "run" / "proxy.json").read_text()).get("workers", ())) or 1
+        except (OSError, ValueError):
+            return 1
 
     def shared_proxy_runs(self) -> bool:
         try:
@@ -110,6 +119,9 @@ def make_firewall(home: Path) -> Firewall:
     """A fresh, initialised state folder at `home`, driven through the real CLI."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIREWALL_") and "PROXY" not in k.upper()}
     env["FIREWALL_HOME"] = str(home)
+    # One proxy process unless a test asks for more (`--workers`, tests/e2e/test_workers.py): many
+    # tests count log lines a proxy says once, or kill the proxy's audit child by its parent's pid.
+    env["FIREWALL_PROXY_WORKERS"] = "1"
     fw = Firewall(home, env)
     fw.run("init", check=True)
     return fw
