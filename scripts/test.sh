@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: set up, install the system tools the
-# end-to-end tests drive (curl, tmux, redis-server, node, bwrap), then run pytest.
+# end-to-end tests drive (curl, tmux, redis-server, node, bwrap; Go and openai-node if they
+# install), then run pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -33,6 +34,29 @@ if [ ! -x "$codex_dir/node_modules/.bin/codex" ]; then
         echo "installed the Codex CLI $codex_version into $codex_dir"
     else
         echo "warning: could not install the Codex CLI from npm; the Codex tests in tests/oauth are skipped" >&2
+    fi
+fi
+
+# Go (tests/clients: net/http through the proxy, and refused when it goes direct) from Debian's
+# golang-go, and openai-node from the npm registry into .cache/openai-node. Optional: without
+# them their cases are skipped.
+if ! command -v go >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq >/dev/null \
+        && DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq golang-go >/dev/null; then
+        echo "installed Go $(go env GOVERSION)"
+    else
+        echo "warning: Go is not installed (apt-get install golang-go); its client cases are skipped" >&2
+    fi
+fi
+openai_node_version=6.49.0  # the last major release for Node 20 (7.x needs Node 22)
+openai_node_dir=.cache/openai-node
+if [ ! -f "$openai_node_dir/node_modules/openai/package.json" ]; then
+    if command -v npm >/dev/null && mkdir -p "$openai_node_dir" \
+        && timeout 120 npm install --prefix "$openai_node_dir" --no-audit --no-fund --loglevel=error \
+            "openai@$openai_node_version" >/dev/null 2>&1; then
+        echo "installed openai-node $openai_node_version into $openai_node_dir"
+    else
+        echo "warning: could not install openai-node from npm; its client cases are skipped" >&2
     fi
 fi
 

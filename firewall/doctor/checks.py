@@ -112,7 +112,7 @@ def isolation() -> Line:
         return Line(SETUP, name, Status.FAIL, "bubblewrap (bwrap) is not installed", _fix_of(str(exc)))
     why = sandbox.refusal(bwrap)
     if why is not None:
-        return Line(SETUP, name, Status.FAIL, why.split(";")[0], sandbox.NO_USERNS_FIX)
+        return Line(SETUP, name, Status.FAIL, why.split(";")[0], why.split("; ", 1)[-1])
     return Line(SETUP, name, Status.OK, f"{bwrap} works: runs are isolated by default")
 
 

@@ -19,16 +19,19 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _PR_SET_PDEATHSIG = 1
 
 
-def run_in(mounts: sandbox.Mounts, port: int, command: list[str], env: dict[str, str]) -> int:
+def run_in(
+    mounts: sandbox.Mounts, port: int, command: list[str], env: dict[str, str], *, syscall_filter: bool = True
+) -> int:
     """Run `command` in a sandbox whose only way out is 127.0.0.1:`port`, relayed to the same
     address out here; its exit code."""
-    started = sandbox.start(mounts, port, command, env)
+    started = sandbox.start(mounts, port, command, env, syscall_filter=syscall_filter)
     relay = Relay(started.listener, ("127.0.0.1", port))
     relay.start()
     try:
         return wait_forwarding(started.process, started.agent_pid)
     finally:
         relay.close()
+        started.wait_said()
 
 
 def die_with_parent() -> None:

@@ -3,9 +3,12 @@
 Isolated (the default) and, where it differs, `--no-isolate`. For each client that can use a proxy:
 it is answered, the real key reached the upstream (injected by the proxy), the key is nowhere in
 the agent's environment or output, and each request the upstream saw has exactly one audit row.
-For a client that cannot use a proxy (aiohttp's default session): refused at once inside the
-sandbox, nothing reached the upstream; its control, the same client under --no-isolate, goes
-straight to the upstream (no decision, no audit row), which is what isolation is for.
+For a client that cannot use a proxy (aiohttp's default session, Go to a loopback address): refused
+at once inside the sandbox, nothing reached the upstream; its control, the same client under
+--no-isolate, goes straight to the upstream (no decision, no audit row), which is what isolation is for.
+
+Go (Debian's golang-go) and openai-node (npm, into .cache/openai-node) are installed by scripts/test.sh;
+without them their cases are skipped.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clients.toolchains import go_client, openai_node
 from tests.support.fixtures import REAL_KEY
 
 pytestmark = pytest.mark.clients
@@ -37,6 +41,7 @@ class Client:
     answer: str  # in its output when it was answered
     needs: str = ""  # the program it needs, skipped without it
     on_stand_in: bool = False  # git and pip talk to the git host / package index stand-in
+    missing: Callable[[], str | None] = lambda: None  # why it cannot run here, or None
 
 
 MODELS = "gpt-4o-mini"
@@ -63,9 +68,22 @@ CLIENTS = {
     ),
     "node-fetch": Client(lambda base, si: [*NODE, "fetch", f"{base}/v1/models"], "200 {", "node"),
     "node-https": Client(lambda base, si: [*NODE, "https", f"{base}/v1/models"], "200 {", "node"),
+    # Go never proxies a loopback name or address; `localhost.` (the name written in full) is not
+    # one to Go, as api.openai.com is not: Go asks the proxy, which resolves it.
+    "go": Client(
+        lambda base, si: [go_client.binary(), base.replace("//localhost:", "//localhost.:") + "/v1/models"],
+        "200 {",
+        missing=go_client.missing,
+    ),
+    "openai-node": Client(
+        lambda base, si: ["node", str(SCRIPTS / "openai_node.js"), str(openai_node.package()), base],
+        MODELS,
+        "node",
+        missing=openai_node.missing,
+    ),
 }
 # Node's own clients use the proxy only through the run's preload: shown in both modes.
-BOTH_MODES = ("node-fetch", "node-https")
+BOTH_MODES = ("node-fetch", "node-https", "openai-node")
 CASES = [(name, ()) for name in CLIENTS] + [(name, ("--no-isolate",)) for name in BOTH_MODES]
 
 
@@ -83,6 +101,8 @@ def test_client_is_answered_through_the_proxy(matrix, module_upstream, stand_in,
     client = CLIENTS[name]
     if client.needs and shutil.which(client.needs) is None:
         pytest.skip(f"{client.needs} is not installed")
+    if (why := client.missing()) is not None:
+        pytest.skip(why)
     upstream = stand_in if client.on_stand_in else module_upstream
     agent = f"m-{name}{'-ni' if run_args else ''}"
     before = len(upstream.seen)
@@ -127,4 +147,46 @@ def test_aiohttp_default_session_goes_direct_without_isolation(matrix, module_up
     )
     assert result["code"] != 0
     assert "certificate verify failed" in result["stderr"].lower(), result["stderr"]
+    assert [r for r in matrix.audit_rows() if r["agent"] == agent] == []
+
+
+def _go_direct(matrix, upstream, agent: str, url: str, out: Path, *run_args: str, env_prefix=()) -> dict:
+    if (why := go_client.missing()) is not None:
+        pytest.skip(why)
+    return run_agent(matrix, agent, [*env_prefix, go_client.binary(), url], out, *run_args)
+
+
+# Go going direct: to `localhost` with the proxy variables set (Go never proxies a loopback name or
+# address), and to 127.0.0.1 with no proxy variable at all.
+GO_DIRECT = {
+    "localhost-past-the-proxy": ((), "//localhost:"),
+    "no-proxy-settings": (
+        ("env", "-u", "HTTPS_PROXY", "-u", "https_proxy", "-u", "ALL_PROXY", "-u", "all_proxy"),
+        "//127.0.0.1:",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", GO_DIRECT)
+def test_go_going_direct_is_refused_at_once_inside_the_sandbox(matrix, module_upstream, tmp_path, case):
+    env_prefix, host = GO_DIRECT[case]
+    agent = f"m-go-{case}"
+    url = module_upstream.base_url.replace("//localhost:", host) + "/v1/models"
+    before = len(module_upstream.seen)
+    result = _go_direct(matrix, module_upstream, agent, url, tmp_path / "out.json", env_prefix=env_prefix)
+    assert result["code"] == 1, result
+    assert "connection refused" in result["stderr"], result["stderr"]
+    seconds = float(re.search(r"failed after ([0-9.]+) s", result["stderr"])[1])
+    assert seconds < REFUSED_WITHIN, result["stderr"]
+    assert len(module_upstream.seen) == before
+    assert [r for r in matrix.audit_rows() if r["agent"] == agent] == []
+
+
+def test_go_to_loopback_goes_direct_without_isolation(matrix, module_upstream, tmp_path):
+    """The control: under --no-isolate Go reaches the upstream itself (only its test CA is not trusted)."""
+    agent = "m-go-direct-ni"
+    url = module_upstream.base_url.replace("//localhost:", "//127.0.0.1:") + "/v1/models"
+    result = _go_direct(matrix, module_upstream, agent, url, tmp_path / "out.json", "--no-isolate")
+    assert result["code"] == 1, result
+    assert "x509" in result["stderr"] and "unknown authority" in result["stderr"], result["stderr"]
     assert [r for r in matrix.audit_rows() if r["agent"] == agent] == []

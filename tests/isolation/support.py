@@ -83,6 +83,47 @@ class Listeners:
             sock.close()
 
 
+class UnixServer:
+    """A Unix stream socket answering like the Docker API (`GET /version`), counting connections.
+    Open to every user (0777 socket in a 0755 folder), like a socket a user is allowed to reach."""
+
+    ANSWER = b'HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{"ApiVersion":"1.43"}\n'
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o755)
+        self.path = path
+        self.accepted = 0
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        path.chmod(0o777)
+        self.sock.listen()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            with conn:
+                conn.settimeout(5)
+                try:
+                    conn.recv(4096)
+                    conn.sendall(self.ANSWER)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept()
+        except OSError:
+            pass
+        self.sock.close()
+
+
 def escape(
     fw, listeners: Listeners, upstream, out: Path, *run_args: str, python: str = sys.executable
 ) -> tuple[subprocess.CompletedProcess, dict]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.isolation.support import ESCAPE_TIME, Listeners, escape, setup_home
+from tests.isolation.support import ESCAPE_TIME, SCRIPTS, Listeners, UnixServer, escape, setup_home
 from tests.isolation.test_unprivileged import USER
 from tests.support.fixtures import REAL_KEY, Firewall
 
@@ -163,3 +163,30 @@ def test_the_agent_cannot_read_the_users_state_folder(user_firewall):
     assert isolated.returncode == 0 and isolated.stdout.strip() == "False", isolated.stderr
     control = user_firewall.run("run", "--no-isolate", "--", *look)
     assert control.returncode == 0 and control.stdout.strip() == "True", control.stderr
+
+
+def test_an_unprivileged_agent_cannot_reach_a_unix_socket_the_user_can(user_firewall, module_upstream, tmp_path):
+    """A socket the user may connect to (a stand-in for docker.sock, mode 0777, in the user's home):
+    refused at once inside, nothing arrives; the benign controls and the proxy work in the same run;
+    the --no-isolate control reaches it."""
+    server = UnixServer(Path(user_firewall.env["HOME"]) / "run" / "docker.sock")
+    out = Path(user_firewall.env["HOME"]) / "unix.json"
+    script = [sys.executable, str(SCRIPTS / "unix_escape.py"), str(out), str(server.path), module_upstream.base_url]
+    try:
+        done = user_firewall.run("run", "--", *script)
+        assert done.returncode == 0, done.stderr
+        results = json.loads(out.read_text())
+        for name in ("unix_stream", "unix_dgram", "unix_seqpacket", "io_uring"):
+            assert not results[name]["ok"] and "EPERM" in results[name]["error"], (name, results[name])
+            assert results[name]["seconds"] < ESCAPE_TIME, (name, results[name])
+        assert server.accepted == 0
+        for name in ("socketpair_stream", "pool_fork", "pool_spawn", "asyncio_subprocess"):
+            assert results[name]["ok"], (name, results[name])
+        assert results["https_through_proxy"]["detail"] == 200, results["https_through_proxy"]
+        control = user_firewall.run("run", "--no-isolate", "--", *script)
+        assert control.returncode == 0, control.stderr
+        results = json.loads(out.read_text())
+        assert results["unix_stream"]["ok"] and "ApiVersion" in results["unix_stream"]["detail"], results
+        assert server.accepted >= 1
+    finally:
+        server.close()

@@ -1,0 +1,3 @@
+module fwgoclient
+
+go 1.19
