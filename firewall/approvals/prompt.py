@@ -1,8 +1,9 @@
 """`firewall approvals`: watch for held requests and ask a person about each, in the terminal.
 
 The oldest pending request is shown with its context and a countdown; one key
-decides it (a: allow once, g: allow its rule for its agent for a while, d: deny,
-q: quit). Others queue below it in order. A request answered elsewhere or
+decides it (a: allow once, s: allow once and write down the rule that would let it
+through next time, for review (suggest_rule.py), g: allow its rule for its agent for a while,
+d: deny, q: quit). Others queue below it in order. A request answered elsewhere or
 expired disappears. A new request rings the terminal bell.
 """
 
@@ -52,6 +53,7 @@ def screen(queue: list[Approval], now: float, grant_for: float, notices: list[st
         lines += [""]
         choices = [
             "[a] allow once",
+            "[s] allow once, suggest a rule",
             f"[g] allow rule {printable(head.rule)} for agent {printable(head.agent)} for {duration(grant_for)}",
             "[d] deny",
             "[q] quit",
@@ -92,6 +94,7 @@ class Prompt:
         keys: Keys,
         clock: Callable[[], float] = time.time,
         width: Callable[[], int] = terminal_width,
+        suggest_to: Path | None = None,
     ):
         self.database = database
         self.grant_for = grant_for
@@ -100,6 +103,7 @@ class Prompt:
         self.keys = keys
         self.clock = clock
         self.width = width  # asked at every redraw: the terminal may be resized
+        self.suggest_to = suggest_to  # where `s` writes rules; None: suggested.policy beside the policy
         self.notices: deque[str] = deque(maxlen=NOTICES_SHOWN)
         self.seen: set[str] = set()
         self.answered: set[str] = set()
@@ -120,7 +124,7 @@ class Prompt:
                 key = self.keys.read(TICK)
                 if key in ("q", "Q"):
                     return
-                if queue and key in ("a", "g", "d"):
+                if queue and key in ("a", "s", "g", "d"):
                     self._answer(db, queue[0], key)
                     self.keys.discard()
         finally:
@@ -145,6 +149,7 @@ class Prompt:
 
     def _answer(self, db, row: Approval, key: str) -> None:
         self.answered.add(row.id)
+        suggested = self._suggestion(db, row) if key == "s" else None
         try:
             answer = store.answer(
                 db,
@@ -165,6 +170,34 @@ class Prompt:
             )
         else:
             self.notices.append(f"{answer.approval.state} {row.id} {what}")
+        if suggested is not None:
+            self._write(suggested)
+
+    def _suggestion(self, db, row: Approval):
+        """The rule `s` proposes for `row`, or None (said in a notice): made before the answer, so a
+        request that cannot get one is still let through once, with the reason shown."""
+        from firewall.approvals.suggest_rule import SuggestError, suggest_rule
+
+        try:
+            return suggest_rule(db, row, self.user, self.suggest_to)
+        except SuggestError as exc:
+            self.notices.append(f"no rule suggested: {exc}")
+            return None
+
+    def _write(self, suggested) -> None:
+        from firewall.approvals.suggest_rule import SuggestError, write
+
+        try:
+            write(suggested)
+        except SuggestError as exc:
+            self.notices.append(str(exc))
+            return
+        for rule, where in zip(suggested.rules, suggested.where, strict=True):
+            self.notices.append(f"suggested rule, for {where}: {printable(rule)}")
+        self.notices.append(
+            f"written to {printable(str(suggested.path))} for review (the policy's tests with it: "
+            f"{suggested.tests_hold} hold, {suggested.tests_fail} do not); `firewall policy apply` puts it in force"
+        )
 
 
 class TerminalKeys:

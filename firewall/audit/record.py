@@ -52,6 +52,9 @@ class AuditRecord:
     cached_tokens: int | None = None
     cost_usd: float | None = None
     model: str | None = None  # the model the answer named (or the request, when it named none)
+    # The request fields its host block's conditions read that no other column holds (headers, JSON
+    # fields, body.size), as JSON, masked (firewall/policy/field_values.py); None when it reads none.
+    fields: str | None = None
 
     def __post_init__(self) -> None:
         for name, check, optional in _CHECKS:
@@ -134,7 +137,7 @@ FIELD_INDEX = {name: i for i, name in enumerate(_NAMES)}  # a field's place in a
 COLUMNS: tuple[str, ...] = ("seq", "time", "time_iso", *_NAMES[1:])
 # Columns added by a later migration: a row hashes them only when they hold a value, so the rows
 # written before they existed keep their hashes.
-ADDED_COLUMNS: tuple[str, ...] = ("input_tokens", "output_tokens", "cached_tokens", "cost_usd", "model")
+ADDED_COLUMNS: tuple[str, ...] = ("input_tokens", "output_tokens", "cached_tokens", "cost_usd", "model", "fields")
 # Every column in table order: the added ones came after `hash` (ALTER TABLE ... ADD COLUMN).
 TABLE_COLUMNS: tuple[str, ...] = (
     *(c for c in COLUMNS if c not in ADDED_COLUMNS),

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from firewall.policy.decision import TUNNEL_METHOD, Request
+from firewall.policy.field_values import rebuild
 from firewall.policy.replay import Recorded, Replay
 
 if TYPE_CHECKING:
@@ -34,15 +35,21 @@ NOT_DECIDED = frozenset(
     }
 )
 
-_COLUMNS = "agent, method, scheme, host, port, path, query, reason"
+_COLUMNS = "agent, method, scheme, host, port, path, query, reason, fields"
 
 
-def _recorded(agent, method, scheme, host, port, path, query, reason) -> Recorded:
+def _recorded(agent, method, scheme, host, port, path, query, reason, fields=None) -> Recorded:
     if scheme == "tcp":
         return Recorded(Request(TUNNEL_METHOD, "tcp", host, port, "", agent=agent), reason)
     masked = frozenset(name for name, value in parse_qsl(query) if MASK in value) if MASK in query else frozenset()
     target = f"{path}?{query}" if query else path
-    return Recorded(Request(method, scheme, host, port, target, agent=agent), reason, masked)
+    headers, body, size, known = rebuild(fields)  # the fields the block's conditions read, as recorded
+    if body is None:
+        body = b""
+    request = Request(
+        method, scheme, host, port, target, headers, body, len(body) if size is None else size, agent=agent
+    )
+    return Recorded(request, reason, masked, known)
 
 
 def _rows(db: sqlite_utils.Database, since: float | None) -> Iterator[tuple]:

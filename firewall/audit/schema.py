@@ -73,3 +73,9 @@ def add_usage_columns(db: sqlite_utils.Database) -> None:
     ):
         db.execute(f"ALTER TABLE audit ADD COLUMN {column} {kind}")
     db.execute("CREATE INDEX audit_model ON audit (model)")
+
+
+@MIGRATIONS()
+def add_fields_column(db: sqlite_utils.Database) -> None:
+    """The request fields a condition read, for `policy replay` (docs/audit.md): NULL in the rows before."""
+    db.execute("ALTER TABLE audit ADD COLUMN fields TEXT")

@@ -27,7 +27,7 @@ from firewall.state.db import transaction
 _ROW = f"({', '.join('?' * (len(COLUMNS) + 2))})"
 _INSERT = f"INSERT INTO audit ({', '.join(COLUMNS)}, prev_hash, hash) VALUES "
 # Rows per INSERT: powers of two, so a batch of any size takes at most one statement of each
-# (six cached statements, never one per batch size). 32 rows x 25 columns = 800 bound
+# (six cached statements, never one per batch size). 32 rows x 31 columns = 992 bound
 # variables, under SQLite's lowest limit (999, before 3.32).
 _CHUNKS = (32, 16, 8, 4, 2, 1)
 _INSERTS = {rows: _INSERT + ", ".join([_ROW] * rows) for rows in _CHUNKS}

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import sqlite_utils
@@ -23,6 +24,14 @@ app = typer.Typer(no_args_is_help=False, add_completion=False)
 DEFAULT_GRANT = "10m"
 
 Json = Annotated[bool, typer.Option("--json", help="Output JSON.")]
+SuggestTo = Annotated[
+    Path | None,
+    typer.Option(
+        "--suggest-to",
+        metavar="FILE",
+        help="Where a suggested rule is written (appended); default: suggested.policy beside the policy in force.",
+    ),
+]
 
 
 @app.callback(invoke_without_command=True)
@@ -31,18 +40,21 @@ def prompt(
     grant_for: Annotated[
         str, typer.Option("--grant-for", help=f"How long `g` allows a rule for an agent: {DURATION_EXAMPLES}.")
     ] = DEFAULT_GRANT,
+    suggest_to: SuggestTo = None,
 ) -> None:
     """Answer requests held for a person's approval; with no subcommand, ask in this terminal.
 
-    The prompt watches for held requests and asks about each: a (allow once), g (allow the rule
-    for the agent for a while), d (deny), q (quit). The subcommands list and answer them from
-    scripts or another terminal.
+    The prompt watches for held requests and asks about each: a (allow once), s (allow once and
+    write the rule that would let it through to a file, for review), g (allow the rule for the
+    agent for a while), d (deny), q (quit). The subcommands list and answer them from scripts or
+    another terminal.
 
     \b
     Examples:
       firewall approvals --grant-for 30m             # ask here; g allows the rule for 30 minutes
       firewall approvals list                        # what is waiting, with ids
       firewall approvals approve apr_1f2e3d4c5b6a7988 --for 1h
+      firewall approvals approve apr_1f2e3d4c5b6a7988 --suggest   # and propose a rule, for review
       firewall approvals deny apr_1f2e3d4c5b6a7988
       firewall approvals grants                      # standing grants; end one with `revoke ID`
     """
@@ -60,7 +72,14 @@ def prompt(
     database_or_exit(home).close()  # the schema is current before the prompt starts
     try:
         with terminal_keys(sys.stdin.fileno()) as keys:
-            Prompt(home.database, grant_for=seconds, user=getpass.getuser(), out=sys.stdout, keys=keys).run()
+            Prompt(
+                home.database,
+                grant_for=seconds,
+                user=getpass.getuser(),
+                out=sys.stdout,
+                keys=keys,
+                suggest_to=suggest_to,
+            ).run()
     except (KeyboardInterrupt, EOFError):
         pass
     typer.echo("")
@@ -94,12 +113,24 @@ def approve(
         str | None,
         typer.Option("--for", help=f"Also allow the request's rule for its agent for this long: {DURATION_EXAMPLES}."),
     ] = None,
+    suggest: Annotated[
+        bool, typer.Option("--suggest", help="Also write the rule that would let it through next time, for review.")
+    ] = False,
+    suggest_to: SuggestTo = None,
 ) -> None:
     """Let a held request through; with --for, also let the same rule through for its agent for a while.
+
+    With --suggest, also propose the narrowest rule that would let this request through without a
+    person (for its agent, just before the rule that held it), checked against the policy's tests,
+    and append it to --suggest-to FILE (default: suggested.policy beside the policy in force).
+    Nothing is applied: review the file and put it in force with `firewall policy apply`.
 
     Example: firewall approvals approve apr_1f2e3d4c5b6a7988 --for 1h
     """
     seconds = _duration_or_exit(grant_for, "--for") if grant_for is not None else None
+    suggested = (
+        _suggestion(approval_id, suggest_to) if suggest else None
+    )  # before the answer: a failure changes nothing
     answer = _answer(approval_id, approve=True, grant_for=seconds)
     row = answer.approval
     typer.echo(f"approved {row.id}: {row.method} {row.url} (agent {row.agent})")
@@ -109,6 +140,36 @@ def approve(
             f"granted rule {grant.rule} to agent {grant.agent} for {render.duration(seconds)} "
             f"({grant.id}; end it early with `firewall approvals revoke {grant.id}`)"
         )
+    if suggested is not None:
+        _write_suggestion(suggested)
+
+
+def _suggestion(approval_id: str, to: Path | None):
+    from firewall.approvals.suggest_rule import SuggestError, suggest_rule
+
+    with _database() as db:
+        row = store.get(db, approval_id)
+        if row is None:
+            fail(f"no approval request {approval_id}; list them with `firewall approvals list --all`")
+        try:
+            return suggest_rule(db, row, getpass.getuser(), to)
+        except SuggestError as exc:
+            fail(f"{exc}; nothing was approved (approve without --suggest to let it through once)")
+
+
+def _write_suggestion(suggested) -> None:
+    from firewall.approvals.suggest_rule import SuggestError, write
+
+    try:
+        write(suggested)
+    except SuggestError as exc:
+        fail(f"approved, but {exc}")
+    for rule, where in zip(suggested.rules, suggested.where, strict=True):
+        typer.echo(f"suggested rule, for {where}:\n    {rule}")
+    typer.echo(
+        f"written to {suggested.path} for review (the policy's tests with it: {suggested.tests_hold} hold, "
+        f"{suggested.tests_fail} do not); put it in force with `firewall policy apply`"
+    )
 
 
 @app.command()

@@ -67,7 +67,12 @@ def _add_root(app: typer.Typer) -> None:
 
 
 def _register() -> None:
-    from firewall.cli import policy_cmd, policy_replay_cmd, policy_versions_cmd  # noqa: F401  (adds apply, replay, ...)
+    from firewall.cli import (  # noqa: F401  (adds apply, replay, suggest, ...)
+        policy_cmd,
+        policy_replay_cmd,
+        policy_suggest_cmd,
+        policy_versions_cmd,
+    )
 
     app.add_typer(policy_cmd.app, name="policy")
 

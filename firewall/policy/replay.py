@@ -3,11 +3,14 @@
 Pure: the caller reads the recorded requests (firewall/audit/replay.py) and hands each one here as a
 `Recorded`; `Replay.add` decides it under both policies and classifies the change. The audit log
 records the method, scheme, host, port, canonical path and query (credential-looking values masked)
-and the agent, not the headers, body, resolved addresses or the vault secrets a request carried. A
-decision that depends on what was not recorded is UNKNOWN, never guessed:
+and the agent, and of the headers, JSON body fields and `body.size` only those the conditions of
+the request's host block read when it was decided (field_values.py: the `fields` column; rows
+written before it have none); not the resolved addresses or the vault secrets a request carried.
+A decision that depends on what was not recorded is UNKNOWN, never guessed:
 
 - a rule's condition (or a limit's or budget's, where limits decide the class) reads a header, a
-  JSON field, `body.size` or a masked query parameter, and the request reaches that rule: the
+  JSON field or `body.size` that was not recorded (or was masked, or cut), or a masked query
+  parameter, and the request reaches that rule: the
   condition is evaluated in three-valued logic with those fields unknown, so a rule that is ruled
   out by what was recorded (`agent == "ci" and header.x == "y"` for another agent) does not count;
 - the row was refused for a cause that depends on unrecorded data and on the policy: a private
@@ -75,13 +78,15 @@ DEFAULT_RULE = "(default)"
 class Recorded:
     """One recorded request: what the audit row holds of it.
 
-    `request` has no headers, body or addresses (they were not recorded); `masked` names the query
-    parameters whose recorded value is masked; `reason` is the row's recorded reason.
+    `request` has no addresses, and of the headers and body only what gives the `fields` recorded
+    their values; `masked` names the query parameters whose recorded value is masked; `reason` is the
+    row's recorded reason.
     """
 
     request: Request
     reason: str = Reason.RULE
     masked: frozenset[str] = frozenset()
+    fields: frozenset[str] = frozenset()  # header, JSON and body.size fields recorded exactly (`request` holds them)
 
 
 @dataclass(frozen=True)
@@ -116,14 +121,29 @@ class Example:
 class _RecordedView(RequestView):
     """The fields conditions read, with the ones the audit log does not record unreadable."""
 
-    def __init__(self, request: Request, host: str, path: str, query: str, masked: frozenset[str]) -> None:
+    def __init__(self, request: Request, host: str, path: str, query: str, recorded: Recorded) -> None:
         super().__init__(request, host, path, query)
-        self.masked = masked
+        self.masked = recorded.masked
+        self.known = recorded.fields
+
+    def unrecorded(self, field: FieldRef) -> bool:
+        if field.kind in _UNRECORDED_KINDS:
+            return field.text not in self.known
+        return field.kind == "query" and field.key[0] in self.masked
 
     def value(self, field: FieldRef) -> object:
-        if field.kind in _UNRECORDED_KINDS or (field.kind == "query" and field.key[0] in self.masked):
-            return UNREADABLE
-        return super().value(field)
+        return UNREADABLE if self.unrecorded(field) else super().value(field)
+
+
+def _depends(cond: Cond | None, view: _RecordedView) -> bool:
+    """Whether `cond` reads a field the audit log did not record for this request."""
+    if cond is None:
+        return False
+    if isinstance(cond, (CompareCond, InCond, MatchCond)):
+        return view.unrecorded(cond.field)
+    if isinstance(cond, NotCond):
+        return _depends(cond.item, view)
+    return any(_depends(item, view) for item in cond.items)
 
 
 def _applies(match: RequestMatcher, method: str, view: _RecordedView) -> bool | None:
@@ -145,40 +165,43 @@ class _Walk:
 _NO_WALK = _Walk(None, frozenset(), frozenset())
 
 
-def _reads(cond: Cond | None, kinds: frozenset[str]) -> bool:
-    """Whether evaluating `cond` reads a field of one of `kinds`."""
+def _reads(cond: Cond | None, kinds: frozenset[str], out: set[str]) -> bool:
+    """Whether evaluating `cond` reads a field of one of `kinds`; adds to `out` the names of those of
+    _UNRECORDED_KINDS it reads."""
     if cond is None:
         return False
     if isinstance(cond, (CompareCond, InCond, MatchCond)):
+        if cond.field.kind in _UNRECORDED_KINDS:
+            out.add(cond.field.text)
         return cond.field.kind in kinds
     if isinstance(cond, NotCond):
-        return _reads(cond.item, kinds)
-    return any(_reads(item, kinds) for item in cond.items)
+        return _reads(cond.item, kinds, out)
+    return any([_reads(item, kinds, out) for item in cond.items])  # a list: every item adds its fields
 
 
-_READS: dict[tuple[int, bool], tuple[CompiledBlock, bool]] = {}  # by id: hashing a block hashes all it holds
+_READS: dict[int, tuple[CompiledBlock, frozenset[str], bool]] = {}  # by id: hashing a block hashes all it holds
 
 
-def _reads_unrecorded(block: CompiledBlock, masked: bool) -> bool:
-    """Whether a rule, limit or budget of `block` reads a field the audit log does not record (the query
-    too, when some of its values were masked)."""
-    found = _READS.get((id(block), masked))
-    if found is not None and found[0] is block:
-        return found[1]
-    kinds = _UNRECORDED_KINDS | {"query"} if masked else _UNRECORDED_KINDS
-    matchers = [rule.match for rule in block.rules] + [limit.match for limit in block.limits]
-    matchers += [budget.match for budget in block.budgets]
-    reads = any(_reads(m.when, kinds) for m in matchers)
-    if len(_READS) > 4096:
-        _READS.clear()
-    _READS[(id(block), masked)] = (block, reads)  # the block kept alive, so its id is not reused
-    return reads
+def _reads_unrecorded(block: CompiledBlock, recorded: Recorded) -> bool:
+    """Whether a rule, limit or budget of `block` reads a header, JSON or body.size field that was not
+    recorded for this request (or, when some query values were masked, a query parameter)."""
+    found = _READS.get(id(block))
+    if found is None or found[0] is not block:
+        matchers = [rule.match for rule in block.rules] + [limit.match for limit in block.limits]
+        matchers += [budget.match for budget in block.budgets]
+        read: set[str] = set()
+        query = any([_reads(m.when, frozenset({"query"}), read) for m in matchers])
+        if len(_READS) > 4096:
+            _READS.clear()
+        found = _READS[id(block)] = (block, frozenset(read), query)  # the block kept alive: its id is not reused
+    _, fields, reads_query = found
+    return bool(fields - recorded.fields) or (bool(recorded.masked) and reads_query)
 
 
 def _walk(block: CompiledBlock | None, request: Request, recorded: Recorded, decision: Decision) -> _Walk:
     if block is None or request.scheme == "tcp":
         return _NO_WALK
-    if not _reads_unrecorded(block, bool(recorded.masked)):  # the engine's own answer is exact
+    if not _reads_unrecorded(block, recorded):  # the engine's own answer is exact
         keys = [limit.key for limit in decision.limits] + [budget.key for budget in decision.budgets]
         return _Walk(None, frozenset(keys), frozenset())
     host = normalized_host(request.host)
@@ -188,13 +211,15 @@ def _walk(block: CompiledBlock | None, request: Request, recorded: Recorded, dec
         return _NO_WALK  # the engine blocks it before any rule (a safety check)
     if host is None:
         return _NO_WALK
-    view = _RecordedView(request, host, canonical.path, canonical.query, recorded.masked)
+    view = _RecordedView(request, host, canonical.path, canonical.query, recorded)
     unknown_rule = None
     for rule in block.rules_for(request.method):
         applies = _applies(rule.match, request.method, view)
         if applies is None:
-            unknown_rule = rule.source.id
-            break
+            if _depends(rule.match.when, view):
+                unknown_rule = rule.source.id
+                break
+            applies = rule.verdict is not Verdict.ALLOW  # unknown from what was recorded: the engine fails closed
         if applies:
             break
     known: set[str] = set()
@@ -203,9 +228,9 @@ def _walk(block: CompiledBlock | None, request: Request, recorded: Recorded, dec
     counted += [(budget.key, budget.match) for budget in block.budgets]
     for key, match in counted:
         applies = _applies(match, request.method, view)
-        if applies is None:
+        if applies is None and _depends(match.when, view):
             unsure.add(key)
-        elif applies:
+        elif applies is not False:  # True, or unknown from what was recorded: a limit counts it
             known.add(key)
     return _Walk(unknown_rule, frozenset(known), frozenset(unsure))
 

@@ -48,6 +48,7 @@ class FlowNotes:
     cached_tokens: int | None = None
     cost_usd: float | None = None
     model: str | None = None
+    fields: dict | None = None  # the request fields its host block's conditions read (audit column `fields`)
     recorded: bool = False
 
     def refuse(self, outcome: Outcome, reason: str, detail: str | None = None, rule: str | None = None) -> None:

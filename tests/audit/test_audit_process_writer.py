@@ -22,7 +22,7 @@ from firewall.audit.batching import AuditWriteError
 from firewall.audit.chain import verify
 from firewall.audit.process_writer import ProcessAuditWriter, encode_frame
 from firewall.audit.record import AuditRecord
-from firewall.audit.schema import add_usage_columns, create_audit_tables
+from firewall.audit.schema import add_fields_column, add_usage_columns, create_audit_tables
 from firewall.state.db import open_database
 from tests.audit.support import make_record
 
@@ -122,6 +122,7 @@ def test_a_failing_write_is_logged_once_and_its_end_too(db_path: Path, caplog: p
             writer.flush(timeout=2.5)  # two or three failed attempts
         create_audit_tables(db)
         add_usage_columns(db)
+        add_fields_column(db)
         db.conn.close()
         writer.flush(timeout=10)
     messages = [r.getMessage() for r in caplog.records]

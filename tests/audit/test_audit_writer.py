@@ -18,7 +18,7 @@ import pytest
 from firewall.audit.batching import AuditWriteError
 from firewall.audit.chain import verify
 from firewall.audit.process_writer import ProcessAuditWriter
-from firewall.audit.schema import add_usage_columns, create_audit_tables
+from firewall.audit.schema import add_fields_column, add_usage_columns, create_audit_tables
 from firewall.audit.writer import AuditWriter
 from firewall.state.db import open_database
 from tests.audit.support import make_record
@@ -159,6 +159,7 @@ def test_a_failing_batch_is_retried_until_it_is_written(db_path: Path, kind: typ
         assert "no such table: audit" in str(writer.error)
         create_audit_tables(db)  # the table comes back: the kept record goes in on the next attempt
         add_usage_columns(db)
+        add_fields_column(db)
         db.conn.close()
         writer.flush(timeout=10)
         assert writer.error is None

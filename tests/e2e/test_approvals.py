@@ -409,3 +409,65 @@ def _alive(terminal: Terminal) -> bool:
         return True
     except subprocess.CalledProcessError:
         return False
+
+
+def test_the_prompt_s_key_lets_the_request_through_and_writes_a_rule_for_review(fw, module_upstream, tmp_path):
+    raw = tmp_path / "terminal.raw"
+    raw.touch()
+    out = tmp_path / "rules.policy"
+    command = [sys.executable, "-m", "firewall", "approvals", "--suggest-to", str(out)]
+    terminal = Terminal(fw, tmp_path / "tmux.sock", command, raw)
+    version = json.loads(fw.run("policy", "show", "--json", check=True).stdout)["version"]
+    try:
+        terminal.wait_for("Waiting for requests that need approval")
+        policy = POLICY.format(timeout="30s", port=module_upstream.port)
+        url = f"{module_upstream.base_url}/v1/fine_tuning/jobs"
+        control = start_agent(fw, "ci-nosuggest", url, TUNE)
+        terminal.wait_for("agent    ci-nosuggest", "[s] allow once, suggest a rule")
+        terminal.press("a")
+        assert finish(control)[0] == "200"
+        terminal.wait_for("approved apr_")
+        assert not out.exists()  # the control: `a` writes no rule
+
+        agent = start_agent(fw, "ci-suggest", url, TUNE)
+        terminal.wait_for("agent    ci-suggest\n")
+        terminal.press("s")
+        assert finish(agent)[0] == "200"
+        rule = 'allow POST /v1/fine_tuning/jobs when agent == "ci-suggest"'
+        approve_line = rule_line(policy, "approve POST /v1/fine_tuning")
+        screen = terminal.wait_for("suggested rule, for", rule, "written to", str(out))
+        assert f"just before the rule at test.policy:{approve_line}" in screen
+        text = out.read_text()
+        assert rule in text and f"goes just before test.policy:{approve_line}" in text
+        assert fw.run("policy", "check", str(out)).returncode == 0  # policy text, to review and merge
+        # Nothing was applied: the policy in force is the one it was.
+        assert json.loads(fw.run("policy", "show", "--json", check=True).stdout)["version"] == version
+        terminal.press("q")
+        assert wait_until(lambda: not _alive(terminal), 10, 0.1)
+    finally:
+        terminal.close()
+
+
+def test_approve_with_suggest_writes_the_rule_beside_the_policy_and_approve_alone_does_not(fw, module_upstream):
+    beside = fw.home.parent / "suggested.policy"  # the policy in force is fw.home.parent / "test.policy"
+    beside.unlink(missing_ok=True)
+    url = f"{module_upstream.base_url}/v1/fine_tuning/jobs"
+    try:
+        control = start_agent(fw, "ci-cli-plain", url, TUNE)
+        (row,) = wait_pending(fw, "ci-cli-plain")
+        fw.run("approvals", "approve", row["id"], check=True)
+        assert finish(control)[0] == "200"
+        assert not beside.exists()  # the control: a plain approve writes nothing
+
+        agent = start_agent(fw, "ci-cli-suggest", url, TUNE)
+        (row,) = wait_pending(fw, "ci-cli-suggest")
+        done = fw.run("approvals", "approve", row["id"], "--suggest", check=True)
+        assert finish(agent)[0] == "200"
+        rule = 'allow POST /v1/fine_tuning/jobs when agent == "ci-cli-suggest"'
+        assert rule in done.stdout and f"written to {beside}" in done.stdout
+        assert rule in beside.read_text()
+
+        missing = fw.run("approvals", "approve", "apr_0000000000000000", "--suggest")
+        assert missing.returncode == 1 and "no approval request apr_0000000000000000" in missing.stderr
+    finally:
+        beside.unlink(missing_ok=True)

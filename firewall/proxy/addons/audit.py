@@ -7,6 +7,7 @@ row too.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import replace
@@ -19,9 +20,12 @@ from firewall.policy.outcomes import Outcome
 from firewall.proxy.notes import FlowNotes, notes_of
 from firewall.proxy.refusals import ProxyReason
 from firewall.proxy.runtime import Runtime
-from firewall.redaction import mask_query
+from firewall.redaction import MASK, looks_secret, mask_query
 
 log = logging.getLogger("firewall.proxy")
+
+# Headers whose values are credentials whatever they look like (looks_secret reads names and values).
+_SECRET_HEADERS = frozenset({"cookie", "set-cookie", "proxy-authorization", "authorization"})
 
 
 class CountingWriter:
@@ -177,5 +181,24 @@ class Auditor:
                 cached_tokens=notes.cached_tokens,
                 cost_usd=notes.cost_usd,
                 model=notes.model,
+                fields=self._fields(notes.fields),
             )
         )
+
+    def _fields(self, fields: dict | None) -> str | None:
+        """The recorded request fields as JSON, each value that looks like a credential or holds a vault
+        value masked (a condition on it then replays as unknown)."""
+        if not fields:
+            return None
+        redact = self.runtime.secret_index.redact
+
+        def masked(name: str, value: object) -> object:
+            if not isinstance(value, str):
+                return value
+            return MASK if name in _SECRET_HEADERS or looks_secret(name, value, redact) else value
+
+        out = {}
+        for field, value in fields.items():
+            name = field.rsplit(".", 1)[-1]
+            out[field] = [masked(name, v) for v in value] if isinstance(value, list) else masked(name, value)
+        return json.dumps(out, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

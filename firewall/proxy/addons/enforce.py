@@ -22,7 +22,7 @@ from urllib.parse import quote
 from mitmproxy import http
 
 from firewall.approvals.broker import ApprovalBroker
-from firewall.policy import Decision, Request, Verdict
+from firewall.policy import Decision, Request, Verdict, field_values
 from firewall.policy.outcomes import Outcome, approval_outcome, blocked_outcome, forwarded_outcome
 from firewall.proxy.addons.reauthorize import remember_oauth
 from firewall.proxy.budget_gate import budget_refusal, check_budgets
@@ -77,9 +77,10 @@ class Enforcer:
         notes = notes_of(flow)
         try:
             request = self._request(flow, notes)
+            policy = self.runtime.policy  # one version decides it all
             try:
                 decision, addresses = await decide_with_addresses(
-                    self.runtime.policy,
+                    policy,
                     request,
                     self.resolver,
                     time.time(),  # one version decides it all
@@ -90,6 +91,11 @@ class Enforcer:
                 return
             notes.decision = decision
             notes.rule = decision.rule.id if decision.rule else None
+            if decision.host:  # what the block's conditions read, for the audit log (and so replay)
+                block = policy.block_for(decision.host, request.port)
+                notes.fields = field_values.values(
+                    block, request, decision.host, decision.canonical_path, decision.query
+                )
             if await self._apply(flow, notes, decision):
                 # Let through: the proxy may connect there, to these addresses only (dial_guard.py).
                 self.resolver.pin(request.host, request.port, addresses)
