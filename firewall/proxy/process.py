@@ -44,6 +44,7 @@ class ProxyInfo:
     state_file: Path
     problems: tuple[tuple[str, str], ...] = ()  # (what fails, what happened and what the proxy does meanwhile)
     upstream_ca: str | None = None  # the extra upstream CA it trusts (--upstream-ca), as an absolute path
+    policy: dict | None = None  # the policy version in force: {"version": N, "sha256": ...}; None: none yet
 
     @property
     def url(self) -> str:
@@ -76,6 +77,7 @@ def read_info(state_file: Path) -> ProxyInfo | None:
         state_file=state_file,
         problems=tuple((str(p["what"]), str(p["message"])) for p in data.get("problems", ())),
         upstream_ca=data.get("upstream_ca"),
+        policy=data.get("policy"),
     )
     if not exists(info.pid):
         state_file.unlink(missing_ok=True)

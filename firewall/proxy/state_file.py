@@ -26,6 +26,7 @@ class StateFile:
         self.path = path
         self._base: dict | None = None  # pid, port, ...: set once the proxy listens
         self._problems: dict[str, str] = {}  # what failed -> what happened and what the proxy does meanwhile
+        self._notes: dict[str, object] = {}  # what changes while it runs: the policy version in force
         self._lock = threading.Lock()
         self._closed = False
 
@@ -41,6 +42,13 @@ class StateFile:
                 self._problems.pop(what, None)
             else:
                 self._problems[what] = message
+            if self._base is not None:
+                self._write()
+
+    def note(self, key: str, value: object) -> None:
+        """Record `key` (e.g. the policy in force) and rewrite the file if the proxy listens. Any thread."""
+        with self._lock:
+            self._notes[key] = value
             if self._base is not None:
                 self._write()
 
@@ -60,7 +68,7 @@ class StateFile:
         if self._closed:
             return
         problems = [{"what": what, "message": message} for what, message in self._problems.items()]
-        data = json.dumps({**self._base, "problems": problems, **extra}).encode()
+        data = json.dumps({**self._base, **self._notes, "problems": problems, **extra}).encode()
         padded = data.ljust(-(-len(data) // BLOCK) * BLOCK)
         try:
             write_private_file(self.path, padded)
