@@ -34,6 +34,15 @@ BELL = "\a"
 CLEAR = "\x1b[H\x1b[2J"
 
 
+def prompt_via(fd: int) -> str:
+    """Where the prompt's answers come from, for the audit table: `prompt on pts/3`."""
+    try:
+        name = os.ttyname(fd)
+    except OSError:
+        return "prompt"
+    return f"prompt on {name.removeprefix('/dev/')}"
+
+
 def terminal_width() -> int:
     return shutil.get_terminal_size().columns
 
@@ -92,6 +101,8 @@ class Prompt:
         keys: Keys,
         clock: Callable[[], float] = time.time,
         width: Callable[[], int] = terminal_width,
+        via: str = "prompt",
+        paint: Callable[[str], str] | None = None,
     ):
         self.database = database
         self.grant_for = grant_for
@@ -100,6 +111,8 @@ class Prompt:
         self.keys = keys
         self.clock = clock
         self.width = width  # asked at every redraw: the terminal may be resized
+        self.via = via  # recorded with each answer: "prompt on pts/3"
+        self.paint = paint or (lambda text: text)  # colours for a terminal that takes them (cli/colour.py)
         self.notices: deque[str] = deque(maxlen=NOTICES_SHOWN)
         self.seen: set[str] = set()
         self.answered: set[str] = set()
@@ -115,7 +128,7 @@ class Prompt:
                 self._note_gone(db, shown, queue)
                 self._ring_for_new(queue)
                 shown = queue
-                self.out.write(CLEAR + screen(queue, now, self.grant_for, list(self.notices), self.width()))
+                self.out.write(CLEAR + self.paint(screen(queue, now, self.grant_for, list(self.notices), self.width())))
                 self.out.flush()
                 key = self.keys.read(TICK)
                 if key in ("q", "Q"):
@@ -153,6 +166,7 @@ class Prompt:
                 by=self.user,
                 now=self.clock(),
                 grant_for=self.grant_for if key == "g" else None,
+                via=self.via,
             )
         except records.ApprovalError as exc:
             self.notices.append(str(exc))

@@ -14,6 +14,7 @@ import typer
 
 from firewall.approvals import grants as grant_rows
 from firewall.approvals import records, render, store
+from firewall.cli import colour
 from firewall.cli.errors import fail
 from firewall.cli.grant_sync import end_orphan_grants, ended_line, in_force
 from firewall.cli.state import database_or_exit, home_or_exit
@@ -21,6 +22,7 @@ from firewall.text import DURATION_EXAMPLES, parse_duration
 
 app = typer.Typer(no_args_is_help=False, add_completion=False)
 DEFAULT_GRANT = "10m"
+CLI = "cli"  # `decided_via` of an answer given by `approvals approve|deny`
 
 Json = Annotated[bool, typer.Option("--json", help="Output JSON.")]
 
@@ -48,7 +50,7 @@ def prompt(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from firewall.approvals.prompt import Prompt, terminal_keys
+    from firewall.approvals.prompt import Prompt, prompt_via, terminal_keys
 
     seconds = _duration_or_exit(grant_for, "--grant-for")
     if not sys.stdin.isatty():
@@ -60,7 +62,15 @@ def prompt(
     database_or_exit(home).close()  # the schema is current before the prompt starts
     try:
         with terminal_keys(sys.stdin.fileno()) as keys:
-            Prompt(home.database, grant_for=seconds, user=getpass.getuser(), out=sys.stdout, keys=keys).run()
+            Prompt(
+                home.database,
+                grant_for=seconds,
+                user=getpass.getuser(),
+                out=sys.stdout,
+                keys=keys,
+                via=prompt_via(sys.stdin.fileno()),
+                paint=colour.prompt_screen if colour.enabled(sys.stdout) else None,
+            ).run()
     except (KeyboardInterrupt, EOFError):
         pass
     typer.echo("")
@@ -161,7 +171,13 @@ def _answer(approval_id: str, *, approve: bool, grant_for: float | None) -> reco
     with _database() as db:
         try:
             return store.answer(
-                db, approval_id, approve=approve, by=getpass.getuser(), now=time.time(), grant_for=grant_for
+                db,
+                approval_id,
+                approve=approve,
+                by=getpass.getuser(),
+                now=time.time(),
+                grant_for=grant_for,
+                via=CLI,
             )
         except records.ApprovalError as exc:
             fail(str(exc))
