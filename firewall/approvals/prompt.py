@@ -35,6 +35,15 @@ BELL = "\a"
 CLEAR = "\x1b[H\x1b[2J"
 
 
+def prompt_via(fd: int) -> str:
+    """Where the prompt's answers come from, for the audit table: `prompt on pts/3`."""
+    try:
+        name = os.ttyname(fd)
+    except OSError:
+        return "prompt"
+    return f"prompt on {name.removeprefix('/dev/')}"
+
+
 def terminal_width() -> int:
     return shutil.get_terminal_size().columns
 
@@ -95,6 +104,8 @@ class Prompt:
         clock: Callable[[], float] = time.time,
         width: Callable[[], int] = terminal_width,
         suggest_to: Path | None = None,
+        via: str = "prompt",
+        paint: Callable[[str], str] | None = None,
     ):
         self.database = database
         self.grant_for = grant_for
@@ -104,6 +115,8 @@ class Prompt:
         self.clock = clock
         self.width = width  # asked at every redraw: the terminal may be resized
         self.suggest_to = suggest_to  # where `s` writes rules; None: suggested.policy beside the policy
+        self.via = via  # recorded with each answer: "prompt on pts/3"
+        self.paint = paint or (lambda text: text)  # colours for a terminal that takes them (cli/colour.py)
         self.notices: deque[str] = deque(maxlen=NOTICES_SHOWN)
         self.seen: set[str] = set()
         self.answered: set[str] = set()
@@ -119,7 +132,7 @@ class Prompt:
                 self._note_gone(db, shown, queue)
                 self._ring_for_new(queue)
                 shown = queue
-                self.out.write(CLEAR + screen(queue, now, self.grant_for, list(self.notices), self.width()))
+                self.out.write(CLEAR + self.paint(screen(queue, now, self.grant_for, list(self.notices), self.width())))
                 self.out.flush()
                 key = self.keys.read(TICK)
                 if key in ("q", "Q"):
@@ -158,6 +171,7 @@ class Prompt:
                 by=self.user,
                 now=self.clock(),
                 grant_for=self.grant_for if key == "g" else None,
+                via=self.via,
             )
         except records.ApprovalError as exc:
             self.notices.append(str(exc))

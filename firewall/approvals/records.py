@@ -71,6 +71,7 @@ class Approval:
     grant_id: str | None
     used_at: float | None
     used_by_request: str | None
+    decided_via: str | None = None  # where the answer came from: "cli", "prompt on pts/3"
 
     def as_json(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -59,3 +59,9 @@ def create_approval_tables(db: sqlite_utils.Database) -> None:
         """
     )
     db.execute("CREATE INDEX approval_grants_match ON approval_grants (agent, rule)")
+
+
+@MIGRATIONS()
+def record_where_an_answer_came_from(db: sqlite_utils.Database) -> None:
+    """`decided_via`: the prompt (and its terminal) or the CLI, beside `decided_by`, the person."""
+    db.execute("ALTER TABLE approvals ADD COLUMN decided_via TEXT")

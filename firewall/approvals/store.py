@@ -217,15 +217,18 @@ def answer(
     by: str,
     now: float,
     grant_for: float | None = None,
+    via: str | None = None,
 ) -> Answer:
     """Approve or deny a pending row; with `grant_for` (seconds), also grant its rule to its
-    agent until now + grant_for. The first answer wins: a row decided already raises AlreadyDecided."""
+    agent until now + grant_for. `via` says where the answer came from (the CLI, the prompt on a
+    terminal). The first answer wins: a row decided already raises AlreadyDecided."""
     if grant_for is not None and (not approve or grant_for <= 0):
         raise ValueError("grant_for needs approve=True and a positive number of seconds")
     with transaction(db.conn, immediate=True):
         changed = db.execute(
-            "UPDATE approvals SET state = ?, decided_at = ?, decided_by = ? WHERE id = ? AND state = ? AND expires > ?",
-            [APPROVED if approve else DENIED, now, by, approval_id, PENDING, now],
+            "UPDATE approvals SET state = ?, decided_at = ?, decided_by = ?, decided_via = ? "
+            "WHERE id = ? AND state = ? AND expires > ?",
+            [APPROVED if approve else DENIED, now, by, via, approval_id, PENDING, now],
         ).rowcount
         if changed == 1 and grant_for is not None:
             row = get(db, approval_id)

@@ -52,36 +52,84 @@ def align(lines: Sequence[Sequence[str]], widths: Sequence[int] | None = None) -
     ]
 
 
-EXTRA_HEADER = ("APPROVAL", "DETAIL")
 GRANT_PREFIX = "grt_"
 
 
-def approval_cell(approval_id: object) -> str:
-    """Who let a held request through: a standing grant (`grt_…`) is marked apart from a request
-    put to a person (`apr_…`, approved, denied or expired: the DECISION column says which)."""
+def approval_cell(approval_id: object, answered_by: object = None) -> str:
+    """Who let a held request through: a person and where they answered (`alice via cli`), or a
+    standing grant (`grant grt_… by alice`), as `answered_by` says (the approvals records, joined
+    by the CLI); without it, the id: a grant (`grt_…`) marked apart from a request put to a person
+    (`apr_…`, approved, denied or expired: the DECISION column says which)."""
+    if answered_by:
+        return printable(answered_by)
     if not approval_id:
         return "-"
     text = printable(approval_id)
     return f"grant {text}" if text.startswith(GRANT_PREFIX) else f"asked {text}"
 
 
+# How the proxy words a detail that only says who answered (approvals/broker.py, addons/enforce.py):
+# the APPROVAL column says it better once the approvals records are joined (`answered_by`).
+_WHO_ANSWERED = ("approved by ", "denied by ", "an identical request was approved by ", "standing grant by ")
+
+
+def detail_cell(row: Row) -> str:
+    """The row's detail, or `-` when it only restates who answered, which APPROVAL then shows."""
+    detail = printable(row.get("detail"))
+    if row.get("answered_by") and detail.startswith(_WHO_ANSWERED):
+        return "-"
+    return detail
+
+
 def table(rows: Iterable[Row], width: int | None = None) -> list[str]:
     """The audit table; APPROVAL and DETAIL columns only when a row has one; fitted to `width`
-    when given (a terminal), every character kept when not (a pipe)."""
+    when given (a terminal: there an extra column with nothing to say is left out), every
+    character kept when not (a pipe)."""
     rows = list(rows)
     header: tuple[str, ...] = TABLE_HEADER
     lines = [table_cells(row, URL_WIDTH if width is None else None) for row in rows]
-    if any(row.get("approval_id") or row.get("detail") for row in rows):
-        header += EXTRA_HEADER
-        lines = [
-            (*cells, approval_cell(row.get("approval_id")), printable(row.get("detail")))
-            for cells, row in zip(lines, rows)
-        ]
+    extra = [
+        ("APPROVAL", [approval_cell(row.get("approval_id"), row.get("answered_by")) for row in rows]),
+        ("DETAIL", [detail_cell(row) for row in rows]),
+    ]
+    if any(cell != "-" for _, cells in extra for cell in cells):
+        for name, cells in extra:
+            if width is None or any(cell != "-" for cell in cells):
+                header += (name,)
+                lines = [(*line, cell) for line, cell in zip(lines, cells)]
     if width is None:
         return align([header, *lines])
     from firewall.audit.fit import fit
 
     return align(fit([header, *lines], width))
+
+
+TAIL_REASON_WIDTH = 30  # what a reason is given on a terminal before other columns give up room
+
+
+class TailLayout:
+    """`audit tail`'s columns, chosen before any row is seen: the fixed widths when piped (every
+    character kept, byte for byte as before), fitted to `width` on a terminal."""
+
+    def __init__(self, width: int | None) -> None:
+        self.width = width
+        if width is not None:
+            from firewall.audit.fit import layout
+
+            self.keep, self.widths = layout(TABLE_HEADER, (*TAIL_WIDTHS, TAIL_REASON_WIDTH), width)
+
+    def header(self) -> str:
+        return self._line(TABLE_HEADER)
+
+    def line(self, row: Row) -> str:
+        return self._line(table_cells(row, URL_WIDTH if self.width is None else None))
+
+    def _line(self, cells: Sequence[str]) -> str:
+        if self.width is None:
+            return align([cells], TAIL_WIDTHS)[0]
+        from firewall.audit.fit import fit_cells
+
+        return align([fit_cells(cells, TABLE_HEADER, self.keep, self.widths)], self.widths[:-1])[0]
 
 
 def _json_value(value: object) -> object:

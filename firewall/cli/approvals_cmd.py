@@ -15,6 +15,7 @@ import typer
 
 from firewall.approvals import grants as grant_rows
 from firewall.approvals import records, render, store
+from firewall.cli import colour
 from firewall.cli.errors import fail
 from firewall.cli.grant_sync import end_orphan_grants, ended_line, in_force
 from firewall.cli.state import database_or_exit, home_or_exit
@@ -22,6 +23,7 @@ from firewall.text import DURATION_EXAMPLES, parse_duration
 
 app = typer.Typer(no_args_is_help=False, add_completion=False)
 DEFAULT_GRANT = "10m"
+CLI = "cli"  # `decided_via` of an answer given by `approvals approve|deny`
 
 Json = Annotated[bool, typer.Option("--json", help="Output JSON.")]
 SuggestTo = Annotated[
@@ -60,7 +62,7 @@ def prompt(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from firewall.approvals.prompt import Prompt, terminal_keys
+    from firewall.approvals.prompt import Prompt, prompt_via, terminal_keys
 
     seconds = _duration_or_exit(grant_for, "--grant-for")
     if not sys.stdin.isatty():
@@ -79,6 +81,8 @@ def prompt(
                 out=sys.stdout,
                 keys=keys,
                 suggest_to=suggest_to,
+                via=prompt_via(sys.stdin.fileno()),
+                paint=colour.prompt_screen if colour.enabled(sys.stdout) else None,
             ).run()
     except (KeyboardInterrupt, EOFError):
         pass
@@ -222,7 +226,13 @@ def _answer(approval_id: str, *, approve: bool, grant_for: float | None) -> reco
     with _database() as db:
         try:
             return store.answer(
-                db, approval_id, approve=approve, by=getpass.getuser(), now=time.time(), grant_for=grant_for
+                db,
+                approval_id,
+                approve=approve,
+                by=getpass.getuser(),
+                now=time.time(),
+                grant_for=grant_for,
+                via=CLI,
             )
         except records.ApprovalError as exc:
             fail(str(exc))

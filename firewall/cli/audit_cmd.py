@@ -7,7 +7,7 @@ import shutil
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +24,7 @@ from firewall.audit.prune import prune as prune_rows
 from firewall.audit.query import GROUPS, AuditFilter, Row, between, last_seq, newest
 from firewall.audit.query import stats as count_groups
 from firewall.audit.times import ACCEPTED, TimeSpecError, parse_time
+from firewall.cli import colour
 from firewall.cli.errors import fail
 from firewall.state.db import open_database
 from firewall.state.failures import describe_database_error
@@ -73,14 +74,14 @@ def list_rows(
     cap = None if limit == 0 or (export and not _given(ctx, "limit")) else limit
     with _database() as db:
         _check_decision(db, decision)
-        rows = newest(db, filters, cap)
+        rows = with_answers(db, newest(db, filters, cap))
         more = count_rows(db, filters) - len(rows) if cap is not None and len(rows) == cap else 0
     if as_json:
         typer.echo(render.json_array(rows))
     elif as_csv:
         typer.echo(render.csv_text(rows), nl=False)
     elif rows:
-        typer.echo("\n".join(render.table(rows, _table_width())))
+        typer.echo("\n".join(_coloured(render.table(rows, _table_width()))))
     else:
         typer.echo("no audit rows match", err=True)
     if more:
@@ -108,15 +109,18 @@ def tail(
         with _database() as db:
             _check_decision(db, decision)
             after = last_seq(db)
+            columns = render.TailLayout(_table_width())
+            header = columns.header()
+            paint = _decision_painter(header)
             if not as_json:
-                typer.echo(render.align([render.TABLE_HEADER], render.TAIL_WIDTHS)[0])
+                typer.echo(header)
             while count is None or shown < count:
                 upto = last_seq(db)
                 rows = between(db, filters, after, upto)
                 if count is not None:
                     rows = rows[: count - shown]
-                for row in rows:
-                    typer.echo(_tail_line(row, as_json))
+                for row in with_answers(db, rows):
+                    typer.echo(render.json_line(row) if as_json else paint(columns.line(row)))
                 shown += len(rows)
                 if upto == after:
                     time.sleep(POLL_INTERVAL)
@@ -256,6 +260,15 @@ def verify(
         raise typer.Exit(1)
 
 
+def with_answers(db: sqlite_utils.Database, rows: list[Row]) -> list[Row]:
+    """Each row with `answered_by`: who answered its approval (`alice via cli`) or the grant that
+    passed it (`grant grt_… by alice`), from the approvals records; None when nobody did."""
+    from firewall.approvals.who import answered_by
+
+    found = answered_by(db, (row.get("approval_id") for row in rows))
+    return [{**row, "answered_by": found.get(str(row.get("approval_id")))} for row in rows]
+
+
 def _integrity_problems(db: sqlite_utils.Database, most: int = 10) -> list[str]:
     """What SQLite's own check finds wrong anywhere in the file (the chain covers only the audit rows)."""
     try:
@@ -295,10 +308,17 @@ def _append(home: Home, signed: checkpoints.Checkpoint) -> checkpoints.Checkpoin
     return signed
 
 
-def _tail_line(row: Row, as_json: bool) -> str:
-    if as_json:
-        return render.json_line(row)
-    return render.align([render.table_cells(row)], render.TAIL_WIDTHS)[0]
+def _coloured(lines: list[str]) -> list[str]:
+    """The table's decisions coloured on a terminal that takes colour; piped, every byte as it was."""
+    paint = _decision_painter(lines[0])
+    return [lines[0], *(paint(line) for line in lines[1:])]
+
+
+def _decision_painter(header: str) -> Callable[[str], str]:
+    if not colour.enabled(sys.stdout):
+        return lambda line: line
+    start = colour.decision_column(header)
+    return lambda line: colour.decisions(line, start)
 
 
 def _table_width() -> int | None:

@@ -7,13 +7,35 @@ also called by commands that must start fast.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from typing import TextIO
 
 PASS = "green"
 FAIL = "red"
 ADDED = "green"
 REMOVED = "red"
 HUNK = "cyan"
+# The audit `decision` column (firewall/policy/outcomes.py): let through green, refused red, held
+# for a person yellow, over a limit or budget magenta, marked by report mode cyan.
+LET_THROUGH, REFUSED, HELD, LIMITED, REPORTED = "green", "red", "yellow", "magenta", "cyan"
+DECISIONS = {
+    "allow": LET_THROUGH,
+    "probe": LET_THROUGH,
+    "approve": HELD,
+    "approval_used": HELD,
+    "approval_expired": HELD,
+    "approval_cancelled": HELD,
+    "approval_abandoned": HELD,
+    "approval_denied": REFUSED,
+    "block": REFUSED,
+    "exfiltration": REFUSED,
+    "error": REFUSED,
+    "limit": LIMITED,
+    "would_block": REPORTED,
+    "would_approve": REPORTED,
+    "would_limit": REPORTED,
+}
 
 Part = tuple[str, str | None]  # (text, rich style or None)
 
@@ -41,3 +63,57 @@ def diff_style(line: str) -> str | None:
     if line.startswith("@@"):
         return HUNK
     return None
+
+
+def enabled(stream: TextIO) -> bool:
+    """Whether `stream` takes colour, as rich decides it for `echo`: a terminal, not `TERM=dumb`,
+    `NO_COLOR` unset (or `FORCE_COLOR` set)."""
+    from rich.console import Console
+
+    console = Console(file=stream)
+    return console.color_system is not None and not console.no_color
+
+
+def paint(text: str, style: str | None) -> str:
+    """`text` wrapped in the ANSI codes of `style` (a colour name), for lines built as strings."""
+    if not style or not text:
+        return text
+    from rich.color import ColorSystem
+    from rich.style import Style
+
+    return Style.parse(style).render(text, color_system=ColorSystem.STANDARD)
+
+
+def decision_column(header_line: str) -> int | None:
+    """Where the DECISION column starts in an aligned audit table (its header line), if shown."""
+    found = re.search(r"(?:^|  )DECISION(?:  |$)", header_line)
+    return None if found is None else found.start() + (2 if found.group().startswith("  ") else 0)
+
+
+def decisions(line: str, start: int | None) -> str:
+    """One aligned audit table line with its decision word coloured (the header is left plain)."""
+    if start is None or len(line) <= start:
+        return line
+    word = line[start:].split(" ", 1)[0]
+    style = DECISIONS.get(word)
+    if style is None:
+        return line
+    return line[:start] + paint(word, style) + line[start + len(word) :]
+
+
+_KEY = re.compile(r"(^  |   )\[([agd])\]")  # a choice at the start of its line or after the gap between choices
+_KEY_STYLES = {"a": PASS, "g": PASS, "d": FAIL}
+_ANSWER = re.compile(r"^  (approved|denied) ")  # a line under "Recent:" for an answer given here
+_HEADLINE = re.compile(r"^Approval needed: .*$")
+
+
+def prompt_screen(text: str) -> str:
+    """The approval prompt's screen (approvals/prompt.py `screen`) coloured: the headline yellow,
+    the allowing keys green and deny red, the recent answers by what they were."""
+    lines = []
+    for line in text.split("\n"):
+        line = _HEADLINE.sub(lambda m: paint(m.group(), HELD), line)
+        line = _KEY.sub(lambda m: m.group(1) + paint(f"[{m.group(2)}]", _KEY_STYLES[m.group(2)]), line)
+        line = _ANSWER.sub(lambda m: "  " + paint(m.group(1), PASS if m.group(1) == "approved" else FAIL) + " ", line)
+        lines.append(line)
+    return "\n".join(lines)

@@ -85,6 +85,9 @@ def start(
         _keep_passphrase_out_of_environ()  # agents could read this process's /proc/PID/environ
         _serve(home, port, state_file, upstream_ca, limits_storage, audit, limits_timeout, audit_full_action, workers)
         return
+    from firewall.proxy import ca
+
+    given_before = ca.read_given_ca(home)  # the CA agents trusted, to say so if the start replaces it
     try:
         info, _ = process.start_background(
             home,
@@ -102,6 +105,11 @@ def start(
     typer.echo(f"proxy listening on 127.0.0.1:{info.port} (pid {info.pid})")
     if info.workers:
         typer.echo(f"{len(info.workers)} workers (pids {', '.join(map(str, info.workers))}) share its port and counts")
+    replaced = ca.replaced_ca_warning(home, given_before, ca.read_given_ca(home))
+    if replaced:
+        from firewall.cli.errors import warn
+
+        warn(replaced)
     _warn_without_policy(home)
 
 
@@ -211,6 +219,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
             started=info.started,
             limits_storage=info.limits_storage,
             uptime_s=round(time.time() - info.started, 1),
+            policy=info.policy,
+            pinned_policy=info.pinned_policy,
             problems=[{"what": what, "message": message} for what, message in info.problems],
             workers=list(info.workers) or [info.pid],
         )
@@ -225,7 +235,17 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         )
         if info.workers:
             typer.echo(f"workers: {len(info.workers)} (pids {', '.join(map(str, info.workers))})")
+        typer.echo(policy_line(info))
         for what, message in info.problems:
             typer.echo(f"problem: {what} failed: {message}")
     if info is None:
         raise typer.Exit(1)
+
+
+def policy_line(info: process.ProxyInfo) -> str:
+    """Which policy the running proxy enforces: the version it loaded last, as `policy history` names it."""
+    if info.pinned_policy:
+        return "policy: the file given to `firewall run --policy` (this proxy alone; no stored version)"
+    if not info.policy:
+        return "policy: none in force, every request is blocked; apply one with `firewall policy apply PATH`"
+    return f"policy: version {info.policy['version']} (sha256 {str(info.policy['sha256'])[:16]}) in force"

@@ -10,8 +10,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+import textwrap
 import urllib.error
 import urllib.request
+
+WIDTH = 100
+INDENT = " " * 7
 
 
 def call(method: str, url: str, payload: dict | None = None) -> str:
@@ -36,6 +40,7 @@ def main(base: str) -> None:
         ("chat with an expensive model", "POST", f"{base}/v1/chat/completions", {"model": "gpt-4.5"}),
         ("generate an image", "POST", f"{base}/v1/images/generations", {"model": "gpt-image-1"}),
         ("read uploaded files", "GET", f"{base}/v1/files", None),
+        ("start a fine-tuning job (held)", "POST", f"{base}/v1/fine_tuning/jobs", {"model": "gpt-4o-mini"}),
         ("list models", "GET", f"{base}/v1/models", None),
         ("chat again", "POST", f"{base}/v1/chat/completions", {"model": "gpt-4o-mini"}),
         ("and again", "POST", f"{base}/v1/chat/completions", {"model": "gpt-4o-mini"}),
@@ -44,7 +49,10 @@ def main(base: str) -> None:
     ]
     print(f"agent: my OPENAI_API_KEY is {os.environ.get('OPENAI_API_KEY')!r}")
     for label, method, url, payload in steps:
-        print(f"agent: {label:<40} {method:<4} {url.split('//', 1)[1]:<40} -> {call(method, url, payload)}")
+        status, _, message = call(method, url, payload).partition(": ")
+        print(f"agent: {label:<36} {method:<4} {url.split('//', 1)[1]:<40} -> {status}")
+        for line in textwrap.wrap(message, WIDTH - len(INDENT)):  # the refusal's message, as the agent read it
+            print(INDENT + line)
         sys.stdout.flush()
 
 

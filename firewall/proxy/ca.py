@@ -73,7 +73,14 @@ def ensure_ca(home: Home) -> Path:
             "trust the new ca-cert.pem wherever you installed the old one",
             home.ca_dir,
         )
-    CertStore.from_store(path=home.ca_dir, basename=BASENAME, key_size=2048)  # loads it; adds the dhparam file
+    try:
+        CertStore.from_store(path=home.ca_dir, basename=BASENAME, key_size=2048)  # loads it; adds the dhparam file
+    except ValueError as exc:  # a damaged key or certificate: refuse, and change nothing (the user decides)
+        raise ValueError(
+            f"the proxy's CA in {home.ca_dir} cannot be read ({exc}); nothing was changed. To make a new "
+            f"one: move {home.ca_dir} away, start the proxy again, and trust the new ca-cert.pem wherever "
+            "agents trusted the old one"
+        ) from exc
     restrict_ca_files(home)
     return ca_cert_path(home)
 
@@ -155,13 +162,37 @@ def restrict_ca_files(home: Home) -> None:
 
 def write_agent_bundles(home: Home) -> tuple[Path, Path]:
     """(system roots + our CA, our CA alone) for agents; never the private key."""
+    given_before = read_given_ca(home)
     cert = ensure_ca(home).read_bytes()
     if b"PRIVATE KEY" in cert:
         raise StateError(f"{ca_cert_path(home)} holds a private key; refusing to give it to agents")
+    changed = replaced_ca_warning(home, given_before, cert)
+    if changed:
+        log.warning(changed)
     bundle = system_roots().read_bytes().rstrip(b"\n") + b"\n" + cert
     write_private_file(agent_bundle_path(home), bundle)
     write_private_file(agent_ca_path(home), cert)
     return agent_bundle_path(home), agent_ca_path(home)
+
+
+def read_given_ca(home: Home) -> bytes | None:
+    """The CA certificate agents were last given (`run/ca-cert.pem`), if any: what they trust."""
+    try:
+        return agent_ca_path(home).read_bytes()
+    except OSError:
+        return None
+
+
+def replaced_ca_warning(home: Home, given_before: bytes | None, current: bytes | None) -> str | None:
+    """One line saying the CA changed under agents that trusted the old one (its `ca/` folder was
+    deleted or damaged and a new CA made); None when nothing changed or nothing was given before."""
+    if given_before is None or current is None or given_before.strip() == current.strip():
+        return None
+    return (
+        f"the proxy's CA in {home.ca_dir} is new (the old one was deleted, damaged or moved away): agents "
+        f"and trust stores that trusted the old CA fail TLS through the proxy until they trust the new "
+        f"{ca_cert_path(home)} (`firewall run` gives its agents the new one)"
+    )
 
 
 def read_upstream_ca(extra_ca: Path) -> bytes:

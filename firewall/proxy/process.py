@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from firewall.proxy.settings import LIMITS_TIMEOUT, ProxySettings, SettingsError
+from firewall.proxy.state_file import worker_state_file
 from firewall.proxy.stopping import (  # noqa: F401  (their home was this module: callers import them from here)
     DEFAULT_GRACE,
     MAX_GRACE,
@@ -53,6 +54,7 @@ class ProxyInfo:
     problems: tuple[tuple[str, str], ...] = ()  # (what fails, what happened and what the proxy does meanwhile)
     upstream_ca: str | None = None  # the extra upstream CA it trusts (--upstream-ca), as an absolute path
     workers: tuple[int, ...] = ()  # its worker processes (supervisor.py; `pid` is their supervisor)
+    policy: dict | None = None  # the policy version in force: {"version": N, "sha256": ...}; None: none yet
 
     @property
     def url(self) -> str:
@@ -86,11 +88,22 @@ def read_info(state_file: Path) -> ProxyInfo | None:
         problems=tuple((str(p["what"]), str(p["message"])) for p in data.get("problems", ())),
         upstream_ca=data.get("upstream_ca"),
         workers=tuple(int(pid) for pid in data.get("workers", ())),
+        policy=data.get("policy") or _workers_policy(state_file, data),
     )
     if not exists(info.pid):
         state_file.unlink(missing_ok=True)
         return None
     return info
+
+
+def _workers_policy(state_file: Path, data: dict) -> dict | None:
+    """The policy version a supervisor's workers have loaded: they load it, not the supervisor,
+    and worker 0's file says which (every worker loads the same stored version)."""
+    if not data.get("workers"):
+        return None
+    worker = read_json(worker_state_file(state_file, 0)) or {}
+    policy = worker.get("policy")
+    return policy if isinstance(policy, dict) else None
 
 
 def running_proxy(home: Home) -> ProxyInfo | None:

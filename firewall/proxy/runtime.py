@@ -62,9 +62,11 @@ class Runtime:
         home: Home,
         pinned_policy: CompiledPolicy | None = None,
         on_problem: Callable[[str, str | None], None] | None = None,
+        on_policy: Callable[[dict], None] | None = None,
     ):
         self.home = home
         self.pinned = pinned_policy is not None
+        self.on_policy = on_policy  # told the version now in force ({"version", "sha256"}), for `proxy status`
         # Until load(): the pinned policy, or none at all (the proxy serves nothing before load()).
         self.live = LivePolicy(pinned_policy, None)  # type: ignore[arg-type]
         self.secrets: dict[str, str] = {}
@@ -157,6 +159,8 @@ class Runtime:
         version = policy_store.get_version(db, marker[0])
         self.live = LivePolicy(version.load(), version.version)
         log.info("policy version %s (%s) is in force", version.version, version.sha256[:12])
+        if self.on_policy is not None:
+            self.on_policy({"version": version.version, "sha256": version.sha256})
 
     def _refresh_tokens(self, db) -> None:
         """Live tokens: not revoked, and their run still alive (a run killed with SIGKILL

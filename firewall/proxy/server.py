@@ -123,7 +123,9 @@ async def serve(settings: ProxySettings) -> None:
     ca.write_agent_bundles(home)  # creates the CA on first start; refuses a CA key others can read
     pinned = pinned_policy_from(settings.pinned_policy) if settings.pinned_policy else None
     state_file = StateFile(settings.state_file)
-    runtime = Runtime(home, pinned, on_problem=state_file.problem)
+    runtime = Runtime(
+        home, pinned, on_problem=state_file.problem, on_policy=lambda policy: state_file.note("policy", policy)
+    )
     runtime.load()
     redact_logs(lambda: runtime.secret_index)
     counts = CountClient(settings.counts_socket) if settings.counts_socket is not None else None

@@ -21,11 +21,17 @@ from firewall.state.home import write_private_file
 BLOCK = 4096
 
 
+def worker_state_file(state_file: Path, index: int) -> Path:
+    """Where worker `index` of the proxy whose supervisor writes `state_file` describes itself."""
+    return state_file.with_name(f"{state_file.stem}.worker{index}.json")
+
+
 class StateFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._base: dict | None = None  # pid, port, ...: set once the proxy listens
         self._problems: dict[str, str] = {}  # what failed -> what happened and what the proxy does meanwhile
+        self._notes: dict[str, object] = {}  # what changes while it runs: the policy version in force
         self._lock = threading.Lock()
         self._closed = False
 
@@ -48,6 +54,13 @@ class StateFile:
             if self._base is not None:
                 self._write()
 
+    def note(self, key: str, value: object) -> None:
+        """Record `key` (e.g. the policy in force) and rewrite the file if the proxy listens. Any thread."""
+        with self._lock:
+            self._notes[key] = value
+            if self._base is not None:
+                self._write()
+
     def remove(self) -> None:
         with self._lock:
             self._closed = True
@@ -64,7 +77,7 @@ class StateFile:
         if self._closed:
             return
         problems = [{"what": what, "message": message} for what, message in self._problems.items()]
-        data = json.dumps({**self._base, "problems": problems, **extra}).encode()
+        data = json.dumps({**self._base, **self._notes, "problems": problems, **extra}).encode()
         padded = data.ljust(-(-len(data) // BLOCK) * BLOCK)
         try:
             write_private_file(self.path, padded)

@@ -42,7 +42,7 @@ from firewall.proxy.counts import CountService
 from firewall.proxy.listening import port_in_use, reuse_port_socket
 from firewall.proxy.process import read_info
 from firewall.proxy.settings import ProxySettings
-from firewall.proxy.state_file import StateFile
+from firewall.proxy.state_file import StateFile, worker_state_file
 from firewall.proxy.stopping import (
     STOP_TIMEOUT,
     read_json,
@@ -62,10 +62,6 @@ POLL = 0.2  # seconds between looks at the workers
 
 class SupervisorError(Exception):
     """The proxy of several workers could not start, or stopped because its workers kept dying."""
-
-
-def worker_state_file(state_file: Path, index: int) -> Path:
-    return state_file.with_name(f"{state_file.stem}.worker{index}.json")
 
 
 @dataclass
