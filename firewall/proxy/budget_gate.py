@@ -9,6 +9,7 @@ how much was used, the limit and when it resets (inside a WebSocket: the same as
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,24 +48,36 @@ def describe(budget: BudgetRef, amount: int) -> str | float:
     return round(amount / 1_000_000, 6) if budget.measure == "usd" else amount
 
 
-def budget_refusal(spent: Spent, request_id: str, now: float) -> http.Response:
+def budget_refusal(spent: Spent, request_id: str, now: float, *, responses_api: bool = False) -> http.Response:
+    """`429 budget_exhausted`. On a Responses API path (`responses_api`: the POST, or the GET that
+    opens its WebSocket) in the shape that API's clients stop on (`_usage_limit`)."""
     message, extra, headers = _refusal_parts(spent, now)
     rule = spent.budget.source.id
-    return error_response(429, "budget_exhausted", message, request_id, rule=rule, headers=headers, extra=extra)
+    if not responses_api:
+        return error_response(429, "budget_exhausted", message, request_id, rule=rule, headers=headers, extra=extra)
+    error = _usage_limit(error_object("budget_exhausted", message, request_id, rule=rule, extra=extra), spent, headers)
+    answer = error_response(429, "budget_exhausted", message, request_id, rule=rule, headers=headers)
+    answer.content = json.dumps({"error": error}).encode()
+    return answer
 
 
 def budget_refusal_event(spent: Spent, request_id: str, now: float) -> bytes:
-    """The same refusal as an `error` event inside a Responses WebSocket (a turn refused). Its `type`
-    is the Responses backend's own for a spent allowance, `usage_limit_reached` with `resets_at`
-    (epoch seconds), on which Codex ends the turn for good and says when to try again; any other
-    429 it retries, after `Retry-After`: hours. `code` stays the firewall's `budget_exhausted`."""
+    """The same refusal as an `error` event inside a Responses WebSocket (a turn refused)."""
     message, extra, headers = _refusal_parts(spent, now)
     error = error_object("budget_exhausted", message, request_id, rule=spent.budget.source.id, extra=extra)
+    return websocket_error(429, _usage_limit(error, spent, headers), headers)
+
+
+def _usage_limit(error: dict[str, object], spent: Spent, headers: dict[str, str]) -> dict[str, object]:
+    """A refusal in the shape the Responses backend gives a spent allowance: `type`
+    `usage_limit_reached` with `resets_at` (epoch seconds), on which Codex ends the turn for good and
+    says when to try again (any other 429 it retries after `Retry-After`: for hours). `code` stays
+    the firewall's `budget_exhausted`. The `x-codex-promo-message` header goes into Codex's message:
+    "You've hit your usage limit. <it>, or try again at …"."""
     error["type"], error["resets_at"] = "usage_limit_reached", math.ceil(spent.resets_at)
-    # Codex puts this header's text in its message: "You've hit your usage limit. <it>, or try again at …".
-    said = f"Firewall budget spent: {spent.budget.source.text} ({request_id})"
+    said = f"Firewall budget spent: {spent.budget.source.text} ({error['request_id']})"
     headers["x-codex-promo-message"] = said.encode("ascii", "replace").decode()
-    return websocket_error(429, error, headers)
+    return error
 
 
 def _refusal_parts(spent: Spent, now: float) -> tuple[str, dict[str, object], dict[str, str]]:

@@ -9,6 +9,7 @@ import time
 from contextlib import contextmanager
 
 import pytest
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tests.security.support import mint_token, proxy_ca
@@ -129,9 +130,24 @@ def test_a_spent_budget_refuses_the_next_turn_and_not_another_agents(firewall, s
             assert socket_upstream.creates() == 3  # the fourth never went upstream
             socket.send(json.dumps({"type": "response.processed", "response_id": "resp_3"}))  # no turn: passes
             again = turn(socket)  # the socket stays open, and refuses again
+        with pytest.raises(InvalidStatus) as opening:  # a new socket: its upgrade is refused (HTTP)
+            with agent_socket(firewall, proxy.port, port):
+                pass
         with agent_socket(firewall, proxy.port, port, agent="other") as other:  # control: a budget per agent
             assert last(turn(other))["type"] == "response.completed"
         rows = turn_rows(firewall, 6)
+    upgrade = opening.value.response
+    assert upgrade.status_code == 429 and int(upgrade.headers["retry-after"]) > 0
+    refusal = json.loads(upgrade.body)["error"]  # on a Responses path, in the shape Codex stops on
+    assert (refusal["type"], refusal["code"], refusal["resets_at"]) == (
+        "usage_limit_reached",
+        "budget_exhausted",
+        last(refused)["error"]["resets_at"],
+    )
+    assert (
+        upgrade.headers["x-codex-promo-message"]
+        == f"Firewall budget spent: limit {limit} tokens per day per agent ({refusal['request_id']})"
+    )
     assert len(refused) == 1 and last(again)["error"]["code"] == "budget_exhausted"
     error = last(refused)
     assert (error["type"], error["status"]) == ("error", 429)
