@@ -14,7 +14,7 @@ TABLE_HEADER = ("SEQ", "TIME (UTC)", "AGENT", "DECISION", "METHOD", "URL", "STAT
 # Fixed widths for `tail`, which prints rows before it has seen them all.
 TAIL_WIDTHS = (6, 19, 12, 13, 7, 50, 6, 20)
 URL_WIDTH = 80
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}  # ws, wss: a turn over a WebSocket
 
 
 def url(row: Row) -> str:

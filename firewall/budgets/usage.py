@@ -61,6 +61,22 @@ def api_of(path: str) -> str | None:
     return None
 
 
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+FREE = ("/count_tokens",)  # paths whose answers are free and report no usage (Anthropic's token count)
+
+
+def billed(method: str, path: str, status: int) -> bool:
+    """Whether an answer counts against its request's budgets: a 2xx answer to a request that can
+    make the API generate. A read (GET, HEAD, OPTIONS: a model list, a stored response fetched
+    again, a WebSocket's upgrade, whose turns count one by one) and a free call (Anthropic's
+    `/v1/messages/count_tokens`) generate nothing and count nothing; an error answer is not
+    billed. Any other request, on a path whose answer shape is not known, counts as unreadable
+    (it may have generated)."""
+    if not 200 <= status < 300 or method.upper() in READS:
+        return False
+    return not path.split("?", 1)[0].rstrip("/").endswith(FREE)
+
+
 def read_answer(api: str, body: bytes) -> Usage | None:
     """The usage of an answer received whole: a JSON object, or an event stream."""
     head = body.lstrip()[:1]

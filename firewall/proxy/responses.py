@@ -56,17 +56,41 @@ def error_response(
     extra: dict[str, object] | None = None,
 ) -> http.Response:
     """`{"error": {"type", "code", "message", "rule", "request_id", **extra}}` with `status`."""
-    body = {
-        "error": {
-            "type": error_type,
-            "code": error_type,
-            "message": message,
-            "param": None,
-            "rule": rule,
-            "request_id": request_id,
-            **(extra or {}),
-        }
-    }
+    body = {"error": error_object(error_type, message, request_id, rule=rule, extra=extra)}
     all_headers = {"content-type": "application/json", "x-firewall-request-id": request_id}
     all_headers.update(headers or {})
     return http.Response.make(status, json.dumps(body).encode(), all_headers)
+
+
+def error_object(
+    error_type: str,
+    message: str,
+    request_id: str,
+    *,
+    rule: str | None = None,
+    extra: dict[str, object] | None = None,
+) -> dict[str, object]:
+    """The `error` member of every answer the proxy gives itself."""
+    return {
+        "type": error_type,
+        "code": error_type,
+        "message": message,
+        "param": None,
+        "rule": rule,
+        "request_id": request_id,
+        **(extra or {}),
+    }
+
+
+def websocket_error(status: int, error: dict[str, object], headers: dict[str, str] | None = None) -> bytes:
+    """A refusal inside a Responses API WebSocket, in place of the response a message asked for: the
+    `error` event OpenAI sends there, `{"type": "error", "status", "error", "headers"}`. `status` and
+    `headers` are those the HTTP answer would have; codex-rs reads the event as that HTTP error, by
+    its status and `error.type`."""
+    event = {
+        "type": "error",
+        "status": status,
+        "error": error,
+        "headers": {"x-request-id": str(error.get("request_id")), **(headers or {})},
+    }
+    return json.dumps(event).encode()

@@ -41,6 +41,7 @@ from firewall.proxy.addons.upstream_errors import UpstreamErrors
 from firewall.proxy.addons.upstream_errors import install as answer_upstream_errors_in_json
 from firewall.proxy.addons.upstream_sessions import UpstreamSessions
 from firewall.proxy.addons.upstream_tls import UpstreamTLSName
+from firewall.proxy.addons.ws_budgets import WebSocketMeter
 from firewall.proxy.addons.ws_guard import WebSocketGuard
 from firewall.proxy.budget_snapshot import BudgetSnapshot, snapshot_path
 from firewall.proxy.budget_store import BudgetStore
@@ -181,6 +182,7 @@ async def serve(settings: ProxySettings) -> None:
             UpstreamErrors(),  # before the auditor: the row names the upstream failure
             auditor,
             WebSocketGuard(runtime, auditor),
+            WebSocketMeter(runtime, budgets, auditor),  # after the guard: a message it dropped starts no turn
             _Ready(settings, runtime, state_file),
         )
     )

@@ -41,3 +41,19 @@ def test_a_blocked_request_counts_against_no_budget():
     args = ["policy", "explain", "DELETE", "https://api.openai.com/v1/files/f", "--policy", str(POLICY), "--json"]
     data = json.loads(CliRunner().invoke(app, args).output)
     assert data["decision"] == "block" and data["budgets"] == []
+
+
+def test_the_shipped_budgets_are_on_the_calls_that_generate():
+    """policies/openai.policy narrows its budgets to the generating paths: the model list counts
+    against none, the Responses WebSocket's upgrade (whose turns count) against both."""
+
+    def budgets(*request: str) -> list[str]:
+        args = ["policy", "explain", *request, "--policy", str(POLICY), "--agent", "ci", "--json"]
+        data = json.loads(CliRunner().invoke(app, args).output)
+        assert data["decision"] == "allow", data
+        return [b["measure"] for b in data["budgets"]]
+
+    assert budgets("GET", "https://api.openai.com/v1/models") == []
+    assert budgets("POST", "https://api.openai.com/v1/responses/resp_1/cancel") == []
+    upgrade = ["--header", "Connection: Upgrade", "--header", "Upgrade: websocket"]
+    assert budgets("GET", "https://api.openai.com/v1/responses", *upgrade) == ["tokens", "usd"]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from firewall.budgets.prices import PRICES_TAKEN, SHIPPED, Price, cost_micros, price_of
 from firewall.budgets.stream import StreamCounter
-from firewall.budgets.usage import Usage, api_of, ask_for_usage, read_answer, requested_max_tokens
+from firewall.budgets.usage import Usage, api_of, ask_for_usage, billed, read_answer, requested_max_tokens
 from firewall.budgets.windows import window, window_id
 from tests.support import llm_answers as answers
 
@@ -150,6 +150,30 @@ def test_an_overlong_line_passes_unread():
 )
 def test_api_of(path, api):
     assert api_of(path) == api
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "counts"),
+    [
+        ("POST", "/v1/chat/completions", 200, True),
+        ("POST", "/v1/responses/resp_1/cancel", 200, True),  # no known shape: counted as unreadable
+        ("POST", "/backend-api/codex/responses/compact", 201, True),
+        ("POST", "/v1/messages/count_tokens/batch", 200, True),  # not the free call's path: counted
+        # Benign controls of the same shapes that count nothing: reads, the free token count, errors.
+        ("GET", "/v1/models", 200, False),
+        ("get", "/v1/responses/resp_1", 200, False),
+        ("HEAD", "/v1/chat/completions", 200, False),
+        ("OPTIONS", "/v1/chat/completions", 204, False),
+        ("GET", "/backend-api/codex/responses", 101, False),  # a WebSocket's upgrade: its turns count
+        ("POST", "/v1/messages/count_tokens", 200, False),
+        ("POST", "/v1/messages/count_tokens?beta=true", 200, False),
+        ("POST", "/v1/messages/count_tokens/", 200, False),
+        ("POST", "/v1/chat/completions", 500, False),
+        ("POST", "/v1/chat/completions", 429, False),
+    ],
+)
+def test_which_answers_are_billed(method, path, status, counts):
+    assert billed(method, path, status) is counts
 
 
 def test_asking_for_usage_inserts_one_member_and_keeps_every_other_byte():

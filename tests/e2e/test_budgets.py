@@ -140,6 +140,26 @@ def test_an_upstream_error_is_not_counted(firewall, llm, upstream_ca_file):
         assert _post(client, f"{llm.base_url}/v1/chat/completions", {})[0] == 429
 
 
+def test_reads_and_free_calls_count_nothing_and_any_other_post_counts_as_unreadable(firewall, llm, upstream_ca_file):
+    """A budget on a whole host block: the model list (GET) and Anthropic's free token count answer
+    no usage by design and count nothing (they used to spend the budget as unreadable, which
+    stopped Codex at its first model list). A POST on a path of no known shape still counts as
+    unreadable (fail closed): the control that the budget is enforced at all."""
+    firewall.apply(f"host localhost:{llm.port} {{\n    limit 1000 tokens per day per agent\n    allow GET, POST\n}}\n")
+    base = llm.base_url
+    with running_proxy(firewall, upstream_ca_file) as proxy:
+        client = _client(firewall, proxy.port, "worker")
+        assert [client.get(f"{base}/v1/models").status_code for _ in range(3)] == [200] * 3
+        assert _post(client, f"{base}/v1/messages/count_tokens", {"model": "claude-sonnet-4-5"})[0] == 200
+        assert _post(client, f"{base}/v1/chat/completions", {"model": "gpt-4o-mini"})[0] == 200  # not spent
+        assert _post(client, f"{base}/v1/responses/resp_1/cancel", {})[0] == 200  # no usage: spends it
+        assert _post(client, f"{base}/v1/chat/completions", {"model": "gpt-4o-mini"})[0] == 429
+        rows = firewall.audit_rows_once(lambda rows: len(rows) >= 7)
+    details = {row["path"]: row["detail"] for row in rows}
+    assert details["/v1/models"] is None and details["/v1/messages/count_tokens"] is None
+    assert "usage unreadable: the budget is spent until it resets" in details["/v1/responses/resp_1/cancel"]
+
+
 def test_two_proxies_on_one_redis_share_a_budget(tmp_path, llm, upstream_ca_file, redis_url):
     from tests.support.fixtures import make_firewall
 

@@ -65,8 +65,10 @@ def accounts_check(account: str) -> dict:
     }
 
 
-def response_events(text: str) -> list[dict]:
-    """The Responses API events of one short answer, as both the SSE and the WebSocket carry them."""
+def response_events(text: str, usage: tuple[int, int, int] = (1, 1, 0)) -> list[dict]:
+    """The Responses API events of one short answer, as both the SSE and the WebSocket carry them;
+    `usage` is (input tokens, cached ones included; output; cached)."""
+    inputs, outputs, cached = usage
     return [
         {"type": "response.created", "response": {"id": "resp_1"}},
         {
@@ -83,11 +85,11 @@ def response_events(text: str) -> list[dict]:
             "response": {
                 "id": "resp_1",
                 "usage": {
-                    "input_tokens": 1,
-                    "input_tokens_details": None,
-                    "output_tokens": 1,
+                    "input_tokens": inputs,
+                    "input_tokens_details": {"cached_tokens": cached} if cached else None,
+                    "output_tokens": outputs,
                     "output_tokens_details": None,
-                    "total_tokens": 2,
+                    "total_tokens": inputs + outputs,
                 },
             },
         },
@@ -96,10 +98,20 @@ def response_events(text: str) -> list[dict]:
 
 class ChatGPT:
     """The three hosts on one HTTPS listener. `websocket`: accept the Responses WebSocket (else
-    answer its upgrade 426, as a server without it would)."""
+    answer its upgrade 426, as a server without it would); `usage`: what each response reports."""
 
-    def __init__(self, pem: str, tokens: Tokens, *, port: int = 443, account: str = ACCOUNT, websocket: bool = True):
+    def __init__(
+        self,
+        pem: str,
+        tokens: Tokens,
+        *,
+        port: int = 443,
+        account: str = ACCOUNT,
+        websocket: bool = True,
+        usage: tuple[int, int, int] = (1, 1, 0),
+    ):
         self.tokens = tokens
+        self.usage = usage
         self.account = account
         self.websocket = websocket
         self.hits: list[Hit] = []
@@ -145,18 +157,18 @@ class ChatGPT:
                 return request._json(426, {"error": {"message": "use HTTP", "code": "upgrade_required"}})
             return self._websocket(request)
         if path == "/backend-api/codex/responses" and request.command == "POST":
-            return self._sse(request)
+            return self._sse(request, self.usage)
         if path == "/backend-api/codex/models" and request.command == "GET":
             return request._json(200, {"models": []})  # nothing new: Codex keeps the models it ships with
         request._json(404, {"error": {"message": f"no route {path}", "code": "not_found"}})
 
     @staticmethod
-    def _sse(request: QuietHandler) -> None:
+    def _sse(request: QuietHandler, usage: tuple[int, int, int]) -> None:
         request.send_response(200)
         request.send_header("content-type", "text/event-stream")
         request.send_header("transfer-encoding", "chunked")
         request.end_headers()
-        for event in response_events(ANSWER):
+        for event in response_events(ANSWER, usage):
             chunk = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
             request.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
             request.wfile.flush()
@@ -192,7 +204,7 @@ class ChatGPT:
                     self.ws_messages.append(message)
                 if message.get("type") != "response.create":
                     continue
-                for event in response_events(ANSWER):
+                for event in response_events(ANSWER, self.usage):
                     request.wfile.write(ws_frame(0x1, json.dumps(event).encode()))
                 request.wfile.flush()
         except (OSError, ValueError):

@@ -17,7 +17,11 @@ network or changes the machine's /etc/hosts. It
    stand-in, the token endpoint's calls and the audit rows.
 
 Usage: python -m tests.oauth.codex_netns '{"work": DIR, "codex": PATH, "policy": PATH,
-       "outer_net": "net:[…]" (the caller's /proc/self/ns/net), "isolate": true, "websocket": true, "timeout": 90}'
+       "outer_net": "net:[…]" (the caller's /proc/self/ns/net), "isolate": true, "websocket": true, "timeout": 90,
+       "usage": [INPUT, OUTPUT, CACHED] (what each response reports), "shared": false, "runs": 1}'
+With "shared", the policy is applied and run on the shared proxy (`firewall proxy start`), and the
+report also holds `firewall budgets --json` as it was after the first turn. With "runs", `codex exec`
+runs that many times, one after another (`runs` in the report; the other fields are the last one's).
 """
 
 from __future__ import annotations
@@ -78,6 +82,17 @@ def run_codex(command: list[str], env: dict, timeout: float) -> tuple[int | None
     return code, stdout, stderr, time.monotonic() - started
 
 
+def counted_budgets(firewall) -> dict:
+    """`firewall budgets --json` once it shows some use (the proxy publishes its counts every
+    second, docs/budgets.md), or as it is after 5 s."""
+    deadline = time.monotonic() + 5
+    while True:
+        shown = json.loads(firewall.run("budgets", "--json").stdout or "{}")
+        if any(b["use"] for b in shown.get("budgets", [])) or time.monotonic() > deadline:
+            return shown
+        time.sleep(0.2)
+
+
 def main(config: dict) -> dict:
     work = Path(config["work"])
     private_network(work, config["outer_net"])
@@ -87,7 +102,9 @@ def main(config: dict) -> dict:
     ca.issue_cert(*NAMES).private_key_and_cert_chain_pem.write_to_path(str(pem))
 
     tokens = Tokens()
-    stand_in = ChatGPT(str(pem), tokens, websocket=config.get("websocket", True))
+    usage = tuple(config.get("usage", (1, 1, 0)))
+    stand_in = ChatGPT(str(pem), tokens, websocket=config.get("websocket", True), usage=usage)
+    budgets: dict = {}
     try:
         firewall = make_firewall(work / "home")
         login = json.loads(login_json(expires_in=-30))  # expired: the proxy refreshes it first
@@ -99,11 +116,25 @@ def main(config: dict) -> dict:
 
         user_codex = work / "user-codex"  # the user's own CODEX_HOME: no config, no login
         user_codex.mkdir()
-        command = [sys.executable, "-m", "firewall", "run", "--agent", "codex", "--policy", config["policy"]]
-        command += ["--upstream-ca", str(ca_file)] + ([] if config.get("isolate", True) else ["--no-isolate"])
+        command = [sys.executable, "-m", "firewall", "run", "--agent", "codex"]
+        if config.get("shared"):  # the policy applied, on the shared proxy, so `firewall budgets` can read it after
+            firewall.run("policy", "apply", config["policy"], check=True)
+            firewall.run("proxy", "start", "--port", "0", "--upstream-ca", str(ca_file), check=True)
+        else:
+            command += ["--policy", config["policy"], "--upstream-ca", str(ca_file)]
+        command += [] if config.get("isolate", True) else ["--no-isolate"]
         command += ["--", config["codex"], "exec", "--skip-git-repo-check", "--color", "never", PROMPT]
         env = {**firewall.env, "CODEX_HOME": str(user_codex), "HOME": str(work), "RUST_LOG": "warn"}
-        code, stdout, stderr, seconds = run_codex(command, env, config.get("timeout", 90))
+        runs = []
+        try:
+            for _ in range(config.get("runs", 1)):  # one after another, on the same proxy when shared
+                code, stdout, stderr, seconds = run_codex(command, env, config.get("timeout", 90))
+                runs.append({"returncode": code, "seconds": round(seconds, 2), "stderr": stderr[-3000:]})
+                if config.get("shared") and not budgets:
+                    budgets = counted_budgets(firewall)
+        finally:
+            if config.get("shared"):
+                firewall.run("proxy", "stop")
         audit = firewall.run("audit", "--json", "--limit", "1000").stdout
     finally:
         stand_in.stop()
@@ -117,6 +148,8 @@ def main(config: dict) -> dict:
         "ws_messages": [m.get("type") for m in stand_in.ws_messages],
         "refreshes": stand_in.refreshes,
         "audit": json.loads(audit) if audit.strip() else [],
+        "budgets": budgets,
+        "runs": runs,
     }
 
 

@@ -29,6 +29,9 @@ from tests.oauth.conftest import CODEX, REPO
 POLICY = REPO / "policies/codex.policy"
 ALLOW_TURN = "    allow GET, POST /backend-api/codex/**\n"
 ALLOW_ROUTING = "    allow GET /backend-api/wham/accounts/check\n"
+BUDGET = "    limit 5000000 tokens per day per agent GET, POST /backend-api/codex/responses\n"
+USAGE = (1234, 56, 1000)  # what each response of the stand-in reports: input (cached included), output, cached
+PER_RESPONSE = USAGE[0] + USAGE[1]  # what one response counts against a `tokens` budget
 # What Codex 0.169 sends besides a turn, and the policy refuses (docs/codex.md).
 REFUSED = {
     ("chatgpt.com", "POST", "/backend-api/codex/analytics-events/events"),
@@ -58,8 +61,9 @@ pytestmark = [
 ]
 
 
-def codex_turn(tmp_path: Path, policy: Path, *, timeout: float = 150) -> dict:
-    """One `codex exec` turn in a namespace of its own; what tests/oauth/codex_netns.py reports."""
+def codex_turn(tmp_path: Path, policy: Path, *, timeout: float = 150, **options) -> dict:
+    """One `codex exec` turn in a namespace of its own; what tests/oauth/codex_netns.py reports
+    (`options`: its `usage` and `shared`)."""
     tmp_path.mkdir()
     config = {
         "work": str(tmp_path),
@@ -68,6 +72,7 @@ def codex_turn(tmp_path: Path, policy: Path, *, timeout: float = 150) -> dict:
         "outer_net": os.readlink("/proc/self/ns/net"),
         "isolate": shutil.which("bwrap") is not None,
         "timeout": timeout,
+        **options,
     }
     done = subprocess.run(
         ["unshare", "-m", "-n", sys.executable, "-m", "tests.oauth.codex_netns", json.dumps(config)],
@@ -154,3 +159,51 @@ def test_a_policy_refusing_the_websocket_makes_codex_fall_back_to_https_at_once(
     assert [(h["method"], h["good_token"]) for h in turn] == [("POST", True)]
     posted = [r for r in report["audit"] if (r["method"], r["path"]) == ("POST", "/backend-api/codex/responses")]
     assert posted[0]["time"] - refused[0]["time"] < 5.0  # no backoff between the refusal and the fallback
+
+
+def turn_rows(report: dict) -> list[dict]:
+    """The audit rows of the turns taken over the WebSocket (one a turn, `wss`)."""
+    return sorted((r for r in report["audit"] if r["scheme"] == "wss"), key=lambda r: r["seq"])
+
+
+def test_the_shipped_budget_counts_each_websocket_turn(tmp_path):
+    report = codex_turn(tmp_path / "run", POLICY, usage=USAGE, shared=True)
+    assert report["returncode"] == 0, report["stderr"][-3000:]
+    assert ANSWER in report["stdout"]
+    responses = report["ws_messages"].count("response.create")  # the turn (and Codex's warm-up, if it sent one)
+    assert responses >= 1
+    turns = turn_rows(report)
+    assert [(r["decision"], r["input_tokens"], r["output_tokens"], r["cached_tokens"]) for r in turns] == [
+        ("allow", *USAGE)
+    ] * responses
+    shown = [b for b in report["budgets"]["budgets"] if b["rule"] == BUDGET.strip()]
+    assert [(u["agent"], u["used"]) for u in shown[0]["use"]] == [("codex", responses * PER_RESPONSE)]
+
+
+@pytest.mark.parametrize("spent", [True, False])
+def test_a_spent_budget_stops_codex_at_once_with_the_firewalls_error(tmp_path, spent):
+    """The budget is spent by the first response on the socket (Codex's warm-up); the turn's
+    `response.create` is refused with the `error` event, which Codex takes as its usage limit: it
+    stops at once and says so, no retries, no fallback to a POST. Control: a budget with room for
+    every response, the same turn goes through."""
+    limit = PER_RESPONSE if spent else 50 * PER_RESPONSE
+    policy = variant(tmp_path, BUDGET, BUDGET.replace("5000000", str(limit)))
+    report = codex_turn(tmp_path / "run", policy, usage=USAGE)
+    turns = turn_rows(report)
+    refused = [r for r in turns if r["decision"] == "limit"]
+    if not spent:
+        assert report["returncode"] == 0, report["stderr"][-3000:]
+        assert ANSWER in report["stdout"] and not refused
+        return
+    assert report["returncode"] == 1, report["stdout"][-2000:] + report["stderr"][-3000:]
+    assert ANSWER not in report["stdout"]
+    # Codex's own words for a spent allowance, with the firewall's: which budget, which audit row.
+    said = f"hit your usage limit. Firewall budget spent: {BUDGET.strip().replace('5000000', str(limit))}"
+    assert said in report["stderr"] and "or try again at " in report["stderr"]
+    assert [r["reason"] for r in refused] == ["budget_exhausted"]  # one refusal: Codex did not retry
+    assert f"({refused[0]['request_id']})" in report["stderr"]
+    assert turns[0]["decision"] == "allow" and turns[0]["input_tokens"] == USAGE[0]
+    assert report["ws_messages"].count("response.create") == 1  # the refused one never reached the server
+    posts = [h for h in report["hits"] if (h["method"], h["path"]) == ("POST", "/backend-api/codex/responses")]
+    assert not posts  # and Codex did not fall back to the streamed POST
+    assert report["seconds"] < 60

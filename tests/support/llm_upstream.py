@@ -1,9 +1,10 @@
 """A local HTTPS stand-in answering like OpenAI, Anthropic and the Codex backend, with known usage.
 
-Each endpoint answers with the fixed usage below, whole or streamed (chunked, in
+Each endpoint answers POSTs with the fixed usage below, whole or streamed (chunked, in
 pieces cut at odd places) as the request asks; a streamed chat completion carries
 the usage chunk only when the request asked for it (`stream_options.include_usage`),
-as OpenAI does. Every request is recorded.
+as OpenAI does. A GET is answered with a model list, which reports no usage. Every request
+is recorded.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ class LLMUpstream(Upstream):
 
 def _handler(ref: list[LLMUpstream]):
     class Handler(QuietHandler):
+        def do_GET(self) -> None:  # a read (the model list, a stored response): no usage
+            ref[0].seen.append(Seen("GET", self.path, {k.lower(): v for k, v in self.headers.items()}, b""))
+            self._json(200, {"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model"}]})
+
         def do_POST(self) -> None:
             body = self._read_body()
             ref[0].seen.append(Seen("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body))

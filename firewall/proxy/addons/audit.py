@@ -120,6 +120,16 @@ class Auditor:
         except Exception:
             log.exception("writing an audit row of %s failed", notes.request_id)
 
+    def record_turn(self, flow: http.HTTPFlow, notes: FlowNotes) -> None:
+        """The row of one turn taken over a WebSocket (addons/ws_budgets.py): the upgrade's request as
+        `wss` (`ws`), with the turn's own id, outcome, bytes and usage in `notes`."""
+        try:
+            row = self._row(flow, notes)
+            scheme = "ws" if row.scheme == "http" else "wss"
+            self.writer.submit(replace(row, scheme=scheme, bytes_out=notes.bytes_out, bytes_in=notes.bytes_in))
+        except Exception:
+            log.exception("writing the audit row of %s failed", notes.request_id)
+
     def _redacted(self, record: AuditRecord) -> AuditRecord:
         """`record` with every form of every vault value masked in each of its text fields: an agent
         chooses the method, host, path and query it sends, and may put a secret in any of them."""

@@ -11,8 +11,10 @@ let through carries `notes.budget_hold`). This addon
   budgets' counters (`BudgetStore.add`) and notes the tokens and cost for the audit row.
 
 Runs after Scrubber, so its stream wrapper is the outermost one: it sees every chunk
-as the upstream sent it, and the end of the stream. Only 2xx answers count: an error
-from the upstream is not billed, and a reservation made for it is given back.
+as the upstream sent it, and the end of the stream. Only 2xx answers to requests that
+can generate count (`budgets.usage.billed`: not a model list, not a free token count): an error
+from the upstream is not billed, and a reservation made for it is given back. Turns
+taken over a WebSocket count one by one (ws_budgets.py).
 """
 
 from __future__ import annotations
@@ -21,18 +23,9 @@ import time
 
 from mitmproxy import http
 
-from firewall.budgets.charges import count
-from firewall.budgets.prices import price_of
 from firewall.budgets.stream import StreamCounter
-from firewall.budgets.usage import (
-    Usage,
-    api_of,
-    ask_for_usage,
-    read_answer,
-    requested_max_tokens,
-    requested_model,
-)
-from firewall.proxy.budget_gate import price_table
+from firewall.budgets.usage import Usage, api_of, ask_for_usage, billed, read_answer
+from firewall.proxy.budget_gate import Charge, charge
 from firewall.proxy.budget_store import BudgetStore, Hold
 from firewall.proxy.notes import FlowNotes, notes_of
 from firewall.proxy.runtime import Runtime
@@ -61,7 +54,7 @@ class BudgetMeter:
         if notes.budget_hold is None or notes.decision is None or not callable(flow.response.stream):
             return
         api = api_of(notes.decision.canonical_path)
-        if api is None or not 200 <= flow.response.status_code < 300:
+        if api is None or not billed(flow.request.method, notes.decision.canonical_path, flow.response.status_code):
             return
         counter = StreamCounter(api, strip=notes.strip_usage)
         flow.metadata[_COUNTER] = counter
@@ -81,18 +74,19 @@ class BudgetMeter:
         if notes.budget_hold is None or flow.response is None:
             return
         usage: Usage | None = None
-        billed = 200 <= flow.response.status_code < 300
+        path = notes.decision.canonical_path if notes.decision else flow.request.path
+        counts = billed(flow.request.method, path, flow.response.status_code)
         counter = flow.metadata.get(_COUNTER)
-        api = api_of(notes.decision.canonical_path) if notes.decision else None
+        api = api_of(path)
         if counter is not None:
             usage = counter.usage()
-        elif billed and api is not None and not flow.response.stream:
+        elif counts and api is not None and not flow.response.stream:
             body = flow.response.content or b""  # unpacked, as the agent reads it
             usage = read_answer(api, body)
             if notes.strip_usage and usage is not None and b"data:" in body[:64]:
                 stripper = StreamCounter(api, strip=True)
                 flow.response.content = stripper.feed(body) + stripper.feed(b"")
-        await self._settle(flow, notes, usage if billed else None, billed=billed)
+        await self._settle(flow, notes, usage if counts else None, billed=counts)
 
     async def error(self, flow: http.HTTPFlow) -> None:
         notes = notes_of(flow)
@@ -109,20 +103,20 @@ class BudgetMeter:
         if not billed:  # nothing was answered, or an error: no usage, the reservations go back
             await self.store.add(decision.budgets, hold, (0,) * len(hold.reserved), time.time())
             return
-        overrides = price_table(self.runtime.policy.prices)
-        price = price_of(usage.model if usage else None, overrides)
-        max_tokens = requested_max_tokens(flow.request.raw_content or b"") if usage is None else None
-        budgets = tuple((b.measure, b.amount, b.unreadable) for b in decision.budgets)
-        counted = count(budgets, usage, price, max_tokens)
-        notes.model = (usage.model if usage else None) or requested_model(flow.request.raw_content or b"")
-        if usage is not None:
-            notes.input_tokens, notes.output_tokens = usage.input_tokens, usage.output_tokens
-            notes.cached_tokens = usage.cached_tokens
-        if counted.cost_micros is not None:
-            notes.cost_usd = counted.cost_micros / 1_000_000
-        if counted.note:
-            notes.detail = f"{notes.detail}; {counted.note}" if notes.detail else counted.note
-        await self.store.add(decision.budgets, hold, counted.amounts, time.time())
+        charged = charge(decision, self.runtime.policy.prices, usage, flow.request.raw_content or b"")
+        note_charge(notes, charged)
+        await self.store.add(decision.budgets, hold, charged.amounts, time.time())
+
+
+def note_charge(notes: FlowNotes, charged: Charge) -> None:
+    """What an answer used, on its audit row."""
+    notes.model = charged.model
+    if charged.usage is not None:
+        notes.input_tokens, notes.output_tokens = charged.usage.input_tokens, charged.usage.output_tokens
+        notes.cached_tokens = charged.usage.cached_tokens
+    notes.cost_usd = charged.cost_usd
+    if charged.note:
+        notes.detail = f"{notes.detail}; {charged.note}" if notes.detail else charged.note
 
 
 def _listed(chunks: bytes | list[bytes]) -> list[bytes]:

@@ -22,6 +22,7 @@ from urllib.parse import quote
 from mitmproxy import http
 
 from firewall.approvals.broker import ApprovalBroker
+from firewall.budgets.usage import api_of
 from firewall.policy import Decision, Request, Verdict, field_values
 from firewall.policy.outcomes import Outcome, approval_outcome, blocked_outcome, forwarded_outcome
 from firewall.proxy.addons.reauthorize import remember_oauth
@@ -175,7 +176,8 @@ class Enforcer:
         if outcome is Outcome.LIMIT and spent is not None:
             budget = spent.budget
             notes.refuse(outcome, ProxyReason.BUDGET_EXHAUSTED, f"over {budget.source.text}", budget.source.id)
-            flow.response = budget_refusal(spent, notes.request_id, now)  # the table's 429, with the budget's figures
+            responses_api = api_of(decision.canonical_path) == "responses"  # as its clients stop on: budget_gate
+            flow.response = budget_refusal(spent, notes.request_id, now, responses_api=responses_api)
             return False
         if spent is not None:  # report mode: let through and counted on, as if within its budget
             notes.budget_hold = self.budgets.hold(decision.budgets, now)

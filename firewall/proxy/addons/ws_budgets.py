@@ -1,0 +1,191 @@
+"""Budgets on turns taken over a Responses API WebSocket (docs/budgets.md, "WebSockets").
+
+The upgrade was decided like any request, and its decision names the budgets; a socket on a
+Responses path (`/v1/responses`, `/backend-api/codex/responses`) then carries many turns,
+each charged exactly as a streamed `POST` to that path would be:
+
+- before a turn goes out: a client message that starts one (`response.create`,
+  `budgets.ws.turn_start`) is checked against the budgets, as a request is. A spent budget
+  drops it, and the agent gets, in place of the response, the `error` event the Responses
+  API sends on a socket (`429 budget_exhausted`, the HTTP refusal's body; Codex ends the turn
+  on it without retrying). Under `mode report` it goes on, marked `would_limit`.
+- when the server ends the turn (`response.completed`, `.incomplete`, `.failed`), its usage
+  is counted (`budget_gate.charge`), added to the counters, and the turn gets an audit row of
+  its own: the upgrade's request as `wss`, the turn's own request id, tokens and cost.
+- a turn the server refuses with an `error` event before beginning it is not billed (an
+  error answer); one it began and never ended (an error later, the socket closed) counts as
+  unreadable, by the host block's `usage unreadable`.
+
+No policy logic: the decision was the engine's. Runs after WebSocketGuard, so a message it
+dropped (a leaked secret, a revoked run) starts no turn. Messages the proxy injected (its own
+refusals) are not read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+
+from mitmproxy import ctx, http
+
+from firewall.budgets.usage import Usage, api_of
+from firewall.budgets.ws import OpenTurn, ServerEvent, Turns, server_event, turn_start
+from firewall.policy import Decision
+from firewall.policy.outcomes import Outcome, forwarded_outcome
+from firewall.proxy.addons.audit import Auditor
+from firewall.proxy.addons.budgets import note_charge
+from firewall.proxy.budget_gate import budget_refusal_event, charge, check_budgets
+from firewall.proxy.budget_store import BudgetStore, Hold, Spent
+from firewall.proxy.limiter import LimitsUnavailable
+from firewall.proxy.notes import FlowNotes, new_request_id, notes_of
+from firewall.proxy.refusals import ProxyReason, refusal
+from firewall.proxy.responses import error_object, websocket_error
+from firewall.proxy.runtime import Runtime
+
+log = logging.getLogger("firewall.proxy")
+_TURNS = "firewall-ws-turns"
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """One turn let through: where it counts, and what its audit row needs."""
+
+    request_id: str
+    started: float
+    hold: Hold
+    outcome: Outcome  # allow, approve, would_* (as the upgrade's), or would_limit
+    message: bytes  # the client message that started it (its max_tokens, when the usage is unreadable)
+
+
+class WebSocketMeter:
+    def __init__(self, runtime: Runtime, store: BudgetStore, auditor: Auditor):
+        self.runtime = runtime
+        self.store = store
+        self.auditor = auditor
+
+    async def websocket_message(self, flow: http.HTTPFlow) -> None:
+        turns = _turns(flow)
+        if turns is None:
+            return
+        message = flow.websocket.messages[-1]
+        if message.injected or message.dropped:
+            return
+        if message.from_client:
+            start = turn_start(message.content)
+            if start is not None:
+                await self._start(flow, turns, start.lane, message)
+            return
+        turns.received(len(message.content))
+        event = server_event(message.content)
+        if event is None:
+            return
+        if event.kind == "created":
+            turns.begin(event.lane)
+            return
+        turn = turns.end(event)
+        if turn is not None:
+            await self._end(flow, turn, event)
+
+    async def websocket_end(self, flow: http.HTTPFlow) -> None:
+        turns = flow.metadata.get(_TURNS)
+        if isinstance(turns, Turns):
+            for turn in turns.close():
+                # Begun and never ended: it used what it used, which nothing said. Never begun: not billed.
+                why = "the WebSocket closed before the turn ended"
+                await self._settle(flow, turn, None, billed=turn.answered, detail=why)
+
+    error = websocket_end  # a socket mitmproxy lost or killed: its open turns are settled the same way
+
+    async def _start(self, flow: http.HTTPFlow, turns: Turns[Ticket], lane: str | None, message) -> None:
+        notes = notes_of(flow)
+        decision = notes.decision
+        assert decision is not None  # _turns() found budgets on it
+        request_id, now = new_request_id(), time.time()
+        try:
+            held = await check_budgets(self.store, decision, message.content, self.runtime.policy.prices, now)
+        except LimitsUnavailable as exc:  # fail closed, as for a request: the limiter logged it
+            message.drop()
+            answer = refusal(Outcome.ERROR, ProxyReason.LIMITS_UNAVAILABLE)
+            error = error_object(answer.error_type, answer.message.format(detail=exc), request_id)
+            self._refuse(flow, _row(notes, request_id, now, Outcome.ERROR, ProxyReason.LIMITS_UNAVAILABLE, str(exc)))
+            _answer(flow, websocket_error(answer.status, error, {"retry-after": "1"}))
+            return
+        approved = notes.approval_id is not None
+        outcome = forwarded_outcome(decision, approved=approved, over_limit=isinstance(held, Spent))
+        if isinstance(held, Spent):
+            if outcome is Outcome.LIMIT:
+                message.drop()
+                source = held.budget.source
+                row = _row(notes, request_id, now, outcome, ProxyReason.BUDGET_EXHAUSTED, f"over {source.text}")
+                row.rule = source.id
+                self._refuse(flow, row)
+                _answer(flow, budget_refusal_event(held, request_id, now))
+                return
+            held = self.store.hold(decision.budgets, now)  # report mode: goes on, counted as if within
+        turns.open(lane, Ticket(request_id, now, held, outcome, message.content))
+
+    async def _end(self, flow: http.HTTPFlow, turn: OpenTurn[Ticket], event: ServerEvent) -> None:
+        if event.kind == "error":  # refused by the server before it began: an error answer, not billed
+            why = f"the upstream answered the turn with an error ({event.end})"
+            await self._settle(flow, turn, None, billed=turn.answered, detail=why)
+        else:
+            await self._settle(flow, turn, event.usage, billed=True, detail=event.end)
+
+    async def _settle(
+        self, flow: http.HTTPFlow, turn: OpenTurn[Ticket], usage: Usage | None, *, billed: bool, detail: str
+    ) -> None:
+        notes, ticket = notes_of(flow), turn.ticket
+        decision = notes.decision
+        assert decision is not None
+        row = _row(notes, ticket.request_id, ticket.started, ticket.outcome, notes.reason, detail)
+        row.bytes_in, row.bytes_out = turn.received, len(ticket.message)
+        amounts = (0,) * len(decision.budgets)  # not billed: the reservations go back
+        if billed:
+            charged = charge(decision, self.runtime.policy.prices, usage, ticket.message)
+            note_charge(row, charged)
+            amounts = charged.amounts
+        try:
+            await self.store.add(decision.budgets, ticket.hold, amounts, time.time())
+        finally:
+            self.auditor.record_turn(flow, row)
+
+    def _refuse(self, flow: http.HTTPFlow, row: FlowNotes) -> None:
+        log.info("%s: a WebSocket turn was refused: %s", row.request_id, row.detail)
+        self.auditor.record_turn(flow, row)
+
+
+def _row(notes: FlowNotes, request_id: str, started: float, outcome: Outcome, reason: str, detail: str) -> FlowNotes:
+    """The audit row of one turn: the upgrade's, with the turn's own id, time, outcome and figures."""
+    return replace(
+        notes,
+        request_id=request_id,
+        started=started,
+        outcome=outcome,
+        reason=reason,
+        detail=f"WebSocket turn on {notes.request_id}: {detail}",
+        bytes_in=0,
+        bytes_out=0,
+        budget_hold=None,
+        input_tokens=None,
+        output_tokens=None,
+        cached_tokens=None,
+        cost_usd=None,
+        model=None,
+        recorded=False,
+    )
+
+
+def _answer(flow: http.HTTPFlow, event: bytes) -> None:
+    """Send the agent a message of the proxy's own, in place of the server's answer."""
+    ctx.master.commands.call("inject.websocket", flow, True, event, True)
+
+
+def _turns(flow: http.HTTPFlow) -> Turns[Ticket] | None:
+    """The socket's open turns; None for a socket whose turns count against no budget."""
+    turns = flow.metadata.get(_TURNS)
+    if turns is None:
+        decision: Decision | None = notes_of(flow).decision
+        counted = decision is not None and decision.budgets and api_of(decision.canonical_path) == "responses"
+        turns = flow.metadata[_TURNS] = Turns[Ticket]() if counted else False
+    return turns or None
