@@ -109,6 +109,22 @@ def test_a_limit_admits_exactly_its_amount_across_workers(firewall, upstream, up
         assert rows == {}
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_status_names_the_policy_version_the_workers_enforce(firewall, upstream, upstream_ca_file, workers):
+    # The workers load the policy, not their supervisor: status must not say "none in force".
+    firewall.apply(f"host localhost:{upstream.port} {{\n    allow GET\n}}\n")
+    status = start(firewall, upstream_ca_file, workers)
+    try:
+        policy = wait_until(
+            lambda: json.loads(firewall.run("proxy", "status", "--json", check=True).stdout).get("policy"), timeout=10
+        )
+        assert policy and policy["version"] == 1, policy
+        shown = firewall.run("proxy", "status", check=True).stdout
+        assert "policy: version 1 (sha256 " in shown and "none in force" not in shown, shown
+    finally:
+        stop(firewall, status)
+
+
 def test_one_audit_chain_after_concurrent_load_on_both_workers(firewall, upstream, upstream_ca_file, tmp_path):
     firewall.apply(f"host localhost:{upstream.port} {{\n    allow GET\n}}\n")
     status = start(firewall, upstream_ca_file, 2)
