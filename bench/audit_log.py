@@ -129,8 +129,8 @@ def bench_proxy(rounds: int = 15, per_connection: int = 250, warmup: int = 3) ->
     import trustme
 
     from bench import proxy_overhead as po
-    from firewall import agents
     from firewall.proxy.ca import agent_ca_path
+    from firewall.state import agents
     from firewall.state.home import open_home
 
     tmp = Path(tempfile.mkdtemp(prefix="fw-bench-audit-"))

@@ -164,8 +164,8 @@ def bench_proxy(rounds: int, per_connection: int, baseline_rev: str | None, warm
     import trustme
 
     from bench import proxy_overhead as po
-    from firewall import agents
     from firewall.proxy.ca import agent_ca_path
+    from firewall.state import agents
     from firewall.state.db import open_database
     from firewall.state.home import open_home
     from firewall.vault.store import Vault

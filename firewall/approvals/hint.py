@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from firewall.approvals import records, store
-from firewall.state.db import connect
+from firewall.state.db import database
 from firewall.text import printable
 
 log = logging.getLogger("firewall.run")
@@ -43,7 +43,7 @@ class WaitingHint:
         self._thread.join(timeout=5)
 
     def _watch(self) -> None:
-        db = connect(self.database)
+        db = database(self.database)
         try:
             while not self._stop.wait(self.interval):
                 try:

@@ -89,9 +89,9 @@ def start(
 
 def _warn_without_policy(home) -> None:
     """Starting with no policy in force is allowed (apply one later) but blocks every request meanwhile."""
-    from firewall import policy_store
     from firewall.cli.errors import warn
     from firewall.cli.state import database_or_exit
+    from firewall.state import policy_store
 
     db = database_or_exit(home)
     try:

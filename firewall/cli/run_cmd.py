@@ -13,12 +13,13 @@ import subprocess
 import time
 from pathlib import Path
 
-from firewall import agents, run_env
+from firewall import run_env
 from firewall.approvals.hint import WaitingHint
 from firewall.cli.errors import fail, warn
 from firewall.cli.state import database_or_exit, home_or_exit
 from firewall.proxy import process
 from firewall.run import client_files, isolation
+from firewall.state import agents
 from firewall.state.home import Home, write_private_file
 from firewall.state.pids import own_lease
 

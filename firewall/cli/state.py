@@ -33,7 +33,7 @@ def database_or_exit(home: Home) -> sqlite_utils.Database:
 
 
 def applied_policy_or_exit() -> CompiledPolicy:
-    from firewall import policy_store
+    from firewall.state import policy_store
 
     home = home_or_exit()
     db = database_or_exit(home)

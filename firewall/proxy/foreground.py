@@ -13,11 +13,11 @@ def serve_in_foreground(settings: ProxySettings) -> int:
     """Serve until stopped; the exit code. An error the proxy expects (a port in use, a damaged
     vault, a bad limits store, a full disk) is one line on stderr, which is the proxy's log
     when it runs in the background."""
-    from firewall.policy_store import PolicyStoreError
     from firewall.proxy.limiter import LimiterConfigError
     from firewall.proxy.server import ProxyStartError, configure_logging, serve
     from firewall.state.failures import describe_os_error
     from firewall.state.home import StateError
+    from firewall.state.policy_store import PolicyStoreError
     from firewall.vault import VaultError
 
     configure_logging(settings.log_file)

@@ -1,12 +1,12 @@
 """The state folder's SQLite database: one file, WAL, schema by registered migrations.
 
-Each module that owns tables declares its own `sqlite_utils.migrations.Migrations`
-set and lists it in MIGRATION_SETS; `open_database` applies every pending one.
+`connect` is the one way to open it (owner-only file, WAL, busy timeout); `database` wraps
+a connection for sqlite_utils; `open_database` also applies every pending migration of
+firewall/state/schema/.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sqlite3
 import stat
@@ -19,37 +19,32 @@ from firewall.state.home import SECRET_FILE_MODE
 
 if TYPE_CHECKING:  # sqlite_utils is imported where it is used: the audit child never loads it
     import sqlite_utils
-    from sqlite_utils.migrations import Migrations
-
-# "module:attribute" of every Migrations set, applied in this order.
-MIGRATION_SETS: tuple[str, ...] = (
-    "firewall.audit.schema:MIGRATIONS",
-    "firewall.policy_store:MIGRATIONS",
-    "firewall.agents:MIGRATIONS",
-    "firewall.approvals.schema:MIGRATIONS",
-)
 
 
-def _migration_sets() -> list[Migrations]:
-    sets = []
-    for ref in MIGRATION_SETS:
-        module_name, attribute = ref.split(":")
-        sets.append(getattr(importlib.import_module(module_name), attribute))
-    return sets
+def connect(path: Path, *, autocommit: bool = False) -> sqlite3.Connection:
+    """A connection with the settings every user of the database needs.
 
-
-def connect(path: Path) -> sqlite_utils.Database:
-    """A connection with the settings every user of the database needs."""
+    `autocommit`: no implicit transactions (each is explicit: `transaction`), and usable from
+    another thread than the one that opened it: the audit writers'. Otherwise sqlite3's default
+    transaction handling, which sqlite_utils needs."""
     if not path.exists():
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, SECRET_FILE_MODE))
+    _owner_only(path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
+    if autocommit:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(str(path))
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def database(path: Path) -> sqlite_utils.Database:
+    """`connect(path)` for sqlite_utils, without bringing the schema up to date."""
     import sqlite_utils
 
-    _owner_only(path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
-    db = sqlite_utils.Database(path)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA busy_timeout=5000")
-    db.execute("PRAGMA synchronous=NORMAL")
-    return db
+    return sqlite_utils.Database(connect(path))
 
 
 def _owner_only(*paths: Path) -> None:
@@ -64,8 +59,10 @@ def _owner_only(*paths: Path) -> None:
 
 def open_database(path: Path) -> sqlite_utils.Database:
     """Connect and bring the schema up to date."""
-    db = connect(path)
-    for migrations in _migration_sets():
+    from firewall.state.schema import MIGRATION_SETS  # not at the top: the audit child only connects
+
+    db = database(path)
+    for migrations in MIGRATION_SETS:
         migrations.apply(db)
     return db
 

@@ -58,7 +58,7 @@ def test_control_firewall_run_help_goes_to_typer(firewall):
     assert "mitmproxy" not in loaded
 
 
-@pytest.mark.parametrize("module", ["firewall.policy_store", "firewall.cli.main", "firewall.proxy.master"])
+@pytest.mark.parametrize("module", ["firewall.state.policy_store", "firewall.cli.main", "firewall.proxy.master"])
 def test_control_a_module_that_loads_them_is_seen_loading_them(module: str):
     """The checks above are not vacuous: the same reading sees the heavy packages when they load."""
     names = ["-c", f"import {module}"] if module != "firewall.cli.main" else ["-c", f"import {module} as m; m.app"]

@@ -16,27 +16,10 @@ import time
 from dataclasses import dataclass
 
 import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
 from firewall.state.pids import Lease, held
 
-MIGRATIONS = Migrations("agents")
 AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-
-
-@MIGRATIONS()
-def create_agent_tokens(db: sqlite_utils.Database) -> None:
-    db["agent_tokens"].create({"token_hash": str, "agent": str, "created": float, "revoked": float}, pk="token_hash")
-
-
-@MIGRATIONS()
-def add_run_lease(db: sqlite_utils.Database) -> None:
-    # run_pid/run_started: the run's lease (NULL: none, the token lives until revoked);
-    # isolated: 0 for a `firewall run --no-isolate`, whose audit rows say so.
-    table = db["agent_tokens"]
-    table.add_column("run_pid", int)
-    table.add_column("run_started", int)
-    table.add_column("isolated", int)
 
 
 @dataclass(frozen=True)
