@@ -23,7 +23,7 @@ credential shared {
     header Authorization = "Bearer {secret}"
 }
 
-host api.example.com {
+host *.example.com {               # a wildcard: no private address through it
     block POST /admin/**
     approve POST /v1/batches
     allow GET
@@ -49,7 +49,7 @@ host 93.184.216.34 {
 REPORT = compile_source("""
 default block
 mode report
-host api.example.com {
+host *.example.com {
     block POST /admin/**
 }
 """).policy
