@@ -65,9 +65,12 @@ def start(
             "stop it with `firewall proxy stop`"
         )
     if foreground:
-        from firewall.cli.run_cmd import _keep_passphrase_out_of_environ
+        from firewall.vault import VaultError, handoff
 
-        _keep_passphrase_out_of_environ()  # agents could read this process's /proc/PID/environ
+        try:
+            handoff.reexec_without_passphrase_env()  # agents could read this process's /proc/PID/environ
+        except VaultError as exc:
+            fail(str(exc))
         _serve(home, port, state_file, upstream_ca, limits_storage, audit, limits_timeout, audit_full_action)
         return
     try:

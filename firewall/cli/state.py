@@ -38,10 +38,7 @@ def applied_policy_or_exit() -> CompiledPolicy:
     home = home_or_exit()
     db = database_or_exit(home)
     try:
-        version = policy_store.active_version(db)
-        if version is None:
-            fail("no policy has been applied yet; apply one with `firewall policy apply PATH`, or pass --policy PATH")
-        return version.load()
+        return policy_store.policy_in_force(db)
     except policy_store.PolicyStoreError as exc:
         fail(str(exc))
     finally:

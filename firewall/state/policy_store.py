@@ -117,6 +117,18 @@ def active_version(db: sqlite_utils.Database) -> PolicyVersion | None:
     return _version(rows[0]) if rows else None
 
 
+NONE_APPLIED = "no policy has been applied yet; apply one with `firewall policy apply PATH`, or pass --policy PATH"
+
+
+def policy_in_force(db: sqlite_utils.Database) -> CompiledPolicy:
+    """The compiled policy in force. PolicyStoreError, with the way out, when none was applied or
+    its stored content does not load."""
+    version = active_version(db)
+    if version is None:
+        raise PolicyStoreError(NONE_APPLIED)
+    return version.load()
+
+
 def active_marker(db: sqlite_utils.Database) -> tuple[int, str] | None:
     """(version, sha256) of the active policy: cheap, for pollers."""
     row = db.execute(
