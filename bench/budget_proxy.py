@@ -245,8 +245,8 @@ async def _load(proxy: Proxy, upstream_port: int, load: str, per_tunnel: int) ->
 
 
 def _start_proxy(tmp: Path, name: str, policy: str, ca_file: Path) -> Proxy:
-    from firewall import agents
     from firewall.proxy.ca import agent_ca_path
+    from firewall.state import agents
     from firewall.state.db import open_database
     from firewall.state.home import open_home
 

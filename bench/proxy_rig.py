@@ -69,8 +69,8 @@ def start_proxy(
 ) -> po.Target:
     """Set up configuration `name` (init, the credential, `prepare`, the policy), start its proxy
     with `start_options` and mint an agent token: the target the load is sent to."""
-    from firewall import agents
     from firewall.proxy.ca import agent_ca_path
+    from firewall.state import agents
     from firewall.state.db import open_database
     from firewall.state.home import open_home
 

@@ -137,8 +137,8 @@ def main() -> int:
     import certifi
     import trustme
 
-    from firewall import agents
     from firewall.proxy.ca import agent_ca_path
+    from firewall.state import agents
     from firewall.state.db import open_database
     from firewall.state.home import open_home
 

@@ -47,9 +47,9 @@ class WaitingHint:
         if self._stop.wait(self.interval):
             return  # an agent done this soon never waited for anyone: no store loaded (sqlite_utils)
         from firewall.approvals import store
-        from firewall.state.db import connect
+        from firewall.state.db import database
 
-        db = connect(self.database)
+        db = database(self.database)
         try:
             while True:
                 try:

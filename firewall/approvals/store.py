@@ -44,22 +44,11 @@ _APPROVAL_COLUMNS = ", ".join(f.name for f in fields(Approval))
 
 def record_pending(db: sqlite_utils.Database, held: HeldRequest, now: float, proxy_pid: int) -> Approval:
     approval = Approval(
+        **{f.name: getattr(held, f.name) for f in fields(HeldRequest)},  # every field of the held request
         id=new_id("apr"),
-        request_id=held.request_id,
         created=now,
         expires=now + held.timeout,
-        timeout=held.timeout,
         state=PENDING,
-        agent=held.agent,
-        method=held.method,
-        url=held.url,
-        rule=held.rule,
-        rule_text=held.rule_text,
-        reason=held.reason,
-        preview=held.preview,
-        body_size=held.body_size,
-        fingerprint=held.fingerprint,
-        policy_sha256=held.policy_sha256,
         proxy_pid=proxy_pid,
         held=1,
         decided_at=None,

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from firewall import policy_store
 from firewall.approvals.records import Approval
 from firewall.policy.errors import PolicyError
 from firewall.policy.suggest import SKIP_WHY, Observed, Options, Seen, propose
 from firewall.policy.suggest_edit import NEW_FILE, candidate, compile_sources, fragment, named_sources
 from firewall.policy.testing import run_tests
+from firewall.state import policy_store
 from firewall.text import iso_utc
 
 if TYPE_CHECKING:

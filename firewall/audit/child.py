@@ -21,7 +21,8 @@ from typing import BinaryIO
 from firewall.audit.batching import RETRY_DELAY
 from firewall.audit.process_writer import read_frames
 from firewall.audit.record import FIELD_INDEX
-from firewall.audit.writer import connect, insert_rows
+from firewall.audit.writer import insert_rows
+from firewall.state.db import connect
 
 RECENT_ROWS = 100_000  # how far back a resent batch's last row is looked for
 _IDENTITY = tuple(FIELD_INDEX[name] for name in ("request_id", "time", "decision", "reason", "duration_ms"))
@@ -34,7 +35,7 @@ class MalformedBatch(Exception):
 def serve(path: Path, frames: BinaryIO, answers: BinaryIO) -> None:
     # The parent brought the schema up to date before it started the first child (ProcessAuditWriter),
     # so this process loads no migrations: only sqlite3, the record's fields and the chain's hashing.
-    conn = connect(path)
+    conn = connect(path, autocommit=True)
     try:
         for number, resend, rows in read_frames(frames):
             _answer(answers, f"got {number}")

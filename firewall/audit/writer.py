@@ -22,7 +22,7 @@ from pathlib import Path
 from firewall.audit.batching import RETRY_DELAY, AuditWriteError, BatchingWriter
 from firewall.audit.chain import head, row_hash
 from firewall.audit.record import COLUMNS, AuditRecord, row_values
-from firewall.state.db import transaction
+from firewall.state.db import connect, transaction
 
 _ROW = f"({', '.join('?' * (len(COLUMNS) + 2))})"
 _INSERT = f"INSERT INTO audit ({', '.join(COLUMNS)}, prev_hash, hash) VALUES "
@@ -45,7 +45,7 @@ class AuditWriter(BatchingWriter):
 
         super().__init__(path, batch_size=batch_size, interval=interval, thread_name="audit-writer")
         open_database(path).conn.close()  # schema up to date; a bad path fails here, in the caller
-        self._conn = connect(path)
+        self._conn = connect(path, autocommit=True)
         self._start()
 
     def _release(self) -> None:
@@ -96,12 +96,3 @@ def _chunked(rows: list[tuple[object, ...]]) -> Iterator[list[tuple[object, ...]
         while len(rows) - first >= size:
             yield rows[first : first + size]
             first += size
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection for writing audit rows: autocommit (transactions are explicit), WAL."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA busy_timeout=5000")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    return conn

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from firewall import policy_store
 from firewall.approvals import grants
 from firewall.approvals.records import Grant
 from firewall.policy import CompiledPolicy
+from firewall.state import policy_store
 
 
 def end_orphan_grants(db: sqlite_utils.Database, policy: CompiledPolicy | None, now: float) -> list[Grant]:

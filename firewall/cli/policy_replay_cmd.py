@@ -14,7 +14,6 @@ from typing import Annotated
 
 import typer
 
-from firewall import policy_store
 from firewall.audit.replay import replay_log
 from firewall.audit.times import TimeSpecError, parse_time
 from firewall.cli.errors import fail
@@ -23,6 +22,7 @@ from firewall.cli.state import database_or_exit, home_or_exit
 from firewall.policy import CompiledPolicy
 from firewall.policy.replay import CHANGES, Change, Example, Replay, Side
 from firewall.policy.testing import run_tests
+from firewall.state import policy_store
 from firewall.text import iso_utc
 
 EXIT_CHANGES = 3

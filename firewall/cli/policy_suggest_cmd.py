@@ -15,7 +15,6 @@ from typing import Annotated
 
 import typer
 
-from firewall import policy_store
 from firewall.audit.replay import replay_log
 from firewall.audit.suggest import observed_rows
 from firewall.audit.times import TimeSpecError, parse_time
@@ -28,6 +27,7 @@ from firewall.policy.replay import CHANGES, Replay
 from firewall.policy.suggest import SKIP_WHY, Options, Proposal, propose
 from firewall.policy.suggest_edit import Source, candidate, compile_sources, fragment, named_sources, source_diff
 from firewall.policy.testing import run_tests
+from firewall.state import policy_store
 from firewall.text import iso_utc
 
 

@@ -11,7 +11,6 @@ from typing import Annotated
 
 import typer
 
-from firewall import policy_store
 from firewall.cli import colour
 from firewall.cli.errors import fail, warn
 from firewall.cli.grant_sync import end_orphan_grants, ended_line
@@ -20,6 +19,7 @@ from firewall.cli.state import database_or_exit, home_or_exit
 from firewall.policy.diff import diff_policies
 from firewall.policy.loader import policy_paths
 from firewall.policy.testing import ExpectResult, run_tests
+from firewall.state import policy_store
 
 
 @app.command()

@@ -80,9 +80,12 @@ def start(
             "stop it with `firewall proxy stop`"
         )
     if foreground:
-        from firewall.cli.run_cmd import _keep_passphrase_out_of_environ
+        from firewall.vault import VaultError, handoff
 
-        _keep_passphrase_out_of_environ()  # agents could read this process's /proc/PID/environ
+        try:
+            handoff.reexec_without_passphrase_env()  # agents could read this process's /proc/PID/environ
+        except VaultError as exc:
+            fail(str(exc))
         _serve(home, port, state_file, upstream_ca, limits_storage, audit, limits_timeout, audit_full_action, workers)
         return
     from firewall.proxy import ca
@@ -115,9 +118,9 @@ def start(
 
 def _warn_without_policy(home) -> None:
     """Starting with no policy in force is allowed (apply one later) but blocks every request meanwhile."""
-    from firewall import policy_store
     from firewall.cli.errors import warn
     from firewall.cli.state import database_or_exit
+    from firewall.state import policy_store
 
     db = database_or_exit(home)
     try:

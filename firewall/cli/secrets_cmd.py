@@ -272,7 +272,7 @@ def _injected_by_policy_in_force(home) -> tuple[str, ...]:
     if not home.database.exists():
         return ()
     try:
-        from firewall import policy_store
+        from firewall.state import policy_store
         from firewall.state.db import open_database
 
         db = open_database(home.database)

@@ -43,15 +43,12 @@ def plain_database_or_exit(home: Home) -> sqlite3.Connection:
 
 
 def applied_policy_or_exit() -> CompiledPolicy:
-    from firewall import policy_store
+    from firewall.state import policy_store
 
     home = home_or_exit()
     db = plain_database_or_exit(home)
     try:
-        version = policy_store.active_version(db)
-        if version is None:
-            fail("no policy has been applied yet; apply one with `firewall policy apply PATH`, or pass --policy PATH")
-        return version.load()
+        return policy_store.policy_in_force(db)
     except policy_store.PolicyStoreError as exc:
         fail(str(exc))
     finally:

@@ -62,7 +62,7 @@ def vault(home: Home) -> Line:
 
 
 def policy(home: Home) -> Line:
-    from firewall import policy_store
+    from firewall.state import policy_store
     from firewall.state.db import open_database
 
     name = "policy"

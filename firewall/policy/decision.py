@@ -221,6 +221,12 @@ class Decision:
 
     `verdict` is what the proxy enforces. Under `mode report`, `verdict` is
     ALLOW and `would` holds what an enforcing policy would have done.
+
+    `needs_addresses` marks a partial answer: the request was let through on its
+    name, and the addresses the name resolves to (not given) may still refuse it
+    (`private_address`). Its verdict holds only if they are public: resolve the
+    name and decide again with `Request.addresses`. Never set on a block, nor for
+    an address literal.
     """
 
     verdict: Verdict
@@ -239,3 +245,4 @@ class Decision:
     policy_sha256: str = ""
     approval_timeout: float = 120.0
     host_block: RuleRef | None = None
+    needs_addresses: bool = False

@@ -16,7 +16,13 @@ Precedence, coded in this order with early returns:
     resolves to an address that is not public (addresses.py: every IANA special-purpose
     entry, and every IPv6 form embedding an IPv4 address) → block (private_address),
     unless a host block names that host and port exactly (a link-local address, or one
-    embedding it: as the address itself).
+    embedding it: as the address itself). An address literal is checked here; the
+    addresses a name resolves to (`request.addresses`) only once steps 3-9 let the
+    request through (allow, approve, or allow under `mode report`), so a request refused
+    anyway is refused for its own reason, and without DNS. Asked without them, such a
+    decision comes back partial, `needs_addresses` set (as Cedar's partial answers):
+    its verdict holds only if they are public, and the caller resolves the name and
+    asks again with them. A block never needs them, nor does an address literal.
     A raw TCP tunnel (scheme "tcp": a CONNECT whose bytes are neither TLS nor HTTP)
     is decided here, after the destination checks, by the `tcp` rule of the host block
     that names it, and by nothing else: no such rule → block (not_http), whatever the
@@ -107,6 +113,8 @@ class _Context(TypedDict, total=False):
 
 def decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
     decision = _decide(policy, request, now)
+    if decision.verdict is not Verdict.BLOCK:
+        decision = _resolved(policy, request, decision)
     # 10
     leaked = leaked_secrets(request.secrets, decision.inject)
     if not leaked:
@@ -122,6 +130,7 @@ def decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
         budgets=(),
         inject=(),
         would=None,
+        needs_addresses=False,
         message=f"the request carries the value of the vault secret {names}, which the policy does not "
         f"add to this request; a secret never goes anywhere but where the policy injects it",
     )
@@ -168,16 +177,9 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
                 message=f"{claim!r} does not name the destination {host}:{request.port}",
                 **base,
             )
-    private = _first_private(host, request.addresses)
+    private = _first_private((host,) if is_address(host) else ())  # a name's addresses: _resolved
     if private is not None and not _exempt(policy, host, request.port, private):
-        return Decision(
-            Verdict.BLOCK,
-            Reason.PRIVATE_ADDRESS,
-            message=f"{host} is or resolves to the non-public address {private.address} ({private.why}); "
-            f"a host block must name {host}:{request.port} exactly (a link-local address: as the "
-            f"address itself)",
-            **base,
-        )
+        return _private(host, request.port, private, base)
     if request.scheme == "tcp":
         return _tunnel(policy, host, request.port, base)
     # 3
@@ -288,9 +290,39 @@ def _same_destination(claim: str, host: str, port: int) -> bool:
     return claimed_port is None or claimed_port == port
 
 
-def _first_private(host: str, addresses: tuple[str, ...]) -> AddressClass | None:
-    """The first of the destination's addresses (or the host, if it is one) that is not public."""
-    for text in (host, *addresses) if is_address(host) else addresses:
+def _resolved(policy: CompiledPolicy, request: Request, decision: Decision) -> Decision:
+    """Step 2 for the addresses the destination resolves to, once steps 3-9 let the request through:
+    refused if one is not public (and not exempt), partial (`needs_addresses`) if none were given
+    for a name."""
+    host = decision.host
+    private = _first_private(request.addresses)
+    if private is not None and not _exempt(policy, host, request.port, private):
+        # The fields step 2 knows, as when an address literal is refused there.
+        context: _Context = {
+            "policy_sha256": decision.policy_sha256,
+            "approval_timeout": decision.approval_timeout,
+            "mode": policy.mode,
+            "host": host,
+        }
+        return _private(host, request.port, private, context)
+    if not request.addresses and not is_address(host):
+        return replace(decision, needs_addresses=True)
+    return decision
+
+
+def _private(host: str, port: int, private: AddressClass, base: _Context) -> Decision:
+    return Decision(
+        Verdict.BLOCK,
+        Reason.PRIVATE_ADDRESS,
+        message=f"{host} is or resolves to the non-public address {private.address} ({private.why}); "
+        f"a host block must name {host}:{port} exactly (a link-local address: as the address itself)",
+        **base,
+    )
+
+
+def _first_private(addresses: tuple[str, ...]) -> AddressClass | None:
+    """The first of these addresses that is not public."""
+    for text in addresses:
         found = classify(text)
         if not found.public:
             return found

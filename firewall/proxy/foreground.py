@@ -15,12 +15,12 @@ def serve_in_foreground(settings: ProxySettings) -> int:
     when it runs in the background."""
     if settings.workers > 1:
         return _supervise_in_foreground(settings)
-    from firewall.policy_store import PolicyStoreError
     from firewall.proxy.limiter import LimiterConfigError
     from firewall.proxy.log_file import configure_logging
     from firewall.proxy.server import ProxyStartError, serve
     from firewall.state.failures import describe_os_error
     from firewall.state.home import StateError
+    from firewall.state.policy_store import PolicyStoreError
     from firewall.vault import VaultError
 
     configure_logging(settings.log_file, settings.worker)

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from firewall import agents, policy_store
 from firewall.policy import CompiledPolicy, compile_source
 from firewall.proxy.outages import Outage
 from firewall.redaction import SecretIndex
+from firewall.state import agents, policy_store
 from firewall.state.db import open_database
 from firewall.state.home import Home, StateError
 from firewall.vault.errors import VaultError

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from firewall.run import supervise
-from firewall.run.sandbox import MARKER, Mounts, SandboxError, find_bwrap  # noqa: F401 (the names run_cmd uses)
+from firewall.run.sandbox import MARKER, Mounts, SandboxError, find_bwrap  # noqa: F401 (the names session.py uses)
 from firewall.run.supervise import die_with_parent, wait_forwarding  # noqa: F401 (likewise)
 from firewall.state.home import Home, platform_root
 

@@ -1,1 +1,2 @@
-"""On-disk state: the state folder, its SQLite database, the vault."""
+"""The storage layer: the state folder, its SQLite database (one connect, every schema), policy
+versions, agents' tokens, pids."""

@@ -8,11 +8,11 @@ import io
 import os
 from pathlib import Path
 
-from firewall import policy_store
 from firewall.approvals import store
 from firewall.approvals.prompt import Prompt
 from firewall.approvals.suggest_rule import default_file
 from firewall.policy.loader import compile_source
+from firewall.state import policy_store
 from tests.approvals.support import NOW, held
 
 ME = os.getpid()

@@ -22,8 +22,8 @@ from firewall.audit.batching import AuditWriteError
 from firewall.audit.chain import verify
 from firewall.audit.process_writer import ProcessAuditWriter, encode_frame
 from firewall.audit.record import AuditRecord
-from firewall.audit.schema import add_fields_column, add_usage_columns, create_audit_tables
 from firewall.state.db import open_database
+from firewall.state.schema.audit import add_fields_column, add_usage_columns, create_audit_tables
 from tests.audit.support import make_record
 
 REPO = Path(__file__).parents[2]

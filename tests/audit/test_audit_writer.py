@@ -18,9 +18,9 @@ import pytest
 from firewall.audit.batching import AuditWriteError
 from firewall.audit.chain import verify
 from firewall.audit.process_writer import ProcessAuditWriter
-from firewall.audit.schema import add_fields_column, add_usage_columns, create_audit_tables
 from firewall.audit.writer import AuditWriter
 from firewall.state.db import open_database
+from firewall.state.schema.audit import add_fields_column, add_usage_columns, create_audit_tables
 from tests.audit.support import make_record
 
 LOOP_RECORDS = 20_000

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from firewall import run_env
 from firewall.run import client_files
+from firewall.run import environment as run_env
 from tests.support.fixtures import REAL_KEY
 
 SCRIPTS = Path(__file__).parent / "scripts"

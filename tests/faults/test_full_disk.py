@@ -127,7 +127,7 @@ def test_a_full_disk_refuses_past_the_bound_and_loses_nothing_once_space_is_back
 def test_firewall_run_on_a_disk_that_fills_exits_with_the_agents_code(small_disk):
     """The agent fills the disk and exits 3: `firewall run` exits 3 with a one-line warning (no
     traceback), and the run's token is not live afterwards. Control: the same run with space."""
-    from firewall import agents
+    from firewall.state import agents
     from firewall.state.db import open_database
 
     firewall = make_firewall(small_disk / "home")

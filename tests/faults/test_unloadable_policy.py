@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from firewall import agents
+from firewall.state import agents
 from firewall.state.db import open_database
 from tests.faults.support import LoadClient, check_nothing_lost, hammer, log_lines, proxy_status
 from tests.support.fixtures import REAL_KEY

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from firewall import agents
+from firewall.state import agents
 from firewall.state.db import open_database
 from firewall.state.pids import Lease, held, own_lease
 from tests.e2e.helpers import SCRIPTS as E2E_SCRIPTS

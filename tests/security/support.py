@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from firewall import agents
+from firewall.state import agents
 from firewall.state.db import open_database
 from tests.support.fixtures import Firewall
 from tests.support.upstream import QuietHandler, Seen, Upstream, https_server, serve, ws_accept, ws_frame

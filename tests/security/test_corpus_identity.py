@@ -125,7 +125,7 @@ def test_a_tunnel_opened_before_the_run_ended_closes_with_it(corpus):
     """Found a hole: a tunnel authenticated at CONNECT kept working after its token was revoked, so
     a process the agent left running could go on using the proxy after `firewall run` returned.
     Fixed: firewall/proxy/addons/identity.py checks the tunnel's token on every request."""
-    from firewall import agents
+    from firewall.state import agents
     from firewall.state.db import open_database
 
     token = mint_token(corpus.firewall, "leftover")
@@ -161,7 +161,7 @@ def test_an_open_websocket_carries_nothing_once_its_run_ended(corpus):
     import base64
     import os
 
-    from firewall import agents
+    from firewall.state import agents
     from firewall.state.db import open_database
     from tests.support.upstream import ws_frame
 

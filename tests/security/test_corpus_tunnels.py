@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from firewall import agents
+from firewall.state import agents
 from firewall.state.db import open_database
 from tests.security.conftest import all_audit_rows
 from tests.security.support import TIMEOUT, Agent, mint_token, proxy_ca, read_reply, recv_exactly

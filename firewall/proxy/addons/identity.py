@@ -14,12 +14,12 @@ import weakref
 
 from mitmproxy import http
 
-from firewall.agents import token_hash
 from firewall.policy.outcomes import Outcome
 from firewall.proxy.notes import notes_of
 from firewall.proxy.refusals import ProxyReason
 from firewall.proxy.responses import refuse
 from firewall.proxy.runtime import Runtime
+from firewall.state.agents import token_hash
 
 HEADER = "Proxy-Authorization"
 

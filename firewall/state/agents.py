@@ -9,7 +9,6 @@ could revoke it: `live_tokens` leaves it out.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import secrets
@@ -20,41 +19,10 @@ from typing import TYPE_CHECKING
 
 from firewall.state.pids import Lease, held
 
-if TYPE_CHECKING:  # sqlite_utils only where migrations run: `firewall run` never loads it (state/db.py)
+if TYPE_CHECKING:  # sqlite_utils only for its types: `firewall run` never loads it (state/db.py)
     import sqlite_utils
-    from sqlite_utils.migrations import Migrations
 
 AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-
-
-def __getattr__(name: str) -> Migrations:  # PEP 562: `MIGRATIONS` is built on first use
-    if name == "MIGRATIONS":
-        return _migrations()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-@functools.cache
-def _migrations() -> Migrations:
-    from sqlite_utils.migrations import Migrations
-
-    migrations = Migrations("agents")
-
-    @migrations()
-    def create_agent_tokens(db: sqlite_utils.Database) -> None:
-        db["agent_tokens"].create(
-            {"token_hash": str, "agent": str, "created": float, "revoked": float}, pk="token_hash"
-        )
-
-    @migrations()
-    def add_run_lease(db: sqlite_utils.Database) -> None:
-        # run_pid/run_started: the run's lease (NULL: none, the token lives until revoked);
-        # isolated: 0 for a `firewall run --no-isolate`, whose audit rows say so.
-        table = db["agent_tokens"]
-        table.add_column("run_pid", int)
-        table.add_column("run_started", int)
-        table.add_column("isolated", int)
-
-    return migrations
 
 
 def _sql(db: sqlite_utils.Database | sqlite3.Connection) -> sqlite3.Connection:

@@ -8,7 +8,6 @@ again as a new version, so every change has its own row (who, when, what).
 
 from __future__ import annotations
 
-import functools
 import getpass
 import json
 import sqlite3
@@ -18,45 +17,8 @@ from typing import TYPE_CHECKING
 
 from firewall.policy import CompiledPolicy
 
-if TYPE_CHECKING:  # sqlite_utils only where migrations run: `firewall run` never loads it (state/db.py)
+if TYPE_CHECKING:  # sqlite_utils only for its types: `firewall run` never loads it (state/db.py)
     import sqlite_utils
-    from sqlite_utils.migrations import Migrations
-
-
-def __getattr__(name: str) -> Migrations:  # PEP 562: `MIGRATIONS` is built on first use
-    if name == "MIGRATIONS":
-        return _migrations()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-@functools.cache
-def _migrations() -> Migrations:
-    from sqlite_utils.migrations import Migrations
-
-    migrations = Migrations("policy")
-
-    @migrations()
-    def create_policy_tables(db: sqlite_utils.Database) -> None:
-        db["policy_versions"].create(
-            {
-                "version": int,
-                "sha256": str,
-                "applied_at": float,
-                "applied_by": str,
-                "note": str,
-                "sources": str,  # JSON: [{"path": ..., "text": ...}]
-                "compiled": str,  # canonical JSON of the compiled policy
-            },
-            pk="version",
-        )
-        db["policy_active"].create({"id": int, "version": int}, pk="id")
-
-    @migrations()
-    def add_tests_column(db: sqlite_utils.Database) -> None:
-        """What `apply` learnt of the policy's tests: "5 passed", "skipped: 2 of 7 failing", "none"."""
-        db["policy_versions"].add_column("tests", str, not_null_default="")
-
-    return migrations
 
 
 class PolicyStoreError(Exception):
@@ -159,6 +121,18 @@ def active_version(db: sqlite_utils.Database | sqlite3.Connection) -> PolicyVers
     )
     row = cursor.fetchone()
     return _version(dict(zip([c[0] for c in cursor.description], row, strict=True))) if row else None
+
+
+NONE_APPLIED = "no policy has been applied yet; apply one with `firewall policy apply PATH`, or pass --policy PATH"
+
+
+def policy_in_force(db: sqlite_utils.Database | sqlite3.Connection) -> CompiledPolicy:
+    """The compiled policy in force. PolicyStoreError, with the way out, when none was applied or
+    its stored content does not load."""
+    version = active_version(db)
+    if version is None:
+        raise PolicyStoreError(NONE_APPLIED)
+    return version.load()
 
 
 def active_marker(db: sqlite_utils.Database) -> tuple[int, str] | None:
