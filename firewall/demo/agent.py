@@ -14,7 +14,7 @@ import textwrap
 import urllib.error
 import urllib.request
 
-WIDTH = 100
+WIDTH = 80  # a terminal's columns: the demo is read in one
 INDENT = " " * 7
 
 
@@ -36,22 +36,25 @@ def call(method: str, url: str, payload: dict | None = None) -> str:
 
 def main(base: str) -> None:
     steps = [
-        ("chat with a cheap model", "POST", f"{base}/v1/chat/completions", {"model": "gpt-4o-mini"}),
-        ("chat with an expensive model", "POST", f"{base}/v1/chat/completions", {"model": "gpt-4.5"}),
+        ("chat, a cheap model", "POST", f"{base}/v1/chat/completions", {"model": "gpt-4o-mini"}),
+        ("chat, a pricey model", "POST", f"{base}/v1/chat/completions", {"model": "gpt-4.5"}),
         ("generate an image", "POST", f"{base}/v1/images/generations", {"model": "gpt-image-1"}),
         ("read uploaded files", "GET", f"{base}/v1/files", None),
-        ("start a fine-tuning job (held)", "POST", f"{base}/v1/fine_tuning/jobs", {"model": "gpt-4o-mini"}),
+        ("fine-tune (held)", "POST", f"{base}/v1/fine_tuning/jobs", {"model": "gpt-4o-mini"}),
         ("list models", "GET", f"{base}/v1/models", None),
         ("chat again", "POST", f"{base}/v1/chat/completions", {"model": "gpt-4o-mini"}),
         ("and again", "POST", f"{base}/v1/chat/completions", {"model": "gpt-4o-mini"}),
         ("once too often", "POST", f"{base}/v1/chat/completions", {"model": "gpt-4o-mini"}),
-        ("call a host the policy does not name", "GET", "https://example.com/", None),
+        ("a host no block names", "GET", "https://example.com/", None),
     ]
     print(f"agent: my OPENAI_API_KEY is {os.environ.get('OPENAI_API_KEY')!r}")
     for label, method, url, payload in steps:
         status, _, message = call(method, url, payload).partition(": ")
-        print(f"agent: {label:<36} {method:<4} {url.split('//', 1)[1]:<40} -> {status}")
-        for line in textwrap.wrap(message, WIDTH - len(INDENT)):  # the refusal's message, as the agent read it
+        # The stand-in's own calls by path (its address is in the lines above): 80 columns hold a line.
+        where = url[len(base) :] if url.startswith(base) else url.split("//", 1)[1]
+        print(f"agent: {label:<22} {method:<4} {where:<22} -> {status}")
+        # the refusal's message, as the agent read it
+        for line in textwrap.wrap(message, WIDTH - len(INDENT), break_on_hyphens=False):
             print(INDENT + line)
         sys.stdout.flush()
 

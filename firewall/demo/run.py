@@ -48,10 +48,10 @@ test "the demo policy" {{
 
 # What to try next, said at the end: the README's "Using it", shortest path first.
 NEXT_STEPS = (
-    "firewall secrets add openai --provider openai      # your real key, into the vault",
-    "firewall policy apply policies/openai.policy       # a ready policy (policy test runs its tests)",
-    "firewall run --agent me -- python my_agent.py      # your agent, through the firewall",
-    "firewall approvals                                 # answer held requests as they come",
+    "firewall secrets add openai --provider openai   # your real key, to the vault",
+    "firewall policy apply policies/openai.policy    # a ready policy, tests run",
+    "firewall run --agent me -- python my_agent.py   # your agent, through it",
+    "firewall approvals                              # answer held requests",
 )
 
 
@@ -85,8 +85,8 @@ def run_demo(keep: bool = False) -> int:
         firewall("policy", "apply", str(policy))
         _step("run the agent through the firewall")
         print(
-            "(a request the policy holds waits for a person: `firewall approvals` asks in another\n"
-            " terminal; here the demo answers for you with `firewall approvals approve ID`)",
+            "(a request the policy holds waits for a person: `firewall approvals` asks in\n"
+            " another terminal; here the demo answers with `firewall approvals approve ID`)",
             flush=True,
         )
 

@@ -30,10 +30,10 @@ def test_the_demo_shows_an_approval_answered_through_the_cli(demo):
     assert held, demo
     assert f"$ firewall approvals approve {held[1]}" in demo
     assert f"approved {held[1]}: POST https://localhost:" in demo
-    fine_tuning = next(line for line in demo.splitlines() if "start a fine-tuning job (held)" in line)
+    fine_tuning = next(line for line in demo.splitlines() if "fine-tune (held)" in line)
     assert fine_tuning.endswith("-> 200")
     # what was allowed, blocked and limited is still shown
-    assert re.search(r"agent: chat with a cheap model .* -> 200", demo)
+    assert re.search(r"agent: chat, a cheap model .* -> 200", demo)
     assert re.search(r"agent: generate an image .* -> 403 policy_blocked", demo)
     assert re.search(r"agent: once too often .* -> 429 rate_limited", demo)
 
@@ -55,7 +55,7 @@ def test_the_demo_ends_with_what_to_try_next(demo):
 def test_the_agents_lines_read_at_a_glance_and_no_key_leaks(demo):
     assert "sk-demo-REAL-KEY-kept-in-the-vault-0123456789" not in demo  # only its first 22 characters are shown
     agent = [line for line in demo.splitlines() if line.startswith(("agent: ", " " * 7))]
-    assert len(agent) > 10 and max(len(line) for line in agent) <= 120, max(agent, key=len)
+    assert len(agent) > 10 and max(len(line) for line in agent) <= 80, max(agent, key=len)  # an 80-column terminal
     # a refusal's message, as the agent read it, follows its line, wrapped
     refused = agent.index(next(line for line in agent if "generate an image" in line))
     assert agent[refused].endswith("-> 403 policy_blocked")
