@@ -1,5 +1,7 @@
-"""Runs inside `firewall run` (python -m firewall.doctor.probe_agent): each runtime found GETs the
-reserved probe URL as it would any URL, with nothing set up by hand; prints one JSON list.
+"""Runs inside `firewall run` (python -m firewall.doctor.probe_agent [--go PROBE] [--only NAME ...]):
+each runtime found GETs the reserved probe URL as it would any URL, with nothing set up by hand;
+prints one JSON list. --go names the Go probe binary (go_probe.py builds it outside the sandbox);
+--only keeps the named probes.
 
 The proxy answers the probe itself (proxy/addons/probe.py), so an answer means the runtime's
 traffic went through the proxy and it trusted the firewall's CA. Standard library only.
@@ -7,10 +9,13 @@ traffic went through the proxy and it trusted the firewall's CA. Standard librar
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 PROBE_URL = "https://probe.firewall.invalid/doctor"
 TIMEOUT = 20
@@ -54,7 +59,13 @@ if (client === "fetch") {
 """
 
 
-def probes() -> list[tuple[str, str | None, list[str]]]:
+def uv_program() -> str | None:
+    """uv on PATH, or next to this Python (a venv that installed uv from PyPI)."""
+    beside = Path(sys.executable).parent / "uv"
+    return shutil.which("uv") or (str(beside) if beside.is_file() else None)
+
+
+def probes(go_probe: str | None = None) -> list[tuple[str, str | None, list[str]]]:
     """(name, the program it needs, argv) for every probe."""
     found = []
     for lib in PYTHON_LIBS:
@@ -84,11 +95,27 @@ def probes() -> list[tuple[str, str | None, list[str]]]:
                 "fwprobe",
             ],
         ),
+        # uv's resolver fetches the project page through its own HTTP client (reqwest, rustls),
+        # with its proxy and CA settings; --dry-run --target: nothing is installed anywhere.
+        (
+            "uv",
+            uv_program(),
+            [
+                *(uv_program() or "uv", "pip", "install", "--dry-run", "--no-cache", "--no-config"),
+                *("--python", sys.executable, "--target", "/nonexistent-doctor"),
+                *("--index-url", f"{PROBE_URL}/uv/simple/", "fwprobe"),
+            ],
+        ),
+        ("go", go_probe, [go_probe or "go", f"{PROBE_URL}/go"]),
+        # Codex is found and named, not probed (docs/doctor.md says why).
+        ("codex", "codex", ["codex", "--version"]),
     ]
     return found
 
 
 def run_probe(name: str, needs: str | None, argv: list[str]) -> dict:
+    if needs is None and name in ("uv", "go"):
+        return {"name": name, "result": "missing", "output": f"{name} not found"}
     if needs is not None and shutil.which(needs) is None:
         return {"name": name, "result": "missing", "output": f"{needs} not found"}
     try:
@@ -100,8 +127,13 @@ def run_probe(name: str, needs: str | None, argv: list[str]) -> dict:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="probe_agent")
+    parser.add_argument("--go", help="the Go probe binary")
+    parser.add_argument("--only", nargs="+", help="run only these probes")
+    args = parser.parse_args()
+    chosen = [probe for probe in probes(args.go) if not args.only or probe[0] in args.only]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda probe: run_probe(*probe), probes()))
+        results = list(pool.map(lambda probe: run_probe(*probe), chosen))
     print(json.dumps(results))
 
 

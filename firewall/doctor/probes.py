@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from firewall.doctor import go_probe
 from firewall.doctor.line import Line, Status
 
 RUNTIME = "runtime"
@@ -30,6 +32,8 @@ CERTIFICATE = (
     "self signed certificate",
     "server certificate verification failed",
     "Cannot verify",
+    "certificate signed by unknown authority",  # Go
+    "invalid peer certificate",  # uv (rustls)
 )
 NOT_PROXIED = (
     "Connection refused",
@@ -42,18 +46,29 @@ NOT_PROXIED = (
     "unable to resolve host",
     "Network is unreachable",
     "Cannot connect to host",
+    "network is unreachable",  # Go, when it looks the name up itself
+    "no such host",
+    "dns error",  # uv
 )
 # What the agent can do about each runtime, when it does not use the proxy or distrust the CA.
 PROXY_FIX = {
     "node": "run Node under `firewall run` unchanged (its NODE_OPTIONS preload gives fetch and https the proxy); "
     "keep NODE_OPTIONS when you set your own",
     "python aiohttp": "create the session with aiohttp.ClientSession(trust_env=True)",
+    "uv": "keep HTTPS_PROXY as `firewall run` sets it (uv reads it; check UV_* and uv.toml for a proxy of their own)",
+    "go": "keep HTTPS_PROXY as `firewall run` sets it; a custom http.Transport needs Proxy: http.ProxyFromEnvironment",
 }
 TRUST_FIX = {
     "python certifi": "a program that passes certifi.where() itself trusts only certifi's roots: let it use "
     "SSL_CERT_FILE (ssl.create_default_context()) or the truststore package",
     "wget": "keep WGETRC as `firewall run` sets it (it names the firewall's bundle)",
+    "uv": "keep SSL_CERT_FILE as `firewall run` sets it (uv adds it to its roots); --native-tls is not needed",
+    "go": "keep SSL_CERT_FILE as `firewall run` sets it (Go reads it on Linux); a custom tls.Config needs RootCAs "
+    "from it",
 }
+
+
+GO_BUILD_FIX = "check that `go build` works for a standard-library program (docs/doctor.md)"
 
 
 def probe_policy(directory: Path) -> Path:
@@ -64,9 +79,12 @@ def probe_policy(directory: Path) -> Path:
     return path
 
 
-def run_probes(use_running: bool, isolate: bool, env: dict[str, str] | None = None) -> list[Line]:
+def run_probes(
+    use_running: bool, isolate: bool, env: dict[str, str] | None = None, cache_dir: Path | None = None
+) -> list[Line]:
     """Every runtime's line, from one `firewall run` of the probe agent."""
     env = dict(os.environ if env is None else env)
+    go_line, go_binary = _go_probe(cache_dir)
     with tempfile.TemporaryDirectory(prefix="firewall-doctor-") as scratch:
         args = [sys.executable, "-m", "firewall", "run", "--agent", "doctor"]
         if not use_running:
@@ -74,6 +92,8 @@ def run_probes(use_running: bool, isolate: bool, env: dict[str, str] | None = No
         if not isolate:
             args.append("--no-isolate")
         args += ["--", sys.executable, "-m", "firewall.doctor.probe_agent"]
+        if go_binary is not None:  # the state folder is hidden in the sandbox: a copy beside the scratch
+            args += ["--go", shutil.copy2(go_binary, Path(scratch) / "go-probe")]
         try:
             done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT, cwd=scratch)
         except subprocess.TimeoutExpired:
@@ -83,7 +103,18 @@ def run_probes(use_running: bool, isolate: bool, env: dict[str, str] | None = No
     except (IndexError, ValueError):
         said = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
         return [Line(RUNTIME, "probes", Status.FAIL, f"`firewall run` failed: {said[0]}", "fix the setup lines above")]
-    return [classify(result) for result in results]
+    lines = [classify(result) for result in results]
+    return [go_line if go_line is not None and line.name == "go" else line for line in lines]
+
+
+def _go_probe(cache_dir: Path | None) -> tuple[Line | None, Path | None]:
+    """(a line to show instead of the probe's when the probe cannot be built, the probe binary)."""
+    if cache_dir is None:
+        return None, None
+    try:
+        return None, go_probe.binary(cache_dir)
+    except (go_probe.GoProbeError, OSError) as exc:
+        return Line(RUNTIME, "go", Status.WARN, f"found, but its probe was not built: {exc}", GO_BUILD_FIX), None
 
 
 def classify(result: dict) -> Line:
@@ -91,6 +122,9 @@ def classify(result: dict) -> Line:
     family = "node" if name.startswith("node") else name
     if result["result"] == "missing":
         return Line(RUNTIME, name, Status.SKIP, output)
+    if name == "codex":  # found and named, not probed: docs/doctor.md says why
+        version = output.strip().splitlines()[-1] if result.get("code") == 0 and output.strip() else "version unknown"
+        return Line(RUNTIME, name, Status.SKIP, f"found, {version[:80]}; not probed (docs/doctor.md)")
     if "ModuleNotFoundError" in output or "No module named" in output:
         return Line(RUNTIME, name, Status.SKIP, "module not installed for python3")
     if result["result"] == "timeout":
@@ -101,6 +135,8 @@ def classify(result: dict) -> Line:
             name == "git" and (result.get("code") == 0 or "not valid" in output)  # the proxy's answer: no refs
         )
         or (name == "pip" and "No matching distribution" in output and "SSLError" not in output)
+        # uv refuses the probe's JSON as a project page: it reached the proxy and read its answer
+        or (name == "uv" and "Unsupported `Content-Type`" in output and "probe.firewall.invalid" in output)
     )
     if answered and not any(word in output for word in CERTIFICATE):
         return Line(RUNTIME, name, Status.OK, "through the proxy, trusts the firewall's CA")

@@ -22,5 +22,6 @@ def diagnose(home: Home, with_probes: bool = True) -> list[Line]:
     lines.append(checks.limits_store(info))
     if with_probes:
         use_running = info is not None and policy.status is Status.OK
-        lines += probes.run_probes(use_running=use_running, isolate=isolation.status is Status.OK)
+        isolate = isolation.status is Status.OK
+        lines += probes.run_probes(use_running=use_running, isolate=isolate, cache_dir=home.root / "cache")
     return lines

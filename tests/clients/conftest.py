@@ -23,6 +23,7 @@ host localhost:{port} {{
 host localhost:{stand_in_port} {{
     inject openai
     allow GET /git/**, /simple/**, /packages/**
+    allow HEAD /packages/**
     allow POST /git/probe.git/git-upload-pack
 }}
 """

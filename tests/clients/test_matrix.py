@@ -8,7 +8,8 @@ at once inside the sandbox, nothing reached the upstream; its control, the same 
 --no-isolate, goes straight to the upstream (no decision, no audit row), which is what isolation is for.
 
 Go (Debian's golang-go) and openai-node (npm, into .cache/openai-node) are installed by scripts/test.sh;
-without them their cases are skipped.
+without them their cases are skipped. uv (PyPI, the test extras) installs a wheel from the package
+index stand-in; it sends HEAD for the wheel before its GETs, each with its own audit row.
 """
 
 from __future__ import annotations
@@ -23,14 +24,31 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.toolchains import go_client, openai_node
+from tests.clients.toolchains import go_client, openai_node, uv_client
 from tests.support.fixtures import REAL_KEY
+from tests.support.stand_ins import WHEEL
 
 pytestmark = pytest.mark.clients
 
 SCRIPTS = Path(__file__).parent / "scripts"
 PY = [sys.executable, str(SCRIPTS / "py_clients.py")]
 NODE = ["node", str(SCRIPTS / "node_clients.js")]
+# uv reads no config file and no UV_* index setting of the machine: only the stand-in's index;
+# it reports on stderr: the wrapper puts it on stdout, where the answer is looked for.
+UV_CLEAN = [
+    "sh",
+    "-c",
+    '"$@" 2>&1',
+    "sh",
+    "env",
+    "-u",
+    "UV_INDEX_URL",
+    "-u",
+    "UV_EXTRA_INDEX_URL",
+    "-u",
+    "UV_INDEX",
+    "UV_NO_CONFIG=1",
+]
 PIP_CLEAN = ["env", "-u", "PIP_FIND_LINKS", "-u", "PIP_EXTRA_INDEX_URL", "PIP_CONFIG_FILE=/dev/null"]
 REFUSED_WITHIN = 2.0  # seconds: a refused connection fails at once, a timeout would not
 
@@ -65,6 +83,17 @@ CLIENTS = {
         ],
         "Successfully downloaded fwprobe",
         on_stand_in=True,
+    ),
+    # uv asks for the wheel's headers (HEAD) before it reads it: the policy allows HEAD /packages/**.
+    "uv": Client(
+        lambda base, si: [
+            *UV_CLEAN,
+            *(uv_client.binary(), "pip", "install", "--no-cache", "--python", sys.executable),
+            *("--target", str(si.root / f"uv-{id(si)}"), "--index-url", si.index_url, "fwprobe"),
+        ],
+        "+ fwprobe==1.0",
+        on_stand_in=True,
+        missing=uv_client.missing,
     ),
     "node-fetch": Client(lambda base, si: [*NODE, "fetch", f"{base}/v1/models"], "200 {", "node"),
     "node-https": Client(lambda base, si: [*NODE, "https", f"{base}/v1/models"], "200 {", "node"),
@@ -121,7 +150,11 @@ def test_client_is_answered_through_the_proxy(matrix, module_upstream, stand_in,
     mine = [r for r in rows if r["agent"] == agent]
     assert len(mine) == len(seen), mine  # one row per request, no more
     assert all(r["decision"] == "allow" for r in mine)
-    assert sorted(r["path"] for r in mine) == sorted(request.path.split("?")[0] for request in seen)
+    assert sorted((r["method"], r["path"]) for r in mine) == sorted(
+        (request.method, request.path.split("?")[0]) for request in seen
+    )
+    if name == "uv":  # its HEAD for the wheel, answered and audited like the GETs
+        assert ("HEAD", f"/packages/{WHEEL}") in [(r["method"], r["path"]) for r in mine], mine
 
 
 def test_aiohttp_default_session_is_refused_at_once_inside_the_sandbox(matrix, module_upstream, tmp_path):

@@ -56,5 +56,22 @@ class OpenAINode:
         return None
 
 
+class Uv:
+    """uv from PyPI (the `uv` package of the test extras puts its binary next to the venv's Python)."""
+
+    def binary(self) -> str | None:
+        try:
+            import uv
+        except ImportError:
+            return shutil.which("uv")
+        return uv.find_uv_bin()
+
+    def missing(self) -> str | None:
+        if self.binary() is None:
+            return "uv is not installed (pip install uv)"
+        return None
+
+
 go_client = GoClient()
+uv_client = Uv()
 openai_node = OpenAINode()

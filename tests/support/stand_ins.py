@@ -4,6 +4,7 @@
     POST /git/NAME.git/git-upload-pack                    } by `git http-backend` (CGI)
     GET  /simple/NAME/                                      -> a PEP 503 page linking the wheel
     GET  /packages/FILE.whl                                 -> the wheel
+    HEAD /packages/FILE.whl                                 -> its headers (uv asks before a range read)
     anything else                                           -> 404
 
 Every request is recorded as tests/support/upstream.py's `Seen`, so a test sees what reached it.
@@ -115,7 +116,8 @@ def _handler(ref: list[StandIn]):
             self.send_header("content-type", content_type)
             self.send_header("content-length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if self.command != "HEAD":
+                self.wfile.write(data)
 
         def _git(self, root: Path, path_info: str, query: str, body: bytes) -> None:
             env = {
@@ -148,7 +150,7 @@ def _handler(ref: list[StandIn]):
             self.end_headers()
             self.wfile.write(payload)
 
-        do_GET = do_POST = _handle
+        do_GET = do_POST = do_HEAD = _handle
 
     return Handler
 
