@@ -17,6 +17,7 @@ credential openai {{
 host localhost:{port} {{
     inject openai
     allow GET /v1/models
+    allow GET /ws
     allow POST /v1/chat/completions
 }}
 

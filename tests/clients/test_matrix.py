@@ -71,6 +71,7 @@ CLIENTS = {
     "requests": Client(lambda base, si: [*PY, "requests", base], MODELS),
     "urllib": Client(lambda base, si: [*PY, "urllib", base], MODELS),
     "aiohttp-trust-env": Client(lambda base, si: [*PY, "aiohttp-trust-env", base], MODELS),
+    "websockets": Client(lambda base, si: [*PY, "websockets", base], "echo: hi"),
     "curl-h1": Client(lambda base, si: ["curl", "-sS", "--http1.1", f"{base}/v1/models"], MODELS, "curl"),
     "curl-h2": Client(lambda base, si: ["curl", "-sS", "--http2", f"{base}/v1/models"], MODELS, "curl"),
     "wget": Client(lambda base, si: ["wget", "-nv", "-O", "-", "--tries=1", f"{base}/v1/models"], MODELS, "wget"),

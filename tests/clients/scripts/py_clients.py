@@ -36,6 +36,15 @@ def openai_stream(base: str) -> str:
     return "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
 
 
+def websockets_echo(base: str) -> str:
+    """A WebSocket through the proxy: websockets (15+) reads the proxy from the environment."""
+    from websockets.sync.client import connect
+
+    with connect(base.replace("https://", "wss://", 1) + "/ws", open_timeout=10) as socket:
+        socket.send("hi")
+        return str(socket.recv(timeout=10))
+
+
 def httpx_get(base: str) -> str:
     import httpx
 
@@ -79,6 +88,7 @@ CLIENTS = {
     "urllib": urllib_get,
     "aiohttp-trust-env": lambda base: aiohttp_get(base, True),
     "aiohttp-default": lambda base: aiohttp_get(base, False),
+    "websockets": websockets_echo,
 }
 
 if __name__ == "__main__":
