@@ -24,6 +24,8 @@ class ProxyReason(StrEnum):
     UPSTREAM_ERROR = "upstream_error"  # the upstream failed otherwise (reset, ...)
     RATE_LIMITED = "rate_limited"
     BUDGET_EXHAUSTED = "budget_exhausted"  # a token or dollar budget of the request is spent (budget_gate.py)
+    # A WebSocket under a budget whose turns the proxy cannot count (not the Responses API's): refused
+    BUDGET_UNCOUNTABLE = "budget_uncountable"
     LIMITS_UNAVAILABLE = "limits_unavailable"  # the limits store did not answer in time
     CREDENTIAL_UNAVAILABLE = "credential_unavailable"  # the vault has no value for an injected credential
     CREDENTIAL_NEEDS_LOGIN = "credential_needs_login"  # an OAuth login must be made again
@@ -54,6 +56,9 @@ REFUSALS: dict[tuple[Outcome, str], Refusal] = {
     (Outcome.EXFILTRATION, ANY): Refusal(403, "exfiltration_blocked", "blocked by the firewall policy: {detail}"),
     (Outcome.LIMIT, ProxyReason.RATE_LIMITED): Refusal(429, "rate_limited", "rate limit reached: {detail}"),
     (Outcome.LIMIT, ProxyReason.BUDGET_EXHAUSTED): Refusal(429, "budget_exhausted", "budget spent: {detail}"),
+    (Outcome.BLOCK, ProxyReason.BUDGET_UNCOUNTABLE): Refusal(
+        403, "budget_uncountable", "blocked by the firewall policy: {detail}"
+    ),
     (Outcome.ERROR, ProxyReason.INTERNAL_ERROR): Refusal(
         500, "firewall_error", "the firewall could not decide this request, so it was refused"
     ),

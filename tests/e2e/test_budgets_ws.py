@@ -245,3 +245,30 @@ def test_report_mode_lets_a_turn_over_budget_go_on_marked(firewall, socket_upstr
         rows = turn_rows(firewall, 2)
     assert [r["decision"] for r in rows] == ["allow", "would_limit"]
     assert rows[1]["input_tokens"] == USAGE[0]
+
+
+def _echo(fw: Firewall, proxy_port: int, upstream_port: int) -> str:
+    token = mint_token(fw, "worker")
+    context = ssl.create_default_context(cafile=str(proxy_ca(fw)))
+    url = f"wss://localhost:{upstream_port}/ws/realtime"
+    with connect(url, proxy=f"http://worker:{token}@127.0.0.1:{proxy_port}", ssl=context, open_timeout=15) as socket:
+        socket.send("hi")
+        return str(socket.recv(timeout=10))
+
+
+@pytest.mark.parametrize("budget", ["", "limit 1000000 tokens per day per agent", "limit $5 per day per agent"])
+def test_a_socket_whose_use_cannot_be_counted_is_refused_under_a_budget(firewall, upstream, upstream_ca_file, budget):
+    """Only a Responses API socket's turns are read: any other socket under a budget (a Realtime
+    API socket, say) could spend without limit, so its upgrade is refused. Control: no budget."""
+    firewall.apply(f"host localhost:{upstream.port} {{\n    {budget}\n    allow GET /ws/**\n}}\n")
+    with running_proxy(firewall, upstream_ca_file) as proxy:
+        if not budget:
+            assert _echo(firewall, proxy.port, upstream.port) == "echo: hi"
+            return
+        with pytest.raises(InvalidStatus) as refused:
+            _echo(firewall, proxy.port, upstream.port)
+        rows = firewall.audit_rows_once(lambda rows: len(rows) >= 1)
+    assert refused.value.response.status_code == 426
+    assert json.loads(refused.value.response.body)["error"]["type"] == "budget_uncountable"
+    assert [seen.path for seen in upstream.seen if seen.path.startswith("/ws")] == []  # never reached it
+    assert [(r["decision"], r["reason"]) for r in rows] == [("block", "budget_uncountable")]

@@ -23,7 +23,7 @@ from mitmproxy import http
 
 from firewall.approvals.broker import ApprovalBroker
 from firewall.budgets.usage import api_of
-from firewall.policy import Decision, Request, Verdict, field_values
+from firewall.policy import Decision, Mode, Request, Verdict, field_values
 from firewall.policy.outcomes import Outcome, approval_outcome, blocked_outcome, forwarded_outcome
 from firewall.proxy.addons.reauthorize import remember_oauth
 from firewall.proxy.budget_gate import budget_refusal, check_budgets
@@ -148,6 +148,12 @@ class Enforcer:
             return False
         if decision.verdict is Verdict.APPROVE and not await self._approved(flow, notes, decision):
             return False
+        if decision.budgets and decision.mode is not Mode.REPORT and _uncountable_socket(flow, decision):
+            # Only a Responses API socket's turns are read (ws_budgets.py): any other socket under a
+            # budget could spend without limit, so it is refused (426, as a refused upgrade is).
+            why = f"a WebSocket on {decision.canonical_path} is under a budget, and its use cannot be counted"
+            refuse(flow, Outcome.BLOCK, ProxyReason.BUDGET_UNCOUNTABLE, why, status=426)
+            return False
         # An approved request goes on exactly like an allowed one: limits, path, credentials.
         now = time.time()
         try:
@@ -229,6 +235,10 @@ class Enforcer:
             return True
         refuse(flow, approval_outcome(ended.state), decision.reason, ended.detail)
         return False
+
+
+def _uncountable_socket(flow: http.HTTPFlow, decision: Decision) -> bool:
+    return is_websocket_upgrade(flow.request) and api_of(decision.canonical_path) != "responses"
 
 
 def is_websocket_upgrade(request: http.Request) -> bool:
