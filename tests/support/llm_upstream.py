@@ -10,13 +10,14 @@ is recorded.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import trustme
 
 from tests.support import llm_answers as answers
-from tests.support.upstream import QuietHandler, Seen, Upstream, https_server, serve
+from tests.support.upstream import QuietHandler, Seen, Upstream, serving_stand_in
 
 CHAT = (100, 20, 40)  # prompt, completion, cached
 RESPONSES = (50, 10, 0)
@@ -88,16 +89,6 @@ def _handler(ref: list[LLMUpstream]):
 
 
 @contextmanager
-def serving_llm_upstream(ca: trustme.CA, directory: Path):
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    pem = directory / "llm-upstream.pem"
-    cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
-    ref: list[LLMUpstream] = []
-    server = https_server(_handler(ref), str(pem), str(pem))
-    upstream = LLMUpstream(server.server_address[1], server)
-    ref.append(upstream)
-    serve(server)
-    try:
+def serving_llm_upstream(ca: trustme.CA, directory: Path) -> Iterator[LLMUpstream]:
+    with serving_stand_in(ca, directory / "llm-upstream.pem", _handler, LLMUpstream) as upstream:
         yield upstream
-    finally:
-        upstream.stop()

@@ -21,12 +21,13 @@ from __future__ import annotations
 import json
 import struct
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import trustme
 
-from tests.support.upstream import QuietHandler, Upstream, https_server, serve, ws_accept, ws_read_frame
+from tests.support.upstream import QuietHandler, Upstream, serving_stand_in, ws_accept, ws_read_frame
 
 USAGE = (1200, 34, 1000)  # input (cached included), output, cached
 MODEL = "gpt-4o-mini"
@@ -151,15 +152,6 @@ def _handler(ref: list[ResponsesSocket]):
 
 
 @contextmanager
-def serving_responses_socket(ca: trustme.CA, directory: Path):
-    pem = directory / "responses-ws.pem"
-    ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(pem))
-    ref: list[ResponsesSocket] = []
-    server = https_server(_handler(ref), str(pem), str(pem))
-    upstream = ResponsesSocket(server.server_address[1], server)
-    ref.append(upstream)
-    serve(server)
-    try:
+def serving_responses_socket(ca: trustme.CA, directory: Path) -> Iterator[ResponsesSocket]:
+    with serving_stand_in(ca, directory / "responses-ws.pem", _handler, ResponsesSocket) as upstream:
         yield upstream
-    finally:
-        upstream.stop()

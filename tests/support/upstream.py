@@ -20,9 +20,16 @@ import ssl
 import struct
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    import trustme
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -88,6 +95,23 @@ def https_server(
 
 def serve(server: ThreadingHTTPServer) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
+@contextmanager
+def serving_stand_in[U: "Upstream"](ca: trustme.CA, pem: Path, make_handler: Callable, kind: type[U]) -> Iterator[U]:
+    """A stand-in upstream of class `kind` on a certificate for localhost and 127.0.0.1 from `ca`
+    (written to `pem`); `make_handler(ref)` builds its handler class, which finds the upstream
+    it records into in `ref` once it is made. Stopped on the way out."""
+    ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    ref: list[U] = []
+    server = https_server(make_handler(ref), str(pem), str(pem))
+    upstream = kind(server.server_address[1], server)
+    ref.append(upstream)
+    serve(server)
+    try:
+        yield upstream
+    finally:
+        upstream.stop()
 
 
 def stop_server(server: ThreadingHTTPServer) -> None:
