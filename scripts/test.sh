@@ -60,6 +60,35 @@ if [ ! -f "$openai_node_dir/node_modules/openai/package.json" ]; then
     fi
 fi
 
+# Node 22 and 24 (tests/clients runs Node's fetch, https, openai-node and axios under 20, 22 and 24):
+# the npm registry's node-linux-ARCH package is Node's own release binary (the `node` package's
+# install script fetches the same package with npm); into .cache/nodeMAJOR. axios into .cache/axios.
+# Optional: without them their cases are skipped.
+case "$(uname -m)" in x86_64) node_arch=x64 ;; aarch64) node_arch=arm64 ;; *) node_arch="" ;; esac
+for node_version in 22.23.5 24.22.3; do
+    node_dir=.cache/node${node_version%%.*}
+    if [ -n "$node_arch" ] && [ ! -x "$node_dir/node_modules/.bin/node" ]; then
+        if command -v npm >/dev/null && mkdir -p "$node_dir" \
+            && timeout 300 npm install --prefix "$node_dir" --no-audit --no-fund --loglevel=error \
+                "node-linux-$node_arch@$node_version" >/dev/null 2>&1; then
+            echo "installed Node $node_version into $node_dir"
+        else
+            echo "warning: could not install Node $node_version from npm; its client cases are skipped" >&2
+        fi
+    fi
+done
+axios_version=1.21.1
+axios_dir=.cache/axios
+if [ ! -f "$axios_dir/node_modules/axios/package.json" ]; then
+    if command -v npm >/dev/null && mkdir -p "$axios_dir" \
+        && timeout 120 npm install --prefix "$axios_dir" --no-audit --no-fund --loglevel=error \
+            "axios@$axios_version" >/dev/null 2>&1; then
+        echo "installed axios $axios_version into $axios_dir"
+    else
+        echo "warning: could not install axios from npm; its client cases are skipped" >&2
+    fi
+fi
+
 # The habits before the tests: lint, format, the import layers (docs/architecture.md), the
 # types of the policy and redaction packages (pyproject.toml's [tool.mypy]).
 .venv/bin/ruff check firewall tests bench scripts

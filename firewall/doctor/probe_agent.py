@@ -17,6 +17,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from firewall.doctor import codex_probe
+
 PROBE_URL = "https://probe.firewall.invalid/doctor"
 TIMEOUT = 20
 
@@ -107,8 +109,8 @@ def probes(go_probe: str | None = None) -> list[tuple[str, str | None, list[str]
             ],
         ),
         ("go", go_probe, [go_probe or "go", f"{PROBE_URL}/go"]),
-        # Codex is found and named, not probed (docs/doctor.md says why).
-        ("codex", "codex", ["codex", "--version"]),
+        # `codex exec` with a provider on the probe name (codex_probe.py): run by run_probe
+        ("codex", "codex", ["codex"]),
     ]
     return found
 
@@ -118,6 +120,8 @@ def run_probe(name: str, needs: str | None, argv: list[str]) -> dict:
         return {"name": name, "result": "missing", "output": f"{name} not found"}
     if needs is not None and shutil.which(needs) is None:
         return {"name": name, "result": "missing", "output": f"{needs} not found"}
+    if name == "codex":
+        return codex_probe.run(argv[0], PROBE_URL)
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT + 5)
     except subprocess.TimeoutExpired:

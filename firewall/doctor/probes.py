@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from firewall.doctor import go_probe
+from firewall.doctor import codex_probe, go_probe
 from firewall.doctor.line import Line, Status
 
 RUNTIME = "runtime"
@@ -57,6 +57,7 @@ PROXY_FIX = {
     "python aiohttp": "create the session with aiohttp.ClientSession(trust_env=True)",
     "uv": "keep HTTPS_PROXY as `firewall run` sets it (uv reads it; check UV_* and uv.toml for a proxy of their own)",
     "go": "keep HTTPS_PROXY as `firewall run` sets it; a custom http.Transport needs Proxy: http.ProxyFromEnvironment",
+    "codex": "keep HTTPS_PROXY and ALL_PROXY as `firewall run` sets them (Codex reads them)",
 }
 TRUST_FIX = {
     "python certifi": "a program that passes certifi.where() itself trusts only certifi's roots: let it use "
@@ -65,6 +66,7 @@ TRUST_FIX = {
     "uv": "keep SSL_CERT_FILE as `firewall run` sets it (uv adds it to its roots); --native-tls is not needed",
     "go": "keep SSL_CERT_FILE as `firewall run` sets it (Go reads it on Linux); a custom tls.Config needs RootCAs "
     "from it",
+    "codex": "keep CODEX_CA_CERTIFICATE and SSL_CERT_FILE as `firewall run` sets them (Codex trusts either)",
 }
 
 
@@ -122,9 +124,8 @@ def classify(result: dict) -> Line:
     family = "node" if name.startswith("node") else name
     if result["result"] == "missing":
         return Line(RUNTIME, name, Status.SKIP, output)
-    if name == "codex":  # found and named, not probed: docs/doctor.md says why
-        version = output.strip().splitlines()[-1] if result.get("code") == 0 and output.strip() else "version unknown"
-        return Line(RUNTIME, name, Status.SKIP, f"found, {version[:80]}; not probed (docs/doctor.md)")
+    if name == "codex":
+        return classify_codex(result)
     if "ModuleNotFoundError" in output or "No module named" in output:
         return Line(RUNTIME, name, Status.SKIP, "module not installed for python3")
     if result["result"] == "timeout":
@@ -157,5 +158,28 @@ def classify(result: dict) -> Line:
             "does not use the proxy (its direct connection was refused)",
             PROXY_FIX.get(family, "make it read HTTPS_PROXY (docs/proxy.md lists clients)"),
         )
+    last = output.strip().splitlines()[-1] if output.strip() else f"exit {result.get('code')}"
+    return Line(RUNTIME, name, Status.FAIL, last[:200], "see docs/doctor.md")
+
+
+def classify_codex(result: dict) -> Line:
+    """Codex's line from codex_probe.run's result: answered, or which of the three to fix."""
+    name, output = "codex", result.get("output", "")
+    if result["result"] == "missing":
+        return Line(RUNTIME, name, Status.SKIP, output)
+    if codex_probe.PROBE_TEXT in output:
+        return Line(RUNTIME, name, Status.OK, "through the proxy, trusts the firewall's CA")
+    if codex_probe.REQUEST_FAILED in output:
+        if codex_probe.SERVER_CERT in output:
+            return Line(
+                RUNTIME, name, Status.FAIL, "through the proxy, but does not trust the firewall's CA", TRUST_FIX[name]
+            )
+        if codex_probe.PROXIED in output:
+            return Line(RUNTIME, name, Status.FAIL, "its proxy did not answer: not the firewall's", PROXY_FIX[name])
+        return Line(
+            RUNTIME, name, Status.FAIL, "does not use the proxy (its direct connection was refused)", PROXY_FIX[name]
+        )
+    if result["result"] == "timeout":
+        return Line(RUNTIME, name, Status.FAIL, output.splitlines()[0], "see docs/doctor.md")
     last = output.strip().splitlines()[-1] if output.strip() else f"exit {result.get('code')}"
     return Line(RUNTIME, name, Status.FAIL, last[:200], "see docs/doctor.md")

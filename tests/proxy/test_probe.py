@@ -9,7 +9,7 @@ import pytest
 from mitmproxy import http
 from mitmproxy.test import tflow
 
-from firewall.proxy.addons.probe import PROBE_HOST, Probe
+from firewall.proxy.addons.probe import PROBE_HOST, PROBE_TEXT, Probe
 from firewall.proxy.notes import notes_of
 
 
@@ -45,3 +45,31 @@ def test_a_flow_already_answered_keeps_its_answer():
     flow.response = http.Response.make(407, b"")
     Probe().request(flow)
     assert flow.response.status_code == 407
+
+
+@pytest.mark.parametrize("path", ["/doctor/codex/responses", "/v1/responses?x=1", "/doctor/codex/responses/"])
+def test_a_responses_call_on_the_probe_name_gets_a_whole_responses_stream(path):
+    """Codex's probe: a POST to .../responses is answered as the Responses API streams a turn, so
+    Codex ends its turn at once; the control, a GET of the same path, gets the JSON answer."""
+    flow = flow_to(PROBE_HOST)
+    flow.request.method, flow.request.path = "POST", path
+    Probe().request(flow)
+    assert flow.response.headers["content-type"] == "text/event-stream"
+    events = [json.loads(line[6:]) for line in flow.response.text.splitlines() if line.startswith("data: ")]
+    assert [event["type"] for event in events] == [
+        "response.created",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert events[1]["item"]["content"][0]["text"] == PROBE_TEXT
+    assert notes_of(flow).outcome == "probe"
+    control = flow_to(PROBE_HOST)
+    control.request.method, control.request.path = "GET", path
+    Probe().request(control)
+    assert json.loads(control.response.content)["probe"] == "ok"
+
+
+def test_the_doctor_looks_for_the_text_the_proxy_sends():
+    from firewall.doctor import codex_probe
+
+    assert codex_probe.PROBE_TEXT == PROBE_TEXT

@@ -36,6 +36,22 @@ def openai_stream(base: str) -> str:
     return "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
 
 
+def openai_responses(base: str) -> str:
+    import openai
+
+    client = openai.OpenAI(base_url=f"{base}/v1", max_retries=0)
+    return client.responses.create(model="gpt-4o-mini", input="hi").output_text
+
+
+def openai_responses_stream(base: str) -> str:
+    import openai
+
+    client = openai.OpenAI(base_url=f"{base}/v1", max_retries=0)
+    stream = client.responses.create(model="gpt-4o-mini", input="hi", stream=True)
+    deltas = [event.delta for event in stream if event.type == "response.output_text.delta"]
+    return "".join(deltas)
+
+
 def websockets_echo(base: str) -> str:
     """A WebSocket through the proxy: websockets (15+) reads the proxy from the environment."""
     from websockets.sync.client import connect
@@ -83,6 +99,8 @@ CLIENTS = {
     "openai-sync": openai_sync,
     "openai-async": openai_async,
     "openai-stream": openai_stream,
+    "openai-responses": openai_responses,
+    "openai-responses-stream": openai_responses_stream,
     "httpx": httpx_get,
     "requests": requests_get,
     "urllib": urllib_get,
