@@ -40,9 +40,8 @@ from pathlib import Path
 
 from firewall.proxy.counts import CountService
 from firewall.proxy.listening import port_in_use, reuse_port_socket
-from firewall.proxy.process import read_info
 from firewall.proxy.settings import ProxySettings
-from firewall.proxy.state_file import StateFile, worker_state_file
+from firewall.proxy.state_file import StateFile, read_info, worker_state_file
 from firewall.proxy.stopping import (
     STOP_TIMEOUT,
     read_json,
