@@ -13,16 +13,10 @@ from firewall.policy.errors import Span
 class CredentialsCompiler(Reporter):
     def _credentials(self, nodes: list[s.Credential]) -> dict[str, CredentialSpec]:
         specs: dict[str, CredentialSpec] = {}
-        first_seen: dict[str, s.Credential] = {}
-        for node in nodes:
-            name = node.name.text
-            if name in first_seen:
-                self.error(
-                    f'credential "{name}" is defined twice; the first is at {first_seen[name].span.location}',
-                    node.name.span,
-                )
-                continue
-            first_seen[name] = node
+        named = self.once_each(
+            nodes, lambda node: (node.name.text, node.name.span), 'credential "{name}" is defined twice'
+        )
+        for name, node in named:
             spec = self._credential(node)
             if spec is not None:
                 specs[name] = spec
