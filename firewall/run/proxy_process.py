@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from firewall.proxy.settings import LIMITS_TIMEOUT, ProxySettings, SettingsError
 from firewall.proxy.state_file import ProxyInfo, read_info
@@ -86,39 +87,11 @@ def bind_listener(port: int = 0) -> socket.socket:
     return listener
 
 
-def start_background(
-    home: Home,
-    *,
-    state_file: Path,
-    port: int = 0,
-    upstream_ca: Path | None = None,
-    limits_storage: str = "memory://",
-    pinned_policy: Path | None = None,
-    log_file: Path | None = None,
-    env: dict[str, str] | None = None,
-    audit: str = "on",
-    limits_timeout: float | None = None,
-    audit_full_action: str = "refuse",
-    workers: int = 1,
-) -> tuple[ProxyInfo, subprocess.Popen]:
-    """Start the proxy in the foreground of a detached process and wait until it listens.
-    `audit="off"` is a benchmark knob (see `firewall proxy start --audit`)."""
-    return wait_listening(
-        spawn_background(
-            home,
-            state_file=state_file,
-            port=port,
-            upstream_ca=upstream_ca,
-            limits_storage=limits_storage,
-            pinned_policy=pinned_policy,
-            log_file=log_file,
-            env=env,
-            audit=audit,
-            limits_timeout=limits_timeout,
-            audit_full_action=audit_full_action,
-            workers=workers,
-        )
-    )
+def start_background(home: Home, **options: Any) -> tuple[ProxyInfo, subprocess.Popen]:
+    """Start the proxy in the foreground of a detached process and wait until it listens: the
+    options are `spawn_background`'s. `audit="off"` is a benchmark knob (see `firewall proxy
+    start --audit`)."""
+    return wait_listening(spawn_background(home, **options))
 
 
 def spawn_background(
