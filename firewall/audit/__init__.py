@@ -6,8 +6,9 @@ writer's child process, `firewall run` reading a record's fields) does not load 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from firewall.lazy import lazy_names
 
 if TYPE_CHECKING:
     from firewall.audit.batching import AuditWriteError
@@ -53,10 +54,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"firewall.audit.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE)

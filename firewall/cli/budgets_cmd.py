@@ -40,11 +40,11 @@ def budgets(
 
     Example: firewall budgets --agent ci --json
     """
-    from firewall.proxy import process
     from firewall.proxy.budget_snapshot import snapshot_path
+    from firewall.run.proxy_process import running_proxy
 
     home = home_or_exit()
-    info = process.running_proxy(home)
+    info = running_proxy(home)
     if info is None:
         if as_json:
             typer.echo(json.dumps({"running": False, "budgets": []}))

@@ -11,7 +11,7 @@ import typer
 
 from firewall.cli.errors import fail
 from firewall.cli.state import home_or_exit
-from firewall.proxy import process
+from firewall.run import proxy_process as process
 from firewall.state.home import Home
 
 app = typer.Typer(help="Start, stop and inspect the proxy.", no_args_is_help=True)

@@ -87,10 +87,10 @@ def policy(home: Home) -> Line:
 def proxy(home: Home):
     """(the line, the running proxy's info or None)."""
     from firewall import __version__
-    from firewall.proxy import process
+    from firewall.run.proxy_process import running_proxy
 
     name = "proxy"
-    info = process.running_proxy(home)
+    info = running_proxy(home)
     if info is None:
         return Line(
             SETUP, name, Status.FAIL, "not running (each `firewall run` starts its own)", "firewall proxy start"

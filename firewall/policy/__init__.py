@@ -7,8 +7,9 @@ grammar: a tenth of a second of every `firewall run`).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from firewall.lazy import lazy_names
 
 if TYPE_CHECKING:
     from firewall.policy.compile_tests import ExpectCase
@@ -72,10 +73,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"firewall.policy.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE)

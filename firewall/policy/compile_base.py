@@ -9,13 +9,21 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from firewall.policy import syntax as s
 from firewall.policy.decision import RuleRef
 from firewall.policy.errors import Diagnostic, Severity, Span, diagnostic
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+
+
+class Placed(Protocol):
+    """A statement: it knows where it is written."""
+
+    @property
+    def span(self) -> Span: ...
 
 
 class Reporter:
@@ -42,6 +50,22 @@ class Reporter:
 
     def file_name(self, path: str) -> str:
         return self.names.get(path, path)
+
+    def once_each[N: Placed](
+        self, nodes: Iterable[N], name: Callable[[N], tuple[str, Span]], twice: str
+    ) -> list[tuple[str, N]]:
+        """The statements whose name (`name`: it and where it is written) comes first, with it. A
+        later one of the same name is an error: `twice` (`{name}` in it), then where the first is."""
+        first: dict[str, Span] = {}
+        kept: list[tuple[str, N]] = []
+        for node in nodes:
+            key, span = name(node)
+            if key in first:
+                self.error(f"{twice.format(name=key)}; the first is at {first[key].location}", span)
+                continue
+            first[key] = node.span
+            kept.append((key, node))
+        return kept
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

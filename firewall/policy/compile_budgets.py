@@ -84,19 +84,14 @@ class BudgetsCompiler(Reporter):
 
     def _prices(self, nodes: list[s.PriceStmt]) -> tuple[ModelPrice, ...]:
         prices: dict[str, ModelPrice] = {}
-        first: dict[str, s.PriceStmt] = {}
+        named: list[s.PriceStmt] = []
         for node in nodes:
-            model = node.model.value
-            if not model.strip():
+            if node.model.value.strip():
+                named.append(node)
+            else:
                 self.error("a price needs a model name", node.model.span, 'for example: price "gpt-4o-mini" ...')
-                continue
-            if model in first:
-                self.error(
-                    f'the price of "{model}" is given twice; the first is at {first[model].span.location}',
-                    node.model.span,
-                )
-                continue
-            first[model] = node
+        twice = 'the price of "{name}" is given twice'
+        for model, node in self.once_each(named, lambda node: (node.model.value, node.model.span), twice):
             price = self._price(node)
             if price is not None:
                 prices[model] = price

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from firewall.policy import syntax as s
-from firewall.policy.compile_base import Reporter
+from firewall.policy.compile_base import Placed, Reporter
 from firewall.policy.compiled import CompiledBlock, CredentialSpec
 from firewall.policy.errors import Span
 
@@ -13,42 +14,32 @@ from firewall.policy.errors import Span
 class CredentialsCompiler(Reporter):
     def _credentials(self, nodes: list[s.Credential]) -> dict[str, CredentialSpec]:
         specs: dict[str, CredentialSpec] = {}
-        first_seen: dict[str, s.Credential] = {}
-        for node in nodes:
-            name = node.name.text
-            if name in first_seen:
-                self.error(
-                    f'credential "{name}" is defined twice; the first is at {first_seen[name].span.location}',
-                    node.name.span,
-                )
-                continue
-            first_seen[name] = node
+        named = self.once_each(
+            nodes, lambda node: (node.name.text, node.name.span), 'credential "{name}" is defined twice'
+        )
+        for name, node in named:
             spec = self._credential(node)
             if spec is not None:
                 specs[name] = spec
         return specs
+
+    def _exactly_one(self, node: s.Credential, lines: Sequence[Placed], what: str, hint: str) -> bool:
+        """Whether the block has exactly one of these lines; if not, an error at the second (or at
+        the block's name, for none)."""
+        if len(lines) == 1:
+            return True
+        span = lines[1].span if lines else node.name.span
+        self.error(f'credential "{node.name.text}" needs exactly one {what}', span, hint)
+        return False
 
     def _credential(self, node: s.Credential) -> CredentialSpec | None:
         secrets = [x for x in node.lines if isinstance(x, s.SecretLine)]
         carriers = [x for x in node.lines if isinstance(x, (s.HeaderLine, s.QueryLine, s.OAuthLine))]
         settings = [x for x in node.lines if isinstance(x, s.OAuthSetting)]
         name = node.name.text
-        ok = True
-        if len(secrets) != 1:
-            span = secrets[1].span if secrets else node.name.span
-            self.error(
-                f'credential "{name}" needs exactly one secret line',
-                span,
-                f'name its vault entry: secret "{name}"',
-            )
-            ok = False
-        if len(carriers) != 1:
-            span = carriers[1].span if carriers else node.name.span
-            self.error(
-                f'credential "{name}" needs exactly one of header, query or oauth',
-                span,
-                'for example: header Authorization = "Bearer {secret}"',
-            )
+        ok = self._exactly_one(node, secrets, "secret line", f'name its vault entry: secret "{name}"')
+        example = 'for example: header Authorization = "Bearer {secret}"'
+        if not self._exactly_one(node, carriers, "of header, query or oauth", example):
             return None
         carrier = carriers[0]
         if settings and not isinstance(carrier, s.OAuthLine):

@@ -159,25 +159,10 @@ def _one_or_repeated(values: list[str] | None) -> object:
 
 def evaluate(cond: Cond, view: RequestView) -> bool | None:
     """True, False or UNKNOWN (None)."""
-    result: bool | None
     if isinstance(cond, AllCond):
-        result = True
-        for item in cond.items:
-            value = evaluate(item, view)
-            if value is False:
-                return False
-            if value is UNKNOWN:
-                result = UNKNOWN
-        return result
+        return _kleene(cond.items, view, decisive=False)
     if isinstance(cond, AnyCond):
-        result = False
-        for item in cond.items:
-            value = evaluate(item, view)
-            if value is True:
-                return True
-            if value is UNKNOWN:
-                result = UNKNOWN
-        return result
+        return _kleene(cond.items, view, decisive=True)
     if isinstance(cond, NotCond):
         value = evaluate(cond.item, view)
         return UNKNOWN if value is UNKNOWN else not value
@@ -190,6 +175,19 @@ def evaluate(cond: Cond, view: RequestView) -> bool | None:
         results = {_atom(cond, value) for value in actual}
         return results.pop() if len(results) == 1 else UNKNOWN
     return _atom(cond, actual)
+
+
+def _kleene(items: tuple[Cond, ...], view: RequestView, *, decisive: bool) -> bool | None:
+    """`and` (decisive=False) or `or` (decisive=True) in three-valued logic: the first item that
+    is `decisive` decides; else UNKNOWN if one is, else the other value."""
+    result: bool | None = not decisive
+    for item in items:
+        value = evaluate(item, view)
+        if value is decisive:
+            return decisive
+        if value is UNKNOWN:
+            result = UNKNOWN
+    return result
 
 
 def _atom(cond: Cond, actual: object) -> bool | None:

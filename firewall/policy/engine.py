@@ -2,7 +2,9 @@
 
 Pure: every input is passed in, nothing is read from the clock, the network,
 the disk or the environment. Counting limits is the caller's job; the engine
-says which limits apply.
+says which limits apply. The steps are `_decide`'s, below; what the destination
+is and may reach (step 2) is `destination.py`'s, which lines of a host block
+match (steps 6 and 8) `matching.py`'s.
 
 Precedence, coded in this order with early returns:
  1. A method that is not an HTTP token, or a header holding a line break or NUL (an
@@ -64,9 +66,10 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import TypedDict
 
-from firewall.policy.addresses import AddressClass, classify
-from firewall.policy.compiled import CompiledBlock, CompiledPolicy, RequestMatcher
-from firewall.policy.conditions import AmbiguousBody, RequestView, evaluate
+from firewall.policy import matching
+from firewall.policy.addresses import AddressClass
+from firewall.policy.compiled import CompiledPolicy
+from firewall.policy.conditions import AmbiguousBody, RequestView
 from firewall.policy.decision import (
     BudgetRef,
     Decision,
@@ -78,7 +81,8 @@ from firewall.policy.decision import (
     RuleRef,
     Verdict,
 )
-from firewall.policy.hosts import InvalidHost, is_address, normalize_host
+from firewall.policy.destination import exempt, first_private, normalized, same_destination
+from firewall.policy.hosts import InvalidHost, is_address
 from firewall.policy.overrides import method_override
 from firewall.policy.paths import AmbiguousPath, CanonicalPath, canonicalize
 
@@ -87,13 +91,8 @@ _UNSAFE_METHODS = frozenset({"TRACE", "TRACK"})
 _LINE_BREAK = re.compile(r"[\r\n\x00]")
 
 
-# Agents send many requests to few hosts and endpoints: remember the last few
-# thousand spellings. (What raises, raises every time: exceptions are not cached.)
-@lru_cache(maxsize=4096)
-def _normalized(host: str) -> str:
-    return normalize_host(host)
-
-
+# Agents send many requests to few endpoints: remember the last few thousand spellings.
+# (What raises, raises every time: exceptions are not cached.)
 @lru_cache(maxsize=4096)
 def _canonical(target: str) -> CanonicalPath:
     return canonicalize(target)
@@ -165,20 +164,20 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
         )
     # 2
     try:
-        host = _normalized(request.host)
+        host = normalized(request.host)
     except InvalidHost as exc:
         return Decision(Verdict.BLOCK, Reason.INVALID_HOST, message=str(exc), **base)
     base["host"] = host
     for claim in request.claimed:
-        if not _same_destination(claim, host, request.port):
+        if not same_destination(claim, host, request.port):
             return Decision(
                 Verdict.BLOCK,
                 Reason.DESTINATION_MISMATCH,
                 message=f"{claim!r} does not name the destination {host}:{request.port}",
                 **base,
             )
-    private = _first_private((host,) if is_address(host) else ())  # a name's addresses: _resolved
-    if private is not None and not _exempt(policy, host, request.port, private):
+    private = first_private((host,) if is_address(host) else ())  # a name's addresses: _resolved
+    if private is not None and not exempt(policy, host, request.port, private):
         return _private(host, request.port, private, base)
     if request.scheme == "tcp":
         return _tunnel(policy, host, request.port, base)
@@ -221,7 +220,7 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
         # 6, 7
         verdict, reason, rule, rule_reason = policy.default, Reason.DEFAULT_NO_RULE, policy.default_source, None
         for candidate in block.rules_for(request.method):
-            if _matches(candidate.match, request.method, view, lenient=candidate.verdict is not Verdict.ALLOW):
+            if matching.matches(candidate.match, request.method, view, lenient=candidate.verdict is not Verdict.ALLOW):
                 verdict, reason, rule, rule_reason = candidate.verdict, Reason.RULE, candidate.source, candidate.reason
                 break
         # 8
@@ -229,9 +228,9 @@ def _decide(policy: CompiledPolicy, request: Request, now: float) -> Decision:
         budgets: tuple[BudgetRef, ...] = ()
         inject: tuple[Injection, ...] = ()
         if verdict is not Verdict.BLOCK or base["mode"] is Mode.REPORT:
-            limits = _limits(block, request, view)
-            budgets = _budgets(block, request, view)
-            inject = _injections(policy, block, view)
+            limits = matching.limits(block, request, view)
+            budgets = matching.budgets(block, request, view)
+            inject = matching.injections(policy, block, view)
     except AmbiguousBody as exc:
         return Decision(Verdict.BLOCK, Reason.AMBIGUOUS_BODY, message=str(exc), **base)
     # 9
@@ -272,31 +271,13 @@ def _tunnel(policy: CompiledPolicy, host: str, port: int, base: _Context) -> Dec
     )
 
 
-def _same_destination(claim: str, host: str, port: int) -> bool:
-    """Whether "host[:port]" (a Host header, :authority or SNI) names host:port."""
-    name, claimed_port = claim, None
-    bracket = claim.rfind("]")
-    colon = claim.rfind(":")
-    if colon > bracket and claim.count(":") == 1 or (colon > bracket and claim.startswith("[")):
-        name, port_text = claim[:colon], claim[colon + 1 :]
-        if not port_text.isdigit():
-            return False
-        claimed_port = int(port_text)
-    try:
-        if _normalized(name) != host:
-            return False
-    except InvalidHost:
-        return False
-    return claimed_port is None or claimed_port == port
-
-
 def _resolved(policy: CompiledPolicy, request: Request, decision: Decision) -> Decision:
     """Step 2 for the addresses the destination resolves to, once steps 3-9 let the request through:
     refused if one is not public (and not exempt), partial (`needs_addresses`) if none were given
     for a name."""
     host = decision.host
-    private = _first_private(request.addresses)
-    if private is not None and not _exempt(policy, host, request.port, private):
+    private = first_private(request.addresses)
+    if private is not None and not exempt(policy, host, request.port, private):
         # The fields step 2 knows, as when an address literal is refused there.
         context: _Context = {
             "policy_sha256": decision.policy_sha256,
@@ -318,80 +299,6 @@ def _private(host: str, port: int, private: AddressClass, base: _Context) -> Dec
         f"a host block must name {host}:{port} exactly (a link-local address: as the address itself)",
         **base,
     )
-
-
-def _first_private(addresses: tuple[str, ...]) -> AddressClass | None:
-    """The first of these addresses that is not public."""
-    for text in addresses:
-        found = classify(text)
-        if not found.public:
-            return found
-    return None
-
-
-def _exempt(policy: CompiledPolicy, host: str, port: int, found: AddressClass) -> bool:
-    """A host block naming host:port exactly allows its non-public address. A link-local address
-    (cloud metadata at 169.254.169.254, fe80::/10, or an IPv6 form embedding one) must be named
-    as the address itself: a name that resolves there is a rebinding attack, not a service."""
-    if not policy.names_exactly(host, port):
-        return False
-    return not found.link_local or _names_address(host, found.address)
-
-
-def _names_address(host: str, address: str) -> bool:
-    """Whether a normalised host is `address` (an IPv4-mapped one being its IPv4 address)."""
-    try:
-        return host == _normalized(address)
-    except InvalidHost:  # an address with a zone: no host names it
-        return False
-
-
-def _matches(match: RequestMatcher, method: str, view: RequestView, *, lenient: bool) -> bool:
-    if not match.matches_method_and_path(method, view.path):
-        return False
-    if match.when is None:
-        return True
-    result = evaluate(match.when, view)
-    return result is True or (result is None and lenient)
-
-
-def _limits(block: CompiledBlock, request: Request, view: RequestView) -> tuple[LimitRef, ...]:
-    # An unreadable condition counts the request (fails closed).
-    return tuple(
-        LimitRef(limit.key, limit.amount, limit.period, request.agent or "-" if limit.per_agent else None, limit.source)
-        for limit in block.limits
-        if _matches(limit.match, request.method, view, lenient=True)
-    )
-
-
-def _budgets(block: CompiledBlock, request: Request, view: RequestView) -> tuple[BudgetRef, ...]:
-    # As limits: an unreadable condition counts the request (fails closed).
-    return tuple(
-        BudgetRef(
-            budget.key,
-            budget.amount,
-            budget.measure,
-            budget.period,
-            request.agent or "-" if budget.per_agent else None,
-            budget.source,
-            budget.reserve,
-            block.unreadable_usage,
-        )
-        for budget in block.budgets
-        if _matches(budget.match, request.method, view, lenient=True)
-    )
-
-
-def _injections(policy: CompiledPolicy, block: CompiledBlock, view: RequestView) -> tuple[Injection, ...]:
-    chosen: dict[tuple[str, str], Injection] = {}
-    for line in block.injects:
-        if line.when is not None and evaluate(line.when, view) is not True:
-            continue
-        spec = policy.credential_map[line.credential]
-        slot = (spec.kind, spec.target)
-        if slot not in chosen:
-            chosen[slot] = Injection(spec.name, spec.secret, spec.kind, spec.target, spec.template, spec.settings)
-    return tuple(chosen.values())
 
 
 def _report(decision: Decision) -> Decision:

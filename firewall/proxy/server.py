@@ -9,12 +9,10 @@ removes the state file.
 from __future__ import annotations
 
 import asyncio
-import errno
 import gc
 import logging
 import os
 import signal
-import socket
 import time
 
 from mitmproxy import ctx
@@ -48,7 +46,7 @@ from firewall.proxy.budget_store import BudgetStore
 from firewall.proxy.chain import Chain
 from firewall.proxy.counts import COUNTS_TIMEOUT, CountClient
 from firewall.proxy.limiter import Limiter
-from firewall.proxy.listening import listen_on_inherited, listen_sharing_port
+from firewall.proxy.listening import listen_on_inherited, listen_sharing_port, port_in_use
 from firewall.proxy.log_file import configure_logging  # noqa: F401  (its home was this module)
 from firewall.proxy.loop_probe import LoopProbe, wanted
 from firewall.proxy.master import build_master
@@ -71,16 +69,12 @@ class ProxyStartError(Exception):
 
 
 def check_port_free(port: int) -> None:
-    if port == 0:
-        return
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ProxyStartError(f"port {port} on 127.0.0.1 is in use; pick another with --port") from None
-            raise ProxyStartError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    try:
+        in_use = port_in_use(port)
+    except OSError as exc:
+        raise ProxyStartError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    if in_use:
+        raise ProxyStartError(f"port {port} on 127.0.0.1 is in use; pick another with --port")
 
 
 class _Ready:

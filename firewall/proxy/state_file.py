@@ -3,7 +3,8 @@ what is wrong with it right now, for `firewall run`, `proxy status` and `proxy s
 
 Written once the proxy listens, then again whenever a problem starts or ends (the policy
 in force cannot be replaced, the vault cannot be read, the limits store does not answer),
-always whole and atomically.
+always whole and atomically. Read (`read_info`) by those, and by a supervisor of workers
+(supervisor.py) to see a worker listen.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from __future__ import annotations
 import json
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
+from firewall.proxy.stopping import read_json
 from firewall.state.home import write_private_file
+from firewall.state.pids import exists
 
 # The file is padded with spaces to a whole number of these: on a full disk, where a new file
 # cannot be written, the proxy can still rewrite this one in place (`proxy status` and
@@ -24,6 +28,59 @@ BLOCK = 4096
 def worker_state_file(state_file: Path, index: int) -> Path:
     """Where worker `index` of the proxy whose supervisor writes `state_file` describes itself."""
     return state_file.with_name(f"{state_file.stem}.worker{index}.json")
+
+
+@dataclass(frozen=True)
+class ProxyInfo:
+    """A running proxy as its state file describes it."""
+
+    pid: int
+    port: int
+    started: float
+    pinned_policy: bool
+    limits_storage: str
+    state_file: Path
+    problems: tuple[tuple[str, str], ...] = ()  # (what fails, what happened and what the proxy does meanwhile)
+    upstream_ca: str | None = None  # the extra upstream CA it trusts (--upstream-ca), as an absolute path
+    workers: tuple[int, ...] = ()  # its worker processes (supervisor.py; `pid` is their supervisor)
+    policy: dict | None = None  # the policy version in force: {"version": N, "sha256": ...}; None: none yet
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def read_info(state_file: Path) -> ProxyInfo | None:
+    """The proxy a state file describes, if it is alive; a stale file is removed."""
+    data = read_json(state_file)
+    if data is None:
+        return None
+    info = ProxyInfo(
+        pid=int(data["pid"]),
+        port=int(data["port"]),
+        started=float(data["started"]),
+        pinned_policy=bool(data.get("pinned_policy")),
+        limits_storage=str(data.get("limits_storage", "memory://")),
+        state_file=state_file,
+        problems=tuple((str(p["what"]), str(p["message"])) for p in data.get("problems", ())),
+        upstream_ca=data.get("upstream_ca"),
+        workers=tuple(int(pid) for pid in data.get("workers", ())),
+        policy=data.get("policy") or _workers_policy(state_file, data),
+    )
+    if not exists(info.pid):
+        state_file.unlink(missing_ok=True)
+        return None
+    return info
+
+
+def _workers_policy(state_file: Path, data: dict) -> dict | None:
+    """The policy version a supervisor's workers have loaded: they load it, not the supervisor,
+    and worker 0's file says which (every worker loads the same stored version)."""
+    if not data.get("workers"):
+        return None
+    worker = read_json(worker_state_file(state_file, 0)) or {}
+    policy = worker.get("policy")
+    return policy if isinstance(policy, dict) else None
 
 
 class StateFile:

@@ -21,7 +21,7 @@ from firewall.state.home import Home, StateError, write_private_file
 from firewall.state.pids import pid_alive
 
 if TYPE_CHECKING:
-    from firewall.proxy.process import ProxyInfo
+    from firewall.proxy.state_file import ProxyInfo
 
 STOP_TIMEOUT = 15.0  # seconds a proxy has to exit once its grace period (below) is over
 DEFAULT_GRACE = 10.0  # seconds in-flight requests have to finish at a stop (firewall/proxy/addons/drain.py)

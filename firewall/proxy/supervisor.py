@@ -35,14 +35,13 @@ import signal
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from firewall.proxy.counts import CountService
 from firewall.proxy.listening import port_in_use, reuse_port_socket
-from firewall.proxy.process import read_info
 from firewall.proxy.settings import ProxySettings
-from firewall.proxy.state_file import StateFile, worker_state_file
+from firewall.proxy.state_file import StateFile, read_info, worker_state_file
 from firewall.proxy.stopping import (
     STOP_TIMEOUT,
     read_json,
@@ -148,17 +147,13 @@ class Supervisor:
         settings = self.settings
         state_file = worker_state_file(settings.state_file, index)
         state_file.unlink(missing_ok=True)
-        worker_settings = ProxySettings(
-            home=settings.home,
+        # The supervisor's own settings, but for where it listens and what a worker is told alone.
+        worker_settings = replace(
+            settings,
             port=self.port,
             state_file=state_file,
-            log_file=settings.log_file,
-            upstream_ca=settings.upstream_ca,
-            limits_storage=settings.limits_storage,
-            limits_timeout=settings.limits_timeout,
-            pinned_policy=settings.pinned_policy,
-            audit=settings.audit,
-            audit_full_action=settings.audit_full_action,
+            listen_fd=None,
+            workers=1,
             worker=index,
             counts_socket=self.counts_socket,
             budgets_file=_budgets_file(settings.state_file) if index == 0 else None,

@@ -1,1 +1,2 @@
-"""The sandbox `firewall run` starts an agent in: its own namespaces, the proxy its only way out."""
+"""One `firewall run`: its session, the proxy processes it starts, and the sandbox it starts an
+agent in (its own namespaces, the proxy its only way out)."""

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from firewall.approvals.hint import WaitingHint
-from firewall.proxy import process
 from firewall.run import client_files, environment, isolation
+from firewall.run import proxy_process as process
+from firewall.run.waiting_hint import WaitingHint
 from firewall.state import agents
 from firewall.state.db import open_plain
 from firewall.state.failures import describe_database_error, describe_os_error

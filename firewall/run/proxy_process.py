@@ -1,8 +1,10 @@
-"""Starting, finding and stopping proxy processes (without importing mitmproxy).
+"""Starting, finding and stopping proxy processes (without importing mitmproxy), for the CLI
+and `firewall run`: this never runs inside a proxy.
 
-A proxy announces itself with a state file (pid, port) once it listens. The
-shared proxy uses `run/proxy.json`; a proxy that `firewall run` starts for
-one command uses a file of its own, so no other agent finds it.
+A proxy announces itself with a state file (pid, port) once it listens (proxy/state_file.py
+writes and reads it). The shared proxy uses `run/proxy.json`; a proxy that `firewall run`
+starts for one command uses a file of its own, so no other agent finds it. Stopping is
+proxy/stopping.py's: the proxy reads its half of that protocol there.
 """
 
 from __future__ import annotations
@@ -17,23 +19,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from firewall.proxy.settings import LIMITS_TIMEOUT, ProxySettings, SettingsError
-from firewall.proxy.state_file import worker_state_file
-from firewall.proxy.stopping import (  # noqa: F401  (their home was this module: callers import them from here)
+from firewall.proxy.state_file import ProxyInfo, read_info
+from firewall.proxy.stopping import (  # noqa: F401  (callers find the whole of a proxy's life here)
     DEFAULT_GRACE,
     MAX_GRACE,
     STOP_TIMEOUT,
-    read_json,
-    request_stop,
     stop,
-    stop_report,
-    stop_request_file,
-    take_stop_request,
-    warn,
 )
 from firewall.state.home import Home
-from firewall.state.pids import exists
 from firewall.vault import handoff
 
 START_TIMEOUT = 20.0
@@ -41,24 +37,6 @@ START_TIMEOUT = 20.0
 
 class ProxyProcessError(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class ProxyInfo:
-    pid: int
-    port: int
-    started: float
-    pinned_policy: bool
-    limits_storage: str
-    state_file: Path
-    problems: tuple[tuple[str, str], ...] = ()  # (what fails, what happened and what the proxy does meanwhile)
-    upstream_ca: str | None = None  # the extra upstream CA it trusts (--upstream-ca), as an absolute path
-    workers: tuple[int, ...] = ()  # its worker processes (supervisor.py; `pid` is their supervisor)
-    policy: dict | None = None  # the policy version in force: {"version": N, "sha256": ...}; None: none yet
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 def shared_state_file(home: Home) -> Path:
@@ -71,39 +49,6 @@ def _listening(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def read_info(state_file: Path) -> ProxyInfo | None:
-    """The proxy a state file describes, if it is alive; a stale file is removed."""
-    data = read_json(state_file)
-    if data is None:
-        return None
-    info = ProxyInfo(
-        pid=int(data["pid"]),
-        port=int(data["port"]),
-        started=float(data["started"]),
-        pinned_policy=bool(data.get("pinned_policy")),
-        limits_storage=str(data.get("limits_storage", "memory://")),
-        state_file=state_file,
-        problems=tuple((str(p["what"]), str(p["message"])) for p in data.get("problems", ())),
-        upstream_ca=data.get("upstream_ca"),
-        workers=tuple(int(pid) for pid in data.get("workers", ())),
-        policy=data.get("policy") or _workers_policy(state_file, data),
-    )
-    if not exists(info.pid):
-        state_file.unlink(missing_ok=True)
-        return None
-    return info
-
-
-def _workers_policy(state_file: Path, data: dict) -> dict | None:
-    """The policy version a supervisor's workers have loaded: they load it, not the supervisor,
-    and worker 0's file says which (every worker loads the same stored version)."""
-    if not data.get("workers"):
-        return None
-    worker = read_json(worker_state_file(state_file, 0)) or {}
-    policy = worker.get("policy")
-    return policy if isinstance(policy, dict) else None
 
 
 def running_proxy(home: Home) -> ProxyInfo | None:
@@ -142,39 +87,11 @@ def bind_listener(port: int = 0) -> socket.socket:
     return listener
 
 
-def start_background(
-    home: Home,
-    *,
-    state_file: Path,
-    port: int = 0,
-    upstream_ca: Path | None = None,
-    limits_storage: str = "memory://",
-    pinned_policy: Path | None = None,
-    log_file: Path | None = None,
-    env: dict[str, str] | None = None,
-    audit: str = "on",
-    limits_timeout: float | None = None,
-    audit_full_action: str = "refuse",
-    workers: int = 1,
-) -> tuple[ProxyInfo, subprocess.Popen]:
-    """Start the proxy in the foreground of a detached process and wait until it listens.
-    `audit="off"` is a benchmark knob (see `firewall proxy start --audit`)."""
-    return wait_listening(
-        spawn_background(
-            home,
-            state_file=state_file,
-            port=port,
-            upstream_ca=upstream_ca,
-            limits_storage=limits_storage,
-            pinned_policy=pinned_policy,
-            log_file=log_file,
-            env=env,
-            audit=audit,
-            limits_timeout=limits_timeout,
-            audit_full_action=audit_full_action,
-            workers=workers,
-        )
-    )
+def start_background(home: Home, **options: Any) -> tuple[ProxyInfo, subprocess.Popen]:
+    """Start the proxy in the foreground of a detached process and wait until it listens: the
+    options are `spawn_background`'s. `audit="off"` is a benchmark knob (see `firewall proxy
+    start --audit`)."""
+    return wait_listening(spawn_background(home, **options))
 
 
 def spawn_background(
