@@ -225,6 +225,10 @@ def test_prices_and_cost():
     assert price_of("gpt-4o-2024-08-06") == SHIPPED["gpt-4o"]  # a dated snapshot
     assert price_of("gpt-4o-mini-2024-07-18") == SHIPPED["gpt-4o-mini"]  # the longest name it extends
     assert price_of("gpt-4omni") is None
+    # A newer model of a family is priced by its own line, not by its elder's: Opus 4.5 costs a third
+    # of Opus 4 (it was priced as claude-opus-4, the longest name it extends).
+    assert price_of("claude-opus-4-5-20251101") == SHIPPED["claude-opus-4-5"] == Price(5.00, 0.50, 25.00)
+    assert price_of("claude-opus-4-20250514") == SHIPPED["claude-opus-4"]  # control: the elder keeps its price
     assert price_of(None) is None
     override = {"gpt-4o": Price(1, 1, 1)}
     assert price_of("gpt-4o-2024-08-06", override) == Price(1, 1, 1)
