@@ -58,11 +58,14 @@ class StreamCounter:
             self._skipping = False
             out = self._feed(chunk[newline + 1 :])
             return chunk[: newline + 1] + out if self.strip else chunk
-        if not self.strip and not self._tail and not _carries_usage(chunk):
-            cut = chunk.rfind(b"\n")  # the usual chunk: whole lines, nothing to read
-            if cut != len(chunk) - 1:
-                self._hold(chunk[cut + 1 :])
-            return chunk
+        if not self._tail:
+            if not self.strip and not _carries_usage(chunk):
+                cut = chunk.rfind(b"\n")  # the usual chunk: whole lines, nothing to read
+                if cut != len(chunk) - 1:
+                    self._hold(chunk[cut + 1 :])
+                return chunk
+            if self.strip and not self._drop_blank and _only_null_members(chunk):
+                return chunk.replace(_NULL_MEMBER, b"")  # the usual stripped chunk, in one C call
         out = self._feed(chunk)
         return out if self.strip else chunk
 
@@ -149,6 +152,18 @@ class StreamCounter:
             usage = data["usage"]
             assert isinstance(usage, dict)
             self._delta = {key: value for key, value in usage.items() if value is not None}
+
+
+def _only_null_members(chunk: bytes) -> bool:
+    """Whether a chunk is whole lines, no comment line, whose every `"usage"` is a `,"usage":null`
+    member (what `include_usage` adds to each chunk): removing those members is all the line-by-line
+    stripping would do to it (a chunk with a comment line, or any other usage, goes line by line)."""
+    return (
+        chunk.endswith(b"\n")
+        and chunk[:1] != b":"
+        and b"\n:" not in chunk
+        and chunk.count(_MARK) == chunk.count(_NULL_MEMBER)
+    )
 
 
 def _carries_usage(data: bytes) -> bool:

@@ -1,6 +1,6 @@
 """Reading the token usage an API reports in its answer (docs/budgets.md).
 
-Four answer shapes, chosen by the request's path:
+Five answer shapes, chosen by the request's path:
 
 - `chat`: OpenAI chat completions. `usage.prompt_tokens`, `completion_tokens`,
   `prompt_tokens_details.cached_tokens`; streamed, in the last chunk, which
@@ -9,13 +9,18 @@ Four answer shapes, chosen by the request's path:
   (`/backend-api/codex/responses`): `usage.input_tokens`, `output_tokens`,
   `input_tokens_details.cached_tokens`; streamed, in the `response.completed`
   (or `.incomplete`, `.failed`) event's `response`.
+- `compact`: a compaction (`POST /v1/responses/compact`, and older Codex's
+  `/backend-api/codex/responses/compact`): one JSON object (`response.compaction`)
+  whose `usage` is the Responses API's. Codex 0.16x compacts with an ordinary
+  Responses turn instead (its input ends with a `compaction_trigger` item), counted
+  as `responses`.
 - `embeddings`: `usage.prompt_tokens`; no output tokens.
 - `anthropic`: Anthropic messages. `usage.input_tokens` (not counting cache
   reads), `cache_read_input_tokens`, `cache_creation_input_tokens`,
   `output_tokens`; streamed, `message_start` then `message_delta` (cumulative).
 
 `Usage.input_tokens` always counts every input token, cached ones included, so
-the four shapes add up alike. Anything else (a missing or negative count, a
+the shapes add up alike. Anything else (a missing or negative count, a
 count that is not an integer) is unreadable: None.
 """
 
@@ -54,6 +59,8 @@ def api_of(path: str) -> str | None:
         return "chat"
     if path.endswith("/responses"):
         return "responses"
+    if path.endswith("/responses/compact"):
+        return "compact"
     if path.endswith("/embeddings"):
         return "embeddings"
     if path.endswith("/messages"):
@@ -106,7 +113,7 @@ def usage_of_object(api: str, data: object) -> Usage | None:
         return _usage(
             _count(usage, "prompt_tokens"), _count(usage, "completion_tokens"), _cached(usage, "prompt"), model
         )
-    if api == "responses":
+    if api in ("responses", "compact"):
         return _usage(_count(usage, "input_tokens"), _count(usage, "output_tokens"), _cached(usage, "input"), model)
     if api == "embeddings":
         return _usage(_count(usage, "prompt_tokens"), 0, 0, model)

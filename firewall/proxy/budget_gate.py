@@ -49,8 +49,8 @@ def describe(budget: BudgetRef, amount: int) -> str | float:
 
 
 def budget_refusal(spent: Spent, request_id: str, now: float, *, responses_api: bool = False) -> http.Response:
-    """`429 budget_exhausted`. On a Responses API path (`responses_api`: the POST, or the GET that
-    opens its WebSocket) in the shape that API's clients stop on (`_usage_limit`)."""
+    """`429 budget_exhausted`. On a Responses API path (`responses_api`: the POST, the GET that
+    opens its WebSocket, a compaction) in the shape that API's clients stop on (`_usage_limit`)."""
     message, extra, headers = _refusal_parts(spent, now)
     rule = spent.budget.source.id
     if not responses_api:

@@ -176,7 +176,7 @@ async def serve(settings: ProxySettings) -> None:
             UpstreamErrors(),  # before the auditor: the row names the upstream failure
             auditor,
             WebSocketGuard(runtime, auditor),
-            WebSocketMeter(runtime, budgets, auditor),  # after the guard: a message it dropped starts no turn
+            WebSocketMeter(runtime, budgets, auditor, limiter),  # after the guard: a message it dropped starts no turn
             _Ready(settings, runtime, state_file),
         )
     )

@@ -22,6 +22,19 @@ def test_the_examples_compile_and_hold():
 
 
 def test_the_page_names_the_shipped_price_date():
-    from firewall.budgets.prices import PRICES_TAKEN
+    from firewall.budgets.prices import PRICES_CHECKED, PRICES_TAKEN
 
     assert PRICES_TAKEN in PAGE.read_text(encoding="utf-8")
+    assert PRICES_CHECKED in PAGE.read_text(encoding="utf-8")
+
+
+def test_the_page_says_where_each_shipped_price_was_checked():
+    """Every model of the shipped table is in the page's table of checks, and nothing else is."""
+    import re
+
+    from firewall.budgets.prices import SHIPPED
+
+    text = PAGE.read_text(encoding="utf-8")
+    checks = text[text.index("| model |") :]
+    listed = set(re.findall(r"^\| `([^`]+)` \|", checks, re.MULTILINE))
+    assert listed == set(SHIPPED)

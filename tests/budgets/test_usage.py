@@ -72,6 +72,25 @@ def test_stripping_the_usage_the_proxy_asked_for_gives_the_stream_the_agent_aske
     assert counter.usage() == Usage(7, 9, 3, "gpt-4o-mini")
 
 
+@pytest.mark.parametrize("crlf", [False, True])
+def test_stripping_whole_events_one_chunk_each(crlf):
+    """As LLM APIs stream: one event a chunk. Most chunks take the one-call path (only `,"usage":null`
+    members); a comment line naming `,"usage":null` is not a data line and stays as it came."""
+    comment = b': keep-alive ,"usage":null\n\n'
+    asked = answers.chat_stream(7, 9, 3, with_usage=True, words=4)
+    wanted = answers.chat_stream(7, 9, 3, with_usage=False, words=4)
+    events = [event + b"\n\n" for event in asked.split(b"\n\n") if event]
+    wanted_events = [event + b"\n\n" for event in wanted.split(b"\n\n") if event]
+    events.insert(2, comment)
+    wanted_events.insert(2, comment)
+    if crlf:
+        events = [e.replace(b"\n", b"\r\n") for e in events]
+        wanted_events = [e.replace(b"\n", b"\r\n") for e in wanted_events]
+    counter = StreamCounter("chat", strip=True)
+    assert b"".join(counter.feed(event) for event in events) + counter.feed(b"") == b"".join(wanted_events)
+    assert counter.usage() == Usage(7, 9, 3, "gpt-4o-mini")
+
+
 def test_stripping_leaves_a_stream_that_carries_no_usage_alone():
     # Control: the same stripping reader over a stream without the extra chunk changes nothing.
     plain = answers.chat_stream(7, 9, with_usage=False)
@@ -225,6 +244,10 @@ def test_prices_and_cost():
     assert price_of("gpt-4o-2024-08-06") == SHIPPED["gpt-4o"]  # a dated snapshot
     assert price_of("gpt-4o-mini-2024-07-18") == SHIPPED["gpt-4o-mini"]  # the longest name it extends
     assert price_of("gpt-4omni") is None
+    # A newer model of a family is priced by its own line, not by its elder's: Opus 4.5 costs a third
+    # of Opus 4 (it was priced as claude-opus-4, the longest name it extends).
+    assert price_of("claude-opus-4-5-20251101") == SHIPPED["claude-opus-4-5"] == Price(5.00, 0.50, 25.00)
+    assert price_of("claude-opus-4-20250514") == SHIPPED["claude-opus-4"]  # control: the elder keeps its price
     assert price_of(None) is None
     override = {"gpt-4o": Price(1, 1, 1)}
     assert price_of("gpt-4o-2024-08-06", override) == Price(1, 1, 1)

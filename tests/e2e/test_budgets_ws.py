@@ -137,7 +137,9 @@ def test_a_spent_budget_refuses_the_next_turn_and_not_another_agents(firewall, s
             assert last(turn(other))["type"] == "response.completed"
         rows = turn_rows(firewall, 6)
     upgrade = opening.value.response
-    assert upgrade.status_code == 429 and int(upgrade.headers["retry-after"]) > 0
+    # 426, not 429: Codex reads no body from a refused upgrade and would wait out Retry-After; on 426
+    # it sends the turn as a POST, whose 429 carries the body it stops on (test_codex_chatgpt.py).
+    assert upgrade.status_code == 426 and int(upgrade.headers["retry-after"]) > 0
     refusal = json.loads(upgrade.body)["error"]  # on a Responses path, in the shape Codex stops on
     assert (refusal["type"], refusal["code"], refusal["resets_at"]) == (
         "usage_limit_reached",

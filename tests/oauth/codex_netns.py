@@ -124,7 +124,8 @@ def main(config: dict) -> dict:
             command += ["--policy", config["policy"], "--upstream-ca", str(ca_file)]
         command += [] if config.get("isolate", True) else ["--no-isolate"]
         command += ["--", config["codex"], "exec", "--skip-git-repo-check", "--color", "never", PROMPT]
-        env = {**firewall.env, "CODEX_HOME": str(user_codex), "HOME": str(work), "RUST_LOG": "warn"}
+        rust_log = config.get("rust_log", "warn")
+        env = {**firewall.env, "CODEX_HOME": str(user_codex), "HOME": str(work), "RUST_LOG": rust_log}
         runs = []
         try:
             for _ in range(config.get("runs", 1)):  # one after another, on the same proxy when shared

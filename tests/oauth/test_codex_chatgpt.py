@@ -29,7 +29,10 @@ from tests.oauth.conftest import CODEX, REPO
 POLICY = REPO / "policies/codex.policy"
 ALLOW_TURN = "    allow GET, POST /backend-api/codex/**\n"
 ALLOW_ROUTING = "    allow GET /backend-api/wham/accounts/check\n"
-BUDGET = "    limit 5000000 tokens per day per agent GET, POST /backend-api/codex/responses\n"
+BUDGET = (
+    "    limit 5000000 tokens per day per agent GET, POST /backend-api/codex/responses,"
+    " /backend-api/codex/responses/compact\n"
+)
 USAGE = (1234, 56, 1000)  # what each response of the stand-in reports: input (cached included), output, cached
 PER_RESPONSE = USAGE[0] + USAGE[1]  # what one response counts against a `tokens` budget
 # What Codex 0.169 sends besides a turn, and the policy refuses (docs/codex.md).
@@ -207,3 +210,29 @@ def test_a_spent_budget_stops_codex_at_once_with_the_firewalls_error(tmp_path, s
     posts = [h for h in report["hits"] if (h["method"], h["path"]) == ("POST", "/backend-api/codex/responses")]
     assert not posts  # and Codex did not fall back to the streamed POST
     assert report["seconds"] < 60
+
+
+@pytest.mark.parametrize("spent", [True, False])
+def test_codex_started_after_its_budget_is_spent_stops_at_once(tmp_path, spent):
+    """Two `codex exec` runs, one after the other, on one shared proxy. The first spends the budget
+    (its warm-up's answer fills it; its turn is refused). The second starts with the budget already
+    spent: its WebSocket upgrade is refused, and it must stop within a minute with the firewall's
+    words, not retry for hours. Control: a budget with room for both, the second gets its answer."""
+    limit = PER_RESPONSE if spent else 50 * PER_RESPONSE
+    policy = variant(tmp_path, BUDGET, BUDGET.replace("5000000", str(limit)))
+    report = codex_turn(tmp_path / "run", policy, usage=USAGE, shared=True, runs=2, timeout=120)
+    first, second = report["runs"]
+    if not spent:
+        assert [first["returncode"], second["returncode"]] == [0, 0], second["stderr"]
+        assert ANSWER in report["stdout"]  # the second run's answer
+        return
+    assert first["returncode"] == 1, first["stderr"]
+    assert second["returncode"] == 1, second["stderr"]
+    assert second["seconds"] < 60, second["stderr"]
+    assert ANSWER not in report["stdout"]
+    said = f"hit your usage limit. Firewall budget spent: {BUDGET.strip().replace('5000000', str(limit))}"
+    assert said in second["stderr"], second["stderr"]
+    # Nothing of the second run reached the server: no socket opened, no POST.
+    assert report["ws_messages"].count("response.create") == 1  # the first run's warm-up, nothing more
+    posts = [h for h in report["hits"] if (h["method"], h["path"]) == ("POST", "/backend-api/codex/responses")]
+    assert not posts

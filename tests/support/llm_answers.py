@@ -107,6 +107,18 @@ def responses_stream(prompt: int, completion: int, cached: int = 0, model: str =
     return _sse(events, named=True)
 
 
+def compaction(prompt: int, completion: int, cached: int = 0, model: str = "gpt-5-codex", *, usage=True) -> bytes:
+    """A compaction (`POST /v1/responses/compact`): one `response.compaction` object, its usage the
+    Responses API's; without `usage`, only the `output` codex-rs reads (its CompactHistoryResponse)."""
+    if not usage:
+        return _dump({"output": [{"type": "compaction", "encrypted_content": "gAAAA-compacted"}]})
+    answer = _response(prompt, completion, cached, model)
+    answer.update(id="cmp_1", object="response.compaction", created_at=1)
+    answer["output"] = [{"type": "compaction", "encrypted_content": "gAAAA-compacted"}]
+    del answer["status"]
+    return _dump(answer)
+
+
 def embeddings(prompt: int, model: str = "text-embedding-3-small") -> bytes:
     return _dump(
         {

@@ -22,6 +22,7 @@ from tests.support.upstream import QuietHandler, Seen, Upstream, serving_stand_i
 CHAT = (100, 20, 40)  # prompt, completion, cached
 RESPONSES = (50, 10, 0)
 CODEX = (400, 30, 300)
+COMPACTION = (9000, 700, 8000)  # a compaction reads the whole conversation and writes a summary
 EMBEDDINGS = 30
 ANTHROPIC = (10, 20, 5)  # fresh input, output, cache reads (input tokens in all: 15)
 
@@ -38,6 +39,10 @@ def answer_for(path: str, request: dict) -> tuple[bytes, bool]:
         return (answers.responses_stream if stream else answers.responses)(*RESPONSES, model="gpt-4o-mini"), stream
     if path == "/backend-api/codex/responses":
         return answers.responses_stream(*CODEX, model="gpt-5-codex"), True
+    if path in ("/v1/responses/compact", "/backend-api/codex/responses/compact"):
+        return answers.compaction(*COMPACTION, model=str(request.get("model") or "gpt-5-codex")), False
+    if path == "/v1/no-usage/responses/compact":
+        return answers.compaction(0, 0, usage=False), False
     if path == "/v1/embeddings":
         return answers.embeddings(EMBEDDINGS), False
     if path == "/v1/messages":

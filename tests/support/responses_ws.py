@@ -11,6 +11,10 @@ The message's `metadata.stand_in` picks another answer for that turn:
 - `error`: an `error` event in place of a response (`status` 400), as the server refuses a turn;
 - `silent`: `response.created`, then nothing (the turn is never ended).
 
+A turn whose `input` ends with a `compaction_trigger` item (how Codex 0.16x compacts a
+conversation: remote compaction v2) is answered as the Responses backend answers it: one
+`compaction` output item, then `response.completed` with `COMPACTION_USAGE`.
+
 `response.processed` is taken silently; any other message is answered with an `error` event
 (`invalid_event`). Every client message is recorded (`messages`), and every server message
 sent (`sent`).
@@ -30,6 +34,7 @@ import trustme
 from tests.support.upstream import QuietHandler, Upstream, serving_stand_in, ws_accept, ws_read_frame
 
 USAGE = (1200, 34, 1000)  # input (cached included), output, cached
+COMPACTION_USAGE = (15000, 900, 12000)  # a compaction reads the whole conversation and writes a summary
 MODEL = "gpt-4o-mini"
 WS_IDLE = 30.0  # seconds a socket with nothing said stays open
 
@@ -44,7 +49,7 @@ def response_events(number: int, mode: str, lane: str | None) -> list[dict]:
     created = {"type": "response.created", "response": {"id": rid, "model": MODEL, "status": "in_progress"}, **extra}
     if mode == "silent":
         return [created]
-    inputs, outputs, cached = USAGE
+    inputs, outputs, cached = COMPACTION_USAGE if mode == "compaction" else USAGE
     usage = {
         "input_tokens": inputs,
         "input_tokens_details": {"cached_tokens": cached},
@@ -56,7 +61,22 @@ def response_events(number: int, mode: str, lane: str | None) -> list[dict]:
     if mode != "no_usage":
         response["usage"] = usage
     delta = {"type": "response.output_text.delta", "delta": "an error-free answer", "item_id": "msg_1", **extra}
+    if mode == "compaction":
+        item = {"type": "compaction", "id": "cmp_1", "encrypted_content": "gAAAA-compacted"}
+        delta = {"type": "response.output_item.done", "output_index": 0, "item": item, **extra}
+        response["output"] = [item]
     return [created, delta, {"type": "response.completed", "response": response, **extra}]
+
+
+def compacts(message: dict) -> bool:
+    """Whether a `response.create` asks for a compaction: its input ends with a `compaction_trigger`."""
+    items = message.get("input")
+    return (
+        isinstance(items, list)
+        and bool(items)
+        and isinstance(items[-1], dict)
+        and (items[-1].get("type") == "compaction_trigger")
+    )
 
 
 def frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
@@ -131,7 +151,7 @@ def _handler(ref: list[ResponsesSocket]):
                     self.wfile.flush()
                     continue
                 number += 1
-                mode = str((message.get("metadata") or {}).get("stand_in", ""))
+                mode = "compaction" if compacts(message) else str((message.get("metadata") or {}).get("stand_in", ""))
                 lane = message.get("stream_id") if isinstance(message.get("stream_id"), str) else None
                 for event in response_events(number, mode, lane):
                     data = json.dumps(event).encode()

@@ -182,8 +182,13 @@ class Enforcer:
         if outcome is Outcome.LIMIT and spent is not None:
             budget = spent.budget
             notes.refuse(outcome, ProxyReason.BUDGET_EXHAUSTED, f"over {budget.source.text}", budget.source.id)
-            responses_api = api_of(decision.canonical_path) == "responses"  # as its clients stop on: budget_gate
+            responses_api = api_of(decision.canonical_path) in ("responses", "compact")  # as Codex stops on
             flow.response = budget_refusal(spent, notes.request_id, now, responses_api=responses_api)
+            if responses_api and is_websocket_upgrade(flow.request):
+                # Codex reads no body from a refused upgrade (so not `usage_limit_reached`) and waits out
+                # a 429's Retry-After, for hours; a 426 it takes as "no WebSocket here" and sends the turn
+                # as a POST at once, which gets this refusal with its body, and stops (docs/budgets.md).
+                flow.response.status_code = 426
             return False
         if spent is not None:  # report mode: let through and counted on, as if within its budget
             notes.budget_hold = self.budgets.hold(decision.budgets, now)

@@ -1,14 +1,17 @@
-"""Budgets on turns taken over a Responses API WebSocket (docs/budgets.md, "WebSockets").
+"""Budgets and request limits on turns taken over a Responses API WebSocket (docs/budgets.md,
+"WebSockets"; docs/policy-language.md, limits).
 
-The upgrade was decided like any request, and its decision names the budgets; a socket on a
-Responses path (`/v1/responses`, `/backend-api/codex/responses`) then carries many turns,
-each charged exactly as a streamed `POST` to that path would be:
+The upgrade was decided like any request, and its decision names the budgets and the request
+limits; a socket on a Responses path (`/v1/responses`, `/backend-api/codex/responses`) then
+carries many turns, each counted exactly as a streamed `POST` to that path would be:
 
 - before a turn goes out: a client message that starts one (`response.create`,
-  `budgets.ws.turn_start`) is checked against the budgets, as a request is. A spent budget
-  drops it, and the agent gets, in place of the response, the `error` event the Responses
-  API sends on a socket (`429 budget_exhausted`, the HTTP refusal's body; Codex ends the turn
-  on it without retrying). Under `mode report` it goes on, marked `would_limit`.
+  `budgets.ws.turn_start`) counts against the request limits and is checked against the
+  budgets, as a request is (the upgrade itself counted once against the limits, as the
+  request it is). Over a limit, or a spent budget, drops it, and the agent gets, in place of
+  the response, the `error` event the Responses API sends on a socket, with the HTTP
+  refusal's body: `429 rate_limited` with `Retry-After`, or `429 budget_exhausted` (in the
+  shape Codex stops on at once). Under `mode report` it goes on, marked `would_limit`.
 - when the server ends the turn (`response.completed`, `.incomplete`, `.failed`), its usage
   is counted (`budget_gate.charge`), added to the counters, and the turn gets an audit row of
   its own: the upgrade's request as `wss`, the turn's own request id, tokens and cost.
@@ -37,7 +40,7 @@ from firewall.proxy.addons.audit import Auditor
 from firewall.proxy.addons.budgets import note_charge
 from firewall.proxy.budget_gate import budget_refusal_event, charge, check_budgets
 from firewall.proxy.budget_store import BudgetStore, Hold, Spent
-from firewall.proxy.limiter import LimitsUnavailable
+from firewall.proxy.limiter import Limiter, LimitOutcome, LimitsUnavailable
 from firewall.proxy.notes import FlowNotes, new_request_id, notes_of
 from firewall.proxy.refusals import ProxyReason, refusal
 from firewall.proxy.responses import error_object, websocket_error
@@ -59,10 +62,11 @@ class Ticket:
 
 
 class WebSocketMeter:
-    def __init__(self, runtime: Runtime, store: BudgetStore, auditor: Auditor):
+    def __init__(self, runtime: Runtime, store: BudgetStore, auditor: Auditor, limiter: Limiter):
         self.runtime = runtime
         self.store = store
         self.auditor = auditor
+        self.limiter = limiter
 
     async def websocket_message(self, flow: http.HTTPFlow) -> None:
         turns = _turns(flow)
@@ -100,10 +104,13 @@ class WebSocketMeter:
     async def _start(self, flow: http.HTTPFlow, turns: Turns[Ticket], lane: str | None, message) -> None:
         notes = notes_of(flow)
         decision = notes.decision
-        assert decision is not None  # _turns() found budgets on it
+        assert decision is not None  # _turns() found limits or budgets on it
         request_id, now = new_request_id(), time.time()
-        try:
-            held = await check_budgets(self.store, decision, message.content, self.runtime.policy.prices, now)
+        try:  # as Enforcer does for a request: the limits counted first, then the budgets checked
+            limit = await self.limiter.check(decision.limits, now) if decision.limits else LimitOutcome(None, 0)
+            held: Spent | Hold | None = None
+            if decision.budgets and limit.over is None:
+                held = await check_budgets(self.store, decision, message.content, self.runtime.policy.prices, now)
         except LimitsUnavailable as exc:  # fail closed, as for a request: the limiter logged it
             message.drop()
             answer = refusal(Outcome.ERROR, ProxyReason.LIMITS_UNAVAILABLE)
@@ -112,17 +119,26 @@ class WebSocketMeter:
             _answer(flow, websocket_error(answer.status, error, {"retry-after": "1"}))
             return
         approved = notes.approval_id is not None
-        outcome = forwarded_outcome(decision, approved=approved, over_limit=isinstance(held, Spent))
-        if isinstance(held, Spent):
-            if outcome is Outcome.LIMIT:
-                message.drop()
-                source = held.budget.source
-                row = _row(notes, request_id, now, outcome, ProxyReason.BUDGET_EXHAUSTED, f"over {source.text}")
-                row.rule = source.id
-                self._refuse(flow, row)
-                _answer(flow, budget_refusal_event(held, request_id, now))
-                return
-            held = self.store.hold(decision.budgets, now)  # report mode: goes on, counted as if within
+        over = limit.over is not None or isinstance(held, Spent)
+        outcome = forwarded_outcome(decision, approved=approved, over_limit=over)
+        if outcome is Outcome.LIMIT and limit.over is not None:
+            message.drop()
+            source = limit.over.source
+            row = _row(notes, request_id, now, outcome, ProxyReason.RATE_LIMITED, f"over {source.text}")
+            row.rule = source.id
+            self._refuse(flow, row)
+            _answer(flow, rate_limit_event(source.text, source.id, limit.retry_after, request_id))
+            return
+        if outcome is Outcome.LIMIT and isinstance(held, Spent):
+            message.drop()
+            source = held.budget.source
+            row = _row(notes, request_id, now, outcome, ProxyReason.BUDGET_EXHAUSTED, f"over {source.text}")
+            row.rule = source.id
+            self._refuse(flow, row)
+            _answer(flow, budget_refusal_event(held, request_id, now))
+            return
+        if not isinstance(held, Hold):  # no budget, or report mode over one: counted on as if within
+            held = self.store.hold(decision.budgets, now)
         turns.open(lane, Ticket(request_id, now, held, outcome, message.content))
 
     async def _end(self, flow: http.HTTPFlow, turn: OpenTurn[Ticket], event: ServerEvent) -> None:
@@ -176,16 +192,25 @@ def _row(notes: FlowNotes, request_id: str, started: float, outcome: Outcome, re
     )
 
 
+def rate_limit_event(limit: str, rule: str, retry_after: int, request_id: str) -> bytes:
+    """A turn over a request limit, as the `error` event: the HTTP refusal's `429 rate_limited`."""
+    answer = refusal(Outcome.LIMIT, ProxyReason.RATE_LIMITED)
+    said = answer.message.format(detail=f"{limit}; retry after {retry_after}s")
+    error = error_object(answer.error_type, said, request_id, rule=rule)
+    return websocket_error(answer.status, error, {"retry-after": str(retry_after)})
+
+
 def _answer(flow: http.HTTPFlow, event: bytes) -> None:
     """Send the agent a message of the proxy's own, in place of the server's answer."""
     ctx.master.commands.call("inject.websocket", flow, True, event, True)
 
 
 def _turns(flow: http.HTTPFlow) -> Turns[Ticket] | None:
-    """The socket's open turns; None for a socket whose turns count against no budget."""
+    """The socket's open turns; None for a socket whose turns count against no budget or limit."""
     turns = flow.metadata.get(_TURNS)
     if turns is None:
         decision: Decision | None = notes_of(flow).decision
-        counted = decision is not None and decision.budgets and api_of(decision.canonical_path) == "responses"
+        limited = decision is not None and (decision.budgets or decision.limits)
+        counted = limited and api_of(decision.canonical_path) == "responses"
         turns = flow.metadata[_TURNS] = Turns[Ticket]() if counted else False
     return turns or None
