@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import ssl
 
@@ -11,7 +12,7 @@ import pytest
 from tests.security.support import mint_token, proxy_ca
 from tests.support import llm_answers as answers
 from tests.support.fixtures import Firewall, running_proxy
-from tests.support.llm_upstream import CHAT, serving_llm_upstream
+from tests.support.llm_upstream import CHAT, EMBEDDINGS, serving_llm_upstream
 
 
 @pytest.fixture
@@ -129,6 +130,39 @@ def test_an_answer_without_usage_counts_max_tokens_or_spends_the_budget(firewall
     details = [row["detail"] for row in sorted(rows, key=lambda row: row["seq"])]
     assert "usage unreadable: counted max_tokens 600" in details[0]
     assert "usage unreadable: the budget is spent until it resets" in details[3]
+
+
+WHOLE_SENT_STREAMING = [
+    ("/sent-chunked/v1/embeddings", (EMBEDDINGS, 0, 0)),
+    ("/sent-chunked/v1/chat/completions", CHAT),
+    ("/sent-large/v1/embeddings", (EMBEDDINGS, 0, 0)),
+    ("/sent-gzip-chunked/v1/chat/completions", CHAT),
+    ("/v1/embeddings", (EMBEDDINGS, 0, 0)),  # control: the same answer sent whole, with its length
+]
+
+
+def test_a_json_answer_that_streams_by_is_counted_exactly(firewall, llm, upstream_ca_file):
+    """A whole JSON answer sent chunked, past the size relayed whole (a large embeddings batch) or
+    gzipped and chunked is streamed through the proxy: it used to be read as an event stream, found
+    unreadable and counted as the whole budget (`usage unreadable refuse` here, so the next request
+    was refused). Each is read whole at its end and counted exactly; the agent gets every byte."""
+    firewall.apply(
+        f"host localhost:{llm.port} {{\n    limit 1000 tokens per day per agent\n    usage unreadable refuse\n"
+        "    allow POST\n}\n"
+    )
+    with running_proxy(firewall, upstream_ca_file) as proxy:
+        client = _client(firewall, proxy.port, "worker")
+        for path, _ in WHOLE_SENT_STREAMING:
+            status, _, body = _post(client, f"{llm.base_url}{path}", {"model": "gpt-4o-mini"})
+            assert status == 200, (path, body[:200])
+            assert json.loads(gzip.decompress(body) if path.startswith("/sent-gzip") else body)["usage"]
+        rows = firewall.audit_rows_once(lambda rows: len(rows) >= len(WHOLE_SENT_STREAMING))
+    by_path = {row["path"]: row for row in rows}
+    for path, (inputs, outputs, cached) in WHOLE_SENT_STREAMING:
+        row = by_path[path]
+        assert (row["input_tokens"], row["output_tokens"], row["cached_tokens"]) == (inputs, outputs, cached), path
+        assert "unreadable" not in (row["detail"] or ""), path
+    assert by_path["/sent-large/v1/embeddings"]["bytes_in"] > 64 * 1024  # it did stream by
 
 
 def test_an_upstream_error_is_not_counted(firewall, llm, upstream_ca_file):

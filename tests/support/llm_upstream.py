@@ -3,12 +3,15 @@
 Each endpoint answers POSTs with the fixed usage below, whole or streamed (chunked, in
 pieces cut at odd places) as the request asks; a streamed chat completion carries
 the usage chunk only when the request asked for it (`stream_options.include_usage`),
-as OpenAI does. A GET is answered with a model list, which reports no usage. Every request
+as OpenAI does. A whole answer's path may start with one of `SENT_AS` (`/sent-chunked/v1/...`):
+the same JSON is then sent chunked without a length, padded past the size the proxy relays
+whole, or gzipped and chunked. A GET is answered with a model list, which reports no usage. Every request
 is recorded.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,6 +56,24 @@ def answer_for(path: str, request: dict) -> tuple[bytes, bool]:
     return b'{"ok": true}', False
 
 
+SENT_AS = ("/sent-chunked", "/sent-large", "/sent-gzip-chunked")
+
+
+def _sent_as(path: str) -> tuple[str, str]:
+    """(how the answer is sent, the API path) for a path that may carry a SENT_AS prefix."""
+    for prefix in SENT_AS:
+        if path.startswith(prefix + "/"):
+            return prefix, path[len(prefix) :]
+    return "", path
+
+
+def _padded(data: bytes) -> bytes:
+    """The same answer past 64 KiB, as a large embeddings batch is: a long vector in each item."""
+    answer = json.loads(data)
+    answer.setdefault("data", []).append({"object": "embedding", "index": 1, "embedding": [0.123456] * 20_000})
+    return json.dumps(answer).encode()
+
+
 class LLMUpstream(Upstream):
     pass
 
@@ -73,8 +94,22 @@ def _handler(ref: list[LLMUpstream]):
             if self.path == "/v1/error/chat/completions":
                 self._json(500, {"error": {"message": "upstream broke"}})
                 return
-            data, streamed = answer_for(self.path, request if isinstance(request, dict) else {})
+            sent_as, path = _sent_as(self.path)
+            data, streamed = answer_for(path, request if isinstance(request, dict) else {})
             self.send_response(200)
+            if sent_as and not streamed:
+                self.send_header("content-type", "application/json")
+                if sent_as == "/sent-large":
+                    data = _padded(data)
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                if sent_as == "/sent-gzip-chunked":
+                    data = gzip.compress(data)
+                    self.send_header("content-encoding", "gzip")
+                self._chunked(data)
+                return
             if not streamed:
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
@@ -82,6 +117,9 @@ def _handler(ref: list[LLMUpstream]):
                 self.wfile.write(data)
                 return
             self.send_header("content-type", "text/event-stream")
+            self._chunked(data)
+
+        def _chunked(self, data: bytes) -> None:
             self.send_header("transfer-encoding", "chunked")
             self.end_headers()
             for start in range(0, len(data), 97):  # pieces that cut lines and events anywhere

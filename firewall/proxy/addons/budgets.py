@@ -7,6 +7,8 @@ let through carries `notes.budget_hold`). This addon
   when the agent did not, and then takes that usage back out of the stream;
 - feeds a streamed answer's chunks to `budgets.stream.StreamCounter` as they pass
   (unchanged, unless the usage it asked for must come out), or reads a whole answer;
+- keeps a JSON answer that streams by (sent chunked, or too large to be relayed whole:
+  a big embeddings batch) up to `READ_WHOLE_UP_TO`, and reads it whole when it ends;
 - when the answer has ended, counts it (`budgets.charges.count`), adds that to the
   budgets' counters (`BudgetStore.add`) and notes the tokens and cost for the audit row.
 
@@ -25,12 +27,14 @@ from mitmproxy import http
 
 from firewall.budgets.stream import StreamCounter
 from firewall.budgets.usage import Usage, api_of, ask_for_usage, billed, read_answer
+from firewall.proxy.bodies import IDENTITY, BodyDecodeError, decode
 from firewall.proxy.budget_gate import Charge, charge
 from firewall.proxy.budget_store import BudgetStore, Hold
 from firewall.proxy.notes import FlowNotes, notes_of
 from firewall.proxy.runtime import Runtime
 
 _COUNTER = "firewall-budget-counter"
+READ_WHOLE_UP_TO = 16 * 1024 * 1024  # bytes of a streamed JSON answer kept to read its usage; past it: unreadable
 
 
 class BudgetMeter:
@@ -56,7 +60,12 @@ class BudgetMeter:
         api = api_of(notes.decision.canonical_path)
         if api is None or not billed(flow.request.method, notes.decision.canonical_path, flow.response.status_code):
             return
-        counter = StreamCounter(api, strip=notes.strip_usage)
+        event_stream = "text/event-stream" in flow.response.headers.get("content-type", "").lower()
+        counter: StreamCounter | WholeAnswer
+        if event_stream or notes.strip_usage:
+            counter = StreamCounter(api, strip=notes.strip_usage)
+        else:
+            counter = WholeAnswer(api, flow.response.headers.get("content-encoding", ""))
         flow.metadata[_COUNTER] = counter
         inner = flow.response.stream
 
@@ -106,6 +115,41 @@ class BudgetMeter:
         charged = charge(decision, self.runtime.policy.prices, usage, flow.request.raw_content or b"")
         note_charge(notes, charged)
         await self.store.add(decision.budgets, hold, charged.amounts, time.time())
+
+
+class WholeAnswer:
+    """A JSON answer that streams by: its chunks pass on untouched and are kept (up to
+    `READ_WHOLE_UP_TO`, unpacked at the end within the same bound) to be read whole."""
+
+    def __init__(self, api: str, content_encoding: str) -> None:
+        self.api = api
+        self.content_encoding = content_encoding
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._size <= READ_WHOLE_UP_TO:
+            self._size += len(chunk)
+            if self._size <= READ_WHOLE_UP_TO:
+                self._parts.append(chunk)
+            else:
+                self._parts.clear()  # too large to read: unreadable, and nothing more is kept
+        return chunk
+
+    def usage(self) -> Usage | None:
+        """The answer's usage; None when it was too large, not valid in its encoding, or carries none."""
+        if self._size > READ_WHOLE_UP_TO:
+            return None
+        body = b"".join(self._parts)
+        if self.content_encoding.strip().lower() not in IDENTITY:
+            try:
+                unpacked = decode(body, self.content_encoding, READ_WHOLE_UP_TO)
+            except BodyDecodeError:
+                return None
+            if not unpacked.complete:
+                return None
+            body = unpacked.data
+        return read_answer(self.api, body)
 
 
 def note_charge(notes: FlowNotes, charged: Charge) -> None:
