@@ -8,14 +8,16 @@ rows written directly (no hash chain: replay reads none of it), in a mix like an
 wildcards) and 1 in 10 on hosts no block names; model listings, item reads with ids from 100,000
 (so most requests are distinct), chat completions (whose rules read the JSON body: unknown),
 paged reads, deletes. The policy in force is bench/policy_engine.py's policy; the candidate blocks
-single-model reads, adds a limit to embeddings and turns deletes into approvals. Timed: reading the
-rows and replaying them (`firewall.audit.replay.replay_log`), the same code as the command, after the
-two policies are compiled. Target: a million rows within a minute.
+single-model reads, adds a limit to embeddings and turns deletes into approvals, in `--changed` host
+blocks, then in every host block (the worst case: no destination is decided alike). Timed: reading
+the rows and replaying them (`firewall.audit.replay.replay_log`), the same code as the command,
+after the two policies are compiled. Target: a million rows within a minute, for both candidates.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -96,6 +98,9 @@ def fill(db, rows: int, blocks: int, seed: int = 20261207) -> None:
                 db.conn.executemany(INSERT, chunk)
                 chunk.clear()
         db.conn.executemany(INSERT, chunk)
+    # Into the database file, as the audit writer's checkpoints keep it: read through a WAL of a
+    # million rows, the replay measures the WAL.
+    db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--blocks", type=int, default=100)
     parser.add_argument("--changed", type=int, default=5, help="host blocks the candidate edits")
-    parser.add_argument("--worst-rows", type=int, default=100_000, help="rows replayed with every block edited")
+    parser.add_argument("--worst-rows", type=int, default=0, help="rows replayed with every block edited (0: all)")
     args = parser.parse_args(argv)
     old = compile_source(policy_text(args.blocks), "bench.policy").policy
     new = compile_source(candidate_text(args.blocks, args.changed), "bench.policy").policy
@@ -116,13 +121,23 @@ def main(argv: list[str] | None = None) -> int:
         distinct = db.execute("SELECT count(*) FROM (SELECT DISTINCT agent, method, host, path, query FROM audit)")
         print(f"distinct recorded requests: {distinct.fetchone()[0]}")
         seconds = timed(f"{args.changed} of {args.blocks} host blocks edited", old, new, db, None)
-        since = time.time() - args.worst_rows  # the newest `worst_rows` rows: one a second
-        worst_seconds = timed(f"every host block edited, newest {args.worst_rows} rows", old, worst, db, since)
+        worst_rows = args.worst_rows or args.rows
+        since = time.time() - worst_rows if args.worst_rows else None  # the newest `worst_rows` rows: one a second
+        worst_seconds = timed(f"every host block edited, {worst_rows} rows", old, worst, db, since)
         db.close()
-    ok = seconds <= TARGET_SECONDS * args.rows / 1_000_000
-    print(f"target: 1,000,000 within {TARGET_SECONDS:.0f} s ({args.changed} blocks edited): {'ok' if ok else 'MISSED'}")
-    worst_million = worst_seconds * 1_000_000 / max(args.worst_rows, 1)
-    print(f"every block edited: a million rows would take about {worst_million:.0f} s")
+    ok = True
+    for what, took, rows in (
+        (f"{args.changed} blocks edited", seconds, args.rows),
+        ("every block", worst_seconds, worst_rows),
+    ):
+        million = took * 1_000_000 / max(rows, 1)
+        within = million <= TARGET_SECONDS
+        ok = ok and within
+        print(
+            f"target: 1,000,000 within {TARGET_SECONDS:.0f} s ({what}): {million:.0f} s a million, "
+            + ("ok" if within else "MISSED")
+        )
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0 if ok else 1
 
 

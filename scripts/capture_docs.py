@@ -83,7 +83,65 @@ def prompt_screen() -> str:
                 timeout=300.0,
             )
             row = store.record_pending(db, held, now, os.getpid())
-            return screen([row], now, 600.0, [], 80)
+            return screen([row], now, 600.0, [], 80, adds_rule=True)
+        finally:
+            db.conn.close()
+
+
+RULE_POLICY = """\
+host api.openai.com {
+    inject openai
+    allow GET /v1/models
+    approve POST /v1/fine_tuning/** reason "fine-tuning is billed per token"
+    allow POST /v1/chat/completions
+}
+
+credential openai {
+    secret "openai"
+    header Authorization = "Bearer {secret}"
+}
+
+test "fine-tuning waits for a person" {
+    expect approve POST https://api.openai.com/v1/fine_tuning/jobs
+}
+"""
+
+
+def rule_screen() -> str:
+    """What the prompt's `s` shows before it adds a rule (the diff and the question), at 80 columns."""
+    from firewall.approvals import store
+    from firewall.approvals.prompt import confirm_screen
+    from firewall.approvals.records import HeldRequest
+    from firewall.approvals.rule_change import plan
+    from firewall.policy.loader import load_policy
+    from firewall.state import policy_store
+    from firewall.state.db import open_database
+
+    now = time.time()
+    with tempfile.TemporaryDirectory() as folder:
+        policy = Path(folder) / "openai.policy"
+        policy.write_text(RULE_POLICY, encoding="utf-8")
+        db = open_database(Path(folder) / "firewall.db")
+        try:
+            policy_store.store_version(
+                db, load_policy([policy]).policy, [(str(policy), RULE_POLICY)], origins=[str(policy)]
+            )
+            held = HeldRequest(
+                request_id="req_demo",
+                agent="demo-agent",
+                method="POST",
+                url="https://api.openai.com/v1/fine_tuning/jobs",
+                rule="openai.policy:4",
+                rule_text='approve POST /v1/fine_tuning/** reason "fine-tuning is billed per token"',
+                reason="fine-tuning is billed per token",
+                preview='{"model": "gpt-4o-mini", "training_file": "file-abc"} (53 bytes)',
+                body_size=53,
+                fingerprint="0" * 64,
+                policy_sha256="0" * 64,
+                timeout=300.0,
+            )
+            row = store.record_pending(db, held, now, os.getpid())
+            return confirm_screen(plan(db, row, "alice via prompt on pts/3"), now, [], 80)
         finally:
             db.conn.close()
 
@@ -108,7 +166,12 @@ def block(name: str, text: str) -> str:
     return f"<!-- capture: {name} -->\n```text\n{text.rstrip()}\n```\n<!-- /capture: {name} -->"
 
 
-FILES = {"demo": ROOT / "README.md", "audit": ROOT / "docs" / "audit.md", "prompt": ROOT / "docs" / "approvals.md"}
+FILES = {
+    "demo": ROOT / "README.md",
+    "audit": ROOT / "docs" / "audit.md",
+    "prompt": ROOT / "docs" / "approvals.md",
+    "prompt-rule": ROOT / "docs" / "approvals.md",
+}
 
 
 def captured(name: str) -> str:
@@ -127,7 +190,7 @@ def _read(name: str) -> str:
 
 def main(argv: list[str]) -> int:
     demo = run_demo()
-    fresh = {"demo": demo, "audit": audit_table(demo), "prompt": prompt_screen()}
+    fresh = {"demo": demo, "audit": audit_table(demo), "prompt": prompt_screen(), "prompt-rule": rule_screen()}
     if "--check" in argv:
         stale = [
             (name, line)

@@ -2,13 +2,16 @@
 
 Used by the prompt's `s` key and `firewall approvals approve ID --suggest`: the request's rule is
 proposed as `policy suggest` proposes it (firewall/policy/suggest.py: the narrowest rule, just before
-the approve rule that held it, with that rule's condition, for this agent only), compiled into the
-policy in force with the policy's tests run, and appended to a file for a person to review. Never
-applied: putting it in force stays `firewall policy apply`, which runs the tests again.
+the approve rule that held it, with that rule's condition, for this agent only) and compiled into the
+policy in force (`propose_for`). Applied, it goes into the policy's own files (rule_change.py); for
+review (`--suggest-to FILE`, or when the policy is not from files this person can edit here) it is
+checked with the policy's tests and appended to a file (`suggest_rule`, `write`): putting that in
+force stays `firewall policy apply`, which runs the tests again.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +19,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from firewall.approvals.records import Approval
+from firewall.policy.compiler import CompileResult
 from firewall.policy.errors import PolicyError
-from firewall.policy.suggest import SKIP_WHY, Observed, Options, Seen, propose
-from firewall.policy.suggest_edit import NEW_FILE, candidate, compile_sources, fragment, named_sources
+from firewall.policy.suggest import SKIP_WHY, Observed, Options, Proposal, Seen, propose
+from firewall.policy.suggest_edit import NEW_FILE, Source, candidate, compile_sources, fragment, named_sources
 from firewall.policy.testing import run_tests
 from firewall.state import policy_store
 from firewall.text import iso_utc
@@ -41,13 +45,21 @@ class Suggested:
     path: Path  # where it is to be written
 
 
-def default_file(sources: tuple[tuple[str, str], ...], cwd: Path) -> Path:
+def on_disk(path: str, origin: str, cwd: Path) -> Path:
+    """Where a stored version's source file is: where it was read from (`origin`, absolute), or, for
+    versions stored before that was kept, its path as given to apply, read from `cwd`."""
+    if origin:
+        return Path(origin)
+    return Path(path) if Path(path).is_absolute() else cwd / path
+
+
+def default_file(sources: tuple[tuple[str, str], ...], cwd: Path, origins: tuple[str, ...] = ()) -> Path:
     """`suggested.policy` beside the policy in force: in the folder of its first file that is still
-    where it was applied from, with the same text; else in `cwd`."""
-    for path, text in sources:
-        file = Path(path) if Path(path).is_absolute() else cwd / path
+    where it was applied from, with the same text, in a folder this user can write; else in `cwd`."""
+    for i, (path, text) in enumerate(sources):
+        file = on_disk(path, origins[i] if i < len(origins) else "", cwd)
         try:
-            if file.read_text(encoding="utf-8") == text:
+            if file.read_text(encoding="utf-8") == text and os.access(file.parent, os.W_OK):
                 return file.parent / NEW_FILE
         except (OSError, UnicodeDecodeError):
             continue
@@ -75,11 +87,20 @@ def observed(row: Approval) -> Observed:
     )
 
 
-def suggest_rule(
-    db: sqlite_utils.Database, row: Approval, by: str, to: Path | None = None, cwd: Path | None = None
-) -> Suggested:
-    """Propose the rule that would let `row` through (not yet written: `write`), to go to `to`
-    (default: `default_file`). Raises SuggestError."""
+@dataclass(frozen=True)
+class Proposed:
+    """The rule proposed for an approved request, against the version in force."""
+
+    version: policy_store.PolicyVersion
+    sources: list[Source]  # the version's files, named as its rules name them
+    base: CompileResult  # those compiled
+    proposal: Proposal
+    after: list[Source]  # the files with the rule where the proposal puts it (a new block: a new file)
+    with_rule: CompileResult  # those compiled
+
+
+def propose_for(db: sqlite_utils.Database, row: Approval) -> Proposed:
+    """The narrowest rule that would let `row` through, compiled into the policy in force. Raises SuggestError."""
     version = policy_store.active_version(db)
     if version is None:
         raise SuggestError("no policy is in force to suggest a rule for; apply one with `firewall policy apply PATH`")
@@ -94,9 +115,20 @@ def suggest_rule(
         if not proposal.suggestions:
             why = ", ".join(SKIP_WHY[key] for key in proposal.skipped) or "nothing to propose"
             raise SuggestError(f"no rule to suggest for {row.id}: {why}")
-        with_rule = compile_sources(candidate(sources, proposal))
+        after = candidate(sources, proposal, f"from approval {row.id} (agent {row.agent})")
+        with_rule = compile_sources(after)
     except (PolicyError, ValueError) as exc:  # ValueError: the stored files do not hold what the policy says
         raise SuggestError(f"the policy in force does not compile with the suggested rule: {exc}") from None
+    return Proposed(version, sources, base, proposal, after, with_rule)
+
+
+def suggest_rule(
+    db: sqlite_utils.Database, row: Approval, by: str, to: Path | None = None, cwd: Path | None = None
+) -> Suggested:
+    """Propose the rule that would let `row` through (not yet written: `write`), to go to `to`
+    (default: `default_file`). Raises SuggestError."""
+    proposed = propose_for(db, row)
+    version, proposal, with_rule = proposed.version, proposed.proposal, proposed.with_rule
     outcomes = run_tests(with_rule.policy, with_rule.tests)
     failed = sum(not o.passed for o in outcomes)
     header = (
@@ -110,7 +142,7 @@ def suggest_rule(
         len(outcomes) - failed,
         failed,
         fragment(proposal, header),
-        to if to is not None else default_file(version.sources, cwd or Path.cwd()),
+        to if to is not None else default_file(version.sources, cwd or Path.cwd(), version.origins),
     )
 
 

@@ -5,6 +5,7 @@ The pure part (deciding under two policies, classifying the change) is firewall/
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
@@ -36,6 +37,7 @@ NOT_DECIDED = frozenset(
 )
 
 _COLUMNS = "agent, method, scheme, host, port, path, query, reason, fields"
+_CHUNK = 100_000  # rows counted at a time
 
 
 def _recorded(agent, method, scheme, host, port, path, query, reason, fields=None) -> Recorded:
@@ -58,7 +60,7 @@ def _rows(db: sqlite_utils.Database, since: float | None) -> Iterator[tuple]:
     if since is not None:
         sql += " WHERE time >= ?"
         params.append(since)
-    return db.execute(sql + " ORDER BY seq", params)
+    return db.conn.execute(sql + " ORDER BY seq", params)
 
 
 def recorded_rows(db: sqlite_utils.Database, since: float | None) -> Iterator[Recorded | None]:
@@ -71,12 +73,34 @@ def _not_decided(row: tuple) -> bool:
     return row[7] in NOT_DECIDED or row[2] not in ("http", "https", "tcp")
 
 
+def _shapes(db: sqlite_utils.Database, since: float | None) -> Iterator[tuple[tuple, int]]:
+    """Each distinct recorded request from `since` on (the columns above, equal in every one) with
+    the number of rows that recorded it, in the order of its first row. Counted in chunks of rows
+    read in order, so memory stays bounded: a request recorded in several chunks comes once per
+    chunk. (Faster than SQLite's GROUP BY, which sorts.)"""
+    cursor = _rows(db, since)
+    while rows := cursor.fetchmany(_CHUNK):
+        yield from Counter(rows).items()
+
+
 def replay_log(replay: Replay, db: sqlite_utils.Database, since: float | None) -> Replay:
-    """Add every recorded request from `since` on to `replay`. A row is made into a request only when
-    its destination is decided differently by the two policies and it was not seen before."""
-    for row in _rows(db, since):
-        if _not_decided(row):
-            replay.skip()
-        else:
-            replay.add_keyed(row, lambda row=row: _recorded(*row), host=row[3], port=row[4])
+    """Add every recorded request from `since` on to `replay`: each distinct one decided once and
+    counted as many times as it was recorded. It is made into a request only when its destination
+    is decided differently by the two policies."""
+    for row, count in _shapes(db, since):
+        agent, method, scheme, host, port, path, query, reason, fields = row
+        if reason in NOT_DECIDED or scheme not in ("http", "https", "tcp"):
+            replay.skip(count)
+            continue
+        replay.add_counted(
+            lambda row=row: _recorded(*row),
+            count,
+            agent=agent,
+            method=method,
+            host=host,
+            port=port,
+            path=path,
+            query=query,
+            rest=(scheme, reason, fields),
+        )
     return replay

@@ -31,7 +31,7 @@ SuggestTo = Annotated[
     typer.Option(
         "--suggest-to",
         metavar="FILE",
-        help="Where a suggested rule is written (appended); default: suggested.policy beside the policy in force.",
+        help="Write suggested rules to FILE (appended) for review instead of adding them to the policy.",
     ),
 ]
 
@@ -46,17 +46,18 @@ def prompt(
 ) -> None:
     """Answer requests held for a person's approval; with no subcommand, ask in this terminal.
 
-    The prompt watches for held requests and asks about each: a (allow once), s (allow once and
-    write the rule that would let it through to a file, for review), g (allow the rule for the
-    agent for a while), d (deny), q (quit). The subcommands list and answer them from scripts or
-    another terminal.
+    The prompt watches for held requests and asks about each: a (allow once), s (allow it and add
+    the rule that lets it through to the policy: shown as a diff first, y applies it as a new
+    version after the policy's tests), g (allow the rule for the agent for a while), d (deny),
+    q (quit). With --suggest-to FILE, s allows once and writes the rule to FILE for review. The
+    subcommands list and answer them from scripts or another terminal.
 
     \b
     Examples:
       firewall approvals --grant-for 30m             # ask here; g allows the rule for 30 minutes
       firewall approvals list                        # what is waiting, with ids
       firewall approvals approve apr_1f2e3d4c5b6a7988 --for 1h
-      firewall approvals approve apr_1f2e3d4c5b6a7988 --suggest   # and propose a rule, for review
+      firewall approvals approve apr_1f2e3d4c5b6a7988 --suggest   # and add its rule to the policy
       firewall approvals deny apr_1f2e3d4c5b6a7988
       firewall approvals grants                      # standing grants; end one with `revoke ID`
     """
@@ -83,6 +84,7 @@ def prompt(
                 suggest_to=suggest_to,
                 via=prompt_via(sys.stdin.fileno()),
                 paint=colour.prompt_screen if colour.enabled(sys.stdout) else None,
+                adopt=lambda db, change: _adopted_lines(db, home, change),
             ).run()
     except (KeyboardInterrupt, EOFError):
         pass
@@ -118,34 +120,69 @@ def approve(
         typer.Option("--for", help=f"Also allow the request's rule for its agent for this long: {DURATION_EXAMPLES}."),
     ] = None,
     suggest: Annotated[
-        bool, typer.Option("--suggest", help="Also write the rule that would let it through next time, for review.")
+        bool,
+        typer.Option("--suggest", help="Also add the rule that lets it through to the policy (diff shown, y/N)."),
     ] = False,
     suggest_to: SuggestTo = None,
+    yes: Annotated[bool, typer.Option("--yes", help="With --suggest: apply the rule without asking.")] = False,
 ) -> None:
     """Let a held request through; with --for, also let the same rule through for its agent for a while.
 
-    With --suggest, also propose the narrowest rule that would let this request through without a
-    person (for its agent, just before the rule that held it), checked against the policy's tests,
-    and append it to --suggest-to FILE (default: suggested.policy beside the policy in force).
-    Nothing is applied: review the file and put it in force with `firewall policy apply`.
+    With --suggest, also add the narrowest rule that lets this request through without a person
+    (for its agent, just before the rule that held it) to the policy's own files: the change is
+    shown as a diff and asked about (y/N; --yes applies it without asking), the policy's tests
+    run with it, and it is put in force as a new version whose history names this approval. A rule
+    that breaks a test is not added (the request is approved once, exit 1); declining changes
+    nothing (exit 1). When the policy in force is not from files you can edit here, or with
+    --suggest-to FILE, the rule is appended to a file for review (default: suggested.policy
+    beside the policy) and nothing is applied.
 
     Example: firewall approvals approve apr_1f2e3d4c5b6a7988 --for 1h
     """
     seconds = _duration_or_exit(grant_for, "--for") if grant_for is not None else None
+    if suggest and suggest_to is None:
+        from firewall.cli.approvals_rule import approve_with_rule
+
+        approve_with_rule(approval_id, seconds, yes, _answer, _approved)
+        return
     suggested = (
-        _suggestion(approval_id, suggest_to) if suggest else None
+        _suggestion(approval_id, suggest_to) if suggest or suggest_to else None
     )  # before the answer: a failure changes nothing
-    answer = _answer(approval_id, approve=True, grant_for=seconds)
+    _approved(_answer(approval_id, approve=True, grant_for=seconds), seconds)
+    if suggested is not None:
+        _write_suggestion(suggested)
+
+
+def _approved(answer: records.Answer, seconds: float | None) -> None:
     row = answer.approval
     typer.echo(f"approved {row.id}: {row.method} {row.url} (agent {row.agent})")
     if answer.grant is not None:
         grant = answer.grant
         typer.echo(
-            f"granted rule {grant.rule} to agent {grant.agent} for {render.duration(seconds)} "
+            f"granted rule {grant.rule} to agent {grant.agent} for {render.duration(seconds or 0)} "
             f"({grant.id}; end it early with `firewall approvals revoke {grant.id}`)"
         )
-    if suggested is not None:
-        _write_suggestion(suggested)
+
+
+def _adopted_lines(db, home, change) -> list[str]:
+    """The prompt's `adopt`: the rule in force as a new version (cli/applying.py), as lines to show."""
+    from firewall.approvals.suggest_rule import SuggestError
+    from firewall.cli.applying import ApplyRefused, adopt_rule
+
+    try:
+        applied = adopt_rule(db, home, change)
+    except ApplyRefused as exc:
+        raise SuggestError(str(exc)) from None
+    assert applied.version is not None
+    files = ", ".join(edit.file.name for edit in change.edits)
+    return [
+        *applied.warnings,
+        *(line for line in applied.lines() if line.startswith("ended grant")),
+        f"rule added to {files}: {change.rules[0]}"
+        + (f" (and {len(change.rules) - 1} more)" if len(change.rules) > 1 else ""),
+        f"applied: version {applied.version.version} is now in force (`firewall policy history` names "
+        f"{change.approval.id})",
+    ]
 
 
 def _suggestion(approval_id: str, to: Path | None):

@@ -101,17 +101,22 @@ def decisions(line: str, start: int | None) -> str:
     return line[:start] + paint(word, style) + line[start + len(word) :]
 
 
-_KEY = re.compile(r"(^  |   )\[([agd])\]")  # a choice at the start of its line or after the gap between choices
-_KEY_STYLES = {"a": PASS, "g": PASS, "d": FAIL}
+_KEY = re.compile(r"(^  |   )\[([agdy])\]")  # a choice at the start of its line or after the gap between choices
+_KEY_STYLES = {"a": PASS, "g": PASS, "d": FAIL, "y": PASS}
+_DIFF = re.compile(r"^(?:[-+](?![-+]{2} )|@@ )")  # a diff line of the rule `s` shows (not its ---/+++ header)
 _ANSWER = re.compile(r"^  (approved|denied) ")  # a line under "Recent:" for an answer given here
 _HEADLINE = re.compile(r"^Approval needed: .*$")
 
 
 def prompt_screen(text: str) -> str:
     """The approval prompt's screen (approvals/prompt.py `screen`) coloured: the headline yellow,
-    the allowing keys green and deny red, the recent answers by what they were."""
+    the allowing keys green and deny red, the recent answers by what they were, and the diff of
+    a rule to add (`confirm_screen`) as `policy show --diff` colours it."""
     lines = []
     for line in text.split("\n"):
+        if _DIFF.match(line):
+            lines.append(paint(line, diff_style(line)))
+            continue
         line = _HEADLINE.sub(lambda m: paint(m.group(), HELD), line)
         line = _KEY.sub(lambda m: m.group(1) + paint(f"[{m.group(2)}]", _KEY_STYLES[m.group(2)]), line)
         line = _ANSWER.sub(lambda m: "  " + paint(m.group(1), PASS if m.group(1) == "approved" else FAIL) + " ", line)

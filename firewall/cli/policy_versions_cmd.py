@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,7 @@ from typing import Annotated
 import typer
 
 from firewall.cli import colour
+from firewall.cli.applying import ApplyRefused, put_in_force
 from firewall.cli.errors import fail, warn
 from firewall.cli.grant_sync import end_orphan_grants, ended_line
 from firewall.cli.policy_cmd import PathsArg, app, compile_or_exit
@@ -55,31 +57,21 @@ def apply(
         run_plan(result.policy, "7d", as_json=False)
         return
     home = home_or_exit()
-    missing = _missing_secrets(home, result.policy.secrets())
-    if missing:
-        fail(
-            "the policy injects credentials whose vault entries do not exist: "
-            + ", ".join(missing)
-            + "; add them with `firewall secrets add NAME` first"
-        )
-    sources = [(str(p), p.read_text(encoding="utf-8")) for p in policy_paths(paths)]
+    found = policy_paths(paths)
+    sources = [(str(p), p.read_text(encoding="utf-8")) for p in found]
     db = database_or_exit(home)
     try:
-        previous = policy_store.active_version(db)
-        in_force = _loaded_or_warn(previous)  # None also when the active version's row was damaged
-        if in_force is not None and in_force.sha256 == result.policy.sha256:
-            typer.echo(f"unchanged: version {previous.version} (sha256 {previous.sha256[:16]}) is already in force")
-            return
-        changes = diff_policies(in_force, result.policy)
-        version = policy_store.store_version(db, result.policy, sources, note=note, tests=tests)
-        ended = end_orphan_grants(db, result.policy, time.time())
+        applied = put_in_force(
+            db, home, result.policy, sources, origins=[os.path.abspath(p) for p in found], note=note, tests=tests
+        )
+    except ApplyRefused as exc:
+        fail(str(exc))
     finally:
         db.close()
-    for line in changes:
+    for line in applied.warnings:
+        warn(line)
+    for line in applied.lines():
         typer.echo(line)
-    for grant in ended:
-        typer.echo(ended_line(grant))
-    typer.echo(f"applied: version {version.version} (sha256 {version.sha256[:16]}) is now in force")
 
 
 def _tests_or_exit(outcomes: list[ExpectResult], skip: bool) -> str:
@@ -97,20 +89,6 @@ def _tests_or_exit(outcomes: list[ExpectResult], skip: bool) -> str:
     if skip:
         return f"skipped (--skip-tests): {len(failed)} of {len(outcomes)} failing"
     return f"{len(outcomes)} passed"
-
-
-def _missing_secrets(home, names: tuple[str, ...]) -> list[str]:
-    if not names:
-        return []
-    from firewall.vault import Vault, VaultError
-
-    if not home.vault.exists():
-        return list(names)
-    try:
-        present = set(Vault.open(home).names())
-    except VaultError as exc:
-        fail(str(exc))
-    return [name for name in names if name not in present]
 
 
 @app.command()

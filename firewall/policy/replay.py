@@ -10,9 +10,9 @@ A decision that depends on what was not recorded is UNKNOWN, never guessed:
 
 - a rule's condition (or a limit's or budget's, where limits decide the class) reads a header, a
   JSON field or `body.size` that was not recorded (or was masked, or cut), or a masked query
-  parameter, and the request reaches that rule: the
-  condition is evaluated in three-valued logic with those fields unknown, so a rule that is ruled
-  out by what was recorded (`agent == "ci" and header.x == "y"` for another agent) does not count;
+  parameter, and the request reaches that rule: the condition is evaluated in three-valued logic
+  with those fields unknown (replay_walk.py), so a rule that is ruled out by what was recorded
+  (`agent == "ci" and header.x == "y"` for another agent) does not count;
 - the row was refused for a cause that depends on unrecorded data and on the policy: a private
   address a host block may name exactly, a secret a policy may inject, a body with repeated keys.
 
@@ -27,23 +27,12 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from firewall.policy.compiled import (
-    CompareCond,
-    CompiledBlock,
-    CompiledPolicy,
-    Cond,
-    FieldRef,
-    InCond,
-    MatchCond,
-    NotCond,
-    RequestMatcher,
-)
-from firewall.policy.conditions import UNREADABLE, RequestView, evaluate
+from firewall.policy.compiled import CompiledPolicy
 from firewall.policy.decision import Decision, Reason, Request, Verdict
 from firewall.policy.engine import decide
 from firewall.policy.hosts import is_address
-from firewall.policy.paths import AmbiguousPath, canonicalize
-from firewall.policy.replay_alike import SameBlocks, normalized_host
+from firewall.policy.replay_alike import SameBlocks, TargetsAlike
+from firewall.policy.replay_walk import walk
 
 
 class Change(StrEnum):
@@ -70,7 +59,6 @@ POLICY_INDEPENDENT = frozenset(
         Reason.METHOD_OVERRIDE,
     }
 )
-_UNRECORDED_KINDS = frozenset({"header", "json", "body.size"})
 DEFAULT_RULE = "(default)"
 
 
@@ -118,123 +106,6 @@ class Example:
     why: str | None
 
 
-class _RecordedView(RequestView):
-    """The fields conditions read, with the ones the audit log does not record unreadable."""
-
-    def __init__(self, request: Request, host: str, path: str, query: str, recorded: Recorded) -> None:
-        super().__init__(request, host, path, query)
-        self.masked = recorded.masked
-        self.known = recorded.fields
-
-    def unrecorded(self, field: FieldRef) -> bool:
-        if field.kind in _UNRECORDED_KINDS:
-            return field.text not in self.known
-        return field.kind == "query" and field.key[0] in self.masked
-
-    def value(self, field: FieldRef) -> object:
-        return UNREADABLE if self.unrecorded(field) else super().value(field)
-
-
-def _depends(cond: Cond | None, view: _RecordedView) -> bool:
-    """Whether `cond` reads a field the audit log did not record for this request."""
-    if cond is None:
-        return False
-    if isinstance(cond, (CompareCond, InCond, MatchCond)):
-        return view.unrecorded(cond.field)
-    if isinstance(cond, NotCond):
-        return _depends(cond.item, view)
-    return any(_depends(item, view) for item in cond.items)
-
-
-def _applies(match: RequestMatcher, method: str, view: _RecordedView) -> bool | None:
-    """Whether a rule, limit or budget applies: True, False, or None when that depends on what was not recorded."""
-    if not match.matches_method_and_path(method, view.path):
-        return False
-    return True if match.when is None else evaluate(match.when, view)
-
-
-@dataclass(frozen=True)
-class _Walk:
-    """What the recorded fields alone say of a request under one policy's host block."""
-
-    unknown_rule: str | None  # the first rule reached whose condition reads an unrecorded field
-    limits: frozenset[str]  # keys of the limits and budgets that apply
-    unknown_limits: frozenset[str]  # keys of those whose application is unknown
-
-
-_NO_WALK = _Walk(None, frozenset(), frozenset())
-
-
-def _reads(cond: Cond | None, kinds: frozenset[str], out: set[str]) -> bool:
-    """Whether evaluating `cond` reads a field of one of `kinds`; adds to `out` the names of those of
-    _UNRECORDED_KINDS it reads."""
-    if cond is None:
-        return False
-    if isinstance(cond, (CompareCond, InCond, MatchCond)):
-        if cond.field.kind in _UNRECORDED_KINDS:
-            out.add(cond.field.text)
-        return cond.field.kind in kinds
-    if isinstance(cond, NotCond):
-        return _reads(cond.item, kinds, out)
-    return any([_reads(item, kinds, out) for item in cond.items])  # a list: every item adds its fields
-
-
-_READS: dict[int, tuple[CompiledBlock, frozenset[str], bool]] = {}  # by id: hashing a block hashes all it holds
-
-
-def _reads_unrecorded(block: CompiledBlock, recorded: Recorded) -> bool:
-    """Whether a rule, limit or budget of `block` reads a header, JSON or body.size field that was not
-    recorded for this request (or, when some query values were masked, a query parameter)."""
-    found = _READS.get(id(block))
-    if found is None or found[0] is not block:
-        matchers = [rule.match for rule in block.rules] + [limit.match for limit in block.limits]
-        matchers += [budget.match for budget in block.budgets]
-        read: set[str] = set()
-        query = any([_reads(m.when, frozenset({"query"}), read) for m in matchers])
-        if len(_READS) > 4096:
-            _READS.clear()
-        found = _READS[id(block)] = (block, frozenset(read), query)  # the block kept alive: its id is not reused
-    _, fields, reads_query = found
-    return bool(fields - recorded.fields) or (bool(recorded.masked) and reads_query)
-
-
-def _walk(block: CompiledBlock | None, request: Request, recorded: Recorded, decision: Decision) -> _Walk:
-    if block is None or request.scheme == "tcp":
-        return _NO_WALK
-    if not _reads_unrecorded(block, recorded):  # the engine's own answer is exact
-        keys = [limit.key for limit in decision.limits] + [budget.key for budget in decision.budgets]
-        return _Walk(None, frozenset(keys), frozenset())
-    host = normalized_host(request.host)
-    try:
-        canonical = canonicalize(request.target)
-    except AmbiguousPath:
-        return _NO_WALK  # the engine blocks it before any rule (a safety check)
-    if host is None:
-        return _NO_WALK
-    view = _RecordedView(request, host, canonical.path, canonical.query, recorded)
-    unknown_rule = None
-    for rule in block.rules_for(request.method):
-        applies = _applies(rule.match, request.method, view)
-        if applies is None:
-            if _depends(rule.match.when, view):
-                unknown_rule = rule.source.id
-                break
-            applies = rule.verdict is not Verdict.ALLOW  # unknown from what was recorded: the engine fails closed
-        if applies:
-            break
-    known: set[str] = set()
-    unsure: set[str] = set()
-    counted = [(limit.key, limit.match) for limit in block.limits]
-    counted += [(budget.key, budget.match) for budget in block.budgets]
-    for key, match in counted:
-        applies = _applies(match, request.method, view)
-        if applies is None and _depends(match.when, view):
-            unsure.add(key)
-        elif applies is not False:  # True, or unknown from what was recorded: a limit counts it
-            known.add(key)
-    return _Walk(unknown_rule, frozenset(known), frozenset(unsure))
-
-
 def _side(decision: Decision, unknown: str | None = None) -> Side:
     rule = decision.rule.id if decision.rule is not None else DEFAULT_RULE
     return Side(decision.verdict, rule, decision.would, unknown)
@@ -256,12 +127,13 @@ def replay_one(old: CompiledPolicy, new: CompiledPolicy, recorded: Recorded) -> 
         return Result(Change.UNCHANGED, same, same)
     if why is not None:
         return Result(Change.UNKNOWN, old_side, new_side, why)
-    old_walk = _walk(old.block_for(old_decision.host, request.port), request, recorded, old_decision)
-    new_walk = _walk(new.block_for(new_decision.host, request.port), request, recorded, new_decision)
-    for walk, name in ((old_walk, "the policy in force"), (new_walk, "the candidate")):
-        if walk.unknown_rule is not None:
-            why = f"the rule {walk.unknown_rule} of {name} reads a field the audit log does not record"
-            return Result(Change.UNKNOWN, old_side, new_side, why, walk.unknown_rule)
+    masked, known = recorded.masked, recorded.fields
+    old_walk = walk(old.block_for(old_decision.host, request.port), request, masked, known, old_decision)
+    new_walk = walk(new.block_for(new_decision.host, request.port), request, masked, known, new_decision)
+    for walked, name in ((old_walk, "the policy in force"), (new_walk, "the candidate")):
+        if walked.unknown_rule is not None:
+            why = f"the rule {walked.unknown_rule} of {name} reads a field the audit log does not record"
+            return Result(Change.UNKNOWN, old_side, new_side, why, walked.unknown_rule)
     change = _verdict_change(old_side.verdict, new_side.verdict)
     if change is not Change.UNCHANGED or new_side.verdict is Verdict.BLOCK:
         return Result(change, old_side, new_side)
@@ -318,7 +190,8 @@ class Replay:
     """Counts of recorded requests by change, and by rule and agent for each change; a few examples each.
 
     Requests repeat (an agent calls the same endpoints): each distinct recorded request is decided
-    once, and its result reused while the cache holds it.
+    once: `add_counted` takes it with the number of rows that recorded it (the audit log groups
+    them); `add` and `add_keyed` take one row at a time and reuse a result while the cache holds it.
     """
 
     old: CompiledPolicy
@@ -332,6 +205,7 @@ class Replay:
     examples: dict[Change, list[Example]] = field(default_factory=dict)
     _cache: dict[Hashable, Result] = field(default_factory=dict, repr=False)
     _same: SameBlocks | None = field(default=None, repr=False)
+    _paths: TargetsAlike | None = field(default=None, repr=False)
 
     _CACHE_SIZE = 200_000
 
@@ -342,11 +216,8 @@ class Replay:
         """Add the recorded request `make()` returns, whose fields `key` holds (the cache's key). With
         its `host` and `port` given, a destination both policies decide alike is counted unchanged at
         once, and `make` is not called (returns None)."""
-        if self._same is None:
-            self._same = SameBlocks(self.old, self.new)
-        if host and self._same(host, port):
-            self.total += 1
-            self.counts[Change.UNCHANGED] += 1
+        if host and self._alike(host, port):
+            self._unchanged(1)
             return None
         result = self._cache.get(key)
         recorded = None
@@ -355,22 +226,75 @@ class Replay:
                 self._cache.clear()
             recorded = make()
             result = self._cache[key] = replay_one(self.old, self.new, recorded)
-        self.total += 1
-        change = result.change
-        self.counts[change] += 1
-        if change is Change.UNCHANGED:
+        if result.change is Change.UNCHANGED:
+            self._unchanged(1)
             return result
         recorded = recorded or make()
+        return self._count(result, recorded.request.agent, 1, lambda: recorded)
+
+    def add_counted(
+        self,
+        make: Callable[[], Recorded],
+        count: int,
+        *,
+        agent: str | None,
+        method: str,
+        host: str,
+        port: int,
+        path: str,
+        query: str,
+        rest: Hashable,
+    ) -> Result | None:
+        """Add a recorded request that `count` rows recorded alike (firewall/audit/replay.py groups
+        them), of which `rest` holds every field but those named. Decided once with the requests
+        that differ from it only in a target both policies decide alike (replay_alike.TargetsAlike),
+        counted `count` times, shown as one example. A destination both policies decide alike is
+        counted unchanged at once, and `make` is not called (returns None)."""
+        if self._alike(host, port):
+            self._unchanged(count)
+            return None
+        if self._paths is None:
+            self._paths = TargetsAlike(self.old, self.new)
+        key = (agent, method, host, port, self._paths(host, port, method, path, query), rest)
+        result = self._cache.get(key)
+        recorded = None
+        if result is None:
+            if len(self._cache) >= self._CACHE_SIZE:
+                self._cache.clear()
+            recorded = make()
+            result = self._cache[key] = replay_one(self.old, self.new, recorded)
+        if result.change is Change.UNCHANGED:
+            self._unchanged(count)
+            return result
+        return self._count(result, agent, count, lambda: recorded or make(), distinct=True)
+
+    def _alike(self, host: str, port: int) -> bool:
+        if self._same is None:
+            self._same = SameBlocks(self.old, self.new)
+        return self._same(host, port)
+
+    def _unchanged(self, count: int) -> None:
+        self.total += count
+        self.counts[Change.UNCHANGED] += count
+
+    def _count(
+        self, result: Result, agent: str | None, count: int, recorded: Callable[[], Recorded], distinct: bool = False
+    ) -> Result:
+        self.total += count
+        change = result.change
+        self.counts[change] += count
         rule = result.unknown_rule or (result.new.rule if result.new.rule != DEFAULT_RULE else result.old.rule)
-        self.by_rule.setdefault(change, Counter())[rule] += 1
-        self.by_agent.setdefault(change, Counter())[recorded.request.agent or "-"] += 1
+        self.by_rule.setdefault(change, Counter())[rule] += count
+        self.by_agent.setdefault(change, Counter())[agent or "-"] += count
         shown = self.examples.setdefault(change, [])
         if len(shown) < self.examples_per_change:
-            shown.append(_example(recorded.request, result))
+            example = _example(recorded().request, result)
+            if not distinct or example not in shown:  # a request counted again (a later chunk of rows)
+                shown.append(example)
         return result
 
-    def skip(self) -> None:
-        self.skipped += 1
+    def skip(self, count: int = 1) -> None:
+        self.skipped += count
 
     @property
     def changed(self) -> int:

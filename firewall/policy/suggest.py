@@ -2,10 +2,10 @@
 person approved, or that the default refused again and again, and nothing more.
 
 Pure: the caller reads the audit log (firewall/audit/suggest.py) and hands each row here as an
-`Observed`; `propose` decides each one again under the policy in force and groups what it would
-still refuse or hold into rules, by host block. Anchors: NVIDIA OpenShell's policy advisor (a
-proposal per host, reviewed by a person, never applied by itself) and pipelock's learn-and-lock
-(counts as floors, sensitive path segments never folded).
+`Observed` (the vocabulary is suggest_model.py); `propose` decides each one again under the policy
+in force and groups what it would still refuse or hold into rules, by host block. Anchors: NVIDIA
+OpenShell's policy advisor (a proposal per host, reviewed by a person, never applied by itself) and
+pipelock's learn-and-lock (counts as floors, sensitive path segments never folded).
 
 What a rule may cover, and where it goes, is what keeps it from widening the policy:
 
@@ -28,7 +28,6 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from firewall.policy.compiled import (
     AllCond,
@@ -41,118 +40,38 @@ from firewall.policy.compiled import (
     MatchCond,
     NotCond,
 )
-from firewall.policy.decision import Reason, Request, RuleRef, Verdict
+from firewall.policy.decision import Reason, Request, Verdict
 from firewall.policy.engine import decide
 from firewall.policy.hosts import InvalidHost, parse_host_pattern
 from firewall.policy.replay_alike import normalized_host
 from firewall.policy.suggest_globs import generalize, glob_matches, writable
+from firewall.policy.suggest_model import (
+    SKIP_WHY,
+    Observed,
+    Options,
+    Placement,
+    Proposal,
+    Seen,
+    Suggestion,
+    Where,
+)
+
+# The vocabulary lives in suggest_model.py; callers import it from here too.
+__all__ = [
+    "SKIP_WHY",
+    "Observed",
+    "Options",
+    "Placement",
+    "Proposal",
+    "Seen",
+    "Suggestion",
+    "Where",
+    "condition_text",
+    "propose",
+]
 
 
-class Seen(StrEnum):
-    DEFAULT = "default"  # refused by the policy's default (or, in report mode, would have been)
-    APPROVED = "approved"  # held for a person and let through by a person's answer or a standing grant
-    REFUSED = "refused"  # must stay refused: a person denied it, the exfiltration guard, a safety check
-
-
-@dataclass(frozen=True)
-class Observed:
-    """One audit row as a suggestion needs it."""
-
-    seen: Seen
-    method: str
-    scheme: str
-    host: str
-    port: int
-    path: str  # canonical
-    query: str = ""
-    agent: str | None = None
-    rule: str | None = None  # APPROVED: the rule that held it, as recorded
-
-
-@dataclass(frozen=True)
-class Options:
-    min_count: int = 2  # a default-refused rule needs this many requests; an approved one, one
-    min_shared: int = 3  # distinct values seen in one segment before it becomes `*`
-    whole_host: bool = False  # one rule per method for any path of a host, not per path
-    agents: tuple[str, ...] = ()  # only these agents' requests, and rules that say `when agent ...`
-
-
-class Where(StrEnum):
-    NEW_BLOCK = "new_block"  # no host block names the host: a new one
-    BLOCK_END = "block_end"  # after the last item of the block
-    BEFORE_RULE = "before_rule"  # just before the approve rule that held the requests
-
-
-@dataclass(frozen=True)
-class Placement:
-    where: Where
-    patterns: tuple[str, ...]  # the host block's patterns (a new block: the one it would name)
-    block: RuleRef | None = None  # the host block's header line; None for a new block
-    before: RuleRef | None = None  # BEFORE_RULE: the approve rule
-
-    @property
-    def describe(self) -> str:
-        if self.where is Where.NEW_BLOCK:
-            return "a new host block (no block names this host)"
-        assert self.block is not None
-        if self.where is Where.BLOCK_END:
-            return f"the end of the host block at {self.block.location}"
-        assert self.before is not None
-        return f"the host block at {self.block.location}, just before the rule at {self.before.location}"
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    placement: Placement
-    methods: tuple[str, ...]
-    glob: str | None  # None: any path (whole_host)
-    condition: str | None
-    requests: int
-    approved: int  # of `requests`, let through by a person
-    agents: tuple[str | None, ...]  # None: requests without an agent name
-    examples: tuple[str, ...]  # "GET https://host/path?query"
-
-    @property
-    def text(self) -> str:
-        parts = ["allow", ", ".join(self.methods)]
-        if self.glob is not None:
-            parts.append(self.glob)
-        if self.condition:
-            parts.append(f"when {self.condition}")
-        return " ".join(parts)
-
-    @property
-    def why(self) -> str:
-        default = self.requests - self.approved
-        said = []
-        if self.approved:
-            said.append(f"{self.approved} approved by a person")
-        if default:
-            said.append(f"{default} refused by the default")
-        agents = ", ".join(a or "-" for a in self.agents)
-        return f"{self.requests} request(s): {' and '.join(said)}; agent(s) {agents}"
-
-
-@dataclass(frozen=True)
-class Proposal:
-    suggestions: tuple[Suggestion, ...]
-    read: int  # observations handed in
-    skipped: dict[str, int] = field(default_factory=dict)  # requests left out, by why
-
-    @property
-    def covered(self) -> int:
-        return sum(s.requests for s in self.suggestions)
-
-
-SKIP_WHY = {
-    "already_allowed": "already allowed by the policy",
-    "decided_otherwise": "decided by another rule of the policy now",
-    "refused": "refused by a person, the exfiltration guard or a safety check (never proposed)",
-    "too_few": "seen fewer times than --min-count, by the default",
-    "not_writable": "a path or host a rule cannot name exactly",
-    "other_agents": "sent by other agents than --agent",
-}
-
+_DEFAULTS = Options()
 
 # (seen, method, scheme, host, port, path, agent, rule): one kind of request, counted once per row
 _Key = tuple[Seen, str, str, str, int, str, str | None, str | None]
@@ -173,7 +92,7 @@ def _url(o: Observed, host: str) -> str:
     return f"{o.method} {o.scheme}://{name}{port}{o.path}" + (f"?{o.query}" if o.query else "")
 
 
-def propose(policy: CompiledPolicy, observed: Iterable[Observed], options: Options = Options()) -> Proposal:
+def propose(policy: CompiledPolicy, observed: Iterable[Observed], options: Options = _DEFAULTS) -> Proposal:
     """The rules that would let through what `observed` says was approved or repeatedly refused by default."""
     skipped: Counter[str] = Counter()
     refused: dict[tuple[str, str], set[str]] = {}  # (host, method) → paths that must stay refused

@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 
 from firewall.policy.compiler import CompileResult, compile_files
 from firewall.policy.parser import parse_policy
-from firewall.policy.suggest import Proposal, Suggestion, Where
+from firewall.policy.suggest_model import Proposal, Suggestion, Where
 from firewall.policy.syntax import HostBlock, Rule
 
 NEW_FILE = "suggested.policy"
@@ -70,22 +70,23 @@ def _by_block(suggestions: tuple[Suggestion, ...]) -> list[tuple[tuple[str, ...]
     return [(patterns, group) for (_, patterns), group in groups.items()]
 
 
-def candidate(sources: list[Source], proposal: Proposal) -> list[Source]:
-    """The policy's files with the proposal's rules inserted, and its new host blocks in a new file."""
+def candidate(sources: list[Source], proposal: Proposal, comment: str | None = None) -> list[Source]:
+    """The policy's files with the proposal's rules inserted, and its new host blocks in a new file;
+    each rule under a comment: `comment`, or what it was suggested for."""
     inserts: dict[str, list[tuple[int, str]]] = {}
     new_blocks: list[str] = []
     by_name = {source.name: source for source in sources}
     for patterns, group in _by_block(proposal.suggestions):
         block = group[0].placement.block
         if block is None:
-            body = "".join(f"{INDENT}# suggested: {s.why}\n{INDENT}{s.text}\n" for s in group)
+            body = "".join(f"{INDENT}# {comment or _why(s)}\n{INDENT}{s.text}\n" for s in group)
             new_blocks.append(f"host {', '.join(patterns)} {{\n{body}}}\n")
             continue
         source = by_name.get(block.file)
         if source is None:
             raise ValueError(f"the policy's file {block.file} is not among its sources")
         for s in group:
-            inserts.setdefault(block.file, []).append(_insertion(source, s))
+            inserts.setdefault(block.file, []).append(_insertion(source, s, comment or _why(s)))
     out = []
     for source in sources:
         text = source.text
@@ -104,7 +105,11 @@ def candidate(sources: list[Source], proposal: Proposal) -> list[Source]:
     return out
 
 
-def _insertion(source: Source, s: Suggestion) -> tuple[int, str]:
+def _why(s: Suggestion) -> str:
+    return f"suggested: {s.why}"
+
+
+def _insertion(source: Source, s: Suggestion, comment: str) -> tuple[int, str]:
     """(offset, text): a comment and the rule, on lines of their own, indented as their neighbours."""
     text = source.text
     placement = s.placement
@@ -115,13 +120,13 @@ def _insertion(source: Source, s: Suggestion) -> tuple[int, str]:
         rule = _rule_at(node, placement.before.line)
         indent = _indent(text, _line_start(text, placement.before.line))
         # At the rule itself, not its line: a rule may share its line with the block's "{".
-        return rule.span.start, f"# suggested: {s.why}\n{indent}{s.text}\n{indent}"
+        return rule.span.start, f"# {comment}\n{indent}{s.text}\n{indent}"
     brace = node.span.end - 1  # the block's closing "}"
     if text[brace] != "}":
         raise ValueError(f"the host block at {source.name}:{node.span.line} does not end where it was parsed")
     line_start = text.rfind("\n", 0, brace) + 1
     indent = _indent(text, _line_start(text, node.items[0].span.line)) if node.items else INDENT
-    lines = f"{indent}# suggested: {s.why}\n{indent}{s.text}\n"
+    lines = f"{indent}# {comment}\n{indent}{s.text}\n"
     if text[line_start:brace].strip():
         return brace, "\n" + lines
     return line_start, lines

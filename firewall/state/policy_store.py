@@ -45,6 +45,9 @@ class PolicyVersion:
     sources: tuple[tuple[str, str], ...]  # (path, text)
     compiled: str
     tests: str = ""  # the tests' outcome when it was applied; "" for versions stored before it was kept
+    # Where each source was read from, as an absolute path ("" when not known: versions stored
+    # before it was kept): what an approval's rule edits (approvals/rule_change.py).
+    origins: tuple[str, ...] = ()
 
     def load(self) -> CompiledPolicy:
         try:
@@ -83,6 +86,7 @@ def _version(row: dict) -> PolicyVersion:
         sources=tuple((s["path"], s["text"]) for s in json.loads(row["sources"])),
         compiled=row["compiled"],
         tests=row.get("tests") or "",
+        origins=tuple(s.get("file", "") for s in json.loads(row["sources"])),
     )
 
 
@@ -93,8 +97,14 @@ def store_version(
     note: str = "",
     now: float | None = None,
     tests: str = "",
+    origins: list[str] | None = None,
 ) -> PolicyVersion:
-    """Store `policy` as the next version and make it active, atomically."""
+    """Store `policy` as the next version and make it active, atomically. `origins`: the absolute
+    path each source was read from, parallel to `sources`."""
+    files = [{"path": p, "text": t} for p, t in sources]
+    for entry, origin in zip(files, origins or (), strict=False):
+        if origin:
+            entry["file"] = origin
     with db.conn:  # one transaction: the new row and the active pointer change together
         db.execute("BEGIN IMMEDIATE")
         latest = db.execute("SELECT max(version) FROM policy_versions").fetchone()[0] or 0
@@ -104,7 +114,7 @@ def store_version(
             "applied_at": now if now is not None else time.time(),
             "applied_by": _os_user(),
             "note": note,
-            "sources": json.dumps([{"path": p, "text": t} for p, t in sources]),
+            "sources": json.dumps(files),
             "compiled": policy.to_json(),
             "tests": tests,
         }
@@ -173,7 +183,12 @@ def rollback(db: sqlite_utils.Database, version: int | None = None) -> PolicyVer
             f"{active.sha256[:16]}); nothing changed"
         )
     return store_version(
-        db, policy, list(target.sources), note=f"rollback to version {target.version}", tests=target.tests
+        db,
+        policy,
+        list(target.sources),
+        note=f"rollback to version {target.version}",
+        tests=target.tests,
+        origins=list(target.origins),
     )
 
 

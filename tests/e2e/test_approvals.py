@@ -448,8 +448,11 @@ def test_the_prompt_s_key_lets_the_request_through_and_writes_a_rule_for_review(
         terminal.close()
 
 
-def test_approve_with_suggest_writes_the_rule_beside_the_policy_and_approve_alone_does_not(fw, module_upstream):
+def test_approve_with_suggest_to_writes_the_rule_for_review_and_approve_alone_does_not(fw, module_upstream):
+    """`--suggest-to FILE` is the review-only path: the rule is written, nothing is applied (adding it
+    to the policy: tests/e2e/test_approval_rules.py)."""
     beside = fw.home.parent / "suggested.policy"  # the policy in force is fw.home.parent / "test.policy"
+    version = json.loads(fw.run("policy", "show", "--json", check=True).stdout)["version"]
     beside.unlink(missing_ok=True)
     url = f"{module_upstream.base_url}/v1/fine_tuning/jobs"
     try:
@@ -461,11 +464,12 @@ def test_approve_with_suggest_writes_the_rule_beside_the_policy_and_approve_alon
 
         agent = start_agent(fw, "ci-cli-suggest", url, TUNE)
         (row,) = wait_pending(fw, "ci-cli-suggest")
-        done = fw.run("approvals", "approve", row["id"], "--suggest", check=True)
+        done = fw.run("approvals", "approve", row["id"], "--suggest", "--suggest-to", str(beside), check=True)
         assert finish(agent)[0] == "200"
         rule = 'allow POST /v1/fine_tuning/jobs when agent == "ci-cli-suggest"'
         assert rule in done.stdout and f"written to {beside}" in done.stdout
         assert rule in beside.read_text()
+        assert json.loads(fw.run("policy", "show", "--json", check=True).stdout)["version"] == version
 
         missing = fw.run("approvals", "approve", "apr_0000000000000000", "--suggest")
         assert missing.returncode == 1 and "no approval request apr_0000000000000000" in missing.stderr

@@ -70,7 +70,9 @@ def test_the_captured_demo_lines_still_appear(demo, name):
     assert not stale, f"{capture_docs.FILES[name]}: stale lines (run scripts/capture_docs.py):\n" + "\n".join(stale)
 
 
-def test_the_captured_prompt_is_the_prompt_drawn_now():
-    fresh = {capture_docs.normalise(line) for line in capture_docs.prompt_screen().splitlines()}
-    stale = [line for line in capture_docs.captured("prompt").splitlines() if capture_docs.normalise(line) not in fresh]
-    assert not stale, "docs/approvals.md: stale prompt capture (run scripts/capture_docs.py):\n" + "\n".join(stale)
+@pytest.mark.parametrize("name", ["prompt", "prompt-rule"])
+def test_the_captured_prompt_is_the_prompt_drawn_now(name):
+    drawn = {"prompt": capture_docs.prompt_screen, "prompt-rule": capture_docs.rule_screen}[name]()
+    fresh = {capture_docs.normalise(line) for line in drawn.splitlines()}
+    stale = [line for line in capture_docs.captured(name).splitlines() if capture_docs.normalise(line) not in fresh]
+    assert not stale, f"docs/approvals.md: stale {name} capture (run scripts/capture_docs.py):\n" + "\n".join(stale)
