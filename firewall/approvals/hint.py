@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("firewall.run")
 INTERVAL = 0.5
 ANSWER = "`firewall approvals`"  # what a person types: never broken across lines
+WHERE = f"{ANSWER} in another terminal"  # kept on one line with it
 INDENT = "  "  # a hint's continuation lines
 MIN_URL = 24  # a URL is never shortened below this (a terminal narrower still gets longer lines)
 
@@ -87,4 +88,4 @@ def hint_lines(row: records.Approval, width: int | None) -> list[str]:
     if width is None or len(line) <= width:
         return [line]
     url = shorten(printable(row.url), max(width - len(INDENT), MIN_URL), middle=True)
-    return wrap_words(text(url), width, INDENT, (ANSWER,))
+    return wrap_words(text(url), width, INDENT, (WHERE,))
