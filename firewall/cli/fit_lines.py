@@ -1,8 +1,9 @@
 """Result lines fitted to a terminal's width: `PASS  file:line  expect allow GET https://…`.
 
-A line too wide gives up room in this order: the URL in its text (shortened in the middle, as the
-audit table shows URLs: the host and the end of the path stay), the file's path (its end and the
-line number stay), then the end of the text. The verdict is never cut. Piped output (no width)
+A line too wide gives up room in this order: the URL in its text down to 36 characters (shortened
+in the middle, as the audit table shows URLs: the host and the end of the path stay), the file's
+path (its name and line number stay), what follows the URL (`as agent`, `json`), the URL down to 24,
+then the end of the text. The verdict is never cut. Piped output (no width)
 keeps every character.
 """
 
@@ -12,6 +13,7 @@ import re
 
 from firewall.text import ELLIPSIS, shorten, wrap_words
 
+URL_FIRST = 36  # a URL gives up room down to this first (as the audit table's URL column)
 MIN_URL = 24
 MIN_PATH = 16
 MIN_TEXT = 16
@@ -25,9 +27,13 @@ def fit(fixed: int, location: str, text: str, width: int | None) -> tuple[str, s
         return location, text
     over = fixed + len(location) + len(text) - width
     if over > 0:
-        text, over = _shorter_url(text, over)
+        text, over = _shorter_url(text, over, URL_FIRST)
     if over > 0:
         location, over = _shorter_location(location, over)
+    if over > 0:
+        text, over = _shorter_options(text, over)
+    if over > 0:
+        text, over = _shorter_url(text, over, MIN_URL)
     if over > 0:
         text = shorten(text, max(len(text) - over, MIN_TEXT))
     return location, text
@@ -44,13 +50,23 @@ def wrapped(line: str, width: int | None, indent: str) -> list[str]:
     return wrap_words(lead + " ".join(words), width, indent)
 
 
-def _shorter_url(text: str, over: int) -> tuple[str, int]:
+def _shorter_url(text: str, over: int, narrowest: int) -> tuple[str, int]:
     found = _URL.search(text)
     if found is None:
         return text, over
     url = found.group()
-    short = shorten(url, max(len(url) - over, MIN_URL), middle=True)
+    short = shorten(url, min(len(url), max(len(url) - over, narrowest)), middle=True)
     return text[: found.start()] + short + text[found.end() :], over - (len(url) - len(short))
+
+
+def _shorter_options(text: str, over: int) -> tuple[str, int]:
+    """What follows the URL (`as agent "ci"`, `json {...}`) cut at its end, down to an ellipsis."""
+    found = _URL.search(text)
+    if found is None or found.end() == len(text):
+        return text, over
+    head, rest = text[: found.end()], text[found.end() :]
+    short = shorten(rest, max(len(rest) - over, 2))  # " …": something follows
+    return head + short, over - (len(rest) - len(short))
 
 
 def _shorter_location(location: str, over: int) -> tuple[str, int]:
