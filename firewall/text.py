@@ -6,6 +6,7 @@ a number with a unit (`250ms`, `30s`, `15m`, `1.5h`, `7d`, `2w`); a bare number 
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime
 
@@ -37,3 +38,48 @@ def printable(value: object) -> str:
     if text.isprintable():
         return text
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+ELLIPSIS = "…"
+
+
+def shorten(text: str, width: int, middle: bool = False) -> str:
+    """`text` cut to `width` characters with an ellipsis: at the end, or in the middle (a URL:
+    the host and the end of the path stay, as the audit table shows them)."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return ELLIPSIS[:width]
+    if not middle:
+        return text[: width - 1] + ELLIPSIS
+    head = (width - 1) * 3 // 5  # the host matters most, then the end of the path
+    tail = width - 1 - head
+    return text[:head] + ELLIPSIS + (text[-tail:] if tail else "")
+
+
+def wrap_words(text: str, width: int, indent: str = "  ", keep: tuple[str, ...] = ()) -> list[str]:
+    """`text` broken at spaces into lines of at most `width` columns, continuations indented.
+
+    No word is cut (one wider than a line stays whole on its own line) and no phrase of `keep`
+    (a command a person must type) is broken across lines."""
+    import textwrap
+
+    glue = "\x00"  # never in `printable` text: it shows control characters escaped
+    for phrase in keep:
+        text = text.replace(phrase, phrase.replace(" ", glue))
+    lines = textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+    return [line.replace(glue, " ") for line in lines] or [text.replace(glue, " ")]
+
+
+def terminal_width(stream: object) -> int | None:
+    """The width lines written to `stream` are fitted to: COLUMNS when set, else the width of the
+    terminal `stream` is; None when it is neither (piped or captured: lines are left whole, as
+    programs that read them expect)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        fileno = stream.fileno()  # type: ignore[attr-defined]
+        return os.get_terminal_size(fileno).columns if os.isatty(fileno) else None
+    except (AttributeError, OSError, ValueError):
+        return None

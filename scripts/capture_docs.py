@@ -1,5 +1,6 @@
 """Regenerate the text captures in the docs from the real commands: the demo's output (README.md),
-its audit table (docs/audit.md) and the approval prompt's screen (docs/approvals.md).
+its audit table (docs/audit.md), the approval prompt's screen and `firewall run`'s waiting hint at
+80 columns (docs/approvals.md), and `firewall --help` at 80 columns (docs/getting-started.md).
 
     .venv/bin/python scripts/capture_docs.py          # rewrite the captures in place
     .venv/bin/python scripts/capture_docs.py --check  # exit 1 if a capture's lines are stale
@@ -146,6 +147,56 @@ def rule_screen() -> str:
             db.conn.close()
 
 
+HELP_WIDTH = "80"
+
+
+def help_text() -> str:
+    """`firewall --help` as an 80-column terminal shows it, without colour."""
+    env = {**demo_env(), "COLUMNS": HELP_WIDTH, "NO_COLOR": "1", "TERM": "xterm"}
+    result = subprocess.run(
+        [sys.executable, "-m", "firewall", "--help"], env=env, capture_output=True, text=True, timeout=60
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"firewall --help exited {result.returncode}:\n{result.stderr}")
+    # Typer names the program as it was started; people type `firewall`. Rich pads lines to the width.
+    text = result.stdout.replace("python -m firewall", "firewall")
+    return "\n".join(line.rstrip() for line in text.splitlines()).strip("\n") + "\n"
+
+
+def hint_text() -> str:
+    """`firewall run`'s line for a held request with a long URL, at 80 columns (firewall/approvals/hint.py)."""
+    from firewall.approvals.hint import hint_lines
+    from firewall.approvals.records import PENDING, Approval
+
+    row = Approval(
+        id="apr_4026630df27ca7f8",
+        request_id="req_demo",
+        created=0.0,
+        expires=300.0,
+        timeout=300.0,
+        state=PENDING,
+        agent="ci",
+        method="POST",
+        url="https://inference.eu-west-1.ml-platform.example.com/v1/projects/forecasting/fine_tuning/jobs",
+        rule="openai.policy:23",
+        rule_text="approve POST /v1/fine_tuning/**",
+        reason=None,
+        preview="",
+        body_size=0,
+        fingerprint="0" * 64,
+        policy_sha256="0" * 64,
+        proxy_pid=0,
+        held=1,
+        decided_at=None,
+        decided_by=None,
+        detail=None,
+        grant_id=None,
+        used_at=None,
+        used_by_request=None,
+    )
+    return "\n".join(hint_lines(row, int(HELP_WIDTH))) + "\n"
+
+
 def normalise(line: str) -> str:
     """A captured or fresh line without what changes between runs; table rows reduced to seq and decision."""
     line = line.replace(sys.executable, PYTHON)
@@ -171,6 +222,8 @@ FILES = {
     "audit": ROOT / "docs" / "audit.md",
     "prompt": ROOT / "docs" / "approvals.md",
     "prompt-rule": ROOT / "docs" / "approvals.md",
+    "hint": ROOT / "docs" / "approvals.md",
+    "help": ROOT / "docs" / "getting-started.md",
 }
 
 
@@ -184,20 +237,38 @@ def captured(name: str) -> str:
     return found.group(1)
 
 
+# Captures that do not change from run to run: a line missing from them is stale too (a new command).
+WHOLE = ("help", "hint")
+
+
+def stale_lines(name: str, fresh: str) -> list[str]:
+    """The lines of capture `name` that `fresh` (the command's output now) no longer has; for a
+    capture in WHOLE also the fresh lines it lacks, marked `(missing)`."""
+    now = {normalise(line) for line in fresh.splitlines()}
+    kept = captured(name).splitlines()
+    stale = [line for line in kept if normalise(line) not in now]
+    if name in WHOLE:
+        shown = {normalise(line) for line in kept}
+        stale += [f"(missing) {line}" for line in fresh.splitlines() if normalise(line) not in shown]
+    return stale
+
+
 def _read(name: str) -> str:
     return FILES[name].read_text(encoding="utf-8")
 
 
 def main(argv: list[str]) -> int:
     demo = run_demo()
-    fresh = {"demo": demo, "audit": audit_table(demo), "prompt": prompt_screen(), "prompt-rule": rule_screen()}
+    fresh = {
+        "demo": demo,
+        "audit": audit_table(demo),
+        "prompt": prompt_screen(),
+        "prompt-rule": rule_screen(),
+        "hint": hint_text(),
+        "help": help_text(),
+    }
     if "--check" in argv:
-        stale = [
-            (name, line)
-            for name, text in fresh.items()
-            for line in captured(name).splitlines()
-            if normalise(line) not in {normalise(new) for new in text.splitlines()}
-        ]
+        stale = [(name, line) for name, text in fresh.items() for line in stale_lines(name, text)]
         for name, line in stale:
             print(f"{FILES[name].relative_to(ROOT)}: stale line in capture {name!r}: {line}")
         return 1 if stale else 0

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-ELLIPSIS = "…"
+from firewall.text import shorten  # shared with messages fitted to a terminal (firewall/text.py)
+
 GAP = 2
 # (column, width it is first shortened to), in the order they give up room
 SHRINK = (("URL", 36), ("DETAIL", 20), ("REASON", 8), ("RULE", 14), ("APPROVAL", 14), ("AGENT", 10))
@@ -20,18 +21,6 @@ DROP_LAST = ("APPROVAL",)
 GROW = ("APPROVAL", "AGENT", "RULE", "REASON", "URL", "DETAIL")  # who gets freed room back first: the short ones
 LAST_RESORT = 8  # how narrow a shortened column may get when the terminal is narrower still
 MIDDLE = ("URL",)
-
-
-def shorten(text: str, width: int, middle: bool = False) -> str:
-    if len(text) <= width:
-        return text
-    if width <= 1:
-        return ELLIPSIS[:width]
-    if not middle:
-        return text[: width - 1] + ELLIPSIS
-    head = (width - 1) * 3 // 5  # the host matters most, then the end of the path
-    tail = width - 1 - head
-    return text[:head] + ELLIPSIS + (text[-tail:] if tail else "")
 
 
 def fit(lines: Sequence[Sequence[str]], width: int) -> list[list[str]]:

@@ -6,18 +6,20 @@ import difflib
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from firewall.cli import colour
+from firewall.cli import colour, fit_lines
 from firewall.cli.errors import fail
 from firewall.policy import CompileResult, Decision, PolicyError, Request, decide, load_policy
 from firewall.policy.compile_tests import ExpectCase
 from firewall.policy.formatter import format_policy
 from firewall.policy.loader import policy_paths, read_policy_file
 from firewall.policy.testing import ExpectResult, run_tests
+from firewall.text import terminal_width
 
 app = typer.Typer(help="Check, test, explain, format and apply policies.", no_args_is_help=True)
 
@@ -81,20 +83,22 @@ def test_command(
     result = compile_or_exit(paths)
     cases = result.tests if run is None else selected_cases(result.tests, run)
     outcomes = run_tests(result.policy, cases)
+    width = terminal_width(sys.stdout)  # None when piped: every character kept
     shown_test = None
     for outcome in outcomes:
         case = outcome.case
         if verbose and case.test_name != shown_test:
             shown_test = case.test_name
-            _echo_test_header(case.test_name, [o for o in outcomes if o.case.test_name == case.test_name])
+            _echo_test_header(case.test_name, [o for o in outcomes if o.case.test_name == case.test_name], width)
         indent = "  " if verbose else ""
         status = "PASS" if outcome.passed else "FAIL"
+        location, text = fit_lines.fit(len(indent) + 8, case.source.location, case.source.text, width)
         colour.echo(
             [(indent, None), (status, colour.PASS if outcome.passed else colour.FAIL)]
-            + [(f"  {case.source.location}  {case.source.text}", None)]
+            + [(f"  {location}  {text}", None)]
         )
         if not outcome.passed:
-            typer.echo(f"{indent}      {outcome.describe()}")
+            typer.echo("\n".join(fit_lines.wrapped(f"{indent}      {outcome.describe()}", width, indent + "        ")))
     failed = [o for o in outcomes if not o.passed]
     if not outcomes:
         typer.echo("no test blocks found", err=True)
@@ -119,13 +123,14 @@ def selected_cases(cases: tuple[ExpectCase, ...], pattern: str) -> tuple[ExpectC
     return chosen
 
 
-def _echo_test_header(name: str, outcomes: list[ExpectResult]) -> None:
+def _echo_test_header(name: str, outcomes: list[ExpectResult], width: int | None) -> None:
     """`test "name"  (file:line)  PASS`: the block's verdict is FAIL when any of its expects fails."""
     passed = all(o.passed for o in outcomes)
     where = outcomes[0].case.test_location if outcomes else ""
+    where, title = fit_lines.fit(len("  ()  PASS"), where, f"test {json.dumps(name)}", width)
     colour.echo(
         [
-            (f"test {json.dumps(name)}  ({where})  ", None),
+            (f"{title}  ({where})  ", None),
             ("PASS" if passed else "FAIL", colour.PASS if passed else colour.FAIL),
         ]
     )

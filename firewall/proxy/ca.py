@@ -183,6 +183,18 @@ def read_given_ca(home: Home) -> bytes | None:
         return None
 
 
+def kept_by_next_start(home: Home, given: bytes | None) -> bool:
+    """Whether the next proxy start keeps the CA agents were given (`given`, see `read_given_ca`):
+    its key is there and its certificate is that one. Otherwise the start makes or changes it,
+    and agents must be given the new bundle (and told, when they trusted another)."""
+    if given is None or not (home.ca_dir / PRIVATE_FILES[0]).exists():
+        return False
+    try:
+        return ca_cert_path(home).read_bytes().strip() == given.strip()
+    except OSError:
+        return False
+
+
 def replaced_ca_warning(home: Home, given_before: bytes | None, current: bytes | None) -> str | None:
     """One line saying the CA changed under agents that trusted the old one (its `ca/` folder was
     deleted or damaged and a new CA made); None when nothing changed or nothing was given before."""

@@ -114,11 +114,13 @@ class RunSession:
             proxy = None if pinned is not None else process.running_proxy(self.home)
             if proxy is not None and self.upstream_ca is not None:
                 self._check_shared_upstream_ca(proxy)
+            given_ca = None  # the CA agents were given before this run's proxy starts
             if proxy is None:
+                given_ca = _given_ca(self.home)
                 starting = self._start_own_proxy(policy_file)
             compiled = pinned if pinned is not None else self._policy_in_force()
             if starting is not None:
-                proxy = own = self._own_proxy(starting)
+                proxy = own = self._own_proxy(starting, given_ca)
             assert proxy is not None
             code = self._run_agent(proxy, compiled)
             if starting is not None and own is not None:
@@ -168,19 +170,24 @@ class RunSession:
             self.home, state_file=state_file, pinned_policy=policy_file, upstream_ca=self.upstream_ca, listener=listener
         )
 
-    def _own_proxy(self, starting: process.Starting) -> process.ProxyInfo:
-        """The proxy to give the command. Its first start in this state folder creates the CA the
-        command must trust: that one is waited for; later ones are not (see _start_own_proxy)."""
-        from firewall.proxy.ca import agent_bundle_path, agent_ca_path
+    def _own_proxy(self, starting: process.Starting, given_ca: bytes | None) -> process.ProxyInfo:
+        """The proxy to give the command. A start that creates the CA the command must trust (the
+        first in this state folder, or one after `ca/` was deleted or damaged) is waited for, and a
+        CA that replaced one agents trusted is said, as `proxy start` says it; later starts are not
+        waited for (see _start_own_proxy)."""
+        from firewall.proxy.ca import agent_bundle_path, kept_by_next_start, read_given_ca, replaced_ca_warning
 
         try:
-            if agent_bundle_path(self.home).exists() and agent_ca_path(self.home).exists():
+            if agent_bundle_path(self.home).exists() and kept_by_next_start(self.home, given_ca):
                 if (why := process.failure(starting)) is not None:
                     raise process.ProxyProcessError(why)
                 return process.accepting(starting)
-            return process.wait_listening(starting)[0]
+            info = process.wait_listening(starting)[0]
         except process.ProxyProcessError as exc:
             raise RunError(str(exc)) from None
+        if replaced := replaced_ca_warning(self.home, given_ca, read_given_ca(self.home)):
+            self.warn(replaced)
+        return info
 
     def _stop_own_proxy(self, proxy: process.ProxyInfo, starting: process.Starting) -> None:
         """Stop this run's proxy; say so if it had failed on its own (the command may not have noticed)."""
@@ -308,6 +315,12 @@ class RunSession:
             return create_codex_home(found[1], user_codex_home(os.environ), home.run_dir)
         except OSError as exc:
             raise RunError(f"cannot create a CODEX_HOME for the agent: {exc}") from None
+
+
+def _given_ca(home: Home) -> bytes | None:
+    from firewall.proxy.ca import read_given_ca
+
+    return read_given_ca(home)
 
 
 def _placeholders_and_secrets(home: Home, compiled: CompiledPolicy) -> tuple[dict[str, str], list[str]]:

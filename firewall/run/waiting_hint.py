@@ -13,13 +13,17 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from firewall.text import printable
+from firewall.text import printable, shorten, terminal_width, wrap_words
 
 if TYPE_CHECKING:
     from firewall.approvals import records
 
 log = logging.getLogger("firewall.run")
 INTERVAL = 0.5
+ANSWER = "`firewall approvals`"  # what a person types: never broken across lines
+WHERE = f"{ANSWER} in another terminal"  # kept on one line with it
+INDENT = "  "  # a hint's continuation lines
+MIN_URL = 24  # a URL is never shortened below this (a terminal narrower still gets longer lines)
 
 
 class WaitingHint:
@@ -65,8 +69,23 @@ class WaitingHint:
         for row in rows:
             if row.agent == self.agent and row.created >= self.since and row.id not in self._told:
                 self._told.add(row.id)
-                self.out.write(
-                    f"firewall: agent {printable(row.agent)} is waiting for approval of {printable(row.method)} "
-                    f"{printable(row.url)} ({row.id}); answer it with `firewall approvals` in another terminal\n"
-                )
+                self.out.write("".join(f"{line}\n" for line in hint_lines(row, terminal_width(self.out))))
                 self.out.flush()
+
+
+def hint_lines(row: records.Approval, width: int | None) -> list[str]:
+    """The hint for `row`: one line, or at `width` columns its URL shortened in the middle (the
+    host and the end of the path stay) and the line broken at spaces; the approval id and the
+    command to type are never cut."""
+
+    def text(url: str) -> str:
+        return (
+            f"firewall: agent {printable(row.agent)} is waiting for approval of {printable(row.method)} "
+            f"{url} ({row.id}); answer it with {ANSWER} in another terminal"
+        )
+
+    line = text(printable(row.url))
+    if width is None or len(line) <= width:
+        return [line]
+    url = shorten(printable(row.url), max(width - len(INDENT), MIN_URL), middle=True)
+    return wrap_words(text(url), width, INDENT, (WHERE,))

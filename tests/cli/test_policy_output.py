@@ -178,3 +178,49 @@ def test_show_of_a_version_that_is_not_there_says_so(firewall, args, message):
     assert result.returncode == 1
     assert result.stderr.startswith(message), result.stderr
     assert "Traceback" not in result.stderr
+
+
+LONG_HOST = "inference-gateway.eu-west-1.internal-ml-platform.example.com"
+LONG_PATH = "/v1/projects/quarterly-forecasting/fine_tuning/jobs/ftjob-2026-12-07-nightly-run"
+LONG_POLICY = f"""\
+host {LONG_HOST} {{
+    allow GET /v1/projects/*/fine_tuning/jobs/*
+}}
+
+test "the nightly fine-tuning jobs of the quarterly forecasting project" {{
+    expect allow GET https://{LONG_HOST}{LONG_PATH}
+    expect allow POST https://{LONG_HOST}{LONG_PATH}
+}}
+"""
+
+
+def _long_policy(tmp_path):
+    folder = tmp_path / "teams" / "machine-learning-platform" / "egress-policies" / "production"
+    folder.mkdir(parents=True)
+    path = folder / "inference-gateway.policy"
+    path.write_text(LONG_POLICY)
+    return path
+
+
+def test_at_80_columns_long_urls_and_paths_are_shortened_and_the_verdict_kept(firewall, tmp_path):
+    path = _long_policy(tmp_path)
+    piped = firewall.run("policy", "test", "-v", str(path), env=PLAIN)
+    assert max(len(line) for line in piped.stdout.splitlines()) > 80  # the control: these lines need fitting
+    result = firewall.run("policy", "test", "-v", str(path), env={**PLAIN, "COLUMNS": "80"})
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, result.stdout
+    header, passed, failed = lines[0], lines[1], lines[2]
+    assert header.startswith('test "the nightly') and header.endswith("inference-gateway.policy:5)  FAIL")
+    assert passed.startswith("  PASS  inference-gateway.policy:6  expect allow GET https://")
+    assert failed.startswith("  FAIL  inference-gateway.policy:7  expect allow POST https://")
+    url = passed.split()[-1]
+    assert "…" in url and url.startswith(f"https://{LONG_HOST[:7]}") and url.endswith(LONG_PATH[-8:])
+    assert lines[-1] == "1 expectation(s) hold, 1 do not"  # the summary, as piped
+
+
+def test_at_80_columns_short_lines_are_unchanged(firewall):
+    path = str(firewall.write_policy("p.policy", POLICY))
+    piped = firewall.run("policy", "test", "-v", path, env=PLAIN).stdout
+    assert firewall.run("policy", "test", "-v", path, env={**PLAIN, "COLUMNS": "80"}).stdout == piped
+    assert "…" not in piped

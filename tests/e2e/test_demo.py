@@ -70,9 +70,22 @@ def test_the_captured_demo_lines_still_appear(demo, name):
     assert not stale, f"{capture_docs.FILES[name]}: stale lines (run scripts/capture_docs.py):\n" + "\n".join(stale)
 
 
-@pytest.mark.parametrize("name", ["prompt", "prompt-rule"])
-def test_the_captured_prompt_is_the_prompt_drawn_now(name):
-    drawn = {"prompt": capture_docs.prompt_screen, "prompt-rule": capture_docs.rule_screen}[name]()
-    fresh = {capture_docs.normalise(line) for line in drawn.splitlines()}
-    stale = [line for line in capture_docs.captured(name).splitlines() if capture_docs.normalise(line) not in fresh]
-    assert not stale, f"docs/approvals.md: stale {name} capture (run scripts/capture_docs.py):\n" + "\n".join(stale)
+@pytest.mark.parametrize(
+    ("name", "draw"),
+    [
+        ("prompt", capture_docs.prompt_screen),
+        ("prompt-rule", capture_docs.rule_screen),
+        ("hint", capture_docs.hint_text),
+        ("help", capture_docs.help_text),
+    ],
+)
+def test_the_captured_screens_are_what_is_drawn_now(name, draw):
+    """The prompt, the waiting hint and `firewall --help`, each at 80 columns; help and hint whole
+    (a line the capture lacks, such as a new command, makes it stale too)."""
+    fresh = draw()
+    assert max(len(line) for line in fresh.splitlines()) <= 80
+    stale = capture_docs.stale_lines(name, fresh)
+    assert capture_docs.captured(name).strip(), f"{capture_docs.FILES[name]}: the capture {name!r} is empty"
+    assert not stale, f"{capture_docs.FILES[name]}: stale {name} capture (run scripts/capture_docs.py):\n" + "\n".join(
+        stale
+    )

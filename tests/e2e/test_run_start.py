@@ -9,8 +9,12 @@ happens when the proxy cannot start.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 
+import pytest
+
+from firewall.state.policy_store import NONE_APPLIED
 from tests.support.fixtures import REAL_KEY
 
 POLICY = """\
@@ -92,3 +96,58 @@ def test_upstream_ca_a_shared_proxy_runs_without_is_refused_at_run(
     assert result.returncode == 2 and result.stdout == ""
     assert f"--upstream-ca {other}" in result.stderr and "firewall proxy stop" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# The agent says when it starts (on stderr, as the firewall's warnings): what is said before it is said first.
+STARTED = "agent: started"
+TELLING_CLIENT = f"import sys\nprint({STARTED!r}, file=sys.stderr, flush=True)\n" + CLIENT
+
+
+def _ca_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "CA" in line]
+
+
+@pytest.mark.parametrize("damage", ["deleted", "key deleted"])
+def test_a_run_whose_own_proxy_replaces_the_ca_says_so_once_before_the_command(
+    firewall, upstream, upstream_ca_file, tmp_path, damage
+):
+    """As `proxy start` says it: the new CA breaks every agent and trust store given the old one."""
+    setup(firewall, upstream, tmp_path)
+    client = tmp_path / "telling_client.py"
+    client.write_text(TELLING_CLIENT)
+    command = ["run", "--upstream-ca", str(upstream_ca_file), "--", sys.executable, str(client), upstream.base_url]
+    first = firewall.run(*command)  # makes the CA: nothing to say
+    again = firewall.run(*command)  # the control: the CA intact
+    for result in (first, again):
+        assert result.returncode == 0 and result.stdout.strip() == "200", result.stderr
+        assert _ca_lines(result.stderr) == [] and "warning" not in result.stderr, result.stderr
+    if damage == "deleted":
+        shutil.rmtree(firewall.home / "ca")
+    else:
+        (firewall.home / "ca" / "mitmproxy-ca.pem").unlink()  # the key gone, the certificate left
+    replaced = firewall.run(*command)
+    assert replaced.returncode == 0, replaced.stderr
+    assert replaced.stdout.strip() == "200", replaced.stderr  # the agent was given the new CA
+    lines = replaced.stderr.splitlines()
+    warning = _ca_lines(replaced.stderr)
+    assert len(warning) == 1, replaced.stderr
+    assert warning[0].startswith("warning: ") and str(firewall.home / "ca") in warning[0]
+    assert "fail TLS" in warning[0] and "trust the new" in warning[0]
+    assert lines.index(warning[0]) < lines.index(STARTED), replaced.stderr  # before the agent starts
+    after = firewall.run(*command)  # said once: the next run keeps the new CA
+    assert after.returncode == 0 and _ca_lines(after.stderr) == [], after.stderr
+
+
+def test_a_run_with_no_policy_in_force_says_so_and_starts_nothing(firewall, tmp_path):
+    """`proxy start` warns that it blocks everything until a policy is applied; `run` refuses with the fix."""
+    marker = tmp_path / "ran"
+    touch = [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"]
+    refused = firewall.run("run", "--", *touch)
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stderr.splitlines() == [f"error: {NONE_APPLIED}"]
+    assert not marker.exists()
+    assert list((firewall.home / "run").glob("proxy-run-*.json")) == []
+    firewall.apply("host localhost {\n    allow GET /\n}\n")  # the control: a policy in force, nothing to say
+    ran = firewall.run("run", "--", *touch)
+    assert ran.returncode == 0 and ran.stderr == "", ran.stderr
+    assert marker.exists()
