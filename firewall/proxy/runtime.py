@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from firewall.policy import CompiledPolicy, compile_source
+from firewall.policy import CompiledPolicy
 from firewall.proxy.outages import Outage
 from firewall.redaction import SecretIndex
 from firewall.state import agents, policy_store
-from firewall.state.db import open_database
+from firewall.state.db import open_plain
 from firewall.state.home import Home, StateError
 from firewall.vault.errors import VaultError
 
@@ -44,6 +44,8 @@ _EMPTY_POLICY: CompiledPolicy | None = None
 def _empty_policy() -> CompiledPolicy:
     global _EMPTY_POLICY
     if _EMPTY_POLICY is None:
+        from firewall.policy import compile_source  # the parser (lark): only a proxy with no policy needs it
+
         _EMPTY_POLICY = compile_source("default block\n", "<no policy applied>").policy
     return _EMPTY_POLICY
 
@@ -97,7 +99,7 @@ class Runtime:
 
         self.vault = Vault.open(self.home) if self.home.vault.exists() else None
         self.secrets = self.vault.values() if self.vault else {}
-        db = open_database(self.home.database)
+        db = open_plain(self.home.database)
         try:
             self._refresh_policy(db)
             self._refresh_tokens(db)
@@ -117,7 +119,7 @@ class Runtime:
         self._flush_used()
 
     def _watch(self) -> None:
-        db = open_database(self.home.database)
+        db = open_plain(self.home.database)
         try:
             while not self._stop.wait(POLL_INTERVAL):
                 self._guarded("policy", lambda: self._refresh_policy(db))
@@ -192,7 +194,7 @@ class Runtime:
 
     def lookup_token_now(self, token: str) -> str | None:
         """A token minted after the last poll: ask the database (call off the event loop)."""
-        db = open_database(self.home.database)
+        db = open_plain(self.home.database)
         try:
             live = agents.live_token_details(db).get(agents.token_hash(token))
         finally:
