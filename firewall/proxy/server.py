@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import os
 import signal
@@ -22,7 +23,7 @@ from mitmproxy.options import Options
 
 from firewall.approvals.broker import ApprovalBroker
 from firewall.audit import AuditWriteError, ProcessAuditWriter
-from firewall.proxy import ca, gc_plan
+from firewall.proxy import ca
 from firewall.proxy.addons.audit import Auditor, CountingWriter
 from firewall.proxy.addons.audit_gate import AuditGate
 from firewall.proxy.addons.budgets import BudgetMeter
@@ -89,11 +90,10 @@ class _Ready:
     milliseconds; freezing what start-up allocated keeps those passes short.
     """
 
-    def __init__(self, settings: ProxySettings, runtime: Runtime, state: StateFile, drain: Drain):
+    def __init__(self, settings: ProxySettings, runtime: Runtime, state: StateFile):
         self.settings = settings
         self.runtime = runtime
         self.state = state
-        self.full_passes = gc_plan.plan_from_env(asyncio.get_running_loop(), lambda: bool(drain.in_flight))
 
     def running(self) -> None:
         addresses = ctx.master.addons.get("proxyserver").listen_addrs()
@@ -108,14 +108,8 @@ class _Ready:
         }
         self.state.listening(state)
         log.info("listening on 127.0.0.1:%s", port)
-        gc_plan.freeze_start_up()
-        if self.full_passes is not None:
-            self.full_passes.start()
-
-    def done(self) -> None:
-        if self.full_passes is not None:
-            self.full_passes.stop()
-            log.info("gc plan: %d deferred full passes", self.full_passes.passes)
+        gc.collect()
+        gc.freeze()
 
 
 async def serve(settings: ProxySettings) -> None:
@@ -169,7 +163,6 @@ async def serve(settings: ProxySettings) -> None:
     identity = Identity(runtime)
     drain = Drain(auditor.record_now)
     budgets = BudgetStore(limiter)
-    ready = _Ready(settings, runtime, state_file, drain)
     master.addons.add(
         Chain(  # one addon to mitmproxy: firewall/proxy/chain.py
             identity,
@@ -190,7 +183,7 @@ async def serve(settings: ProxySettings) -> None:
             auditor,
             WebSocketGuard(runtime, auditor),
             WebSocketMeter(runtime, budgets, auditor),  # after the guard: a message it dropped starts no turn
-            ready,
+            _Ready(settings, runtime, state_file),
         )
     )
     stopping: list[asyncio.Task] = []
@@ -217,7 +210,6 @@ async def serve(settings: ProxySettings) -> None:
     finally:
         if probe:
             log.info("%s", probe.stop())
-        ready.done()
         if snapshot:
             await snapshot.stop()
         if counts is not None:
