@@ -17,8 +17,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from firewall.policy import CompiledPolicy
@@ -31,6 +33,9 @@ from firewall.vault.errors import VaultError
 
 log = logging.getLogger("firewall.proxy")
 POLL_INTERVAL = 0.2
+# Seconds between two writes of the vault's last-used times: each write takes the vault lock, rewrites
+# vault-usage.json and fsyncs it; every poll (5 a second) under steady traffic was a steady cost.
+USAGE_EVERY = 5.0
 # What the watcher knows may fail and says without a traceback: a policy version that does not
 # load, a vault that does not read, a state file or database the proxy cannot use.
 KNOWN_FAILURES = (policy_store.PolicyStoreError, VaultError, StateError, sqlite3.Error, OSError)
@@ -79,6 +84,8 @@ class Runtime:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._used: set[str] = set()
+        self._used_at = 0.0  # when one of `_used` was last used (epoch seconds)
+        self._used_flushed = 0.0
         self._used_lock = threading.Lock()
         # One outage each: what fails is logged once and reported through `on_problem` (the state file).
         self.outages = {
@@ -116,7 +123,7 @@ class Runtime:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
-        self._flush_used()
+        self._flush_used(force=True)
 
     def _watch(self) -> None:
         db = open_plain(self.home.database)
@@ -228,12 +235,19 @@ class Runtime:
     def note_used(self, names) -> None:
         with self._used_lock:
             self._used.update(names)
+            self._used_at = time.time()
 
-    def _flush_used(self) -> None:
+    def _flush_used(self, force: bool = False) -> None:
+        """Write the last-used times, at most every USAGE_EVERY seconds (and at the stop); each
+        name is stamped with the latest use in the window, so it is at most that much late."""
+        if not force and time.monotonic() - self._used_flushed < USAGE_EVERY:
+            return
+        self._used_flushed = time.monotonic()
         with self._used_lock:
             used, self._used = self._used, set()
+            when = datetime.fromtimestamp(self._used_at, UTC).replace(microsecond=0)
         if used and self.vault is not None:
-            self._guarded("usage", lambda: self.vault.mark_used(sorted(used)))
+            self._guarded("usage", lambda: self.vault.mark_used(sorted(used), when))
 
 
 def pinned_policy_from(path: Path) -> CompiledPolicy:
