@@ -20,7 +20,7 @@ from pathlib import Path
 
 from firewall.approvals import grants, preview, store
 from firewall.approvals.records import APPROVED, CANCELLED, DENIED, EXPIRED, PENDING, Approval, Grant, HeldRequest
-from firewall.state.db import open_database
+from firewall.state.db import open_plain
 
 log = logging.getLogger("firewall.proxy")
 
@@ -195,7 +195,7 @@ class ApprovalBroker:
 
     def _call(self, function, args):
         if self._conn is None:
-            self._conn = open_database(self.database)
+            self._conn = open_plain(self.database)  # no sqlite_utils in the proxy: store.py uses execute()
         return function(self._conn, *args)
 
     def _close_connection(self) -> None:

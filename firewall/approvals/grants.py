@@ -11,18 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import fields
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from firewall.approvals.records import AlreadyDecided, Approval, Grant, UnknownApproval, new_id
-from firewall.state.db import transaction
+from firewall.state.db import plain_connection, transaction
 from firewall.text import iso_utc
+
+if TYPE_CHECKING:  # the proxy's broker passes a plain sqlite3 connection (state/db.py's open_plain)
+    import sqlite_utils
 
 _GRANT_COLUMNS = ", ".join(f.name for f in fields(Grant))
 
 
 def update_one(db: sqlite_utils.Database, sql: str, params: list) -> int:
-    with transaction(db.conn, immediate=True):
+    with transaction(plain_connection(db), immediate=True):
         return db.execute(sql, params).rowcount
 
 

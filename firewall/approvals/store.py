@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import fields
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from firewall.approvals import grants
 from firewall.approvals.records import (
@@ -35,9 +34,12 @@ from firewall.approvals.records import (
     UnknownApproval,
     new_id,
 )
-from firewall.state.db import transaction
+from firewall.state.db import plain_connection, transaction
 from firewall.state.pids import pid_alive
 from firewall.text import iso_utc
+
+if TYPE_CHECKING:  # the proxy's broker passes a plain sqlite3 connection (state/db.py's open_plain)
+    import sqlite_utils
 
 _APPROVAL_COLUMNS = ", ".join(f.name for f in fields(Approval))
 
@@ -59,7 +61,7 @@ def record_pending(db: sqlite_utils.Database, held: HeldRequest, now: float, pro
         used_by_request=None,
     )
     values = [getattr(approval, f.name) for f in fields(Approval)]
-    with transaction(db.conn, immediate=True):
+    with transaction(plain_connection(db), immediate=True):
         db.execute(f"INSERT INTO approvals ({_APPROVAL_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values)
     return approval
 
@@ -80,7 +82,7 @@ def get_many(db: sqlite_utils.Database, ids: Iterable[str]) -> dict[str, Approva
 
 
 def _update(db: sqlite_utils.Database, sql: str, params: list) -> int:
-    with transaction(db.conn, immediate=True):
+    with transaction(plain_connection(db), immediate=True):
         return db.execute(sql, params).rowcount
 
 
@@ -213,7 +215,7 @@ def answer(
     terminal). The first answer wins: a row decided already raises AlreadyDecided."""
     if grant_for is not None and (not approve or grant_for <= 0):
         raise ValueError("grant_for needs approve=True and a positive number of seconds")
-    with transaction(db.conn, immediate=True):
+    with transaction(plain_connection(db), immediate=True):
         changed = db.execute(
             "UPDATE approvals SET state = ?, decided_at = ?, decided_by = ?, decided_via = ? "
             "WHERE id = ? AND state = ? AND expires > ?",

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from firewall.audit.batching import RETRY_DELAY
-from firewall.audit.process_writer import read_frames
+from firewall.audit.frames import read_frames
 from firewall.audit.record import FIELD_INDEX
 from firewall.audit.writer import insert_rows
 from firewall.state.db import connect

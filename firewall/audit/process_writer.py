@@ -26,22 +26,19 @@ reads it, however many that takes.
 from __future__ import annotations
 
 import logging
-import marshal
-import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import BinaryIO
 
 from firewall.audit.batching import RETRY_DELAY, AuditWriteError, BatchingWriter
+from firewall.audit.frames import encode_frame, read_frames  # noqa: F401  (read_frames: its home was here)
 from firewall.audit.record import AuditRecord
 
 log = logging.getLogger("firewall.audit")
 
 ATTEMPTS_PER_BATCH = 3  # child processes that read a batch and died on it before it is given up on
 MAX_PAUSE = 5.0  # seconds, at most, between a child's death and the next attempt
-_LENGTH = struct.Struct("!I")
 
 
 class ChildGone(Exception):
@@ -60,13 +57,13 @@ class ProcessAuditWriter(BatchingWriter):
     """
 
     def __init__(self, path: Path, *, batch_size: int = 500, interval: float = 0.25) -> None:
-        # Not at the top: the child process imports this module and must not load the migrations
-        # (every table's owner: the policy compiler, sqlite_utils), which it does not need.
-        from firewall.state.db import open_database
+        # Not at the top: the child process imports this module and needs none of state.db's openers.
+        from firewall.state.db import open_plain
 
         super().__init__(path, batch_size=batch_size, interval=interval, thread_name="audit-feeder")
-        # The schema brought up to date here, once, before any child starts; a bad path fails here, in the caller.
-        open_database(path).conn.close()
+        # The schema brought up to date here, once, before any child starts (the migrations, with
+        # sqlite_utils, load only when one may be due); a bad path fails here, in the caller.
+        open_plain(path).close()
         self._batches = 0
         self._child_read = False  # the child said it read the batch being sent
         self._abandoned = False  # close() stopped waiting: no more attempts
@@ -199,25 +196,3 @@ def _end(child: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         child.kill()
         child.wait()
-
-
-# ---- the frames: a length, then marshal of (number, resend, rows); rows are tuples of
-# str, int, float and None. Only this process and its child hold the pipe.
-
-
-def encode_frame(number: int, resend: bool, rows: list[tuple]) -> bytes:
-    payload = marshal.dumps((number, resend, rows))
-    return _LENGTH.pack(len(payload)) + payload
-
-
-def read_frames(stream: BinaryIO):
-    """(number, resend, rows) for each frame, until the parent closes the pipe."""
-    while True:
-        head = stream.read(_LENGTH.size)
-        if len(head) < _LENGTH.size:
-            return
-        (length,) = _LENGTH.unpack(head)
-        payload = stream.read(length)
-        if len(payload) < length:
-            return
-        yield marshal.loads(payload)

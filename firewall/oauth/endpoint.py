@@ -15,11 +15,12 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from firewall.oauth.settings import OAuthSettings
+
+if TYPE_CHECKING:  # loaded by the first refresh: a proxy that never refreshes never loads httpx
+    import httpx
 
 # Codex's permanent refresh failures, and OAuth's generic one (RFC 6749 §5.2).
 DEAD_CODES = frozenset({"refresh_token_expired", "refresh_token_reused", "refresh_token_invalidated", "invalid_grant"})
@@ -95,6 +96,8 @@ def read_answer(response: httpx.Response) -> TokenAnswer:
 
 async def request_tokens(client: httpx.AsyncClient, settings: OAuthSettings, refresh_token: str) -> TokenAnswer:
     """One POST to the token endpoint, as Codex sends it (JSON body)."""
+    import httpx
+
     body = {"client_id": settings.client_id, "grant_type": "refresh_token", "refresh_token": refresh_token}
     try:
         response = await client.post(settings.token_url, json=body, headers={"accept": "application/json"})

@@ -17,6 +17,9 @@ def serve_in_foreground(settings: ProxySettings) -> int:
     when it runs in the background."""
     if settings.workers > 1:
         return _supervise_in_foreground(settings)
+    from firewall.proxy.lean import skip_default_addons
+
+    skip_default_addons()  # before mitmproxy's master is imported (lean.py)
     from firewall.proxy.limiter import LimiterConfigError
     from firewall.proxy.log_file import configure_logging
     from firewall.proxy.server import ProxyStartError, serve

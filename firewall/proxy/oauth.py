@@ -27,9 +27,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import httpx
 
 from firewall.oauth.endpoint import EndpointUnavailable, LoginDead, RefreshFailed, refresh_tokens
 from firewall.oauth.login import InvalidLogin, Login, parse_login
@@ -41,6 +40,9 @@ from firewall.proxy.refusals import ProxyReason
 from firewall.proxy.resolver import Resolver
 from firewall.state.home import Home, StateError
 from firewall.vault import VaultError
+
+if TYPE_CHECKING:  # httpx loads with the first refresh (upstream_client.py)
+    import httpx
 
 log = logging.getLogger("firewall.proxy")
 

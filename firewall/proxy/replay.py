@@ -8,8 +8,12 @@ to the proxy's body limit, and becomes the flow's response.
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
+
 from mitmproxy import http
+
+if TYPE_CHECKING:  # loaded by the first retry: a proxy that never retries never loads httpx
+    import httpx
 
 MAX_BODY = 64 * 1024 * 1024  # the proxy's body_size_limit
 HOP_BY_HOP = frozenset(
@@ -37,6 +41,8 @@ def _end_to_end(fields) -> list[tuple[bytes, bytes]]:
 
 
 async def resend(client: httpx.AsyncClient, request: http.Request) -> http.Response:
+    import httpx
+
     url = httpx.URL(scheme=request.scheme, host=request.host, port=request.port, raw_path=request.data.path)
     outgoing = client.build_request(
         request.method, url, headers=_end_to_end(request.headers.fields), content=request.raw_content or b""

@@ -17,20 +17,25 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from firewall.policy import CompiledPolicy, compile_source
+from firewall.policy import CompiledPolicy
 from firewall.proxy.outages import Outage
 from firewall.redaction import SecretIndex
 from firewall.state import agents, policy_store
-from firewall.state.db import open_database
+from firewall.state.db import open_plain
 from firewall.state.home import Home, StateError
 from firewall.vault.errors import VaultError
 
 log = logging.getLogger("firewall.proxy")
 POLL_INTERVAL = 0.2
+# Seconds between two writes of the vault's last-used times: each write takes the vault lock, rewrites
+# vault-usage.json and fsyncs it; every poll (5 a second) under steady traffic was a steady cost.
+USAGE_EVERY = 5.0
 # What the watcher knows may fail and says without a traceback: a policy version that does not
 # load, a vault that does not read, a state file or database the proxy cannot use.
 KNOWN_FAILURES = (policy_store.PolicyStoreError, VaultError, StateError, sqlite3.Error, OSError)
@@ -44,6 +49,8 @@ _EMPTY_POLICY: CompiledPolicy | None = None
 def _empty_policy() -> CompiledPolicy:
     global _EMPTY_POLICY
     if _EMPTY_POLICY is None:
+        from firewall.policy import compile_source  # the parser (lark): only a proxy with no policy needs it
+
         _EMPTY_POLICY = compile_source("default block\n", "<no policy applied>").policy
     return _EMPTY_POLICY
 
@@ -77,6 +84,8 @@ class Runtime:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._used: set[str] = set()
+        self._used_at = 0.0  # when one of `_used` was last used (epoch seconds)
+        self._used_flushed = 0.0
         self._used_lock = threading.Lock()
         # One outage each: what fails is logged once and reported through `on_problem` (the state file).
         self.outages = {
@@ -97,7 +106,7 @@ class Runtime:
 
         self.vault = Vault.open(self.home) if self.home.vault.exists() else None
         self.secrets = self.vault.values() if self.vault else {}
-        db = open_database(self.home.database)
+        db = open_plain(self.home.database)
         try:
             self._refresh_policy(db)
             self._refresh_tokens(db)
@@ -114,10 +123,10 @@ class Runtime:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
-        self._flush_used()
+        self._flush_used(force=True)
 
     def _watch(self) -> None:
-        db = open_database(self.home.database)
+        db = open_plain(self.home.database)
         try:
             while not self._stop.wait(POLL_INTERVAL):
                 self._guarded("policy", lambda: self._refresh_policy(db))
@@ -192,7 +201,7 @@ class Runtime:
 
     def lookup_token_now(self, token: str) -> str | None:
         """A token minted after the last poll: ask the database (call off the event loop)."""
-        db = open_database(self.home.database)
+        db = open_plain(self.home.database)
         try:
             live = agents.live_token_details(db).get(agents.token_hash(token))
         finally:
@@ -226,12 +235,19 @@ class Runtime:
     def note_used(self, names) -> None:
         with self._used_lock:
             self._used.update(names)
+            self._used_at = time.time()
 
-    def _flush_used(self) -> None:
+    def _flush_used(self, force: bool = False) -> None:
+        """Write the last-used times, at most every USAGE_EVERY seconds (and at the stop); each
+        name is stamped with the latest use in the window, so it is at most that much late."""
+        if not force and time.monotonic() - self._used_flushed < USAGE_EVERY:
+            return
+        self._used_flushed = time.monotonic()
         with self._used_lock:
             used, self._used = self._used, set()
+            when = datetime.fromtimestamp(self._used_at, UTC).replace(microsecond=0)
         if used and self.vault is not None:
-            self._guarded("usage", lambda: self.vault.mark_used(sorted(used)))
+            self._guarded("usage", lambda: self.vault.mark_used(sorted(used), when))
 
 
 def pinned_policy_from(path: Path) -> CompiledPolicy:

@@ -288,6 +288,9 @@ class RunSession:
 
     def _codex_home(self, compiled: CompiledPolicy) -> CodexHome | None:
         """A CODEX_HOME holding a placeholder login, when the policy injects an OAuth (Codex) login."""
+        home = self.home
+        if not home.vault.exists() or not any(c.kind == "oauth" for c in compiled.credentials):
+            return None  # before the imports: most runs inject no login
         from firewall.oauth.codex_home import (
             REFRESH_OVERRIDE_URL,
             create_codex_home,
@@ -297,9 +300,6 @@ class RunSession:
         )
         from firewall.vault import Vault, VaultError
 
-        home = self.home
-        if not home.vault.exists() or not any(c.kind == "oauth" for c in compiled.credentials):
-            return None
         try:
             found = oauth_login(compiled, Vault.open(home).values())
         except VaultError as exc:

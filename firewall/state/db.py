@@ -107,6 +107,11 @@ def open_plain(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def plain_connection(db: sqlite_utils.Database | sqlite3.Connection) -> sqlite3.Connection:
+    """The sqlite3 connection of `db`: one from `open_plain`, or the one sqlite_utils wraps."""
+    return db if isinstance(db, sqlite3.Connection) else db.conn
+
+
 @contextmanager
 def transaction(conn: sqlite3.Connection, *, immediate: bool = False) -> Iterator[sqlite3.Connection]:
     """BEGIN (IMMEDIATE: take the write lock now) ... COMMIT, or ROLLBACK on error.

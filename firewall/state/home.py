@@ -12,8 +12,6 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 HOME_ENV = "FIREWALL_HOME"
 DIR_MODE = 0o700
 SECRET_FILE_MODE = 0o600
@@ -71,6 +69,8 @@ def default_root() -> Path:
 
 def platform_root() -> Path:
     """The state folder when $FIREWALL_HOME is not set: the platform's user data folder."""
+    import platformdirs  # not at the top: with tempfile, shutil and random, ~1.5 MiB in every process
+
     return Path(platformdirs.user_data_dir("agent-firewall", appauthor=False))
 
 

@@ -125,10 +125,14 @@ def store_version(
 
 def active_version(db: sqlite_utils.Database | sqlite3.Connection) -> PolicyVersion | None:
     """The version in force; `db` may be a plain sqlite3 connection (`firewall run`: state/db.py)."""
-    conn = db if isinstance(db, sqlite3.Connection) else db.conn
-    cursor = conn.execute(
-        "SELECT v.* FROM policy_active a JOIN policy_versions v ON v.version = a.version WHERE a.id = 1"
+    return _one_version(
+        db, "SELECT v.* FROM policy_active a JOIN policy_versions v ON v.version = a.version WHERE a.id = 1"
     )
+
+
+def _one_version(db: sqlite_utils.Database | sqlite3.Connection, sql: str, params: list | None = None):
+    conn = db if isinstance(db, sqlite3.Connection) else db.conn
+    cursor = conn.execute(sql, params or [])
     row = cursor.fetchone()
     return _version(dict(zip([c[0] for c in cursor.description], row, strict=True))) if row else None
 
@@ -145,7 +149,7 @@ def policy_in_force(db: sqlite_utils.Database | sqlite3.Connection) -> CompiledP
     return version.load()
 
 
-def active_marker(db: sqlite_utils.Database) -> tuple[int, str] | None:
+def active_marker(db: sqlite_utils.Database | sqlite3.Connection) -> tuple[int, str] | None:
     """(version, sha256) of the active policy: cheap, for pollers."""
     row = db.execute(
         "SELECT v.version, v.sha256 FROM policy_active a JOIN policy_versions v ON v.version = a.version"
@@ -153,9 +157,9 @@ def active_marker(db: sqlite_utils.Database) -> tuple[int, str] | None:
     return (row[0], row[1]) if row else None
 
 
-def get_version(db: sqlite_utils.Database, version: int) -> PolicyVersion | None:
-    rows = list(db.query("SELECT * FROM policy_versions WHERE version = ?", [version]))
-    return _version(rows[0]) if rows else None
+def get_version(db: sqlite_utils.Database | sqlite3.Connection, version: int) -> PolicyVersion | None:
+    """`db` may be a plain sqlite3 connection (the proxy's watcher: state/db.py's open_plain)."""
+    return _one_version(db, "SELECT * FROM policy_versions WHERE version = ?", [version])
 
 
 def history(db: sqlite_utils.Database) -> list[PolicyVersion]:

@@ -13,8 +13,8 @@ refreshed, and the client's next attempt carries the new one.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-import httpx
 from mitmproxy import http
 
 from firewall.policy import Injection
@@ -25,6 +25,9 @@ from firewall.proxy.oauth import TokenKeeper
 from firewall.proxy.refusals import ProxyReason
 from firewall.proxy.replay import ReplayFailed, resend
 from firewall.proxy.responses import refuse
+
+if TYPE_CHECKING:  # httpx loads with the first retry (upstream_client.py)
+    import httpx
 
 log = logging.getLogger("firewall.proxy")
 KEY = "firewall.oauth"  # flow.metadata: ((injection, access), ...) the request was sent with
