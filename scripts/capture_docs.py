@@ -164,9 +164,9 @@ def help_text() -> str:
 
 
 def hint_text() -> str:
-    """`firewall run`'s line for a held request with a long URL, at 80 columns (firewall/approvals/hint.py)."""
-    from firewall.approvals.hint import hint_lines
+    """`firewall run`'s line for a held request with a long URL, at 80 columns (firewall/run/waiting_hint.py)."""
     from firewall.approvals.records import PENDING, Approval
+    from firewall.run.waiting_hint import hint_lines
 
     row = Approval(
         id="apr_4026630df27ca7f8",

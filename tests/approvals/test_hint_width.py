@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from firewall.approvals import store
-from firewall.approvals.hint import ANSWER, WaitingHint, hint_lines
+from firewall.run.waiting_hint import ANSWER, WaitingHint, hint_lines
 from firewall.state.db import open_database
 from tests.approvals.support import NOW, held
 
