@@ -52,6 +52,18 @@ class Applied:
         ]
 
 
+def print_applied(applied: Applied) -> None:
+    """The warnings on stderr, then what changed, as `policy apply` prints them."""
+    import typer
+
+    from firewall.cli.errors import warn
+
+    for line in applied.warnings:
+        warn(line)
+    for line in applied.lines():
+        typer.echo(line)
+
+
 def put_in_force(
     db: sqlite_utils.Database,
     home: Home,
@@ -73,7 +85,7 @@ def put_in_force(
         )
     previous = policy_store.active_version(db)
     warnings: list[str] = []
-    in_force = _loaded(previous, warnings)  # None also when the active version's row was damaged
+    in_force = loaded_in_force(previous, warnings)  # None also when the active version's row was damaged
     if in_force is not None and in_force.sha256 == policy.sha256:
         return Applied(None, previous, (), (), tuple(warnings))
     changes = diff_policies(in_force, policy)
@@ -126,7 +138,7 @@ def missing_secrets(home: Home, names: tuple[str, ...]) -> list[str]:
     return [name for name in names if name not in present]
 
 
-def _loaded(version: policy_store.PolicyVersion | None, warnings: list[str]) -> CompiledPolicy | None:
+def loaded_in_force(version: policy_store.PolicyVersion | None, warnings: list[str]) -> CompiledPolicy | None:
     """The compiled policy of the version in force, to diff against; None (everything shows as new)
     with a warning when it cannot be loaded: the version that replaces it is the way out."""
     if version is None:

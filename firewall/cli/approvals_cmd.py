@@ -150,7 +150,9 @@ def approve(
     )  # before the answer: a failure changes nothing
     _approved(_answer(approval_id, approve=True, grant_for=seconds), seconds)
     if suggested is not None:
-        _write_suggestion(suggested)
+        from firewall.cli.approvals_rule import write_for_review
+
+        write_for_review(suggested)
 
 
 def _approved(answer: records.Answer, seconds: float | None) -> None:
@@ -196,21 +198,6 @@ def _suggestion(approval_id: str, to: Path | None):
             return suggest_rule(db, row, getpass.getuser(), to)
         except SuggestError as exc:
             fail(f"{exc}; nothing was approved (approve without --suggest to let it through once)")
-
-
-def _write_suggestion(suggested) -> None:
-    from firewall.approvals.suggest_rule import SuggestError, write
-
-    try:
-        write(suggested)
-    except SuggestError as exc:
-        fail(f"approved, but {exc}")
-    for rule, where in zip(suggested.rules, suggested.where, strict=True):
-        typer.echo(f"suggested rule, for {where}:\n    {rule}")
-    typer.echo(
-        f"written to {suggested.path} for review (the policy's tests with it: {suggested.tests_hold} hold, "
-        f"{suggested.tests_fail} do not); put it in force with `firewall policy apply`"
-    )
 
 
 @app.command()

@@ -15,7 +15,7 @@ from firewall.approvals import records, store
 from firewall.approvals.rule_change import NotInFiles, RuleChange, plan
 from firewall.approvals.suggest_rule import SuggestError, suggest_rule, write
 from firewall.cli import colour
-from firewall.cli.applying import ApplyRefused, adopt_rule
+from firewall.cli.applying import ApplyRefused, adopt_rule, print_applied
 from firewall.cli.errors import fail, warn
 from firewall.cli.state import database_or_exit, home_or_exit
 
@@ -56,10 +56,7 @@ def approve_with_rule(approval_id: str, seconds: float | None, yes: bool, answer
             fail(f"approved, but the rule was not added: {exc}")
     finally:
         db.close()
-    for line in applied.warnings:
-        warn(line)
-    for line in applied.lines():
-        typer.echo(line)
+    print_applied(applied)
     typer.echo(f"rule added to {', '.join(str(edit.file) for edit in change.edits)}; history: {change.note}")
 
 
@@ -71,6 +68,11 @@ def _for_review(db, row, user: str, why: str, seconds, answer: Answer, approved:
     except SuggestError as exc:
         fail(f"{exc}; nothing was approved ({ONCE})")
     approved(answer(row.id, approve=True, grant_for=seconds), seconds)
+    write_for_review(suggested)
+
+
+def write_for_review(suggested) -> None:
+    """Write the suggested rule to its review file (the request is approved already) and say so."""
     try:
         write(suggested)
     except SuggestError as exc:

@@ -19,7 +19,7 @@ import typer
 from firewall.cli.errors import fail
 from firewall.cli.state import home_or_exit
 
-NO_PROXY = "no proxy is running, so no budget is counting; start one with `firewall proxy start`"
+NO_PROXY = "no proxy is running, so no budget counts; start one with `firewall proxy start`"  # 79 columns
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from firewall.cli import colour
-from firewall.cli.applying import ApplyRefused, put_in_force
+from firewall.cli.applying import ApplyRefused, loaded_in_force, print_applied, put_in_force
 from firewall.cli.errors import fail, warn
 from firewall.cli.grant_sync import end_orphan_grants, ended_line
 from firewall.cli.policy_cmd import PathsArg, app, compile_or_exit
@@ -68,10 +68,7 @@ def apply(
         fail(str(exc))
     finally:
         db.close()
-    for line in applied.warnings:
-        warn(line)
-    for line in applied.lines():
-        typer.echo(line)
+    print_applied(applied)
 
 
 def _tests_or_exit(outcomes: list[ExpectResult], skip: bool) -> str:
@@ -244,18 +241,13 @@ def rollback_command(
 
 
 def _loaded_or_warn(version: policy_store.PolicyVersion | None):
-    """The compiled policy of the version in force, to diff against; None (everything shows as new)
-    with a warning when it cannot be loaded: the command that replaces it is the way out."""
-    if version is None:
-        return None
-    try:
-        return version.load()
-    except policy_store.PolicyStoreError as exc:
-        warn(
-            f"{str(exc).partition('; put a good version')[0]}; it is replaced now, so the changes below are "
-            "against no policy"
-        )
-        return None
+    """The compiled policy of the version in force, to diff against (applying.loaded_in_force), its
+    warning printed."""
+    warnings: list[str] = []
+    policy = loaded_in_force(version, warnings)
+    for line in warnings:
+        warn(line)
+    return policy
 
 
 def _summary_line(v: policy_store.PolicyVersion) -> str:

@@ -219,18 +219,23 @@ class Replay:
         if host and self._alike(host, port):
             self._unchanged(1)
             return None
-        result = self._cache.get(key)
-        recorded = None
-        if result is None:
-            if len(self._cache) >= self._CACHE_SIZE:
-                self._cache.clear()
-            recorded = make()
-            result = self._cache[key] = replay_one(self.old, self.new, recorded)
+        result, recorded = self._decided(key, make)
         if result.change is Change.UNCHANGED:
             self._unchanged(1)
             return result
         recorded = recorded or make()
         return self._count(result, recorded.request.agent, 1, lambda: recorded)
+
+    def _decided(self, key: Hashable, make: Callable[[], Recorded]) -> tuple[Result, Recorded | None]:
+        """The cached result for `key`, or the request `make()` returns decided now (and returned)."""
+        result = self._cache.get(key)
+        if result is not None:
+            return result, None
+        if len(self._cache) >= self._CACHE_SIZE:
+            self._cache.clear()
+        recorded = make()
+        result = self._cache[key] = replay_one(self.old, self.new, recorded)
+        return result, recorded
 
     def add_counted(
         self,
@@ -256,13 +261,7 @@ class Replay:
         if self._paths is None:
             self._paths = TargetsAlike(self.old, self.new)
         key = (agent, method, host, port, self._paths(host, port, method, path, query), rest)
-        result = self._cache.get(key)
-        recorded = None
-        if result is None:
-            if len(self._cache) >= self._CACHE_SIZE:
-                self._cache.clear()
-            recorded = make()
-            result = self._cache[key] = replay_one(self.old, self.new, recorded)
+        result, recorded = self._decided(key, make)
         if result.change is Change.UNCHANGED:
             self._unchanged(count)
             return result

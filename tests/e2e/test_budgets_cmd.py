@@ -118,7 +118,7 @@ def test_budgets_with_no_proxy_running_says_so_in_one_line(firewall, llm):
     result = firewall.run("budgets")
     assert result.returncode == 1
     assert result.stdout.strip().splitlines() == [
-        "no proxy is running, so no budget is counting; start one with `firewall proxy start`"
+        "no proxy is running, so no budget counts; start one with `firewall proxy start`"
     ]
     assert result.stderr == ""
     result = firewall.run("budgets", "--json")
