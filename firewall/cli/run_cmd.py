@@ -37,10 +37,10 @@ def run_command(
 def _pinned_policy(home: Home, paths: list[Path]) -> CompiledPolicy:
     """`--policy PATH`: compiled (errors with their carets), with every vault entry it injects."""
     from firewall.cli.policy_cmd import compile_or_exit
-    from firewall.cli.policy_versions_cmd import _missing_secrets
+    from firewall.cli.applying import missing_secrets
 
     compiled = compile_or_exit(paths).policy
-    missing = _missing_secrets(home, compiled.secrets())
+    missing = missing_secrets(home, compiled.secrets())
     if missing:
         fail(
             "the policy injects credentials whose vault entries do not exist: "
