@@ -36,8 +36,8 @@ def run_command(
 
 def _pinned_policy(home: Home, paths: list[Path]) -> CompiledPolicy:
     """`--policy PATH`: compiled (errors with their carets), with every vault entry it injects."""
-    from firewall.cli.policy_cmd import compile_or_exit
     from firewall.cli.applying import missing_secrets
+    from firewall.cli.policy_cmd import compile_or_exit
 
     compiled = compile_or_exit(paths).policy
     missing = missing_secrets(home, compiled.secrets())
