@@ -58,32 +58,37 @@ def audit_table(demo: str) -> str:
     return "\n".join(lines[start:end]).rstrip() + "\n"
 
 
+def _held_fine_tuning(rule: str):
+    """The demo's held fine-tuning request, as the rule at `rule` holds it."""
+    from firewall.approvals.records import HeldRequest
+
+    return HeldRequest(
+        request_id="req_demo",
+        agent="demo-agent",
+        method="POST",
+        url="https://api.openai.com/v1/fine_tuning/jobs",
+        rule=rule,
+        rule_text='approve POST /v1/fine_tuning/** reason "fine-tuning is billed per token"',
+        reason="fine-tuning is billed per token",
+        preview='{"model": "gpt-4o-mini", "training_file": "file-abc"} (53 bytes)',
+        body_size=53,
+        fingerprint="0" * 64,
+        policy_sha256="0" * 64,
+        timeout=300.0,
+    )
+
+
 def prompt_screen() -> str:
     """The prompt's screen for a held request like the demo's, drawn by the real prompt code at 80 columns."""
     from firewall.approvals import store
     from firewall.approvals.prompt import screen
-    from firewall.approvals.records import HeldRequest
     from firewall.state.db import open_database
 
     now = time.time()
     with tempfile.TemporaryDirectory() as folder:
         db = open_database(Path(folder) / "firewall.db")
         try:
-            held = HeldRequest(
-                request_id="req_demo",
-                agent="demo-agent",
-                method="POST",
-                url="https://api.openai.com/v1/fine_tuning/jobs",
-                rule="openai.policy:23",
-                rule_text='approve POST /v1/fine_tuning/** reason "fine-tuning is billed per token"',
-                reason="fine-tuning is billed per token",
-                preview='{"model": "gpt-4o-mini", "training_file": "file-abc"} (53 bytes)',
-                body_size=53,
-                fingerprint="0" * 64,
-                policy_sha256="0" * 64,
-                timeout=300.0,
-            )
-            row = store.record_pending(db, held, now, os.getpid())
+            row = store.record_pending(db, _held_fine_tuning("openai.policy:23"), now, os.getpid())
             return screen([row], now, 600.0, [], 80, adds_rule=True)
         finally:
             db.conn.close()
@@ -112,7 +117,6 @@ def rule_screen() -> str:
     """What the prompt's `s` shows before it adds a rule (the diff and the question), at 80 columns."""
     from firewall.approvals import store
     from firewall.approvals.prompt import confirm_screen
-    from firewall.approvals.records import HeldRequest
     from firewall.approvals.rule_change import plan
     from firewall.policy.loader import load_policy
     from firewall.state import policy_store
@@ -127,21 +131,7 @@ def rule_screen() -> str:
             policy_store.store_version(
                 db, load_policy([policy]).policy, [(str(policy), RULE_POLICY)], origins=[str(policy)]
             )
-            held = HeldRequest(
-                request_id="req_demo",
-                agent="demo-agent",
-                method="POST",
-                url="https://api.openai.com/v1/fine_tuning/jobs",
-                rule="openai.policy:4",
-                rule_text='approve POST /v1/fine_tuning/** reason "fine-tuning is billed per token"',
-                reason="fine-tuning is billed per token",
-                preview='{"model": "gpt-4o-mini", "training_file": "file-abc"} (53 bytes)',
-                body_size=53,
-                fingerprint="0" * 64,
-                policy_sha256="0" * 64,
-                timeout=300.0,
-            )
-            row = store.record_pending(db, held, now, os.getpid())
+            row = store.record_pending(db, _held_fine_tuning("openai.policy:4"), now, os.getpid())
             return confirm_screen(plan(db, row, "alice via prompt on pts/3"), now, [], 80)
         finally:
             db.conn.close()
