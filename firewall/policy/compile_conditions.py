@@ -4,17 +4,7 @@ from __future__ import annotations
 
 from firewall.policy import syntax as s
 from firewall.policy.compile_base import Reporter, did_you_mean, is_number, show
-from firewall.policy.compiled import (
-    AllCond,
-    AnyCond,
-    CompareCond,
-    Cond,
-    FieldRef,
-    InCond,
-    MatchCond,
-    NotCond,
-    Scalar,
-)
+from firewall.policy.compiled import AllCond, AnyCond, CompareCond, Cond, FieldRef, InCond, MatchCond, NotCond, Scalar
 from firewall.policy.hosts import InvalidHost, normalize_host
 
 FIELD_KINDS = ("agent", "method", "path", "host", "query", "header", "json", "body.size")

@@ -32,17 +32,7 @@ from functools import cached_property
 from typing import NoReturn, TypeGuard
 from urllib.parse import parse_qsl
 
-from firewall.policy.compiled import (
-    AllCond,
-    AnyCond,
-    CompareCond,
-    Cond,
-    FieldRef,
-    InCond,
-    MatchCond,
-    NotCond,
-    Scalar,
-)
+from firewall.policy.compiled import AllCond, AnyCond, CompareCond, Cond, FieldRef, InCond, MatchCond, NotCond, Scalar
 from firewall.policy.decision import Request
 
 UNKNOWN = None  # the third truth value

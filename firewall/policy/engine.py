@@ -70,17 +70,7 @@ from firewall.policy import matching
 from firewall.policy.addresses import AddressClass
 from firewall.policy.compiled import CompiledPolicy
 from firewall.policy.conditions import AmbiguousBody, RequestView
-from firewall.policy.decision import (
-    BudgetRef,
-    Decision,
-    Injection,
-    LimitRef,
-    Mode,
-    Reason,
-    Request,
-    RuleRef,
-    Verdict,
-)
+from firewall.policy.decision import BudgetRef, Decision, Injection, LimitRef, Mode, Reason, Request, RuleRef, Verdict
 from firewall.policy.destination import exempt, first_private, normalized, same_destination
 from firewall.policy.hosts import InvalidHost, is_address
 from firewall.policy.overrides import method_override
