@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from enum import Enum
 from fnmatch import translate
@@ -94,15 +95,17 @@ class NotCond:
 Cond = CompareCond | InCond | MatchCond | AllCond | AnyCond | NotCond
 
 
-def needs_body(cond: Cond | None) -> bool:
-    """Whether evaluating `cond` reads the JSON body."""
+def fields_in(cond: Cond | None) -> Iterator[FieldRef]:
+    """The field of each comparison in `cond`, in order (a field compared twice comes twice)."""
     if cond is None:
-        return False
-    if isinstance(cond, (CompareCond, InCond, MatchCond)):
-        return cond.field.kind == "json"
+        return
     if isinstance(cond, NotCond):
-        return needs_body(cond.item)
-    return any(needs_body(item) for item in cond.items)
+        yield from fields_in(cond.item)
+    elif isinstance(cond, (AllCond, AnyCond)):
+        for item in cond.items:
+            yield from fields_in(item)
+    else:
+        yield cond.field
 
 
 # ---- host blocks ------------------------------------------------------------
@@ -233,6 +236,18 @@ class CompiledBlock:
     def rules_for(self, method: str) -> tuple[CompiledRule, ...]:
         """The rules whose methods allow `method`, in policy order (the others cannot match)."""
         return self.rules_by_method.get(method, self.rules_any_method)
+
+    def matchers(self) -> list[RequestMatcher]:
+        """What its rules, limits and budgets match, in that order (its tcp rule reads no request)."""
+        return [
+            *(rule.match for rule in self.rules),
+            *(limit.match for limit in self.limits),
+            *(budget.match for budget in self.budgets),
+        ]
+
+    def conditions(self) -> list[Cond | None]:
+        """The `when` of each of its rules, limits, budgets and inject lines (None: it has none)."""
+        return [match.when for match in self.matchers()] + [line.when for line in self.injects]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from firewall.policy.compiled import AllCond, AnyCond, CompiledBlock, Cond, FieldRef, NotCond
+from firewall.policy.compiled import CompiledBlock, FieldRef, fields_in
 from firewall.policy.conditions import MISSING, UNREADABLE, AmbiguousBody, RequestView
 from firewall.policy.decision import Request
 
@@ -39,30 +39,12 @@ ABSENT, OBJECT, ARRAY, UNREADABLE_BODY, NOT_KEPT = (
 _READ: dict[int, tuple[CompiledBlock, tuple[FieldRef, ...]]] = {}  # by id: hashing a block hashes all it holds
 
 
-def _fields_of(cond: Cond | None, out: dict[str, FieldRef]) -> None:
-    if cond is None:
-        return
-    if isinstance(cond, NotCond):
-        _fields_of(cond.item, out)
-    elif isinstance(cond, (AllCond, AnyCond)):
-        for item in cond.items:
-            _fields_of(item, out)
-    elif cond.field.kind in KINDS:
-        out.setdefault(cond.field.text, cond.field)
-
-
 def fields_read(block: CompiledBlock) -> tuple[FieldRef, ...]:
     """The header, JSON and body.size fields any condition of `block` reads, in name order."""
     found = _READ.get(id(block))
     if found is not None and found[0] is block:
         return found[1]
-    out: dict[str, FieldRef] = {}
-    for match in [rule.match for rule in block.rules] + [limit.match for limit in block.limits]:
-        _fields_of(match.when, out)
-    for budget in block.budgets:
-        _fields_of(budget.match.when, out)
-    for line in block.injects:
-        _fields_of(line.when, out)
+    out = {field.text: field for cond in block.conditions() for field in fields_in(cond) if field.kind in KINDS}
     fields = tuple(out[name] for name in sorted(out))
     if len(_READ) > 4096:
         _READ.clear()

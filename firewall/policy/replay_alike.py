@@ -8,7 +8,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, fields, is_dataclass
 from functools import lru_cache
 
-from firewall.policy.compiled import AllCond, AnyCond, CompiledBlock, CompiledPolicy, Cond, NotCond, RequestMatcher
+from firewall.policy.compiled import CompiledBlock, CompiledPolicy, RequestMatcher, fields_in
 from firewall.policy.decision import RuleRef
 from firewall.policy.hosts import InvalidHost, normalize_host
 
@@ -141,24 +141,8 @@ class TargetsAlike:
         for block in (self.old.block_for(name, port), self.new.block_for(name, port)):
             if block is None:
                 continue
-            matchers = [rule.match for rule in block.rules] + [limit.match for limit in block.limits]
-            matchers += [budget.match for budget in block.budgets]
-            for cond in [m.when for m in matchers] + [line.when for line in block.injects]:
-                _kinds(cond, kinds)
-            for matcher in matchers:
+            kinds.update(field.kind for cond in block.conditions() for field in fields_in(cond))
+            for matcher in block.matchers():
                 if matcher.globs and (not matcher.method_set or method in matcher.method_set):
                     found.setdefault(matcher.paths, matcher)
         return _Reads(None if "path" in kinds else tuple(found.values()), "query" in kinds)
-
-
-def _kinds(cond: Cond | None, out: set[str]) -> None:
-    """Add the kinds of field `cond` reads to `out`."""
-    if cond is None:
-        return
-    if isinstance(cond, NotCond):
-        _kinds(cond.item, out)
-    elif isinstance(cond, (AllCond, AnyCond)):
-        for item in cond.items:
-            _kinds(item, out)
-    else:
-        out.add(cond.field.kind)

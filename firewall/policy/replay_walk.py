@@ -11,16 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from firewall.policy.compiled import (
-    CompareCond,
-    CompiledBlock,
-    Cond,
-    FieldRef,
-    InCond,
-    MatchCond,
-    NotCond,
-    RequestMatcher,
-)
+from firewall.policy.compiled import CompiledBlock, Cond, FieldRef, RequestMatcher, fields_in
 from firewall.policy.conditions import UNREADABLE, RequestView, evaluate
 from firewall.policy.decision import Decision, Request, Verdict
 from firewall.policy.paths import AmbiguousPath, canonicalize
@@ -50,13 +41,7 @@ class _RecordedView(RequestView):
 
 def _depends(cond: Cond | None, view: _RecordedView) -> bool:
     """Whether `cond` reads a field the audit log did not record for this request."""
-    if cond is None:
-        return False
-    if isinstance(cond, (CompareCond, InCond, MatchCond)):
-        return view.unrecorded(cond.field)
-    if isinstance(cond, NotCond):
-        return _depends(cond.item, view)
-    return any(_depends(item, view) for item in cond.items)
+    return any(view.unrecorded(field) for field in fields_in(cond))
 
 
 def _applies(match: RequestMatcher, method: str, view: _RecordedView) -> bool | None:
@@ -78,20 +63,6 @@ class Walk:
 _NO_WALK = Walk(None, frozenset(), frozenset())
 
 
-def _reads(cond: Cond | None, kinds: frozenset[str], out: set[str]) -> bool:
-    """Whether evaluating `cond` reads a field of one of `kinds`; adds to `out` the names of those of
-    _UNRECORDED_KINDS it reads."""
-    if cond is None:
-        return False
-    if isinstance(cond, (CompareCond, InCond, MatchCond)):
-        if cond.field.kind in _UNRECORDED_KINDS:
-            out.add(cond.field.text)
-        return cond.field.kind in kinds
-    if isinstance(cond, NotCond):
-        return _reads(cond.item, kinds, out)
-    return any([_reads(item, kinds, out) for item in cond.items])  # a list: every item adds its fields
-
-
 _READS: dict[int, tuple[CompiledBlock, frozenset[str], bool]] = {}  # by id: hashing a block hashes all it holds
 
 
@@ -100,13 +71,12 @@ def _reads_unrecorded(block: CompiledBlock, masked: frozenset[str], known: froze
     recorded for this request (or, when some query values were masked, a query parameter)."""
     found = _READS.get(id(block))
     if found is None or found[0] is not block:
-        matchers = [rule.match for rule in block.rules] + [limit.match for limit in block.limits]
-        matchers += [budget.match for budget in block.budgets]
-        read: set[str] = set()
-        query = any([_reads(m.when, frozenset({"query"}), read) for m in matchers])
+        read = [field for match in block.matchers() for field in fields_in(match.when)]
+        unrecorded = frozenset(field.text for field in read if field.kind in _UNRECORDED_KINDS)
+        query = any(field.kind == "query" for field in read)
         if len(_READS) > 4096:
             _READS.clear()
-        found = _READS[id(block)] = (block, frozenset(read), query)  # the block kept alive: its id is not reused
+        found = _READS[id(block)] = (block, unrecorded, query)  # the block kept alive: its id is not reused
     _, fields, reads_query = found
     return bool(fields - known) or (bool(masked) and reads_query)
 
