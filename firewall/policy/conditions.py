@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cached_property
 from typing import NoReturn, TypeGuard
 from urllib.parse import parse_qsl
@@ -77,14 +78,14 @@ def _not_json(constant: str) -> NoReturn:
     raise ValueError(f"{constant} is not JSON")
 
 
+@dataclass(eq=False)  # not frozen: a frozen __init__ costs ~0.8 µs more CPU per decision; eq by identity
 class RequestView:
     """The fields conditions read, computed once per request and only when asked."""
 
-    def __init__(self, request: Request, host: str, path: str, query: str) -> None:
-        self.request = request
-        self.host = host
-        self.path = path
-        self.query_string = query
+    request: Request
+    host: str
+    path: str
+    query_string: str
 
     @cached_property
     def query(self) -> dict[str, list[str]]:

@@ -20,15 +20,12 @@ from firewall.policy.replay_alike import normalized_host
 _UNRECORDED_KINDS = frozenset({"header", "json", "body.size"})
 
 
+@dataclass(eq=False)
 class _RecordedView(RequestView):
     """The fields conditions read, with the ones the audit log does not record unreadable."""
 
-    def __init__(
-        self, request: Request, host: str, path: str, query: str, masked: frozenset[str], known: frozenset[str]
-    ) -> None:
-        super().__init__(request, host, path, query)
-        self.masked = masked
-        self.known = known
+    masked: frozenset[str]  # query parameters whose recorded value was masked
+    known: frozenset[str]  # header, JSON and body.size fields recorded exactly
 
     def unrecorded(self, field: FieldRef) -> bool:
         if field.kind in _UNRECORDED_KINDS:
