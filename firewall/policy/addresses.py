@@ -54,7 +54,9 @@ def _entries(*rows: tuple[str, str, str]) -> tuple[Special, ...]:
     return tuple(Special(ipaddress.ip_network(prefix), name, rfc) for prefix, name, rfc in rows)
 
 
-IPV4_SPECIAL = _entries(
+# Both registries and multicast in one table: an address is looked up in all of them at once.
+SPECIAL = _entries(
+    # IANA IPv4 Special-Purpose Address Registry
     ("0.0.0.0/8", '"this network"', "RFC 791"),
     ("0.0.0.0/32", '"this host on this network"', "RFC 1122"),
     ("10.0.0.0/8", "private-use", "RFC 1918"),
@@ -80,9 +82,7 @@ IPV4_SPECIAL = _entries(
     ("203.0.113.0/24", "documentation (TEST-NET-3)", "RFC 5737"),
     ("240.0.0.0/4", "reserved", "RFC 1112"),
     ("255.255.255.255/32", "limited broadcast", "RFC 8190"),
-)
-
-IPV6_SPECIAL = _entries(
+    # IANA IPv6 Special-Purpose Address Registry
     ("::1/128", "loopback", "RFC 4291"),
     ("::/128", "unspecified", "RFC 4291"),
     ("::ffff:0:0/96", "IPv4-mapped", "RFC 4291"),
@@ -108,28 +108,22 @@ IPV6_SPECIAL = _entries(
     ("5f00::/16", "segment routing (SRv6) SIDs", "RFC 9602"),
     ("fc00::/7", "unique-local", "RFC 4193"),
     ("fe80::/10", "link-local", "RFC 4291"),
+    # multicast, which has registries of its own
+    ("224.0.0.0/4", "multicast", "RFC 5771"),
+    ("ff00::/8", "multicast", "RFC 4291"),
 )
 
-MULTICAST = _entries(("224.0.0.0/4", "multicast", "RFC 5771"), ("ff00::/8", "multicast", "RFC 4291"))
 IPV6_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")  # IANA IPv6 Address Space registry
 LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
 
 # Most specific entry first, so an address is described by the narrowest entry holding it.
-_SPECIAL = sorted((*IPV4_SPECIAL, *IPV6_SPECIAL, *MULTICAST), key=lambda entry: -entry.network.prefixlen)
+_SPECIAL = sorted(SPECIAL, key=lambda entry: -entry.network.prefixlen)
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 _MAPPED = ipaddress.ip_network("::ffff:0:0/96")
 _TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT "IPv4-translated", RFC 2765
 _COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated IPv4-compatible, RFC 4291
-
-
-@dataclass(frozen=True)
-class Embedding:
-    """An IPv4 address an IPv6 address carries, and the form that carries it."""
-
-    form: str
-    ipv4: IPv4
 
 
 @dataclass(frozen=True)
@@ -141,7 +135,6 @@ class AddressClass:
     public: bool
     link_local: bool
     why: str = ""
-    embeds: tuple[Embedding, ...] = ()
 
 
 def special_entry(address: IPv4 | IPv6) -> Special | None:
@@ -150,6 +143,14 @@ def special_entry(address: IPv4 | IPv6) -> Special | None:
         if entry.network.version == address.version and address in entry.network:
             return entry
     return None
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """An IPv4 address an IPv6 address carries, and the form that carries it."""
+
+    form: str
+    ipv4: IPv4
 
 
 def embedded_ipv4(address: IPv6) -> tuple[Embedding, ...]:
@@ -212,7 +213,7 @@ def _classify_ipv6(address: IPv6) -> AddressClass:
         # (RFC 4291 2.5.5.2; never seen on the wire), so it is that address, as hosts.py reads it.
         inner = classify(str(address.ipv4_mapped))
         why = f"{inner.why}, as IPv4-mapped ::ffff:0:0/96" if inner.why else ""
-        return AddressClass(str(address), inner.public, inner.link_local, why, embedded_ipv4(address))
+        return AddressClass(str(address), inner.public, inner.link_local, why)
     entry = special_entry(address)
     embeds = embedded_ipv4(address)
     wrapped_classes = [(embedding, classify(str(embedding.ipv4))) for embedding in embeds]
@@ -229,7 +230,7 @@ def _classify_ipv6(address: IPv6) -> AddressClass:
         f"wrapping {embedding.ipv4} as {embedding.form}" + ("" if found.public else f": {found.why}")
         for embedding, found in wrapped_classes
     ]
-    return AddressClass(str(address), False, link_local, "; ".join([why, *wrapped]), embeds)
+    return AddressClass(str(address), False, link_local, "; ".join([why, *wrapped]))
 
 
 def _is_link_local(address: IPv4 | IPv6) -> bool:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firewall.policy.addresses import IPV4_SPECIAL, IPV6_SPECIAL, MULTICAST, classify
+from firewall.policy.addresses import SPECIAL, classify
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -136,7 +136,7 @@ def embeddings(v4: ipaddress.IPv4Address, noise: int = 0x1234_5678) -> list[str]
 
 
 def test_the_module_table_covers_the_registries_row_by_row():
-    module = {entry.network for entry in (*IPV4_SPECIAL, *IPV6_SPECIAL, *MULTICAST)}
+    module = {entry.network for entry in SPECIAL}
     rows = {ipaddress.ip_network(prefix) for prefix in [*IPV4_REGISTRY, *IPV6_REGISTRY, "224.0.0.0/4", "ff00::/8"]}
     assert rows - module == set()
 
