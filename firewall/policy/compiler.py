@@ -164,9 +164,9 @@ class _Compiler(CredentialsCompiler, ConditionsCompiler, ExpectationsCompiler, B
         budgets: list[CompiledBudget] = []
         usage_settings: list[s.UsageSetting] = []
         tcp: CompiledRule | None = None
-        mode: s.BlockMode | None = None
+        mode: s.ModeStmt | None = None
         for item in node.items:
-            if isinstance(item, s.BlockMode):
+            if isinstance(item, s.ModeStmt):
                 if mode is not None:
                     self.error(
                         f"a second mode line in this host block; the first is at {mode.span.location}",

@@ -137,7 +137,7 @@ class _Formatter:
             return " ".join(filter(None, parts))
         if isinstance(node, s.UsageSetting):
             return f"usage unreadable {node.action}"
-        if isinstance(node, s.BlockMode):
+        if isinstance(node, s.ModeStmt):
             return f"mode {node.mode}"
         reason = f"reason {_string(node.reason.value)}" if node.reason else ""
         name = f"as {_string(node.name.value)}" if node.name else ""

@@ -90,6 +90,8 @@ class DefaultStmt:
 
 @dataclass(frozen=True)
 class ModeStmt:
+    """`mode enforce` / `mode report`: the policy's mode, or inside a host block that block's own."""
+
     mode: str
     span: Span
 
@@ -207,15 +209,7 @@ class TcpRule:
     name: Value[str] | None = None
 
 
-@dataclass(frozen=True)
-class BlockMode:
-    """`mode report` (or `mode enforce`) inside a host block: that block's mode, beside the policy's."""
-
-    mode: str
-    span: Span
-
-
-HostItem = Inject | Limit | Budget | UsageSetting | Rule | TcpRule | BlockMode
+HostItem = Inject | Limit | Budget | UsageSetting | Rule | TcpRule | ModeStmt
 
 
 @dataclass(frozen=True)

@@ -191,8 +191,7 @@ class ToSyntax:
     def rule_name(self, meta: Meta, children: Children) -> _Name:
         return _Name(self._value(children[0], string_value(children[0])))
 
-    def block_mode(self, meta: Meta, children: Children) -> s.BlockMode:
-        return s.BlockMode(str(children[0]), self._span(meta))
+    block_mode = mode_stmt  # a host block's own `mode` line: the same line as the policy's
 
     def methods(self, meta: Meta, children: Children) -> _Methods:
         return _Methods(tuple(self._word(token) for token in children))
