@@ -3,6 +3,11 @@
 Everything `decide()` needs and nothing else. Fields marked `derived` (compiled
 regexes, lookup indexes) are rebuilt from the others and never serialised, so
 the JSON — and its sha256 — says exactly what the policy decides.
+
+Several classes have the fields of a syntax node (syntax.py: InList and InCond, Inject and
+CompiledInject). They are not built from the nodes on purpose: a compiled value is normalised
+(hosts, methods, flattened and/or) and carries a RuleRef, not a span, and the JSON of these
+classes is the policy's identity, so a change to the syntax tree must not change a stored hash.
 """
 
 from __future__ import annotations
