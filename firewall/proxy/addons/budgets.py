@@ -8,7 +8,8 @@ let through carries `notes.budget_hold`). This addon
 - feeds a streamed answer's chunks to `budgets.stream.StreamCounter` as they pass
   (unchanged, unless the usage it asked for must come out), or reads a whole answer;
 - keeps a JSON answer that streams by (sent chunked, or too large to be relayed whole:
-  a big embeddings batch) up to `READ_WHOLE_UP_TO`, and reads it whole when it ends;
+  a big embeddings batch) up to `READ_WHOLE_UP_TO`, and `KEPT_AT_ONCE` for all of them
+  together, and reads it whole when it ends;
 - when the answer has ended, counts it (`budgets.charges.count`), adds that to the
   budgets' counters (`BudgetStore.add`) and notes the tokens and cost for the audit row.
 
@@ -22,6 +23,7 @@ taken over a WebSocket count one by one (ws_budgets.py).
 from __future__ import annotations
 
 import time
+import weakref
 
 from mitmproxy import http
 
@@ -35,6 +37,7 @@ from firewall.proxy.runtime import Runtime
 
 _COUNTER = "firewall-budget-counter"
 READ_WHOLE_UP_TO = 16 * 1024 * 1024  # bytes of a streamed JSON answer kept to read its usage; past it: unreadable
+KEPT_AT_ONCE = 64 * 1024 * 1024  # bytes all such answers of one proxy process keep together; past it: unreadable
 
 
 class BudgetMeter:
@@ -117,29 +120,68 @@ class BudgetMeter:
         await self.store.add(decision.budgets, hold, charged.amounts, time.time())
 
 
+class Keeping:
+    """The bytes every `WholeAnswer` of this process keeps, bounded, so that many large answers
+    at once cannot take the proxy's memory: an answer that would pass the bound keeps nothing
+    and counts as unreadable (`usage unreadable` decides what that costs)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.kept = 0
+
+    def take(self, size: int) -> bool:
+        if self.kept + size > self.limit:
+            return False
+        self.kept += size
+        return True
+
+    def give_back(self, kept: list[int]) -> None:
+        """Give back what one answer kept (`kept`: its one-item tally, set to 0)."""
+        self.kept -= kept[0]
+        kept[0] = 0
+
+
+KEEPING = Keeping(KEPT_AT_ONCE)
+
+
 class WholeAnswer:
     """A JSON answer that streams by: its chunks pass on untouched and are kept (up to
-    `READ_WHOLE_UP_TO`, unpacked at the end within the same bound) to be read whole."""
+    `READ_WHOLE_UP_TO`, and within what `keeping` allows all answers together; unpacked at
+    the end within the same bound) to be read whole."""
 
-    def __init__(self, api: str, content_encoding: str) -> None:
+    def __init__(self, api: str, content_encoding: str, keeping: Keeping = KEEPING) -> None:
         self.api = api
         self.content_encoding = content_encoding
+        self.keeping = keeping
         self._parts: list[bytes] = []
-        self._size = 0
+        self._kept = [0]  # a list, so the finalizer below shares it without holding the answer
+        weakref.finalize(self, keeping.give_back, self._kept)  # a flow dropped unread gives back too
+        self._unreadable = False
+        self._read = False
+        self._usage: Usage | None = None
 
     def feed(self, chunk: bytes) -> bytes:
-        if self._size <= READ_WHOLE_UP_TO:
-            self._size += len(chunk)
-            if self._size <= READ_WHOLE_UP_TO:
-                self._parts.append(chunk)
-            else:
-                self._parts.clear()  # too large to read: unreadable, and nothing more is kept
+        if self._unreadable or self._read or not chunk:
+            return chunk
+        if self._kept[0] + len(chunk) <= READ_WHOLE_UP_TO and self.keeping.take(len(chunk)):
+            self._parts.append(chunk)
+            self._kept[0] += len(chunk)
+        else:
+            self._unreadable = True  # too large to read: nothing more is kept
+            self._release()
         return chunk
 
     def usage(self) -> Usage | None:
-        """The answer's usage; None when it was too large, not valid in its encoding, or carries none."""
-        if self._size > READ_WHOLE_UP_TO:
-            return None
+        """The answer's usage (read once; what was kept is given back); None when it was too
+        large, not valid in its encoding, or carries none."""
+        if not self._read:
+            self._read = True
+            if not self._unreadable:
+                self._usage = self._read_kept()
+            self._release()
+        return self._usage
+
+    def _read_kept(self) -> Usage | None:
         body = b"".join(self._parts)
         if self.content_encoding.strip().lower() not in IDENTITY:
             try:
@@ -150,6 +192,10 @@ class WholeAnswer:
                 return None
             body = unpacked.data
         return read_answer(self.api, body)
+
+    def _release(self) -> None:
+        self.keeping.give_back(self._kept)
+        self._parts.clear()
 
 
 def note_charge(notes: FlowNotes, charged: Charge) -> None:
