@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from firewall.redaction import MASK, keep, looks_secret, mask_query
 
@@ -52,27 +53,32 @@ def display_url(scheme: str, host: str, port: int, path: str, query: str, redact
 UNBOUND_HEADERS = frozenset({"proxy-authorization", "content-length", "traceparent", "x-stainless-retry-count"})
 
 
-def fingerprint(
-    agent: str,
-    method: str,
-    scheme: str,
-    host: str,
-    port: int,
-    path: str,
-    query: str,
-    body: bytes,
-    headers: tuple[tuple[str, str], ...],
-) -> str:
+@dataclass(frozen=True)
+class BoundRequest:
+    """A held request as it would go upstream: everything an approval is bound to (`fingerprint`)."""
+
+    agent: str
+    method: str
+    scheme: str
+    host: str
+    port: int
+    path: str
+    query: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+
+
+def fingerprint(request: BoundRequest) -> str:
     """sha256 over the agent, method, full (unmasked) URL, every header that goes upstream
     (in order, names lower-cased, UNBOUND_HEADERS left out) and the body's sha256: equal only for
     the same agent sending the same request with the same headers and body."""
-    bound = [[name.lower(), value] for name, value in headers if name.lower() not in UNBOUND_HEADERS]
+    bound = [[name.lower(), value] for name, value in request.headers if name.lower() not in UNBOUND_HEADERS]
     parts = [
-        agent,
-        method.upper(),
-        f"{scheme}://{host.lower()}:{port}{path}?{query}",
+        request.agent,
+        request.method.upper(),
+        f"{request.scheme}://{request.host.lower()}:{request.port}{request.path}?{request.query}",
         json.dumps(bound, ensure_ascii=False),
-        hashlib.sha256(body).hexdigest(),
+        hashlib.sha256(request.body).hexdigest(),
     ]
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 

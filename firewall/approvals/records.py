@@ -65,12 +65,13 @@ class Approval:
     policy_sha256: str
     proxy_pid: int
     held: int
-    decided_at: float | None
-    decided_by: str | None
-    detail: str | None
-    grant_id: str | None
-    used_at: float | None
-    used_by_request: str | None
+    # None until the row is answered (or expires), used or granted:
+    decided_at: float | None = None
+    decided_by: str | None = None
+    detail: str | None = None
+    grant_id: str | None = None
+    used_at: float | None = None
+    used_by_request: str | None = None
     decided_via: str | None = None  # where the answer came from: "cli", "prompt on pts/3"
 
     def as_json(self) -> dict:

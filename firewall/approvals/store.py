@@ -53,12 +53,6 @@ def record_pending(db: sqlite_utils.Database, held: HeldRequest, now: float, pro
         state=PENDING,
         proxy_pid=proxy_pid,
         held=1,
-        decided_at=None,
-        decided_by=None,
-        detail=None,
-        grant_id=None,
-        used_at=None,
-        used_by_request=None,
     )
     values = [getattr(approval, f.name) for f in fields(Approval)]
     with transaction(plain_connection(db), immediate=True):

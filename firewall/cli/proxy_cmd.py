@@ -12,7 +12,6 @@ import typer
 from firewall.cli.errors import fail
 from firewall.cli.state import home_or_exit
 from firewall.run import proxy_process as process
-from firewall.state.home import Home
 
 app = typer.Typer(help="Start, stop and inspect the proxy.", no_args_is_help=True)
 DEFAULT_PORT = 8877
@@ -63,7 +62,7 @@ def start(
 
     Example: firewall proxy start --port 8877 --limits-storage redis://127.0.0.1:6379
     """
-    from firewall.proxy.settings import MAX_WORKERS, SettingsError, default_workers
+    from firewall.proxy.settings import MAX_WORKERS, ProxySettings, SettingsError, default_workers
 
     try:
         workers = default_workers() if workers is None else workers
@@ -72,37 +71,45 @@ def start(
     if not 1 <= workers <= MAX_WORKERS:
         fail(f"--workers must be 1 to {MAX_WORKERS}, not {workers}", code=2)
     home = home_or_exit()
-    state_file = process.shared_state_file(home)
     running = process.running_proxy(home)
     if running is not None:
         fail(
             f"a proxy is already running on 127.0.0.1:{running.port} (pid {running.pid}); "
             "stop it with `firewall proxy stop`"
         )
-    if foreground:
+    if audit not in ("on", "off"):
+        fail(f"--audit is `on` or `off`, not {audit!r}")
+    try:
+        settings = ProxySettings(
+            home=home,
+            port=port,
+            state_file=process.shared_state_file(home),
+            upstream_ca=upstream_ca,
+            limits_storage=limits_storage,
+            limits_timeout=limits_timeout,
+            audit=audit == "on",
+            audit_full_action=audit_full_action,
+            workers=workers,
+        )
+    except SettingsError as exc:
+        fail(str(exc), code=2 if foreground else 1)  # each mode exits as it always has (2 would fit both)
+    if foreground:  # the shared proxy in this terminal, its log on stderr
         from firewall.vault import VaultError, handoff
 
         try:
             handoff.reexec_without_passphrase_env()  # agents could read this process's /proc/PID/environ
         except VaultError as exc:
             fail(str(exc))
-        _serve(home, port, state_file, upstream_ca, limits_storage, audit, limits_timeout, audit_full_action, workers)
+        from firewall.proxy.foreground import serve_in_foreground
+
+        if code := serve_in_foreground(settings):
+            raise SystemExit(code)
         return
     from firewall.proxy import ca
 
     given_before = ca.read_given_ca(home)  # the CA agents trusted, to say so if the start replaces it
     try:
-        info, _ = process.start_background(
-            home,
-            state_file=state_file,
-            port=port,
-            upstream_ca=upstream_ca,
-            limits_storage=limits_storage,
-            audit=audit,
-            limits_timeout=limits_timeout,
-            audit_full_action=audit_full_action,
-            workers=workers,
-        )
+        info, _ = process.start_background(settings)
     except process.ProxyProcessError as exc:
         fail(str(exc))
     typer.echo(f"proxy listening on 127.0.0.1:{info.port} (pid {info.pid})")
@@ -129,42 +136,6 @@ def _warn_without_policy(home) -> None:
         db.close()
     if version is None:
         warn("no policy is in force: the proxy blocks every request until you run `firewall policy apply PATH`")
-
-
-def _serve(
-    home: Home,
-    port: int,
-    state_file: Path,
-    upstream_ca: Path | None,
-    limits_storage: str,
-    audit: str,
-    limits_timeout: float,
-    audit_full_action: str,
-    workers: int,
-) -> None:
-    """`proxy start --foreground`: the shared proxy in this terminal, its log on stderr."""
-    from firewall.proxy.foreground import serve_in_foreground
-    from firewall.proxy.settings import ProxySettings, SettingsError
-
-    if audit not in ("on", "off"):
-        fail(f"--audit is `on` or `off`, not {audit!r}")
-    try:
-        settings = ProxySettings(
-            home=home,
-            port=port,
-            state_file=state_file,
-            upstream_ca=upstream_ca,
-            limits_storage=limits_storage,
-            limits_timeout=limits_timeout,
-            audit=audit == "on",
-            audit_full_action=audit_full_action,
-            workers=workers,
-        )
-    except SettingsError as exc:
-        fail(str(exc), code=2)
-    code = serve_in_foreground(settings)
-    if code:
-        raise SystemExit(code)
 
 
 @app.command()

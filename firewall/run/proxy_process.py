@@ -17,11 +17,10 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-from firewall.proxy.settings import LIMITS_TIMEOUT, ProxySettings, SettingsError
+from firewall.proxy.settings import ProxySettings
 from firewall.proxy.state_file import ProxyInfo, read_info
 from firewall.proxy.stopping import (  # noqa: F401  (callers find the whole of a proxy's life here)
     DEFAULT_GRACE,
@@ -87,56 +86,25 @@ def bind_listener(port: int = 0) -> socket.socket:
     return listener
 
 
-def start_background(home: Home, **options: Any) -> tuple[ProxyInfo, subprocess.Popen]:
-    """Start the proxy in the foreground of a detached process and wait until it listens: the
-    options are `spawn_background`'s. `audit="off"` is a benchmark knob (see `firewall proxy
-    start --audit`)."""
-    return wait_listening(spawn_background(home, **options))
+def start_background(settings: ProxySettings) -> tuple[ProxyInfo, subprocess.Popen]:
+    """Start the proxy in the foreground of a detached process and wait until it listens."""
+    return wait_listening(spawn_background(settings))
 
 
 def spawn_background(
-    home: Home,
-    *,
-    state_file: Path,
-    port: int = 0,
-    upstream_ca: Path | None = None,
-    limits_storage: str = "memory://",
-    pinned_policy: Path | None = None,
-    log_file: Path | None = None,
-    env: dict[str, str] | None = None,
-    listener: socket.socket | None = None,
-    audit: str = "on",
-    limits_timeout: float | None = None,
-    audit_full_action: str = "refuse",
-    workers: int = 1,
+    settings: ProxySettings, *, env: dict[str, str] | None = None, listener: socket.socket | None = None
 ) -> Starting:
     """Start the proxy process and return at once: the caller can do its own work while the
     proxy starts (importing mitmproxy takes most of a second), then `wait_listening`.
 
-    With `listener` (see `bind_listener`), the proxy serves on that socket, and this
-    process's copy of it is closed. With `workers` > 1 the process started is the supervisor
-    of that many proxy processes (supervisor.py); its state file names them."""
-    if audit not in ("on", "off"):
-        raise ProxyProcessError(f"--audit is `on` or `off`, not {audit!r}")
-    state_file.unlink(missing_ok=True)
-    log_file = log_file or home.run_dir / "proxy.log"
-    try:
-        settings = ProxySettings(
-            home=home,
-            port=port,
-            state_file=state_file,
-            log_file=log_file,
-            upstream_ca=upstream_ca,
-            limits_storage=limits_storage,
-            limits_timeout=LIMITS_TIMEOUT if limits_timeout is None else limits_timeout,
-            pinned_policy=pinned_policy,
-            listen_fd=listener.fileno() if listener is not None else None,
-            audit=audit == "on",
-            audit_full_action=audit_full_action,
-            workers=workers,
-        )
-    except SettingsError as exc:
-        raise ProxyProcessError(str(exc)) from None
+    Its log goes to `settings.log_file`, else to the state folder's `run/proxy.log`. With
+    `listener` (see `bind_listener`), the proxy serves on that socket, and this process's copy
+    of it is closed. With `settings.workers` > 1 the process started is the supervisor of that
+    many proxy processes (supervisor.py); its state file names them."""
+    home = settings.home
+    settings.state_file.unlink(missing_ok=True)
+    log_file = settings.log_file or home.run_dir / "proxy.log"
+    settings = replace(settings, log_file=log_file, listen_fd=listener.fileno() if listener is not None else None)
     command = [sys.executable, "-m", "firewall.proxy", *settings.to_argv()]
     pass_fds = (listener.fileno(),) if listener is not None else ()
     # The passphrase goes on the proxy's stdin, never into its environment (readable in /proc).
@@ -160,7 +128,8 @@ def spawn_background(
     if passphrase:
         process.stdin.write(passphrase)
         process.stdin.close()
-    return Starting(process, state_file, log_file, log_offset, port_bound, pinned_policy is not None, limits_storage)
+    pinned = settings.pinned_policy is not None
+    return Starting(process, settings.state_file, log_file, log_offset, port_bound, pinned, settings.limits_storage)
 
 
 def accepting(starting: Starting) -> ProxyInfo:

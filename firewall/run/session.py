@@ -157,6 +157,7 @@ class RunSession:
         """Start this run's proxy on a socket bound here, so the command can start before the proxy is up:
         its connections wait in the socket's queue until the proxy accepts them."""
         from firewall.proxy.ca import read_upstream_ca
+        from firewall.proxy.settings import ProxySettings
         from firewall.state.home import StateError
 
         state_file = self.home.run_dir / f"proxy-run-{os.getpid()}.json"
@@ -166,9 +167,10 @@ class RunSession:
             listener = process.bind_listener()
         except (StateError, process.ProxyProcessError) as exc:
             raise RunError(str(exc)) from None
-        return process.spawn_background(
-            self.home, state_file=state_file, pinned_policy=policy_file, upstream_ca=self.upstream_ca, listener=listener
+        settings = ProxySettings(
+            self.home, port=0, state_file=state_file, pinned_policy=policy_file, upstream_ca=self.upstream_ca
         )
+        return process.spawn_background(settings, listener=listener)
 
     def _own_proxy(self, starting: process.Starting, given_ca: bytes | None) -> process.ProxyInfo:
         """The proxy to give the command. A start that creates the CA the command must trust (the

@@ -21,43 +21,29 @@ class StateError(Exception):
     """A problem with the state folder, worded so the user can fix it."""
 
 
+class _InRoot:
+    """A path inside the state folder, named once: `home.database` is `home.root / "firewall.db"`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, home: Home, owner: type | None = None) -> Path:
+        return home.root / self.name
+
+
 @dataclass(frozen=True)
 class Home:
     """Paths of everything inside one state folder."""
 
     root: Path
 
-    @property
-    def database(self) -> Path:
-        return self.root / "firewall.db"
-
-    @property
-    def vault(self) -> Path:
-        return self.root / "vault.json"
-
-    @property
-    def master_key(self) -> Path:
-        return self.root / "master.key"
-
-    @property
-    def ca_dir(self) -> Path:
-        """mitmproxy's confdir: its CA private key lives here and never leaves."""
-        return self.root / "ca"
-
-    @property
-    def audit_key(self) -> Path:
-        """The key that signs audit checkpoints (firewall/audit/checkpoints.py)."""
-        return self.root / "audit-signing.key"
-
-    @property
-    def checkpoints(self) -> Path:
-        """Signed checkpoints of the audit chain, one JSON line each."""
-        return self.root / "audit-checkpoints.jsonl"
-
-    @property
-    def run_dir(self) -> Path:
-        """Runtime files of a running proxy (pid, port, bundles for agents)."""
-        return self.root / "run"
+    database = _InRoot("firewall.db")
+    vault = _InRoot("vault.json")
+    master_key = _InRoot("master.key")
+    ca_dir = _InRoot("ca")  # mitmproxy's confdir: its CA private key lives here and never leaves
+    audit_key = _InRoot("audit-signing.key")  # signs audit checkpoints (firewall/audit/checkpoints.py)
+    checkpoints = _InRoot("audit-checkpoints.jsonl")  # signed checkpoints of the audit chain, one JSON line each
+    run_dir = _InRoot("run")  # runtime files of a running proxy (pid, port, bundles for agents)
 
 
 def default_root() -> Path:

@@ -26,15 +26,14 @@ class Kind(StrEnum):
 class Provider:
     name: str
     description: str
-    kind: Kind
-    pattern: re.Pattern[str] | None  # full-match shape of an api_key value
+    pattern: re.Pattern[str] | None  # full-match shape of an api_key value; None: an oauth login
     shape: str  # how a value looks, for error messages: "sk-proj-… (sk- followed by …)"
     env_var: str | None
     placeholder: str | None
 
-    def __post_init__(self) -> None:
-        if (self.kind is Kind.API_KEY) != (self.pattern is not None):
-            raise ValueError(f"provider {self.name}: a pattern belongs to api_key providers, and only to them")
+    @property
+    def kind(self) -> Kind:
+        return Kind.OAUTH if self.pattern is None else Kind.API_KEY
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -43,7 +42,6 @@ PROVIDERS: dict[str, Provider] = {
         Provider(
             name="openai",
             description="OpenAI API key",
-            kind=Kind.API_KEY,
             # Anthropic keys also start with sk-; they are not OpenAI keys.
             pattern=re.compile(r"sk-(?!ant-)[A-Za-z0-9_-]{20,}"),
             shape="OpenAI keys look like sk-proj-… (sk- followed by at least 20 letters, digits, - or _)",
@@ -53,7 +51,6 @@ PROVIDERS: dict[str, Provider] = {
         Provider(
             name="anthropic",
             description="Anthropic API key",
-            kind=Kind.API_KEY,
             pattern=re.compile(r"sk-ant-[A-Za-z0-9_-]{20,}"),
             shape="Anthropic keys look like sk-ant-api03-… (sk-ant- followed by at least 20 letters, digits, - or _)",
             env_var="ANTHROPIC_API_KEY",
@@ -62,7 +59,6 @@ PROVIDERS: dict[str, Provider] = {
         Provider(
             name="github",
             description="GitHub token (classic, OAuth, app or fine-grained)",
-            kind=Kind.API_KEY,
             pattern=re.compile(r"gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{22,}"),
             shape=(
                 "GitHub tokens look like ghp_… (ghp_, gho_, ghu_, ghs_ or ghr_ followed by "
@@ -74,7 +70,6 @@ PROVIDERS: dict[str, Provider] = {
         Provider(
             name="gemini",
             description="Google Gemini API key",
-            kind=Kind.API_KEY,
             pattern=re.compile(r"AIza[A-Za-z0-9_-]{35}"),
             shape="Gemini keys look like AIza… (AIza followed by 35 letters, digits, - or _)",
             env_var="GEMINI_API_KEY",
@@ -83,7 +78,6 @@ PROVIDERS: dict[str, Provider] = {
         Provider(
             name="generic",
             description="Any other token or password",
-            kind=Kind.API_KEY,
             pattern=re.compile(r"\S+"),
             shape="a generic secret is any non-empty value without spaces or line breaks",
             env_var=None,
@@ -92,7 +86,6 @@ PROVIDERS: dict[str, Provider] = {
         Provider(
             name="codex",
             description="Codex CLI ChatGPT login (the JSON of ~/.codex/auth.json)",
-            kind=Kind.OAUTH,
             pattern=None,
             shape='a Codex login is ~/.codex/auth.json after `codex login` with "Sign in with ChatGPT"',
             env_var=None,
@@ -158,7 +151,7 @@ def validate_value(provider_name: str, value: str) -> None:
         raise InvalidValue(f"the {provider.name} value is {len(value)} characters; the limit is {MAX_VALUE_CHARS}")
     if value == provider.placeholder:
         raise InvalidValue(f"that is the firewall's {provider.name} placeholder, not a real key")
-    if provider.pattern is None:  # an oauth provider (Provider guarantees the pairing)
+    if provider.pattern is None:  # an oauth provider
         _check_oauth_login(provider, value)
     else:
         _check_api_key(provider, provider.pattern, value)

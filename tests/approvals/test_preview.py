@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from firewall.approvals.preview import PREVIEW_LIMIT, body_preview, display_url, fingerprint
+from firewall.approvals.preview import PREVIEW_LIMIT, BoundRequest, body_preview, display_url
+from firewall.approvals.preview import fingerprint as bound_fingerprint
 from firewall.redaction import SecretIndex
 
 VAULT = SecretIndex.build({"openai": "sk-proj-VAULTVALUE0123456789"}).redact
@@ -66,6 +67,11 @@ def test_display_url_masks_credential_looking_query_values_and_default_ports():
 
 
 HEADERS = (("Host", "api.example.com"), ("Content-Type", "application/json"), ("Content-Length", "8"))
+
+
+def fingerprint(*parts) -> str:
+    """The fingerprint of the request of these parts (BoundRequest's fields, in order)."""
+    return bound_fingerprint(BoundRequest(*parts))
 
 
 def test_fingerprint_changes_with_every_part_of_the_request():

@@ -22,6 +22,7 @@ from urllib.parse import quote
 from mitmproxy import http
 
 from firewall.approvals.broker import ApprovalBroker
+from firewall.approvals.preview import BoundRequest
 from firewall.budgets.usage import api_of
 from firewall.policy import Decision, Mode, Request, Verdict, field_values
 from firewall.policy.outcomes import Outcome, approval_outcome, blocked_outcome, forwarded_outcome
@@ -216,15 +217,17 @@ class Enforcer:
             return True
         held = await self.broker.describe(
             request_id=notes.request_id,
-            agent=notes.agent,
-            method=flow.request.method,
-            scheme=flow.request.scheme,
-            host=decision.host,
-            port=flow.request.port,
-            path=decision.canonical_path,
-            query=decision.query,
-            body=flow.request.raw_content or b"",
-            headers=tuple(flow.request.headers.items(multi=True)),
+            request=BoundRequest(
+                agent=notes.agent,
+                method=flow.request.method,
+                scheme=flow.request.scheme,
+                host=decision.host,
+                port=flow.request.port,
+                path=decision.canonical_path,
+                query=decision.query,
+                body=flow.request.raw_content or b"",
+                headers=tuple(flow.request.headers.items(multi=True)),
+            ),
             content_type=flow.request.headers.get("content-type"),
             rule=rule,
             rule_text=text,
