@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from mitmproxy import ctx, http
 
@@ -171,24 +171,16 @@ class WebSocketMeter:
         self.auditor.record_turn(flow, row)
 
 
+# What a turn's row does not take from the upgrade's: its figures start as a new row's do.
+_OWN = ("bytes_in", "bytes_out", "budget_hold", "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "model")
+_FRESH = {f.name: f.default for f in fields(FlowNotes) if f.name in (*_OWN, "recorded")}
+
+
 def _row(notes: FlowNotes, request_id: str, started: float, outcome: Outcome, reason: str, detail: str) -> FlowNotes:
     """The audit row of one turn: the upgrade's, with the turn's own id, time, outcome and figures."""
+    detail = f"WebSocket turn on {notes.request_id}: {detail}"
     return replace(
-        notes,
-        request_id=request_id,
-        started=started,
-        outcome=outcome,
-        reason=reason,
-        detail=f"WebSocket turn on {notes.request_id}: {detail}",
-        bytes_in=0,
-        bytes_out=0,
-        budget_hold=None,
-        input_tokens=None,
-        output_tokens=None,
-        cached_tokens=None,
-        cost_usd=None,
-        model=None,
-        recorded=False,
+        notes, request_id=request_id, started=started, outcome=outcome, reason=reason, detail=detail, **_FRESH
     )
 
 
