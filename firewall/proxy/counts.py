@@ -10,7 +10,9 @@ in one process.
 Why a service of our own, not SQLite or Redis: a single machine must not need Redis; a
 SQLite counter store would put a write transaction (and its lock) on every limited
 request, and a moving window's hits in a table; here a count costs one round trip on a
-Unix socket (about 50 us) and nothing touches the disk. The counts live as long as the
+Unix socket (on the 2-core test VM about 0.1 ms of CPU at each end when checks come one at a
+time, a quarter of that when many share a write: bench/count_service.py) and nothing touches
+the disk. The counts live as long as the
 supervisor, as they live as long as the proxy under `memory://`.
 
 Fail closed: a worker whose connection broke, or that has no answer within COUNTS_TIMEOUT
@@ -21,7 +23,11 @@ between a worker and the service can hang but the CPU: on a machine loaded nine 
 while a dead supervisor is seen at once (the connection closes), and its workers stop with it.
 
 The protocol: one JSON array per line each way, answered in order on each connection, so
-a worker sends its requests without waiting for the previous answers. The socket is in
+a worker sends its requests without waiting for the previous answers. Both ends are asyncio
+protocols (no StreamReader, no task per connection), a worker writes the requests of one
+event-loop turn at once and the service answers the lines of one read at once: under load
+several requests share one write and one wake-up of each end (docs/performance.md,
+"Workers: both cores"). The socket is in
 the state folder's run directory (owner-only), or, when that path is too long for a Unix
 socket, in a private (0700) temporary directory.
 """
@@ -44,6 +50,7 @@ from firewall.proxy.limiter import MemoryWindows
 log = logging.getLogger("firewall.proxy")
 MAX_SOCKET_PATH = 100  # bytes; a Unix socket's path holds at most 107
 LINE_LIMIT = 1 << 20  # bytes in one request line
+READ_SIZE = 1 << 16  # bytes read at once
 COUNTS_TIMEOUT = 2.0  # seconds a worker waits for an answer before it refuses the request
 
 
@@ -82,37 +89,25 @@ class CountService:
         self.windows = MemoryWindows()
         self.budgets = MemoryBudgets()
         self._server: asyncio.Server | None = None
-        self._clients: set[asyncio.StreamWriter] = set()
+        self._clients: set[asyncio.Transport] = set()
 
     async def start(self) -> None:
         self.path.unlink(missing_ok=True)
         old = os.umask(0o177)  # owner-only from the first moment
         try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=LINE_LIMIT)
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_unix_server(lambda: _Serving(self), path=str(self.path))
         finally:
             os.umask(old)
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        for writer in list(self._clients):  # the workers see it gone at once (they are stopped by now)
-            writer.close()
+        for transport in list(self._clients):  # the workers see it gone at once (they are stopped by now)
+            transport.close()
         self.path.unlink(missing_ok=True)
         if self._private is not None:
             shutil.rmtree(self._private, ignore_errors=True)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._clients.add(writer)
-        try:
-            while line := await reader.readline():
-                writer.write(self.answer(line))
-                if writer.transport.get_write_buffer_size() > 65536:
-                    await writer.drain()
-        except (ConnectionError, ValueError):  # a worker that went away, or a line past the limit
-            pass
-        finally:
-            self._clients.discard(writer)
-            writer.close()
 
     def answer(self, line: bytes) -> bytes:
         try:
@@ -149,36 +144,86 @@ class CountService:
         raise ValueError(f"unknown request {kind!r}")
 
 
-class CountClient:
-    """A worker's connection to the count service; requests are sent without waiting for
-    earlier answers, and each call is bounded by its caller (the limiter's timeout)."""
+class _Lines(asyncio.BufferedProtocol):
+    """Whole lines out of a stream's chunks, handed on a chunk's worth at a time.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._writer: asyncio.StreamWriter | None = None
-        self._waiting: deque[asyncio.Future] = deque()
-        self._connecting = asyncio.Lock()
-        self._reader_task: asyncio.Task | None = None
+    A protocol, not a StreamReader and a task: every line read through a StreamReader costs
+    a future and a task step on top of the bytes; and a buffered one, read into one buffer
+    kept for the connection, not into a new 256 KiB bytes object per read, which the C library
+    maps and unmaps for each (bench/count_service.py, docs/performance.md)."""
 
-    async def connect(self) -> None:
-        async with self._connecting:
-            if self._writer is not None:
-                return
-            reader, writer = await asyncio.open_unix_connection(str(self.path), limit=LINE_LIMIT)
-            self._writer = writer
-            self._reader_task = asyncio.get_running_loop().create_task(self._read(reader, writer))
+    transport: asyncio.Transport
 
-    async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        if self._reader_task is not None:
-            self._reader_task.cancel()
+    def __init__(self) -> None:
+        self._view = memoryview(bytearray(READ_SIZE))
+        self._rest = b""
 
-    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        gone: Exception = CountServiceError("the count service closed the connection")
-        try:
-            while line := await reader.readline():
-                future = self._waiting.popleft()
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = self._view[:nbytes].tobytes()
+        if self._rest:
+            data = self._rest + data
+        end = data.rfind(b"\n") + 1
+        self._rest = data[end:]
+        if len(self._rest) > LINE_LIMIT:  # a line past the limit: the peer is broken
+            self.broken(ValueError(f"a line longer than {LINE_LIMIT} bytes"))
+            return
+        if end:
+            self.lines(data[: end - 1].split(b"\n"))
+
+    def lines(self, lines: list[bytes]) -> None:
+        raise NotImplementedError
+
+    def broken(self, exc: Exception) -> None:
+        self.transport.close()
+
+
+class _Serving(_Lines):
+    """One worker's connection to the service: every line answered, in order, with one write
+    for all the lines of a chunk (a worker sends what it has in one write: CountClient)."""
+
+    def __init__(self, service: CountService) -> None:
+        super().__init__()
+        self.service = service
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self.service._clients.add(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.service._clients.discard(self.transport)
+
+    def lines(self, lines: list[bytes]) -> None:
+        if any(len(line) > LINE_LIMIT for line in lines):
+            self.broken(ValueError(f"a line longer than {LINE_LIMIT} bytes"))
+            return
+        answer = self.service.answer
+        self.transport.write(b"".join([answer(line) for line in lines]))
+
+    def pause_writing(self) -> None:  # a worker that does not read its answers: stop reading its requests
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
+
+
+class _Answers(_Lines):
+    """A worker's side: each answer line settles the oldest request still waiting."""
+
+    def __init__(self, client: CountClient) -> None:
+        super().__init__()
+        self.client = client
+
+    def lines(self, lines: list[bytes]) -> None:
+        waiting = self.client._waiting
+        for line in lines:
+            try:
+                future = waiting.popleft()
                 if future.done():  # its caller timed out
                     continue
                 answer = json.loads(line)
@@ -186,25 +231,70 @@ class CountClient:
                     future.set_exception(CountServiceError(answer["error"]))
                 else:
                     future.set_result(answer["ok"])
-        except (ConnectionError, ValueError, IndexError) as exc:
-            gone = CountServiceError(f"the connection to the count service broke: {exc}")
-        finally:
-            if self._writer is writer:
-                self._writer = None
-            writer.close()
-            while self._waiting:
-                future = self._waiting.popleft()
-                if not future.done():
-                    future.set_exception(gone)
+            except (ValueError, IndexError, TypeError) as exc:  # not an answer of this protocol
+                self.broken(exc)
+                return
+
+    def broken(self, exc: Exception) -> None:
+        self.client._gone(self.transport, CountServiceError(f"the connection to the count service broke: {exc}"))
+        super().broken(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        why = f"the connection to the count service broke: {exc}" if exc else "the count service closed the connection"
+        self.client._gone(self.transport, CountServiceError(why))
+
+
+class CountClient:
+    """A worker's connection to the count service; requests are sent without waiting for
+    earlier answers, and each call is bounded by its caller (the limiter's timeout).
+
+    The requests made in one turn of the event loop go out in one write, at its end (a busy
+    worker makes several in a turn): one system call, and one wake-up of the service, for all."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._transport: asyncio.Transport | None = None
+        self._waiting: deque[asyncio.Future] = deque()
+        self._unsent: list[bytes] = []
+        self._connecting = asyncio.Lock()
+
+    async def connect(self) -> None:
+        async with self._connecting:
+            if self._transport is not None:
+                return
+            loop = asyncio.get_running_loop()
+            transport, _ = await loop.create_unix_connection(lambda: _Answers(self), str(self.path))
+            self._transport = transport  # type: ignore[assignment]
+
+    async def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _gone(self, transport: asyncio.BaseTransport, why: CountServiceError) -> None:
+        """The connection `transport` ended: every request still waiting on it fails (closed)."""
+        if self._transport is not transport:
+            return
+        self._transport = None
+        self._unsent.clear()
+        while self._waiting:
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(why)
+
+    def _send(self) -> None:
+        if self._unsent and self._transport is not None:
+            self._transport.write(b"".join(self._unsent))
+        self._unsent.clear()
 
     async def _call(self, request: list) -> object:
-        if self._writer is None:
+        if self._transport is None:
             await self.connect()
-        writer = self._writer
-        assert writer is not None
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self._waiting.append(future)
-        writer.write(json.dumps(request).encode() + b"\n")
+        if not self._unsent:
+            loop.call_soon(self._send)
+        self._unsent.append(json.dumps(request).encode() + b"\n")
         return await future
 
     async def limit_check(self, limits, now: float) -> tuple[int | None, int]:

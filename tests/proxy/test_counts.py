@@ -142,3 +142,119 @@ def test_the_socket_is_owner_only_and_a_long_path_goes_to_a_private_folder(tmp_p
     mode, private, path = asyncio.run(scenario(deep))
     assert mode == 0o600 and private == 0o700 and path.parent != deep
     assert not path.parent.exists()  # removed at close
+
+
+# ---- the wire: requests made in one turn go out in one write; lines cut anywhere ----
+
+
+def test_many_requests_in_one_turn_are_each_answered_to_their_own_caller(tmp_path):
+    """A worker sends the requests of one event-loop turn in one write; the answers come back in
+    order and each reaches the request it answers. Control: the same checks, one at a time,
+    against a MemoryWindows of this process."""
+    from firewall.proxy.limiter import MemoryWindows
+
+    checks = [(limit(1 + i % 3, f"k{i % 4}"),) for i in range(60)] + [(limit(2, "a"), limit(1, "b"))] * 3
+
+    async def scenario():
+        service = await _serving(tmp_path)
+        limiter = Limiter(counts=CountClient(service.path), timeout=5)
+        try:
+            await limiter.check_storage()
+            return await asyncio.gather(*(limiter.check(c, 10.0) for c in checks))  # one turn: one write
+        finally:
+            await limiter.counts.close()
+            await service.close()
+
+    shared = asyncio.run(scenario())
+    local = MemoryWindows()
+    expected = [local.check(c, 10.0) for c in checks]
+    assert [(o.over, o.retry_after) for o in shared] == [(o.over, o.retry_after) for o in expected]
+    assert sum(o.over is None for o in shared) not in (0, len(checks))  # some admitted, some refused
+
+
+@pytest.mark.parametrize("cut", ["whole lines", "one byte at a time", "three lines in one write"])
+def test_the_service_answers_lines_however_they_are_cut(tmp_path, cut):
+    lines = [json.dumps(["limit", 1.0, [["k", None, 2, "minute"]]]).encode() + b"\n" for _ in range(3)]
+    if cut == "one byte at a time":
+        chunks = [bytes([b]) for line in lines for b in line]
+    elif cut == "three lines in one write":
+        chunks = [b"".join(lines)]
+    else:
+        chunks = lines
+
+    async def scenario():
+        service = await _serving(tmp_path)
+        reader, writer = await asyncio.open_unix_connection(str(service.path))
+        try:
+            for chunk in chunks:
+                writer.write(chunk)
+                await writer.drain()
+            return [json.loads(await asyncio.wait_for(reader.readline(), 5)) for _ in lines]
+        finally:
+            writer.close()
+            await service.close()
+
+    answers = asyncio.run(scenario())
+    assert answers == [{"ok": [None, 0]}, {"ok": [None, 0]}, {"ok": [0, 60]}]  # the third is over the 2
+
+
+def test_a_line_past_the_limit_closes_its_connection_and_the_service_serves_on(tmp_path, monkeypatch):
+    from firewall.proxy import counts
+
+    monkeypatch.setattr(counts, "LINE_LIMIT", 1000)
+
+    async def scenario():
+        service = await _serving(tmp_path)
+        reader, writer = await asyncio.open_unix_connection(str(service.path))
+        writer.write(b"[" + b" " * 5000)  # no end of line in sight
+        closed = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        limiter = Limiter(counts=CountClient(service.path), timeout=5)  # control: another worker is served
+        try:
+            outcome = await limiter.check((limit(5),), 1.0)
+        finally:
+            await limiter.counts.close()
+            await service.close()
+        return closed, outcome
+
+    closed, outcome = asyncio.run(scenario())
+    assert closed == b"" and outcome.over is None
+
+
+TWO_ANSWERS = b'{"ok": [null, 0]}\n{"ok": [null, 0]}\n'
+
+
+@pytest.mark.parametrize("reply", [b"not json\n", TWO_ANSWERS], ids=["garbage", "too many"])
+def test_answers_that_are_not_the_protocol_fail_the_requests_closed(tmp_path, reply):
+    """A peer on the socket that answers nonsense, or more answers than requests: the requests
+    waiting are refused (LimitsUnavailable), never admitted. Control: a proper answer admits."""
+
+    async def fake_service(answer: bytes):
+        async def serve(reader, writer):
+            while await reader.readline():
+                writer.write(answer)
+            writer.close()
+
+        path = tmp_path / "fake.sock"
+        path.unlink(missing_ok=True)
+        return await asyncio.start_unix_server(serve, path=str(path)), path
+
+    async def scenario(answer: bytes):
+        server, path = await fake_service(answer)
+        limiter = Limiter(counts=CountClient(path), timeout=2)
+        try:
+            return await limiter.check((limit(5),), 1.0), None
+        except LimitsUnavailable as exc:
+            return None, exc
+        finally:
+            await limiter.counts.close()
+            server.close()
+
+    admitted, _ = asyncio.run(scenario(b'{"ok": [null, 0]}\n'))
+    assert admitted is not None and admitted.over is None  # control
+    if reply.startswith(b"not json"):
+        outcome, refused = asyncio.run(scenario(reply))
+        assert outcome is None and isinstance(refused, LimitsUnavailable)
+    else:  # the first answer settles the request; the extra one breaks the connection, fails nothing open
+        outcome, refused = asyncio.run(scenario(reply))
+        assert refused is None and outcome.over is None
