@@ -1,6 +1,6 @@
 """What counting usage costs the proxy on streamed answers: `firewall proxy start` with and without budgets.
 
-    .venv/bin/python bench/budget_proxy.py [--rounds 5] [--answers 60] [--words 300]
+    .venv/bin/python bench/budget_proxy.py [--rounds 5] [--answers 60] [--words 300] [--workers N]
 
 Two shared proxies, each in a temporary FIREWALL_HOME of its own, with the same policy but for
 the budgets:
@@ -23,6 +23,8 @@ loads, each a row:
 The two proxies are measured in turn, round by round (the order rotates), and each figure is the
 median over rounds: answers a second, MB a second, and the proxy's CPU time per answer (user +
 system, its audit writer included, from /proc), which a busy machine disturbs less than wall time.
+`--workers` (default: $FIREWALL_PROXY_WORKERS, else one per core, as `proxy start`) is passed to
+`proxy start` explicitly. For a count of work that no load disturbs, see bench/budget_work.py.
 """
 
 from __future__ import annotations
@@ -244,7 +246,7 @@ async def _load(proxy: Proxy, upstream_port: int, load: str, per_tunnel: int) ->
 # ---------------------------------------------------------------- main
 
 
-def _start_proxy(tmp: Path, name: str, policy: str, ca_file: Path) -> Proxy:
+def _start_proxy(tmp: Path, name: str, policy: str, ca_file: Path, workers: int) -> Proxy:
     from firewall.proxy.ca import agent_ca_path
     from firewall.state import agents
     from firewall.state.db import open_database
@@ -254,7 +256,7 @@ def _start_proxy(tmp: Path, name: str, policy: str, ca_file: Path) -> Proxy:
     fw.run("init")
     (tmp / f"{name}.policy").write_text(policy)
     fw.run("policy", "apply", str(tmp / f"{name}.policy"))
-    fw.run("proxy", "start", "--port", "0", "--upstream-ca", str(ca_file))
+    fw.run("proxy", "start", "--port", "0", "--upstream-ca", str(ca_file), "--workers", str(workers))
     status = json.loads(fw.run("proxy", "status", "--json").stdout)
     home = open_home(fw.home)
     db = open_database(home.database)
@@ -270,8 +272,18 @@ def main() -> int:
     parser.add_argument("--answers", type=int, default=60, help="answers per tunnel (x16), per round and load")
     parser.add_argument("--words", type=int, default=300, help="words in each streamed answer")
     parser.add_argument("--loads", default=",".join(LOADS), help=f"comma-separated, of {', '.join(LOADS)}")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="proxy processes each (default: $FIREWALL_PROXY_WORKERS, else `proxy start`'s: one per core)",
+    )
     args = parser.parse_args()
     loads = args.loads.split(",")
+    # Passed on explicitly: the proxies' environment (Firewall.env) drops every FIREWALL_ variable.
+    from firewall.proxy.settings import default_workers
+
+    workers = args.workers if args.workers is not None else default_workers()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     import trustme
@@ -292,11 +304,15 @@ def main() -> int:
             block + "    limit 1000000000 tokens per day per agent\n    limit $1000000 per day per agent\n"
             "    allow POST\n}\n"
         )
-        proxies = [_start_proxy(tmp, "plain", plain, ca_file), _start_proxy(tmp, "budgets", budgets, ca_file)]
+        proxies = [
+            _start_proxy(tmp, "plain", plain, ca_file, workers),
+            _start_proxy(tmp, "budgets", budgets, ca_file, workers),
+        ]
         sizes = {name: len(body) for name, body in _answers(args.words).items()}
         print(
             f"bench: {args.rounds} rounds of {CONNECTIONS}x{args.answers} answers per proxy and load; answers of "
-            f"{args.words} words ({', '.join(f'{k} {v} B' for k, v in sizes.items())}); {os.cpu_count()} cores; "
+            f"{args.words} words ({', '.join(f'{k} {v} B' for k, v in sizes.items())}); {workers} worker(s) per proxy; "
+            f"{os.cpu_count()} cores; "
             f"load average {os.getloadavg()[0]:.2f} at start",
             flush=True,
         )

@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from firewall.policy import Decision
+from firewall.policy import Decision, Request
 from firewall.policy.outcomes import Outcome
 
 KEY = "firewall"
@@ -32,6 +32,7 @@ class FlowNotes:
     agent: str | None = None
     token_hash: str | None = None  # of the proxy credentials that identified the agent
     decision: Decision | None = None
+    request: Request | None = None  # a WebSocket upgrade as decided, with its addresses (ws_budgets.py)
     outcome: Outcome | None = None  # the audit row's `decision`
     reason: str = ""  # the engine's Reason or a ProxyReason (refusals.py)
     rule: str | None = None

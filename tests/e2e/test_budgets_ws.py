@@ -27,11 +27,11 @@ def socket_upstream(test_ca, tmp_path):
 
 
 @contextmanager
-def agent_socket(fw: Firewall, proxy_port: int, upstream_port: int, agent: str = "worker"):
+def agent_socket(fw: Firewall, proxy_port: int, upstream_port: int, agent: str = "worker", path: str = "/v1/responses"):
     token = mint_token(fw, agent)
     context = ssl.create_default_context(cafile=str(proxy_ca(fw)))
     with connect(
-        f"wss://localhost:{upstream_port}/v1/responses",
+        f"wss://localhost:{upstream_port}{path}",
         proxy=f"http://{agent}:{token}@127.0.0.1:{proxy_port}",
         ssl=context,
         open_timeout=15,

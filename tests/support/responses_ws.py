@@ -16,8 +16,8 @@ conversation: remote compaction v2) is answered as the Responses backend answers
 `compaction` output item, then `response.completed` with `COMPACTION_USAGE`.
 
 `response.processed` is taken silently; any other message is answered with an `error` event
-(`invalid_event`). Every client message is recorded (`messages`), and every server message
-sent (`sent`).
+(`invalid_event`). `/v1/realtime` is served the same way: a socket on a path the proxy does not
+read. Every client message is recorded (`messages`), and every server message sent (`sent`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ USAGE = (1200, 34, 1000)  # input (cached included), output, cached
 COMPACTION_USAGE = (15000, 900, 12000)  # a compaction reads the whole conversation and writes a summary
 MODEL = "gpt-4o-mini"
 WS_IDLE = 30.0  # seconds a socket with nothing said stays open
+# The Responses API's socket, and one the proxy does not read (the Realtime API's path), served alike.
+SOCKET_PATHS = ("/v1/responses", "/v1/realtime")
 
 
 def response_events(number: int, mode: str, lane: str | None) -> list[dict]:
@@ -105,7 +107,7 @@ class ResponsesSocket(Upstream):
 def _handler(ref: list[ResponsesSocket]):
     class Handler(QuietHandler):
         def do_GET(self) -> None:
-            if self.headers.get("upgrade", "").lower() != "websocket" or self.path.split("?")[0] != "/v1/responses":
+            if self.headers.get("upgrade", "").lower() != "websocket" or self.path.split("?")[0] not in SOCKET_PATHS:
                 self._json(404, {"error": {"message": "not here"}})
                 return
             self.send_response(101)

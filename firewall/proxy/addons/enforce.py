@@ -92,6 +92,8 @@ class Enforcer:
                 refuse(flow, Outcome.ERROR, ProxyReason.UNRESOLVABLE, why, say=f"{request.host} could not be resolved")
                 return
             notes.decision = decision
+            if is_websocket_upgrade(flow.request):  # its turns are decided again as POSTs (ws_budgets.py)
+                notes.request = replace(request, addresses=addresses)
             notes.rule = decision.rule.id if decision.rule else None
             if decision.host:  # what the block's conditions read, for the audit log (and so replay)
                 block = policy.block_for(decision.host, request.port)

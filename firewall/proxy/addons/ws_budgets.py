@@ -3,7 +3,10 @@
 
 The upgrade was decided like any request, and its decision names the budgets and the request
 limits; a socket on a Responses path (`/v1/responses`, `/backend-api/codex/responses`) then
-carries many turns, each counted exactly as a streamed `POST` to that path would be:
+carries many turns, each counted exactly as a streamed `POST` to that path would be. A turn
+counts against the upgrade's budgets and limits and against those the engine names for a
+`POST` of the turn (its message as the body) to the socket's path (`turn_decision`), so a
+budget narrowed to `POST` is not escaped by switching from HTTP to the socket:
 
 - before a turn goes out: a client message that starts one (`response.create`,
   `budgets.ws.turn_start`) counts against the request limits and is checked against the
@@ -34,10 +37,11 @@ from mitmproxy import ctx, http
 
 from firewall.budgets.usage import Usage, api_of
 from firewall.budgets.ws import OpenTurn, ServerEvent, Turns, server_event, turn_start
-from firewall.policy import Decision
+from firewall.policy import CompiledPolicy, Decision, Request, decide
 from firewall.policy.outcomes import Outcome, forwarded_outcome
 from firewall.proxy.addons.audit import Auditor
 from firewall.proxy.addons.budgets import note_charge
+from firewall.proxy.addons.enforce import INSPECTION_LIMIT
 from firewall.proxy.budget_gate import budget_refusal_event, charge, check_budgets
 from firewall.proxy.budget_store import BudgetStore, Hold, Spent
 from firewall.proxy.limiter import Limiter, LimitOutcome, LimitsUnavailable
@@ -56,6 +60,7 @@ class Ticket:
 
     request_id: str
     started: float
+    decision: Decision  # the upgrade's, with the turn's own limits and budgets (turn_decision)
     hold: Hold
     outcome: Outcome  # allow, approve, would_* (as the upgrade's), or would_limit
     message: bytes  # the client message that started it (its max_tokens, when the usage is unreadable)
@@ -69,7 +74,7 @@ class WebSocketMeter:
         self.limiter = limiter
 
     async def websocket_message(self, flow: http.HTTPFlow) -> None:
-        turns = _turns(flow)
+        turns = _turns(flow, self.runtime.policy)
         if turns is None:
             return
         message = flow.websocket.messages[-1]
@@ -103,9 +108,11 @@ class WebSocketMeter:
 
     async def _start(self, flow: http.HTTPFlow, turns: Turns[Ticket], lane: str | None, message) -> None:
         notes = notes_of(flow)
-        decision = notes.decision
-        assert decision is not None  # _turns() found limits or budgets on it
+        assert notes.decision is not None  # _turns() found a decision
         request_id, now = new_request_id(), time.time()
+        decision = turn_decision(self.runtime.policy, notes.decision, notes.request, message.content, now)
+        if not (decision.budgets or decision.limits):
+            return  # neither the upgrade nor a POST of this turn counts against anything
         try:  # as Enforcer does for a request: the limits counted first, then the budgets checked
             limit = await self.limiter.check(decision.limits, now) if decision.limits else LimitOutcome(None, 0)
             held: Spent | Hold | None = None
@@ -139,7 +146,7 @@ class WebSocketMeter:
             return
         if not isinstance(held, Hold):  # no budget, or report mode over one: counted on as if within
             held = self.store.hold(decision.budgets, now)
-        turns.open(lane, Ticket(request_id, now, held, outcome, message.content))
+        turns.open(lane, Ticket(request_id, now, decision, held, outcome, message.content))
 
     async def _end(self, flow: http.HTTPFlow, turn: OpenTurn[Ticket], event: ServerEvent) -> None:
         if event.kind == "error":  # refused by the server before it began: an error answer, not billed
@@ -152,8 +159,7 @@ class WebSocketMeter:
         self, flow: http.HTTPFlow, turn: OpenTurn[Ticket], usage: Usage | None, *, billed: bool, detail: str
     ) -> None:
         notes, ticket = notes_of(flow), turn.ticket
-        decision = notes.decision
-        assert decision is not None
+        decision = ticket.decision
         row = _row(notes, ticket.request_id, ticket.started, ticket.outcome, notes.reason, detail)
         row.bytes_in, row.bytes_out = turn.received, len(ticket.message)
         amounts = (0,) * len(decision.budgets)  # not billed: the reservations go back
@@ -197,12 +203,37 @@ def _answer(flow: http.HTTPFlow, event: bytes) -> None:
     ctx.master.commands.call("inject.websocket", flow, True, event, True)
 
 
-def _turns(flow: http.HTTPFlow) -> Turns[Ticket] | None:
-    """The socket's open turns; None for a socket whose turns count against no budget or limit."""
+def turn_decision(
+    policy: CompiledPolicy, upgrade: Decision, request: Request | None, content: bytes, now: float
+) -> Decision:
+    """The upgrade's decision, counting the limits and budgets of one turn: the upgrade's, and those
+    the engine names for a `POST` of the turn (its message as the body) to the socket's path, which
+    an agent could send instead. Each counts once; a POST the policy refuses names none."""
+    if request is None:
+        return upgrade
+    size = len(content)
+    post = replace(
+        request, method="POST", body=content[:INSPECTION_LIMIT], body_size=size, body_complete=size <= INSPECTION_LIMIT
+    )
+    twin = decide(policy, post, now)
+    limits = upgrade.limits + tuple(limit for limit in twin.limits if limit not in upgrade.limits)
+    budgets = upgrade.budgets + tuple(budget for budget in twin.budgets if budget not in upgrade.budgets)
+    if (limits, budgets) == (upgrade.limits, upgrade.budgets):
+        return upgrade
+    return replace(upgrade, limits=limits, budgets=budgets)
+
+
+def _turns(flow: http.HTTPFlow, policy: CompiledPolicy) -> Turns[Ticket] | None:
+    """The socket's open turns; None for a socket whose turns count against no budget or limit: not
+    on a Responses path, or neither its upgrade nor its host block names any (a turn's own are only
+    known from its message: `turn_decision`)."""
     turns = flow.metadata.get(_TURNS)
     if turns is None:
-        decision: Decision | None = notes_of(flow).decision
-        limited = decision is not None and (decision.budgets or decision.limits)
-        counted = limited and api_of(decision.canonical_path) == "responses"
+        notes = notes_of(flow)
+        decision, request = notes.decision, notes.request
+        counted = decision is not None and api_of(decision.canonical_path) == "responses"
+        if counted and decision is not None and not (decision.budgets or decision.limits):
+            block = policy.block_for(decision.host, request.port) if request is not None and decision.host else None
+            counted = block is not None and bool(block.budgets or block.limits)
         turns = flow.metadata[_TURNS] = Turns[Ticket]() if counted else False
     return turns or None
