@@ -54,6 +54,60 @@ def test_firewall_run_with_a_proxy_running_loads_no_proxy_no_typer_no_parser(fir
     assert loaded.isdisjoint(RUN_NEVER), sorted(loaded & set(RUN_NEVER))
 
 
+# `-X importtime` does not list a module loaded through importlib.import_module (firewall/lazy.py
+# loads a package's names so), only what that module imports in turn: read sys.modules at exit.
+LIST_MODULES = (
+    "import atexit, runpy, sys\n"
+    "out = sys.argv[1]\n"
+    "atexit.register(lambda: open(out, 'w').write('\\n'.join(sys.modules)))\n"
+    "sys.argv = ['firewall', *sys.argv[2:]]\n"
+    "runpy.run_module('firewall', run_name='__main__', alter_sys=True)\n"
+)
+
+
+def modules(args: list[str], tmp_path: Path, env: dict | None = None) -> set[str]:
+    """Every module (dotted name) loaded by `firewall ARGS` by the time it exits."""
+    out = tmp_path / "modules.txt"
+    result = subprocess.run(
+        [sys.executable, "-c", LIST_MODULES, str(out), *args], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, f"firewall {args} exited {result.returncode}: {result.stderr[-500:]}"
+    return set(out.read_text().split())
+
+
+def loads(loaded: set[str], package: str) -> bool:
+    return any(name == package or name.startswith(package + ".") for name in loaded)
+
+
+# What no command's own modules are, for `firewall --help` (the policy compiler, the audit log,
+# approvals, the vault's store and ciphers, OAuth, the migrations): docs/performance.md, "Start-up".
+COMMANDS_ONLY = (
+    "firewall.policy",
+    "firewall.audit",
+    "firewall.approvals",
+    "firewall.vault.store",
+    "firewall.oauth",
+    "firewall.state.schema",
+    "firewall.cli.policy_cmd",
+    "firewall.cli.audit_cmd",
+    "lark",
+    "sqlite_utils",
+    "cryptography",
+)
+
+
+def test_firewall_help_lists_the_commands_without_loading_them(firewall):
+    loaded = modules(["--help"], firewall.home.parent, env=firewall.env)
+    assert "firewall.cli.lazy_root" in loaded
+    assert [name for name in COMMANDS_ONLY if loads(loaded, name)] == []
+
+
+def test_control_a_commands_own_help_loads_its_modules(firewall):
+    """The same reading sees a command's modules when its help is asked for (it loads them)."""
+    loaded = modules(["policy", "--help"], firewall.home.parent, env=firewall.env)
+    assert {"firewall.policy", "firewall.cli.policy_cmd", "lark"} <= {n for n in COMMANDS_ONLY if loads(loaded, n)}
+
+
 def test_control_firewall_run_help_goes_to_typer(firewall):
     """Control: a command line of another shape (here --help) is still read by Typer, as before."""
     loaded = imported(["-m", "firewall", "run", "--help"], env=firewall.env)
