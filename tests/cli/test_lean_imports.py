@@ -108,6 +108,36 @@ def test_control_a_commands_own_help_loads_its_modules(firewall):
     assert {"firewall.policy", "firewall.cli.policy_cmd", "lark"} <= {n for n in COMMANDS_ONLY if loads(loaded, n)}
 
 
+INJECTING = """\
+credential c {
+    secret "c"
+    header X-Key = "{secret}"
+}
+host example.com {
+    inject c
+    allow GET /v1/**
+}
+"""
+
+
+def test_firewall_run_reads_its_credentials_without_building_the_policy(firewall, proxy):
+    """`firewall run` needs the names and kinds of the policy's credentials, not the policy."""
+    firewall.add_secret("c", "value-of-c-0123456789")
+    firewall.apply(INJECTING)
+    loaded = modules(["run", "--no-isolate", "--", "true"], firewall.home.parent, env=firewall.env)
+    assert "firewall.policy.compiled_json" in loaded
+    assert not loads(loaded, "firewall.policy.compiled")
+
+
+def test_control_a_run_with_its_own_policy_builds_it(firewall, proxy):
+    """The same reading sees the compiled policy load when a run is given a policy file (compiled)."""
+    path = firewall.write_policy("own.policy", "default allow\n")
+    loaded = modules(
+        ["run", "--no-isolate", "--policy", str(path), "--", "true"], firewall.home.parent, env=firewall.env
+    )
+    assert "firewall.policy.compiled" in loaded
+
+
 def test_control_firewall_run_help_goes_to_typer(firewall):
     """Control: a command line of another shape (here --help) is still read by Typer, as before."""
     loaded = imported(["-m", "firewall", "run", "--help"], env=firewall.env)
