@@ -129,6 +129,15 @@ def test_firewall_run_reads_its_credentials_without_building_the_policy(firewall
     assert not loads(loaded, "firewall.policy.compiled")
 
 
+def test_a_run_long_enough_for_the_approval_hint_loads_no_sqlite_utils(firewall, proxy):
+    """After 0.5 s the waiting hint looks for held requests (firewall/run/waiting_hint.py): with a
+    plain connection. The hint's store loading is the control that it did look."""
+    firewall.apply("default allow\n")
+    loaded = modules(["run", "--no-isolate", "--", "sleep", "1.2"], firewall.home.parent, env=firewall.env)
+    assert "firewall.approvals.store" in loaded
+    assert not loads(loaded, "sqlite_utils")
+
+
 def test_control_a_run_with_its_own_policy_builds_it(firewall, proxy):
     """The same reading sees the compiled policy load when a run is given a policy file (compiled)."""
     path = firewall.write_policy("own.policy", "default allow\n")
