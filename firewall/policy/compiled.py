@@ -22,11 +22,11 @@ from fnmatch import translate
 from functools import cache, lru_cache
 from typing import Any, cast
 
+from firewall.policy.compiled_json import FORMAT_VERSION, CredentialUse
 from firewall.policy.decision import Mode, RuleRef, Verdict
 from firewall.policy.hosts import HostIndex, parse_host_pattern
 from firewall.policy.paths import PathGlob, compile_glob
 
-FORMAT_VERSION = 1
 Scalar = str | int | float | bool | None
 
 
@@ -315,6 +315,10 @@ class CompiledPolicy:
     def secrets(self) -> tuple[str, ...]:
         """Vault entries this policy needs, in order of first use."""
         return tuple(dict.fromkeys(c.secret for c in self.credentials))
+
+    def credential_uses(self) -> tuple[CredentialUse, ...]:
+        """Each credential's name, vault entry and kind: what compiled_json reads from the JSON."""
+        return tuple(CredentialUse(c.name, c.secret, c.kind) for c in self.credentials)
 
 
 # ---- serialisation ----------------------------------------------------------

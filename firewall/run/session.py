@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from firewall.policy.compiled_json import CredentialUse, secret_names
 from firewall.run import client_files, environment, isolation
 from firewall.run import proxy_process as process
 from firewall.run.waiting_hint import WaitingHint
@@ -35,6 +36,7 @@ from firewall.state.pids import own_lease
 if TYPE_CHECKING:
     from firewall.oauth.codex_home import CodexHome
     from firewall.policy import CompiledPolicy
+    from firewall.state.policy_store import PolicyVersion
 
 # What shells exit with for a command they cannot find, and for one they cannot execute.
 NOT_FOUND, NOT_EXECUTABLE = 127, 126
@@ -91,6 +93,27 @@ def _ignore(message: str) -> None:
     pass
 
 
+@dataclass(frozen=True)
+class RunPolicy:
+    """What a run needs of its policy: the credentials it injects, and the whole compiled policy
+    only for an OAuth login (built then from the stored version: most runs never build it)."""
+
+    credentials: tuple[CredentialUse, ...]
+    pinned: CompiledPolicy | None = None
+    stored: PolicyVersion | None = None
+
+    def whole(self) -> CompiledPolicy:
+        if self.pinned is not None:
+            return self.pinned
+        from firewall.state import policy_store
+
+        assert self.stored is not None
+        try:
+            return self.stored.load()
+        except policy_store.PolicyStoreError as exc:
+            raise RunError(str(exc)) from None
+
+
 @dataclass
 class RunSession:
     """`command` run as `agent` through the firewall of `home`."""
@@ -118,11 +141,13 @@ class RunSession:
             if proxy is None:
                 given_ca = _given_ca(self.home)
                 starting = self._start_own_proxy(policy_file)
-            compiled = pinned if pinned is not None else self._policy_in_force()
+            policy = (
+                RunPolicy(pinned.credential_uses(), pinned=pinned) if pinned is not None else self._policy_in_force()
+            )
             if starting is not None:
                 proxy = own = self._own_proxy(starting, given_ca)
             assert proxy is not None
-            code = self._run_agent(proxy, compiled)
+            code = self._run_agent(proxy, policy)
             if starting is not None and own is not None:
                 stopping, starting = starting, None
                 self._stop_own_proxy(own, stopping)
@@ -209,12 +234,13 @@ class RunSession:
         except OSError as exc:
             raise RunError(describe_os_error(exc)) from None
 
-    def _policy_in_force(self) -> CompiledPolicy:
+    def _policy_in_force(self) -> RunPolicy:
         from firewall.state import policy_store
 
         db = self._database()
         try:
-            return policy_store.policy_in_force(db)
+            version = policy_store.version_in_force(db)
+            return RunPolicy(version.credentials(), stored=version)
         except policy_store.PolicyStoreError as exc:
             raise RunError(str(exc)) from None
         finally:
@@ -222,14 +248,14 @@ class RunSession:
 
     # ---- the agent ----
 
-    def _run_agent(self, proxy: process.ProxyInfo, compiled: CompiledPolicy) -> int:
+    def _run_agent(self, proxy: process.ProxyInfo, policy: RunPolicy) -> int:
         from firewall.proxy.ca import agent_bundle_path, agent_ca_path
 
         home = self.home
         bundle, ca_cert = agent_bundle_path(home), agent_ca_path(home)
         if not bundle.exists() or not ca_cert.exists():
             raise RunError(f"{bundle} is missing; restart the proxy (`firewall proxy stop; firewall proxy start`)")
-        placeholders, secret_values = _placeholders_and_secrets(home, compiled)
+        placeholders, secret_values = _placeholders_and_secrets(home, secret_names(policy.credentials))
         if self.isolate:
             try:
                 isolation.find_bwrap()  # before anything is stored
@@ -241,7 +267,7 @@ class RunSession:
         codex_home = None
         wgetrc = home.run_dir / f"wgetrc-{os.getpid()}"
         try:
-            codex_home = self._codex_home(compiled)
+            codex_home = self._codex_home(policy)
             proxy_address = environment.proxy_url(proxy.port, self.agent, token)
             try:
                 client_files.write_wgetrc(wgetrc, os.environ, bundle, proxy_address)
@@ -288,11 +314,12 @@ class RunSession:
             if codex_home is not None:
                 codex_home.remove()
 
-    def _codex_home(self, compiled: CompiledPolicy) -> CodexHome | None:
+    def _codex_home(self, policy: RunPolicy) -> CodexHome | None:
         """A CODEX_HOME holding a placeholder login, when the policy injects an OAuth (Codex) login."""
         home = self.home
-        if not home.vault.exists() or not any(c.kind == "oauth" for c in compiled.credentials):
-            return None  # before the imports: most runs inject no login
+        if not home.vault.exists() or not any(c.kind == "oauth" for c in policy.credentials):
+            return None  # before the imports and the whole policy: most runs inject no login
+        compiled = policy.whole()
         from firewall.oauth.codex_home import (
             REFRESH_OVERRIDE_URL,
             create_codex_home,
@@ -325,7 +352,7 @@ def _given_ca(home: Home) -> bytes | None:
     return read_given_ca(home)
 
 
-def _placeholders_and_secrets(home: Home, compiled: CompiledPolicy) -> tuple[dict[str, str], list[str]]:
+def _placeholders_and_secrets(home: Home, secrets: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
     """Placeholder keys for the SDKs of the policy's credentials, and the vault's values
     (to keep them out of the child's environment)."""
     from firewall.oauth import login_secrets
@@ -342,7 +369,7 @@ def _placeholders_and_secrets(home: Home, compiled: CompiledPolicy) -> tuple[dic
             values = [part for value in vault.values().values() for part in (value, *login_secrets(value))]
         except VaultError as exc:
             raise RunError(str(exc)) from None
-    for secret in compiled.secrets():
+    for secret in secrets:
         provider = PROVIDERS.get(providers.get(secret, secret))
         if provider is not None and provider.env_var:
             placeholders[provider.env_var] = provider.placeholder

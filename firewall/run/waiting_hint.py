@@ -49,11 +49,11 @@ class WaitingHint:
 
     def _watch(self) -> None:
         if self._stop.wait(self.interval):
-            return  # an agent done this soon never waited for anyone: no store loaded (sqlite_utils)
+            return  # an agent done this soon never waited for anyone: no store loaded
         from firewall.approvals import store
-        from firewall.state.db import database
+        from firewall.state.db import connect
 
-        db = database(self.database)
+        db = connect(self.database)  # plain sqlite3: pending() needs no sqlite_utils
         try:
             while True:
                 try:

@@ -9,16 +9,19 @@ again as a new version, so every change has its own row (who, when, what).
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import sqlite3
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from firewall.policy import CompiledPolicy
+from firewall.policy.compiled_json import CredentialUse, credential_uses
 
 if TYPE_CHECKING:  # sqlite_utils only for its types: `firewall run` never loads it (state/db.py)
     import sqlite_utils
+
+    from firewall.policy import CompiledPolicy
 
 
 class PolicyStoreError(Exception):
@@ -50,6 +53,8 @@ class PolicyVersion:
     origins: tuple[str, ...] = ()
 
     def load(self) -> CompiledPolicy:
+        from firewall.policy import CompiledPolicy
+
         try:
             policy = CompiledPolicy.from_json(self.compiled)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not a compiled policy any more
@@ -63,6 +68,17 @@ class PolicyVersion:
                 f"{policy.sha256[:12]}; the database was modified; {WAY_OUT}"
             )
         return policy
+
+    def credentials(self) -> tuple[CredentialUse, ...]:
+        """The policy's credentials (name, vault entry, kind), read from the stored JSON without
+        building the policy when that text is the very one its sha256 names (as `store_version`
+        stored it); otherwise from `load()`, which refuses a content that does not load."""
+        if hashlib.sha256(self.compiled.encode()).hexdigest() == self.sha256:
+            try:
+                return credential_uses(self.compiled)
+            except (ValueError, KeyError, TypeError):
+                pass
+        return self.load().credential_uses()
 
     def summary(self) -> dict:
         return {
@@ -143,10 +159,16 @@ NONE_APPLIED = "no policy has been applied yet; apply one with `firewall policy 
 def policy_in_force(db: sqlite_utils.Database | sqlite3.Connection) -> CompiledPolicy:
     """The compiled policy in force. PolicyStoreError, with the way out, when none was applied or
     its stored content does not load."""
+    return version_in_force(db).load()
+
+
+def version_in_force(db: sqlite_utils.Database | sqlite3.Connection) -> PolicyVersion:
+    """The version in force (`firewall run` reads its credentials, and builds it only when it must);
+    PolicyStoreError, with the way out, when none was applied."""
     version = active_version(db)
     if version is None:
         raise PolicyStoreError(NONE_APPLIED)
-    return version.load()
+    return version
 
 
 def active_marker(db: sqlite_utils.Database | sqlite3.Connection) -> tuple[int, str] | None:

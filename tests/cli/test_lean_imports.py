@@ -54,6 +54,99 @@ def test_firewall_run_with_a_proxy_running_loads_no_proxy_no_typer_no_parser(fir
     assert loaded.isdisjoint(RUN_NEVER), sorted(loaded & set(RUN_NEVER))
 
 
+# `-X importtime` does not list a module loaded through importlib.import_module (firewall/lazy.py
+# loads a package's names so), only what that module imports in turn: read sys.modules at exit.
+LIST_MODULES = (
+    "import atexit, runpy, sys\n"
+    "out = sys.argv[1]\n"
+    "atexit.register(lambda: open(out, 'w').write('\\n'.join(sys.modules)))\n"
+    "sys.argv = ['firewall', *sys.argv[2:]]\n"
+    "runpy.run_module('firewall', run_name='__main__', alter_sys=True)\n"
+)
+
+
+def modules(args: list[str], tmp_path: Path, env: dict | None = None) -> set[str]:
+    """Every module (dotted name) loaded by `firewall ARGS` by the time it exits."""
+    out = tmp_path / "modules.txt"
+    result = subprocess.run(
+        [sys.executable, "-c", LIST_MODULES, str(out), *args], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, f"firewall {args} exited {result.returncode}: {result.stderr[-500:]}"
+    return set(out.read_text().split())
+
+
+def loads(loaded: set[str], package: str) -> bool:
+    return any(name == package or name.startswith(package + ".") for name in loaded)
+
+
+# What no command's own modules are, for `firewall --help` (the policy compiler, the audit log,
+# approvals, the vault's store and ciphers, OAuth, the migrations): docs/performance.md, "Start-up".
+COMMANDS_ONLY = (
+    "firewall.policy",
+    "firewall.audit",
+    "firewall.approvals",
+    "firewall.vault.store",
+    "firewall.oauth",
+    "firewall.state.schema",
+    "firewall.cli.policy_cmd",
+    "firewall.cli.audit_cmd",
+    "lark",
+    "sqlite_utils",
+    "cryptography",
+)
+
+
+def test_firewall_help_lists_the_commands_without_loading_them(firewall):
+    loaded = modules(["--help"], firewall.home.parent, env=firewall.env)
+    assert "firewall.cli.lazy_root" in loaded
+    assert [name for name in COMMANDS_ONLY if loads(loaded, name)] == []
+
+
+def test_control_a_commands_own_help_loads_its_modules(firewall):
+    """The same reading sees a command's modules when its help is asked for (it loads them)."""
+    loaded = modules(["policy", "--help"], firewall.home.parent, env=firewall.env)
+    assert {"firewall.policy", "firewall.cli.policy_cmd", "lark"} <= {n for n in COMMANDS_ONLY if loads(loaded, n)}
+
+
+INJECTING = """\
+credential c {
+    secret "c"
+    header X-Key = "{secret}"
+}
+host example.com {
+    inject c
+    allow GET /v1/**
+}
+"""
+
+
+def test_firewall_run_reads_its_credentials_without_building_the_policy(firewall, proxy):
+    """`firewall run` needs the names and kinds of the policy's credentials, not the policy."""
+    firewall.add_secret("c", "value-of-c-0123456789")
+    firewall.apply(INJECTING)
+    loaded = modules(["run", "--no-isolate", "--", "true"], firewall.home.parent, env=firewall.env)
+    assert "firewall.policy.compiled_json" in loaded
+    assert not loads(loaded, "firewall.policy.compiled")
+
+
+def test_a_run_long_enough_for_the_approval_hint_loads_no_sqlite_utils(firewall, proxy):
+    """After 0.5 s the waiting hint looks for held requests (firewall/run/waiting_hint.py): with a
+    plain connection. The hint's store loading is the control that it did look."""
+    firewall.apply("default allow\n")
+    loaded = modules(["run", "--no-isolate", "--", "sleep", "1.2"], firewall.home.parent, env=firewall.env)
+    assert "firewall.approvals.store" in loaded
+    assert not loads(loaded, "sqlite_utils")
+
+
+def test_control_a_run_with_its_own_policy_builds_it(firewall, proxy):
+    """The same reading sees the compiled policy load when a run is given a policy file (compiled)."""
+    path = firewall.write_policy("own.policy", "default allow\n")
+    loaded = modules(
+        ["run", "--no-isolate", "--policy", str(path), "--", "true"], firewall.home.parent, env=firewall.env
+    )
+    assert "firewall.policy.compiled" in loaded
+
+
 def test_control_firewall_run_help_goes_to_typer(firewall):
     """Control: a command line of another shape (here --help) is still read by Typer, as before."""
     loaded = imported(["-m", "firewall", "run", "--help"], env=firewall.env)
