@@ -26,6 +26,7 @@ reads it, however many that takes.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -169,10 +170,7 @@ class ProcessAuditWriter(BatchingWriter):
 
     def _spawn(self) -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, "-m", "firewall.audit.child", str(self.path)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            close_fds=True,
+            child_command(self.path), stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, env=child_env()
         )
 
     def _exit_status(self) -> str:
@@ -182,6 +180,19 @@ class ProcessAuditWriter(BatchingWriter):
             self._child.kill()
             code = self._child.wait()
         return f"exit code {code}" if code >= 0 else f"killed by signal {-code}"
+
+
+def child_command(path: Path) -> list[str]:
+    """The child's command line. `-S`: no `site` (site-packages and their .pth files: 0.8 MiB the
+    child, which needs only the standard library, would keep); `-P`: nothing from the current
+    folder. The firewall package is found where this process found it (child_env)."""
+    return [sys.executable, "-S", "-P", "-m", "firewall.audit.child", str(path)]
+
+
+def child_env() -> dict[str, str]:
+    root = str(Path(__file__).resolve().parents[2])  # the folder that holds the `firewall` package
+    extra = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + extra if extra else "")}
 
 
 def _end(child: subprocess.Popen) -> None:

@@ -25,6 +25,7 @@ from firewall.proxy import ca
 from firewall.proxy.addons.audit import Auditor, CountingWriter
 from firewall.proxy.addons.audit_gate import AuditGate
 from firewall.proxy.addons.budgets import BudgetMeter
+from firewall.proxy.addons.collector import Collector
 from firewall.proxy.addons.dial_guard import DialGuard
 from firewall.proxy.addons.drain import Drain
 from firewall.proxy.addons.enforce import Enforcer
@@ -34,6 +35,7 @@ from firewall.proxy.addons.probe import Probe
 from firewall.proxy.addons.reauthorize import Reauthorize
 from firewall.proxy.addons.scrub import Scrubber
 from firewall.proxy.addons.streaming import Streaming
+from firewall.proxy.addons.tls_buffers import ReleaseTLSBuffers
 from firewall.proxy.addons.tunnels import Tunnels
 from firewall.proxy.addons.upstream_errors import UpstreamErrors
 from firewall.proxy.addons.upstream_errors import install as answer_upstream_errors_in_json
@@ -173,11 +175,13 @@ async def serve(settings: ProxySettings) -> None:
             BudgetMeter(runtime, budgets),  # after Scrubber: its stream wrapper sees the upstream's chunks
             UpstreamTLSName(),
             UpstreamSessions(),  # TLS session resumption with upstreams
+            ReleaseTLSBuffers(),  # OpenSSL's buffers only while in use (memory)
             UpstreamErrors(),  # before the auditor: the row names the upstream failure
             auditor,
             WebSocketGuard(runtime, auditor),
             WebSocketMeter(runtime, budgets, auditor, limiter),  # after the guard: a message it dropped starts no turn
             _Ready(settings, runtime, state_file),
+            Collector(lambda: bool(drain.in_flight)),  # closed connections freed soon (memory)
         )
     )
     stopping: list[asyncio.Task] = []
