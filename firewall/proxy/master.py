@@ -16,6 +16,8 @@ checks need (in DumpMaster's order):
   next_layer    which protocol layer the agent's connection to the proxy gets (inside a
                 CONNECT tunnel the firewall's own `Tunnels` addon decides, see
                 addons/tunnels.py: mitmproxy would relay what does not look like HTTP)
+  agent_tls     (the firewall's) the agent's TLS context, made once per leaf instead of per
+                connection (addons/agent_tls.py); it must come before tlsconfig
   tlsconfig     certificates for agents, checking upstream certificates
   errorcheck    a start-up error stops the proxy instead of leaving it half up
 
@@ -32,6 +34,8 @@ from mitmproxy.options import Options
 from mitmproxy.proxy.context import Context
 from mitmproxy.proxy.layer import NextLayer
 from mitmproxy.proxy.layers import HttpLayer
+
+from firewall.proxy.addons.agent_tls import AgentTLS
 
 
 def in_tunnel(context: Context) -> bool:
@@ -57,6 +61,7 @@ def build_master(options: Options) -> Master:
         disable_h2c.DisableH2C(),
         proxyserver.Proxyserver(),
         ProxyNextLayer(),
+        AgentTLS(),
         tlsconfig.TlsConfig(),
         errorcheck.ErrorCheck(),
     )
