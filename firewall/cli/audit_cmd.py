@@ -356,14 +356,7 @@ def _filter(
     end = None if until is None else _time("--until", until, now)
     if start is not None and end is not None and start >= end:
         fail(f"--since {since} is not before --until {until}: no row can match; swap them", code=2)
-    return AuditFilter(
-        since=start,
-        until=end,
-        agent=agent,
-        host=host,
-        decision=decision,
-        rule=rule,
-    )
+    return AuditFilter(since=start, until=end, agent=agent, host=host, decision=decision, rule=rule)
 
 
 def _time(option: str, text: str, now: float) -> float:
