@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -22,10 +23,17 @@ from firewall.state.db import transaction
 if TYPE_CHECKING:  # annotations only: the audit writer's child process never loads sqlite_utils
     import sqlite_utils
 
-try:  # CPython's own SHA-256 (HACL*), the same digest as hashlib's: hashlib loads OpenSSL's libcrypto,
-    from _sha2 import sha256  # 3.6 MiB of the audit writer's child process, which hashes every row
-except ImportError:  # another Python
+# The same digest either way. OpenSSL's SHA-256 (hashlib) is about three times as fast as CPython's
+# own (_sha2, HACL*), but loading OpenSSL's libcrypto costs a process 3.6 MiB: the audit writer's
+# child, which loads nothing else that needs it, hashes with CPython's; a process that has hashlib
+# already (the proxy, the CLI: `audit verify` hashes every row) keeps the faster one.
+if "hashlib" in sys.modules:
     from hashlib import sha256
+else:
+    try:
+        from _sha2 import sha256
+    except ImportError:  # another Python
+        from hashlib import sha256
 
 GENESIS = "0" * 64
 
