@@ -64,8 +64,10 @@ class StreamCounter:
                 if cut != len(chunk) - 1:
                     self._hold(chunk[cut + 1 :])
                 return chunk
-            if self.strip and not self._drop_blank and _only_null_members(chunk):
-                return chunk.replace(_NULL_MEMBER, b"")  # the usual stripped chunk, in one C call
+            if self.strip and not self._drop_blank:
+                stripped = _without_null_members(chunk)  # the usual stripped chunk, in a few C calls
+                if stripped is not None:
+                    return stripped
         out = self._feed(chunk)
         return out if self.strip else chunk
 
@@ -154,15 +156,18 @@ class StreamCounter:
             self._delta = {key: value for key, value in usage.items() if value is not None}
 
 
-def _only_null_members(chunk: bytes) -> bool:
-    """Whether a chunk is whole lines, no comment line, whose every `"usage"` is a `,"usage":null`
-    member (what `include_usage` adds to each chunk): removing those members is all the line-by-line
-    stripping would do to it (a chunk with a comment line, or any other usage, goes line by line)."""
+def _without_null_members(chunk: bytes) -> bytes | None:
+    """The chunk without its `,"usage":null` members (what `include_usage` adds to each chunk), when
+    that is all the line-by-line stripping would do to it: whole lines, no comment line, no other
+    `"usage"`. None otherwise (a chunk with a comment line, or any other usage, goes line by line).
+
+    `find` rather than `in`: on bytes, `in` costs several times as much here."""
     if chunk.startswith(b"data:") and chunk.endswith(b"\n\n") and chunk.count(b"\n") == 2:
         pass  # one data line and the blank line that ends its event: no comment line (the usual chunk)
-    elif not chunk.endswith(b"\n") or chunk[:1] == b":" or b"\n:" in chunk:  # `in` is the slow test here
-        return False
-    return chunk.count(_MARK) == chunk.count(_NULL_MEMBER)
+    elif not chunk.endswith(b"\n") or chunk[:1] == b":" or chunk.find(b"\n:") >= 0:
+        return None
+    stripped = chunk.replace(_NULL_MEMBER, b"")
+    return stripped if stripped.find(_MARK) < 0 else None
 
 
 def _carries_usage(data: bytes) -> bool:
