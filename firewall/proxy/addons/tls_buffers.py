@@ -4,9 +4,10 @@ Every TLS connection (agent to proxy, proxy to upstream) otherwise keeps a read 
 of about 17 KB each for as long as it is open, used or idle: two per agent connection, so about
 4 MiB of the proxy's peak at 64 connections (docs/performance.md, "Lean and quick"). With the
 mode set, OpenSSL frees a buffer once it is empty and takes a new one for the next record; nginx
-sets it on every connection. mitmproxy makes the `SSL.Connection` in its tlsconfig addon, which
-runs before the firewall's addons; pyOpenSSL sets modes only on contexts, which mitmproxy shares
-between connections, so it is set on each connection, as mitmproxy sets its verify parameters.
+sets it on every connection. The `SSL.Connection` is made before this addon runs (by AgentTLS
+for the agent's side, else by mitmproxy's tlsconfig: both are registered first, master.py);
+pyOpenSSL sets modes only on contexts, which are shared between connections, so it is set on each
+connection, as mitmproxy sets its verify parameters.
 """
 
 from __future__ import annotations
