@@ -49,7 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.proxy_overhead import PYTHON, Firewall, _cpu_seconds, _read_response, _spawn_port  # noqa: E402
+from bench.proxy_overhead import PYTHON, Firewall, _cpu_seconds, _read_response, start_upstream  # noqa: E402
 
 CONNECTIONS = 16
 LOADS = {  # name: (path, request body)
@@ -286,17 +286,11 @@ def main() -> int:
     workers = args.workers if args.workers is not None else default_workers()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    import trustme
-
     tmp = Path(tempfile.mkdtemp(prefix="fw-bench-budgets-"))
     children: list[subprocess.Popen] = []
     proxies: list[Proxy] = []
     try:
-        ca = trustme.CA()
-        ca_file, cert_file = tmp / "ca.pem", tmp / "upstream.pem"
-        ca.cert_pem.write_to_path(str(ca_file))
-        ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(cert_file))
-        upstream, upstream_port = _spawn_port([PYTHON, __file__, "_upstream", str(cert_file), str(args.words)])
+        ca_file, upstream, upstream_port = start_upstream(tmp, __file__, str(args.words))
         children.append(upstream)
         block = f"host localhost:{upstream_port} {{\n"
         plain = block + "    allow POST\n}\n"

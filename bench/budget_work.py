@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.budget_proxy import LOADS, Proxy, _answers, _Tunnel  # noqa: E402
-from bench.proxy_overhead import PYTHON, Firewall, _spawn_port  # noqa: E402
+from bench.proxy_overhead import PYTHON, Firewall, start_upstream  # noqa: E402
 
 START_TIMEOUT = 900.0  # seconds: a proxy's start-up under callgrind, on a busy machine
 WARM = 4  # answers before the first dump: caches filled, the interpreter's specialisation done
@@ -308,17 +308,11 @@ def main() -> int:
         return 1
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    import trustme
-
     tmp = Path(tempfile.mkdtemp(prefix="fw-bench-budget-work-"))
     children: list[subprocess.Popen] = []
     try:
-        ca = trustme.CA()
-        ca_file, cert_file = tmp / "ca.pem", tmp / "upstream.pem"
-        ca.cert_pem.write_to_path(str(ca_file))
-        ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(cert_file))
         upstream_script = str(ROOT / "bench" / "budget_proxy.py")
-        upstream, upstream_port = _spawn_port([PYTHON, upstream_script, "_upstream", str(cert_file), str(args.words)])
+        ca_file, upstream, upstream_port = start_upstream(tmp, upstream_script, str(args.words))
         children.append(upstream)
         block = POLICY_BLOCK.format(port=upstream_port)
         homes = {

@@ -160,17 +160,11 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"{args.config}"
 
-    import trustme
-
     tmp = Path(tempfile.mkdtemp(prefix="fw-newconn-"))
     children: list[subprocess.Popen] = []
     fw = None
     try:
-        ca = trustme.CA()
-        ca_file, cert_file = tmp / "ca.pem", tmp / "upstream.pem"
-        ca.cert_pem.write_to_path(str(ca_file))
-        ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(cert_file))
-        upstream, upstream_port = po._spawn_port([po.PYTHON, po.__file__, "_upstream", str(cert_file)])
+        ca_file, upstream, upstream_port = po.start_upstream(tmp)
         children.append(upstream)
 
         if args.config == "firewall":

@@ -307,6 +307,20 @@ def _spawn_port(args: list[str], env: dict | None = None) -> tuple[subprocess.Po
     return child, int(line)
 
 
+def start_upstream(tmp: Path, script: str = __file__, *extra: str) -> tuple[Path, subprocess.Popen, int]:
+    """A trustme CA (written to tmp/ca.pem) and a local HTTPS upstream with a certificate it issued
+    for localhost: `script _upstream CERT EXTRA...`. Returns the CA file, the upstream's process
+    and its port."""
+    import trustme
+
+    ca = trustme.CA()
+    ca_file, cert_file = tmp / "ca.pem", tmp / "upstream.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(cert_file))
+    upstream, port = _spawn_port([PYTHON, script, "_upstream", str(cert_file), *extra])
+    return ca_file, upstream, port
+
+
 def generate_policy(upstream_port: int, hosts: int = 19, rules_per_host: int = 5) -> tuple[str, int]:
     """A policy of 100 rules: 19 decoy host blocks of 5 rules, and the bench's own block whose
     allow is its last rule (so every rule of that block is tried), with a credential and a limit."""
@@ -385,8 +399,6 @@ def main() -> int:
     configs = args.only or ["direct", "bare", "firewall"]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up (proxies, temp folder) when stopped
 
-    import trustme
-
     from firewall.proxy.ca import agent_ca_path
     from firewall.state import agents
     from firewall.state.db import open_database
@@ -396,11 +408,7 @@ def main() -> int:
     children: list[subprocess.Popen] = []
     fw = Firewall(tmp / "home")
     try:
-        ca = trustme.CA()
-        ca_file, cert_file = tmp / "ca.pem", tmp / "upstream.pem"
-        ca.cert_pem.write_to_path(str(ca_file))
-        ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(cert_file))
-        upstream, upstream_port = _spawn_port([PYTHON, __file__, "_upstream", str(cert_file)])
+        ca_file, upstream, upstream_port = start_upstream(tmp)
         children.append(upstream)
 
         direct_ctx = ssl.create_default_context(cafile=str(ca_file))

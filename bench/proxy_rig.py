@@ -40,16 +40,10 @@ class Rig:
 def proxy_rig(prefix: str, names: list[str]) -> Iterator[Rig]:
     """Start the upstream and name a state folder per configuration; on the way out stop the
     proxies that were started, the upstream, and remove every file."""
-    import trustme
-
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
     rig = Rig(tmp, tmp / "ca.pem", tmp / "bench.policy", 0, {name: po.Firewall(tmp / name) for name in names})
     try:
-        ca = trustme.CA()
-        ca.cert_pem.write_to_path(str(rig.ca_file))
-        cert_file = tmp / "upstream.pem"
-        ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(cert_file))
-        upstream, rig.upstream_port = po._spawn_port([po.PYTHON, po.__file__, "_upstream", str(cert_file)])
+        rig.ca_file, upstream, rig.upstream_port = po.start_upstream(tmp)
         rig.children.append(upstream)
         policy_text, _ = po.generate_policy(rig.upstream_port)
         rig.policy_file.write_text(policy_text)

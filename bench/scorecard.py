@@ -138,7 +138,6 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", str(ROOT / "firewall")], check=True)
 
     import certifi
-    import trustme
 
     from firewall.proxy.ca import agent_ca_path
     from firewall.state import agents
@@ -149,11 +148,7 @@ def main() -> int:
     children: list[subprocess.Popen] = []
     homes: list[po.Firewall] = []
     try:
-        ca = trustme.CA()
-        ca_file, cert_file = tmp / "ca.pem", tmp / "upstream.pem"
-        ca.cert_pem.write_to_path(str(ca_file))
-        ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(cert_file))
-        upstream, upstream_port = po._spawn_port([po.PYTHON, po.__file__, "_upstream", str(cert_file)])
+        ca_file, upstream, upstream_port = po.start_upstream(tmp)
         children.append(upstream)
 
         bundle = tmp / "upstream-trust.pem"

@@ -82,8 +82,6 @@ def main() -> int:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    import trustme
-
     from firewall.proxy.ca import agent_ca_path
     from firewall.state import agents
     from firewall.state.db import open_database
@@ -93,11 +91,7 @@ def main() -> int:
     homes: list[po.Firewall] = []
     upstream = None
     try:
-        ca = trustme.CA()
-        ca_file, cert_file = tmp / "ca.pem", tmp / "upstream.pem"
-        ca.cert_pem.write_to_path(str(ca_file))
-        ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(cert_file))
-        upstream, upstream_port = po._spawn_port([po.PYTHON, po.__file__, "_upstream", str(cert_file)])
+        ca_file, upstream, upstream_port = po.start_upstream(tmp)
         proxies = {}
         for workers in (1, 2):
             name = f"{workers} worker" + ("s" if workers > 1 else "")

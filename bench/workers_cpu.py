@@ -110,8 +110,6 @@ def main() -> int:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    import trustme
-
     from firewall.proxy.ca import agent_ca_path
     from firewall.state import agents
     from firewall.state.db import open_database
@@ -121,11 +119,7 @@ def main() -> int:
     homes: list[po.Firewall] = []
     upstream = None
     try:
-        ca = trustme.CA()
-        ca_file, cert_file = tmp / "ca.pem", tmp / "upstream.pem"
-        ca.cert_pem.write_to_path(str(ca_file))
-        ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(cert_file))
-        upstream, upstream_port = po._spawn_port([po.PYTHON, po.__file__, "_upstream", str(cert_file)])
+        ca_file, upstream, upstream_port = po.start_upstream(tmp)
         proxies = {}
         for workers in args.workers:
             fw = prepare_home(tmp / f"w{workers}", upstream_port)
